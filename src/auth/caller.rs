@@ -1,0 +1,91 @@
+//! The validated caller of one MCP request.
+//!
+//! A [`Caller`] is what tools see of the user: ids, names, scopes. It never prints the
+//! user's token: the token travels inside [`UserAssertion`], whose `Debug` is redacted and
+//! whose value only the on-behalf-of exchange reads.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The caller's own access token, kept in memory only for the on-behalf-of exchange.
+///
+/// # Security
+/// Never forwarded downstream (MCP forbids token passthrough) and never printed.
+#[derive(Clone)]
+pub struct UserAssertion(Arc<str>);
+
+impl UserAssertion {
+    pub fn new(token: impl Into<Arc<str>>) -> Self {
+        Self(token.into())
+    }
+
+    /// The raw token, for the token exchange request body only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserAssertion(<redacted>)")
+    }
+}
+
+/// Who is calling, as established by inbound authorization.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Stable user id (`oid` for Entra); `local` for the local developer.
+    pub subject: String,
+    /// Tenant id (`tid`), when the issuer has tenants.
+    pub tenant_id: Option<String>,
+    /// Display name, when the token carries one.
+    pub name: Option<String>,
+    /// Sign-in name (`preferred_username` / `upn`).
+    pub username: Option<String>,
+    /// Delegated scopes granted to the client (`scp`).
+    pub scopes: Vec<String>,
+    /// App roles (`roles`).
+    pub roles: Vec<String>,
+    /// The client application the user signed in with (`azp` / `appid`).
+    pub client_app: Option<String>,
+    /// The caller's own token, for the on-behalf-of exchange; `None` locally.
+    pub assertion: Option<UserAssertion>,
+}
+
+impl Caller {
+    /// The developer on this machine, when inbound authorization is off (`auth.mode = none`).
+    /// Tools then act with the developer's own credentials (Azure CLI).
+    pub fn local_developer() -> Self {
+        Self {
+            subject: "local".into(),
+            tenant_id: None,
+            name: None,
+            username: None,
+            scopes: Vec::new(),
+            roles: Vec::new(),
+            client_app: None,
+            assertion: None,
+        }
+    }
+
+    /// Whether this caller is the unauthenticated local developer.
+    pub fn is_local_developer(&self) -> bool {
+        self.assertion.is_none() && self.subject == "local"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_assertion_debug_is_redacted() {
+        let caller = Caller {
+            assertion: Some(UserAssertion::new("eyJ.secret.token")),
+            ..Caller::local_developer()
+        };
+        let printed = format!("{caller:?}");
+        assert!(!printed.contains("eyJ.secret.token"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+    }
+}

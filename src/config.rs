@@ -1,0 +1,746 @@
+//! Typed settings, layered as: built-in defaults < optional file (`--config PATH`) <
+//! `MCP_OBO__SECTION__KEY` environment variables < the well-known variables the Azure platform
+//! sets (`FUNCTIONS_CUSTOMHANDLER_PORT`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, ...).
+//!
+//! This is the only module that reads configuration files or the environment. It parses every
+//! value into a typed [`Settings`] (URLs, socket addresses, durations, enums) and reports every
+//! problem at once, each naming the key, the bad value and what is allowed. It also remembers
+//! where each value came from, for `mcp-obo config`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, File, FileFormat};
+use url::Url;
+
+/// The built-in defaults, one entry per key the server understands.
+const DEFAULTS: &str = include_str!("config/defaults.toml");
+
+/// Prefix of the project's own environment variables (`MCP_OBO__SERVER__LISTEN`).
+const ENV_PREFIX: &str = "MCP_OBO__";
+
+/// Everything the server needs to start, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub entra: EntraSettings,
+    pub graph: GraphSettings,
+    pub log: LogSettings,
+}
+
+/// HTTP listener and MCP transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where to listen. `FUNCTIONS_CUSTOMHANDLER_PORT` overrides it under the Functions host.
+    pub listen: SocketAddr,
+    /// The canonical public base URL clients use; the MCP endpoint is `{public_url}/mcp`.
+    /// Drives the Host/Origin allow-lists and (later) the protected resource metadata.
+    pub public_url: Url,
+    /// Extra accepted `Host` values (`name` matches any port, `name:port` only that port).
+    pub allowed_hosts: Vec<String>,
+    /// Extra accepted browser origins (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// Whether sessions (`Mcp-Session-Id`) are offered to pre-2026 clients. Off by default:
+    /// Functions custom-handler hosting and scale-out without affinity need stateless.
+    pub sessions: bool,
+    /// Largest accepted request body; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after SIGTERM/SIGINT before being dropped.
+    pub shutdown_timeout: Duration,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// Inbound authorization.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No inbound authorization: loopback only, tools use the developer's own credentials.
+    None,
+}
+
+impl AuthMode {
+    const ALLOWED: &'static str = "none";
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// The Entra ID tenant and application this server belongs to.
+#[derive(Debug, Clone)]
+pub struct EntraSettings {
+    /// Directory (tenant) id; also selects the tenant for developer credentials locally.
+    pub tenant_id: Option<String>,
+    /// The app registration's client id.
+    pub client_id: Option<String>,
+    /// Sign-in authority host (sovereign clouds, or a loopback fake in tests).
+    pub authority_host: Url,
+}
+
+/// Microsoft Graph client settings.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// `https://graph.microsoft.com`, `https://graph.microsoft.us`,
+    /// `https://microsoftgraph.chinacloudapi.cn`, or a test double.
+    pub base_url: Url,
+    pub connect_timeout: Duration,
+    /// Total time allowed for one Graph request, body included.
+    pub timeout: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `mcp_obo=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where a setting's effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    /// Derived from another setting (e.g. `public_url` from `listen`).
+    Derived(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::File(path) => write!(f, "file {}", path.display()),
+            Self::Env(name) => write!(f, "env {name}"),
+            Self::Derived(from) => write!(f, "derived from {from}"),
+        }
+    }
+}
+
+/// One configuration problem, naming the key, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Configuration could not be loaded; every problem found is listed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read configuration: {0}")]
+    Read(String),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// Settings plus, for each key, its effective value (secrets redacted) and source.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub effective: BTreeMap<String, (String, Source)>,
+}
+
+/// The process environment as a list, so loading is a pure function tests can call.
+pub type Env = Vec<(String, String)>;
+
+/// Read the process environment, once, for [`load`].
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
+
+/// Loads settings from the layers described in the module docs.
+///
+/// # Errors
+/// [`Error::Read`] when the file cannot be read or parsed; [`Error::Invalid`] listing every
+/// unknown key and every bad value otherwise.
+pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
+    let defaults = Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .build()
+        .map_err(|e| Read(format!("built-in defaults: {e}")))?;
+    let known = flatten_keys(&defaults);
+
+    let mut sources: BTreeMap<String, Source> =
+        known.iter().map(|k| (k.clone(), Source::Default)).collect();
+    let mut problems = Vec::new();
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+
+    if let Some(path) = file {
+        let from_file = Config::builder()
+            .add_source(File::from(path).required(true))
+            .build()
+            .map_err(|e| Read(format!("{}: {e}", path.display())))?;
+        for key in flatten_keys(&from_file) {
+            if known.contains(&key) {
+                sources.insert(key, Source::File(path.to_path_buf()));
+            } else {
+                problems.push(unknown_key(&key, &format!("file {}", path.display())));
+            }
+        }
+        builder = builder.add_source(File::from(path).required(true));
+    }
+
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if !known.contains(&key) {
+            problems.push(unknown_key(&key, &format!("env {name}")));
+            continue;
+        }
+        builder = set(builder, &key, value);
+        sources.insert(key, Source::Env(name.clone()));
+    }
+
+    for (key, name, value) in well_known(env) {
+        builder = set(builder, key, &value);
+        sources.insert(key.to_owned(), Source::Env(name.to_owned()));
+    }
+
+    let merged = builder
+        .build()
+        .map_err(|e| Read(format!("merging layers: {e}")))?;
+    let mut fields = Fields {
+        config: &merged,
+        problems,
+    };
+    let settings = parse(&mut fields, &mut sources, env);
+    if !fields.problems.is_empty() {
+        return Err(Error::Invalid(fields.problems));
+    }
+    let Some(settings) = settings else {
+        return Err(Error::Invalid(vec![Problem {
+            key: "(all)".into(),
+            message: "configuration could not be parsed".into(),
+        }]));
+    };
+    let effective = effective_values(&settings, &sources);
+    Ok(Loaded {
+        settings,
+        effective,
+    })
+}
+
+use Error::Read;
+
+fn unknown_key(key: &str, from: &str) -> Problem {
+    Problem {
+        key: key.to_owned(),
+        message: format!(
+            "unknown key (from {from}); see the configuration reference in README.md for the keys that exist"
+        ),
+    }
+}
+
+/// Keys like `server.allowed_hosts` accept a comma-separated string from the environment.
+fn set(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    key: &str,
+    value: &str,
+) -> config::ConfigBuilder<config::builder::DefaultState> {
+    let is_list = matches!(key, "server.allowed_hosts" | "server.allowed_origins");
+    let result = if is_list {
+        let items: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        builder.clone().set_override(key, items)
+    } else {
+        builder.clone().set_override(key, value)
+    };
+    // set_override only fails for an unparsable key path; every key here comes from the
+    // defaults file, so the fallback keeps the previous builder and is never taken.
+    result.unwrap_or(builder)
+}
+
+/// The Azure platform's own variables, mapped onto settings (highest precedence).
+fn well_known(env: &Env) -> Vec<(&'static str, &'static str, String)> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let mut out = Vec::new();
+    if let Some(port) = get("FUNCTIONS_CUSTOMHANDLER_PORT") {
+        // The Functions host proxies to the custom handler over loopback.
+        out.push((
+            "server.listen",
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            format!("127.0.0.1:{port}"),
+        ));
+    }
+    if let Some(tenant) = get("AZURE_TENANT_ID") {
+        out.push(("entra.tenant_id", "AZURE_TENANT_ID", tenant));
+    }
+    if let Some(client) = get("AZURE_CLIENT_ID") {
+        out.push(("entra.client_id", "AZURE_CLIENT_ID", client));
+    }
+    if let Some(host) = get("AZURE_AUTHORITY_HOST") {
+        out.push(("entra.authority_host", "AZURE_AUTHORITY_HOST", host));
+    }
+    out
+}
+
+fn flatten_keys(config: &Config) -> Vec<String> {
+    fn walk(prefix: &str, table: config::Map<String, config::Value>, out: &mut Vec<String>) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value.kind {
+                config::ValueKind::Table(inner) => walk(&key, inner, out),
+                _ => out.push(key),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(table) = config.clone().try_deserialize::<config::Map<String, config::Value>>() {
+        walk("", table, &mut out);
+    }
+    out
+}
+
+/// Reads typed values out of the merged config, collecting every problem.
+struct Fields<'a> {
+    config: &'a Config,
+    problems: Vec<Problem>,
+}
+
+impl Fields<'_> {
+    fn problem(&mut self, key: &str, message: String) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn string(&mut self, key: &str) -> String {
+        match self.config.get_string(key) {
+            Ok(value) => value.trim().to_owned(),
+            Err(e) => {
+                self.problem(key, format!("expected a string: {e}"));
+                String::new()
+            }
+        }
+    }
+
+    fn optional(&mut self, key: &str) -> Option<String> {
+        Some(self.string(key)).filter(|v| !v.is_empty())
+    }
+
+    fn list(&mut self, key: &str) -> Vec<String> {
+        match self.config.get::<Vec<String>>(key) {
+            Ok(items) => items.into_iter().map(|s| s.trim().to_owned()).collect(),
+            Err(_) => {
+                // A single string (from a file) is accepted as a comma-separated list.
+                let value = self.string(key);
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, key: &str, allowed: &str) -> Option<T> {
+        let raw = self.string(key);
+        match raw.parse::<T>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.problem(key, format!("{raw:?} is not valid; expected {allowed}"));
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, key: &str) -> Option<bool> {
+        let raw = self.string(key);
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => {
+                self.problem(key, format!("{raw:?} is not valid; expected true or false"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str) -> Option<Duration> {
+        let raw = self.string(key);
+        match humantime::parse_duration(&raw) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{raw:?} is not valid; expected a duration such as 500ms, 10s or 2m"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An absolute http(s) URL. Plain `http` only for loopback hosts unless `any_http`.
+    fn url(&mut self, key: &str, any_http: bool) -> Option<Url> {
+        let raw = self.string(key);
+        let url = match Url::parse(&raw) {
+            Ok(url) => url,
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{raw:?} is not valid; expected an absolute URL such as https://host"),
+                );
+                return None;
+            }
+        };
+        match url.scheme() {
+            "https" => Some(url),
+            "http" if any_http || is_loopback_url(&url) => Some(url),
+            "http" => {
+                self.problem(
+                    key,
+                    format!(
+                        "{raw:?} uses plain http; https is required except for loopback addresses (localhost, 127.0.0.1, [::1])"
+                    ),
+                );
+                None
+            }
+            other => {
+                self.problem(
+                    key,
+                    format!("{raw:?} has scheme {other:?}; expected https (or http for loopback)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Whether the URL's host is a loopback name or address.
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse(f: &mut Fields<'_>, sources: &mut BTreeMap<String, Source>, env: &Env) -> Option<Settings> {
+    let listen: Option<SocketAddr> =
+        f.parsed("server.listen", "an IP address and port such as 127.0.0.1:7071 or 0.0.0.0:8080");
+    let public_url = match f.optional("server.public_url") {
+        Some(_) => f.url("server.public_url", false),
+        None => derive_public_url(env, listen, sources),
+    };
+    let allowed_hosts = f.list("server.allowed_hosts");
+    let allowed_origins = f.list("server.allowed_origins");
+    for origin in &allowed_origins {
+        let ok = Url::parse(origin).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            f.problem(
+                "server.allowed_origins",
+                format!("{origin:?} is not valid; expected an origin such as https://app.example.com"),
+            );
+        }
+    }
+    let sessions = f.bool("server.sessions");
+    let max_body_bytes: Option<usize> = f.parsed("server.max_body_bytes", "a number of bytes");
+    if max_body_bytes.is_some_and(|n| n < 1024) {
+        f.problem("server.max_body_bytes", "must be at least 1024".into());
+    }
+    let shutdown_timeout = f.duration("server.shutdown_timeout");
+    let workers: Option<usize> = f.parsed("server.workers", "a number of threads (0 = one per core)");
+
+    let mode_raw = f.string("auth.mode");
+    let mode = AuthMode::parse(&mode_raw);
+    if mode.is_none() {
+        f.problem(
+            "auth.mode",
+            format!("{mode_raw:?} is not valid; expected one of: {}", AuthMode::ALLOWED),
+        );
+    }
+    if mode == Some(AuthMode::None)
+        && let Some(addr) = listen
+        && !addr.ip().is_loopback()
+    {
+        f.problem(
+            "auth.mode",
+            format!(
+                "\"none\" (no inbound authorization) is allowed only on a loopback listen address, but server.listen is {addr}; listen on 127.0.0.1 or configure authorization"
+            ),
+        );
+    }
+
+    let tenant_id = f.optional("entra.tenant_id");
+    if let Some(t) = &tenant_id
+        && !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        f.problem(
+            "entra.tenant_id",
+            format!("{t:?} is not valid; expected a tenant GUID or domain such as contoso.onmicrosoft.com"),
+        );
+    }
+    let client_id = f.optional("entra.client_id");
+    let authority_host = f.url("entra.authority_host", false);
+
+    let base_url = f.url("graph.base_url", false);
+    let connect_timeout = f.duration("graph.connect_timeout");
+    let timeout = f.duration("graph.timeout");
+
+    let format_raw = f.string("log.format");
+    let format = match format_raw.as_str() {
+        "text" => Some(LogFormat::Text),
+        "json" => Some(LogFormat::Json),
+        _ => {
+            f.problem(
+                "log.format",
+                format!("{format_raw:?} is not valid; expected text or json"),
+            );
+            None
+        }
+    };
+    let level = f.string("log.level");
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        f.problem(
+            "log.level",
+            format!("{level:?} is not valid; expected a level (error, warn, info, debug, trace) or directives such as mcp_obo=debug,info"),
+        );
+    }
+
+    Some(Settings {
+        server: ServerSettings {
+            listen: listen?,
+            public_url: public_url?,
+            allowed_hosts,
+            allowed_origins,
+            sessions: sessions?,
+            max_body_bytes: max_body_bytes?,
+            shutdown_timeout: shutdown_timeout?,
+            workers: workers?,
+        },
+        auth: AuthSettings { mode: mode? },
+        entra: EntraSettings {
+            tenant_id,
+            client_id,
+            authority_host: authority_host?,
+        },
+        graph: GraphSettings {
+            base_url: base_url?,
+            connect_timeout: connect_timeout?,
+            timeout: timeout?,
+        },
+        log: LogSettings {
+            format: format?,
+            level,
+        },
+    })
+}
+
+/// Without an explicit `public_url`: the platform's host name when it says one, else the
+/// listen address (local use).
+fn derive_public_url(
+    env: &Env,
+    listen: Option<SocketAddr>,
+    sources: &mut BTreeMap<String, Source>,
+) -> Option<Url> {
+    let platform = ["WEBSITE_HOSTNAME", "CONTAINER_APP_HOSTNAME"]
+        .into_iter()
+        .find_map(|name| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| (name, v.trim().to_owned()))
+        });
+    if let Some((name, host)) = platform
+        && let Ok(url) = Url::parse(&format!("https://{host}"))
+    {
+        sources.insert("server.public_url".into(), Source::Env(name.to_owned()));
+        return Some(url);
+    }
+    let addr = listen?;
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    };
+    sources.insert("server.public_url".into(), Source::Derived("server.listen"));
+    Url::parse(&format!("http://{host}:{}", addr.port())).ok()
+}
+
+fn effective_values(
+    s: &Settings,
+    sources: &BTreeMap<String, Source>,
+) -> BTreeMap<String, (String, Source)> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let values: Vec<(&str, String)> = vec![
+        ("server.listen", s.server.listen.to_string()),
+        ("server.public_url", trim_slash(&s.server.public_url)),
+        ("server.allowed_hosts", s.server.allowed_hosts.join(",")),
+        ("server.allowed_origins", s.server.allowed_origins.join(",")),
+        ("server.sessions", s.server.sessions.to_string()),
+        ("server.max_body_bytes", s.server.max_body_bytes.to_string()),
+        (
+            "server.shutdown_timeout",
+            humantime::format_duration(s.server.shutdown_timeout).to_string(),
+        ),
+        ("server.workers", s.server.workers.to_string()),
+        ("auth.mode", "none".to_owned()),
+        ("entra.tenant_id", opt(&s.entra.tenant_id)),
+        ("entra.client_id", opt(&s.entra.client_id)),
+        ("entra.authority_host", trim_slash(&s.entra.authority_host)),
+        ("graph.base_url", trim_slash(&s.graph.base_url)),
+        (
+            "graph.connect_timeout",
+            humantime::format_duration(s.graph.connect_timeout).to_string(),
+        ),
+        (
+            "graph.timeout",
+            humantime::format_duration(s.graph.timeout).to_string(),
+        ),
+        (
+            "log.format",
+            match s.log.format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .to_owned(),
+        ),
+        ("log.level", s.log.level.clone()),
+    ];
+    values
+        .into_iter()
+        .map(|(k, v)| {
+            let source = sources.get(k).cloned().unwrap_or(Source::Default);
+            (k.to_owned(), (v, source))
+        })
+        .collect()
+}
+
+/// A URL as users write it: no trailing slash on a bare origin.
+pub fn trim_slash(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_listen_on_loopback() {
+        let loaded = load(None, &env(&[])).expect("defaults are valid");
+        assert_eq!(loaded.settings.server.listen.to_string(), "127.0.0.1:7071");
+        assert_eq!(
+            loaded.settings.server.public_url.as_str(),
+            "http://127.0.0.1:7071/"
+        );
+        assert_eq!(loaded.effective["server.listen"].1, Source::Default);
+    }
+
+    #[test]
+    fn functions_port_wins_over_project_env() {
+        let loaded = load(
+            None,
+            &env(&[
+                ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:9000"),
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(loaded.settings.server.listen.port(), 8123);
+        assert_eq!(
+            loaded.effective["server.listen"].1,
+            Source::Env("FUNCTIONS_CUSTOMHANDLER_PORT".into())
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let Err(Error::Invalid(problems)) = load(
+            None,
+            &env(&[
+                ("MCP_OBO__SERVER__LISTEN", "nowhere"),
+                ("MCP_OBO__GRAPH__TIMEOUT", "soon"),
+                ("MCP_OBO__LOG__FORMAT", "xml"),
+                ("MCP_OBO__SERVER__NOPE", "1"),
+            ]),
+        ) else {
+            panic!("bad values must be rejected");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in ["server.listen", "graph.timeout", "log.format", "server.nope"] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn auth_none_refuses_a_public_listen_address() {
+        let Err(Error::Invalid(problems)) =
+            load(None, &env(&[("MCP_OBO__SERVER__LISTEN", "0.0.0.0:7071")]))
+        else {
+            panic!("auth none on 0.0.0.0 must be refused");
+        };
+        assert!(problems.iter().any(|p| p.key == "auth.mode"));
+    }
+
+    #[test]
+    fn plain_http_graph_is_only_for_loopback() {
+        assert!(load(None, &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://127.0.0.1:1")])).is_ok());
+        assert!(load(None, &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://graph.example")])).is_err());
+    }
+
+    #[test]
+    fn list_values_split_on_commas_from_env() {
+        let loaded = load(
+            None,
+            &env(&[("MCP_OBO__SERVER__ALLOWED_HOSTS", "a.example, b.example:8443")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            loaded.settings.server.allowed_hosts,
+            vec!["a.example".to_owned(), "b.example:8443".to_owned()]
+        );
+    }
+}

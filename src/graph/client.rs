@@ -1,0 +1,230 @@
+//! The Graph HTTP client: one GET per call, with the retries Graph's guidance asks for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::Error;
+use crate::auth::Caller;
+use crate::config::{GraphSettings, trim_slash};
+use crate::obo::DownstreamTokens;
+
+/// Retries after 429/502/503/504 before giving up.
+const MAX_RETRIES: u32 = 2;
+/// The longest `Retry-After` we wait for inside one tool call; longer means give up now.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Backoff when the response names no `Retry-After`.
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The signed-in user's profile (`GET /v1.0/me`), the fields the tools use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub user_principal_name: Option<String>,
+}
+
+/// Microsoft Graph, called as a given caller.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base_url: String,
+    /// `{graph origin}/.default`: every permission the app was consented for on Graph.
+    scope: String,
+    timeout: Duration,
+    tokens: Arc<dyn DownstreamTokens>,
+}
+
+impl GraphClient {
+    /// A client for the configured Graph cloud, getting its tokens from `tokens`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS initialisation).
+    pub fn new(
+        settings: &GraphSettings,
+        tokens: Arc<dyn DownstreamTokens>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: trim_slash(&settings.base_url),
+            scope: default_scope(&settings.base_url),
+            timeout: settings.timeout,
+            tokens,
+        })
+    }
+
+    /// The scope requested for Graph tokens, e.g. `https://graph.microsoft.com/.default`.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// `GET /v1.0/me` as `caller`.
+    ///
+    /// # Errors
+    /// Any [`Error`]: token acquisition, HTTP status, timeout, unreachable, bad JSON.
+    pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
+        self.get_json(caller, "/v1.0/me").await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> Result<T, Error> {
+        let scopes = [self.scope.as_str()];
+        let url = format!("{}{path}", self.base_url);
+        let mut refreshed = false;
+        let mut retries = 0;
+        loop {
+            let token = self.tokens.token(caller, &scopes).await?;
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(token.secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| self.transport_error(&e))?;
+            let status = response.status();
+            if status.is_success() {
+                let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+                return serde_json::from_slice(&body).map_err(|e| Error::Malformed {
+                    reason: e.to_string(),
+                });
+            }
+            let retry_after = retry_after(response.headers());
+            let (code, message) = graph_error(response).await;
+            match status {
+                StatusCode::UNAUTHORIZED if !refreshed => {
+                    // The token may have been revoked or the cache stale: one fresh try.
+                    tracing::debug!(path, "graph answered 401; retrying once with a fresh token");
+                    self.tokens.invalidate(caller, &scopes).await;
+                    refreshed = true;
+                }
+                StatusCode::UNAUTHORIZED => return Err(Error::Unauthorized { code }),
+                StatusCode::FORBIDDEN => return Err(Error::Forbidden { code, message }),
+                StatusCode::NOT_FOUND => {
+                    return Err(Error::NotFound {
+                        path: path.to_owned(),
+                    });
+                }
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT => {
+                    let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(retries));
+                    if retries >= MAX_RETRIES || wait > MAX_RETRY_AFTER {
+                        return Err(if status == StatusCode::TOO_MANY_REQUESTS {
+                            Error::Throttled { retry_after }
+                        } else {
+                            Error::Unavailable {
+                                status: status.as_u16(),
+                            }
+                        });
+                    }
+                    retries += 1;
+                    tracing::debug!(path, status = status.as_u16(), ?wait, retries, "graph retry");
+                    tokio::time::sleep(wait).await;
+                }
+                _ if status.is_server_error() => {
+                    return Err(Error::Unavailable {
+                        status: status.as_u16(),
+                    });
+                }
+                _ => {
+                    return Err(Error::Unexpected {
+                        status: status.as_u16(),
+                        code,
+                    });
+                }
+            }
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> Error {
+        if e.is_timeout() {
+            Error::Timeout {
+                timeout: self.timeout,
+            }
+        } else if e.is_decode() || e.is_body() {
+            Error::Malformed {
+                reason: "the response body could not be read".into(),
+            }
+        } else {
+            Error::Unreachable {
+                base_url: self.base_url.clone(),
+            }
+        }
+    }
+}
+
+/// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.
+fn default_scope(base_url: &Url) -> String {
+    format!("{}/.default", base_url.origin().ascii_serialization())
+}
+
+/// `Retry-After` in seconds (the form Graph sends).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Graph's error body: `{"error": {"code": "...", "message": "..."}}`.
+async fn graph_error(response: reqwest::Response) -> (Option<String>, Option<String>) {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let Ok(bytes) = response.bytes().await else {
+        return (None, None);
+    };
+    match serde_json::from_slice::<Body>(&bytes) {
+        Ok(body) => (
+            body.error.code,
+            body.error.message.map(|m| m.chars().take(300).collect()),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_follows_the_cloud() {
+        for (base, scope) in [
+            ("https://graph.microsoft.com", "https://graph.microsoft.com/.default"),
+            ("https://graph.microsoft.us/", "https://graph.microsoft.us/.default"),
+            (
+                "https://microsoftgraph.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+            ),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/.default"),
+        ] {
+            let url = Url::parse(base).expect("test URL");
+            assert_eq!(default_scope(&url), scope);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Microsoft Graph client.
+//!
+//! - `client.rs`: [`GraphClient`]: base URL per cloud, connect and total timeouts, a token
+//!   from [`crate::obo::DownstreamTokens`] for each call, one retry with a fresh token on
+//!   401, bounded retries honouring `Retry-After` on 429/502/503/504.
+//! - `error.rs`: [`Error`], one variant per way a Graph call fails, with user-facing text.
+//!
+//! Returns typed values ([`Me`]); knows nothing of MCP.
+
+mod client;
+mod error;
+
+pub use client::{GraphClient, Me};
+pub use error::Error;

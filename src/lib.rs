@@ -1,0 +1,24 @@
+//! mcp-obo: a remote MCP server whose tools call Microsoft Graph on behalf of the
+//! signed-in user.
+//!
+//! Layout (one folder per concern):
+//! - [`config`]: typed settings from defaults, file, `MCP_OBO__*` and Azure's variables.
+//! - [`server`]: the actix-web app, middleware order, graceful shutdown.
+//! - [`mcp`]: MCP protocol wiring (rmcp), the tool registry, Host/Origin guard.
+//! - [`auth`]: inbound authorization; produces the [`auth::Caller`] tools receive.
+//! - [`obo`]: outbound tokens for downstream APIs ([`obo::DownstreamTokens`]).
+//! - [`graph`]: the Microsoft Graph client.
+//! - [`tools`]: one file per tool.
+//! - [`telemetry`]: logs.
+//!
+//! Data flow of one tool call: HTTP POST `/mcp` → Host/Origin guard → authorization
+//! (`Caller`) → rmcp dispatch → tool → `DownstreamTokens` → Graph → tool result.
+
+pub mod auth;
+pub mod config;
+pub mod graph;
+pub mod mcp;
+pub mod obo;
+pub mod server;
+pub mod telemetry;
+pub mod tools;

@@ -1,0 +1,105 @@
+//! The `mcp-obo` command: parse the CLI, load settings, run the chosen command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mcp_obo::config::{self, Loaded};
+use mcp_obo::server::{self, Application, Dependencies};
+
+#[derive(Parser)]
+#[command(name = "mcp-obo", version, about = "Remote MCP server whose tools call Microsoft Graph on behalf of the signed-in user")]
+struct Cli {
+    /// Configuration file (TOML or JSON); values from MCP_OBO__* variables override it.
+    #[arg(long, global = true, env = "MCP_OBO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stderr (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the MCP server (the default).
+    Serve,
+    /// Print the effective configuration, secrets redacted, with where each value came from.
+    Config,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut env = config::process_env();
+    if let Some(format) = cli.log_format {
+        let value = match format {
+            LogFormatArg::Text => "text",
+            LogFormatArg::Json => "json",
+        };
+        env.push(("MCP_OBO__LOG__FORMAT".into(), value.into()));
+    }
+    let loaded = match config::load(cli.config.as_deref(), &env) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("mcp-obo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{}", render_config(&loaded));
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(&loaded),
+    }
+}
+
+fn serve(loaded: &Loaded) -> ExitCode {
+    let settings = &loaded.settings;
+    mcp_obo::telemetry::init(&settings.log);
+    let result = actix_web::rt::System::new().block_on(async {
+        let app = Application::build(settings, Dependencies::from_settings(settings))?;
+        tracing::info!(
+            address = %app.local_addr(),
+            mcp_url = %format!("{}/mcp", config::trim_slash(&settings.server.public_url)),
+            auth_mode = "none",
+            "mcp-obo listening"
+        );
+        tracing::warn!("auth.mode = none: no inbound authorization; tools use your developer credentials (az login). Loopback only.");
+        app.run_until_stopped(server::shutdown_signal())
+            .await
+            .map_err(server::StartError::Server)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            eprintln!("mcp-obo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `key = "value"  # source`, grouped by section.
+fn render_config(loaded: &Loaded) -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for (key, (value, source)) in &loaded.effective {
+        let (sect, name) = key.split_once('.').unwrap_or(("", key));
+        if sect != section {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{sect}]\n"));
+            section = sect;
+        }
+        out.push_str(&format!("{name} = {value:?}  # {source}\n"));
+    }
+    out
+}

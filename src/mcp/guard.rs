@@ -1,0 +1,243 @@
+//! Host and Origin allow-lists for the MCP endpoints: the DNS-rebinding defence the MCP
+//! transport spec requires. Checked before authorization, so a hostile page learns nothing.
+//!
+//! - `Host` must name the public host (any port), a configured extra host, or, when the
+//!   server listens on loopback, a loopback name. Missing `Host` → 400; other → 403.
+//! - A present `Origin` must be the public origin, a configured extra origin, or (loopback
+//!   listen) a loopback origin. Disallowed → 403. No `Origin` (non-browser clients) passes.
+
+use std::net::IpAddr;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use url::Url;
+
+use super::MCP_PATHS;
+use crate::config::ServerSettings;
+
+/// One allowed host: a name (any port) or a `name:port` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostRule {
+    name: String,
+    port: Option<u16>,
+}
+
+/// One allowed origin; `port: None` matches any port (used for loopback only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OriginRule {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+/// The effective allow-lists, computed once from settings.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    hosts: Vec<HostRule>,
+    origins: Vec<OriginRule>,
+}
+
+const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+impl Origins {
+    pub fn from_settings(server: &ServerSettings) -> Self {
+        let mut hosts = Vec::new();
+        let mut origins = Vec::new();
+        let public = &server.public_url;
+        if let Some(host) = public.host_str() {
+            hosts.push(HostRule {
+                name: host.to_ascii_lowercase(),
+                port: None,
+            });
+            origins.push(OriginRule {
+                scheme: public.scheme().to_owned(),
+                host: host.to_ascii_lowercase(),
+                port: public.port_or_known_default(),
+            });
+        }
+        for entry in &server.allowed_hosts {
+            if let Some(rule) = parse_host(entry) {
+                hosts.push(rule);
+            }
+        }
+        for entry in &server.allowed_origins {
+            if let Ok(url) = Url::parse(entry)
+                && let Some(host) = url.host_str()
+            {
+                origins.push(OriginRule {
+                    scheme: url.scheme().to_owned(),
+                    host: host.to_ascii_lowercase(),
+                    port: url.port_or_known_default(),
+                });
+            }
+        }
+        if server.listen.ip().is_loopback() {
+            for name in LOOPBACK_NAMES {
+                hosts.push(HostRule {
+                    name: name.to_owned(),
+                    port: None,
+                });
+                for scheme in ["http", "https"] {
+                    origins.push(OriginRule {
+                        scheme: scheme.to_owned(),
+                        host: name.to_owned(),
+                        port: None,
+                    });
+                }
+            }
+        }
+        Self { hosts, origins }
+    }
+
+    /// Whether a `Host` header value is allowed.
+    pub fn host_allowed(&self, value: &str) -> bool {
+        let Some(HostRule { name, port }) = parse_host(value) else {
+            return false;
+        };
+        self.hosts
+            .iter()
+            .any(|rule| rule.name == name && (rule.port.is_none() || rule.port == port))
+    }
+
+    /// Whether an `Origin` header value is allowed.
+    pub fn origin_allowed(&self, value: &str) -> bool {
+        let Ok(url) = Url::parse(value) else {
+            return false; // includes the opaque origin "null"
+        };
+        let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+            return false;
+        };
+        let port = url.port_or_known_default();
+        self.origins.iter().any(|rule| {
+            rule.scheme == url.scheme()
+                && rule.host == host
+                && (rule.port.is_none() || rule.port == port)
+        })
+    }
+}
+
+/// `name`, `name:port`, `[v6]` or `[v6]:port`, lowercased.
+fn parse_host(value: &str) -> Option<HostRule> {
+    let value = value.trim().to_ascii_lowercase();
+    if value.is_empty() {
+        return None;
+    }
+    if let Some(rest) = value.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        addr.parse::<IpAddr>().ok()?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some(HostRule {
+            name: format!("[{addr}]"),
+            port,
+        });
+    }
+    let (name, port) = match value.rsplit_once(':') {
+        Some((name, port)) => (name.to_owned(), Some(port.parse().ok()?)),
+        None => (value, None),
+    };
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    valid.then_some(HostRule { name, port })
+}
+
+/// Marker for the middleware below, so `server.rs` can name it in its layer list.
+pub struct HostOriginGuard;
+
+impl HostOriginGuard {
+    /// The middleware function: checks MCP paths, passes everything else through.
+    pub async fn check(
+        req: ServiceRequest,
+        next: Next<impl MessageBody + 'static>,
+    ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+        let path = req.path().trim_end_matches('/');
+        if !MCP_PATHS.contains(&path) {
+            return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        }
+        let Some(origins) = req.app_data::<web::Data<Origins>>().cloned() else {
+            return Ok(reject(req, 500, "server misconfigured: no origin policy"));
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        match host {
+            None => return Ok(reject(req, 400, "Bad Request: missing Host header")),
+            Some(h) if !origins.host_allowed(&h) => {
+                tracing::debug!(host = %h, "rejected request: Host not allowed");
+                return Ok(reject(req, 403, "Forbidden: Host header is not allowed"));
+            }
+            Some(_) => {}
+        }
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let allowed = origin.to_str().is_ok_and(|o| origins.origin_allowed(o));
+            if !allowed {
+                tracing::debug!(origin = ?origin, "rejected request: Origin not allowed");
+                return Ok(reject(req, 403, "Forbidden: Origin is not allowed"));
+            }
+        }
+        next.call(req).await.map(ServiceResponse::map_into_left_body)
+    }
+}
+
+fn reject<B>(req: ServiceRequest, status: u16, message: &str) -> ServiceResponse<EitherBody<B>> {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32600, "message": message},
+    });
+    let response = HttpResponse::build(status).json(body);
+    req.into_response(response).map_into_right_body()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins(listen: &str, public: &str) -> Origins {
+        let loaded = crate::config::load(
+            None,
+            &vec![
+                ("MCP_OBO__SERVER__LISTEN".into(), listen.into()),
+                ("MCP_OBO__SERVER__PUBLIC_URL".into(), public.into()),
+            ],
+        )
+        .expect("test config is valid");
+        Origins::from_settings(&loaded.settings.server)
+    }
+
+    #[test]
+    fn public_host_is_allowed_on_any_port_and_others_are_not() {
+        let o = origins("127.0.0.1:7071", "https://mcp.example.com");
+        assert!(o.host_allowed("mcp.example.com"));
+        assert!(o.host_allowed("MCP.example.com:443"));
+        assert!(o.host_allowed("localhost:7071"));
+        assert!(o.host_allowed("[::1]:7071"));
+        assert!(!o.host_allowed("evil.example"));
+        assert!(!o.host_allowed("mcp.example.com.evil.example"));
+        assert!(!o.host_allowed("bad host"));
+    }
+
+    #[test]
+    fn origins_match_scheme_host_and_port() {
+        let o = origins("127.0.0.1:7071", "https://mcp.example.com");
+        assert!(o.origin_allowed("https://mcp.example.com"));
+        assert!(!o.origin_allowed("http://mcp.example.com"));
+        assert!(!o.origin_allowed("https://mcp.example.com:8443"));
+        assert!(o.origin_allowed("http://localhost:6274"));
+        assert!(!o.origin_allowed("null"));
+        assert!(!o.origin_allowed("https://evil.example"));
+    }
+}

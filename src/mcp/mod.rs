@@ -1,0 +1,20 @@
+//! The MCP protocol side: rmcp wiring, the tool registry and request guards.
+//!
+//! - `registry.rs`: [`Tool`], the trait each tool implements, and [`Registry`].
+//! - `handler.rs`: [`McpServer`], rmcp's `ServerHandler`: lists and dispatches tools with
+//!   the request's [`crate::auth::Caller`].
+//! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
+//!   anything else on the MCP paths.
+//! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
+//!
+//! This module sees a `Caller`, never a token.
+
+mod guard;
+mod handler;
+mod registry;
+mod transport;
+
+pub use guard::{HostOriginGuard, Origins};
+pub use handler::McpServer;
+pub use registry::{Registry, Tool};
+pub use transport::{MCP_PATHS, mount};

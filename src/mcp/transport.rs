@@ -1,0 +1,41 @@
+//! Mounts the MCP Streamable HTTP endpoint (rmcp through rmcp-actix-web) at every MCP path.
+
+use std::sync::Arc;
+
+use actix_web::HttpMessage;
+use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
+
+use super::{McpServer, Registry};
+use crate::auth::Caller;
+use crate::config::ServerSettings;
+
+/// The MCP endpoint, and the same endpoint at the path the Functions sample's clients use.
+pub const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
+
+/// The configured Streamable HTTP service; clone it into each actix worker.
+///
+/// Stateless and JSON by default (what Functions custom handlers and affinity-free scale-out
+/// need); `server.sessions` turns sessions on for pre-2026 clients.
+pub fn mount(
+    settings: &ServerSettings,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+) -> StreamableHttpService<McpServer, LocalSessionManager> {
+    StreamableHttpService::builder()
+        .service_factory(Arc::new(move || Ok(McpServer::new(registry.clone()))))
+        .session_manager(Arc::new(LocalSessionManager::default()))
+        .stateful_mode(settings.sessions)
+        .json_response(true)
+        .max_request_body_bytes(settings.max_body_bytes)
+        // Host/Origin are checked by `guard.rs` in front of authorization; an empty list
+        // turns rmcp's own (loopback-only) check off so the two cannot disagree.
+        .allowed_hosts(Vec::new())
+        .cancellation_token(cancel)
+        // The HTTP layer's authorization put a `Caller` in the request; hand it to tools.
+        .on_request_fn(|req, ext| {
+            if let Some(caller) = req.extensions().get::<Caller>() {
+                ext.insert(caller.clone());
+            }
+        })
+        .build()
+}

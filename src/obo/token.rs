@@ -1,0 +1,66 @@
+//! A downstream access token that cannot leak through `Debug` or `Display`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A bearer token for a downstream API, with its expiry.
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: Arc<str>,
+    expires_at: SystemTime,
+}
+
+impl AccessToken {
+    pub fn new(secret: impl Into<Arc<str>>, expires_at: SystemTime) -> Self {
+        Self {
+            secret: secret.into(),
+            expires_at,
+        }
+    }
+
+    /// The token value, for an `Authorization` header only.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// Whether the token is still good for at least `margin`.
+    pub fn valid_for(&self, margin: Duration) -> bool {
+        SystemTime::now()
+            .checked_add(margin)
+            .is_some_and(|deadline| deadline < self.expires_at)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_token_debug_is_redacted() {
+        let token = AccessToken::new("graph-secret-value", SystemTime::now());
+        let printed = format!("{token:?}");
+        assert!(!printed.contains("graph-secret-value"));
+        assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn validity_respects_the_margin() {
+        let soon = AccessToken::new("t", SystemTime::now() + Duration::from_secs(30));
+        assert!(soon.valid_for(Duration::from_secs(5)));
+        assert!(!soon.valid_for(Duration::from_secs(120)));
+    }
+}
