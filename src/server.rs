@@ -17,7 +17,7 @@ use rmcp_actix_web::transport::CancellationToken;
 use crate::auth::Authorizer;
 use crate::config::{AuthMode, Settings};
 use crate::graph::GraphClient;
-use crate::mcp::{self, HostOriginGuard, MCP_PATHS, Origins, Registry};
+use crate::mcp::{self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry};
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
 use crate::tools::HelloTool;
@@ -121,8 +121,10 @@ impl Application {
             //   1. RequestLog: one line per request, whatever happens below;
             //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
             //   3. Authorizer: establishes the Caller (or answers the challenge);
+            //   4. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
             //   then the route (MCP transport, health, metadata).
-            app.wrap(from_fn(Authorizer::authorize))
+            app.wrap(from_fn(JsonRpcErrors::map))
+                .wrap(from_fn(Authorizer::authorize))
                 .wrap(from_fn(HostOriginGuard::check))
                 .wrap(from_fn(RequestLog::log))
         })

@@ -5,15 +5,18 @@
 //!   the request's [`crate::auth::Caller`].
 //! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
 //!   anything else on the MCP paths.
+//! - `errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
 //! This module sees a `Caller`, never a token.
 
+mod errors;
 mod guard;
 mod handler;
 mod registry;
 mod transport;
 
+pub use errors::JsonRpcErrors;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use registry::{Registry, Tool};

@@ -1,0 +1,133 @@
+//! A fake Microsoft Graph: `/v1.0/me` answers per bearer token, rejects unknown tokens the
+//! way Graph does (401 `InvalidAuthenticationToken`), and can be scripted to fail.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// What the next `/v1.0/me` request gets instead of the normal answer.
+#[derive(Clone)]
+pub enum Scripted {
+    /// This status, an optional `Retry-After`, and a Graph error body with `code`.
+    Status(u16, Option<u64>, &'static str),
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// Never answer (the client's timeout must fire).
+    Hang,
+    /// Signal `entered`, then answer normally once `release` is notified.
+    Hold {
+        entered: Arc<Notify>,
+        release: Arc<Notify>,
+    },
+}
+
+#[derive(Default)]
+struct GraphState {
+    profiles: Mutex<HashMap<String, Value>>,
+    script: Mutex<VecDeque<Scripted>>,
+    seen_tokens: Mutex<Vec<String>>,
+}
+
+/// The running fake; the server stops when the test's runtime ends.
+#[derive(Clone)]
+pub struct FakeGraph {
+    pub url: String,
+    state: Arc<GraphState>,
+}
+
+impl FakeGraph {
+    pub async fn start() -> Self {
+        let state = Arc::new(GraphState::default());
+        let app = axum::Router::new()
+            .route("/v1.0/me", get(me))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake graph");
+        let addr = listener.local_addr().expect("fake graph address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// Answer `/me` for requests bearing `token` with this user's profile.
+    pub fn add_user(&self, token: &str, display_name: &str, mail: Option<&str>, upn: &str) {
+        let profile = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+            "id": format!("id-{upn}"),
+            "displayName": display_name,
+            "mail": mail,
+            "userPrincipalName": upn,
+        });
+        lock(&self.state.profiles).insert(token.to_owned(), profile);
+    }
+
+    pub fn script(&self, step: Scripted) {
+        lock(&self.state.script).push_back(step);
+    }
+
+    /// Every bearer token presented, in order.
+    pub fn seen_tokens(&self) -> Vec<String> {
+        lock(&self.state.seen_tokens).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn graph_error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Response {
+    let body = json!({"error": {"code": code, "message": format!("fake graph: {code}")}});
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(
+            "retry-after",
+            seconds.to_string().parse().expect("numeric header value"),
+        );
+    }
+    response
+}
+
+async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(t) = &token {
+        lock(&state.seen_tokens).push(t.clone());
+    }
+    let step = lock(&state.script).pop_front();
+    match step {
+        Some(Scripted::Status(status, retry_after, code)) => {
+            let status = StatusCode::from_u16(status).expect("valid scripted status");
+            return graph_error(status, code, retry_after);
+        }
+        Some(Scripted::Malformed) => {
+            return (StatusCode::OK, "<html>not json</html>").into_response();
+        }
+        Some(Scripted::Hang) => std::future::pending::<()>().await,
+        Some(Scripted::Hold { entered, release }) => {
+            entered.notify_one();
+            release.notified().await;
+        }
+        None => {}
+    }
+    let Some(token) = token else {
+        return graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
+    };
+    match lock(&state.profiles).get(&token) {
+        Some(profile) => axum::Json(profile.clone()).into_response(),
+        None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
+    }
+}

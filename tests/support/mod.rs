@@ -1,0 +1,274 @@
+//! Shared test helpers: the app in-process or as a process, the fakes, raw MCP requests.
+#![allow(dead_code)]
+
+pub mod fake_graph;
+pub mod mcp_http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use mcp_obo::auth::Caller;
+use mcp_obo::obo::{AccessToken, DownstreamTokens, Error as OboError};
+use mcp_obo::server::{Application, Dependencies};
+
+/// The server running in-process on its own actix system thread; stopped on drop.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn mcp_url(&self) -> String {
+        self.url("/mcp")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the app on `127.0.0.1:0` with `env` as its whole environment (plus the bound
+/// port as `server.listen`) and `tokens` as its downstream token source.
+pub fn spawn_app(env: &[(&str, &str)], tokens: Arc<dyn DownstreamTokens>) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a test port");
+    let addr = listener.local_addr().expect("bound address");
+    let mut vars: Vec<(String, String)> = vec![
+        ("MCP_OBO__SERVER__LISTEN".into(), addr.to_string()),
+        ("MCP_OBO__SERVER__WORKERS".into(), "1".into()),
+        ("MCP_OBO__SERVER__SHUTDOWN_TIMEOUT".into(), "1s".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let loaded = mcp_obo::config::load(None, &vars).expect("test configuration is valid");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        let result = system.block_on(async move {
+            let app = Application::build_on(&loaded.settings, Dependencies { tokens }, listener)?;
+            let _ = ready_tx.send(Ok(()));
+            app.run_until_stopped(async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .map_err(mcp_obo::server::StartError::Server)
+        });
+        if let Err(e) = result {
+            eprintln!("test app failed: {e}");
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("test app starts within 10s")
+        .map_err(|e: mcp_obo::server::StartError| e)
+        .expect("test app builds");
+    TestApp {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+/// A downstream token source that hands out one fixed token, or fails like a missing
+/// developer sign-in; counts what it is asked.
+pub struct StaticTokens {
+    token: Option<String>,
+    pub issued: AtomicUsize,
+    pub invalidated: AtomicUsize,
+}
+
+impl StaticTokens {
+    pub fn new(token: &str) -> Arc<Self> {
+        Arc::new(Self {
+            token: Some(token.to_owned()),
+            issued: AtomicUsize::new(0),
+            invalidated: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn unavailable() -> Arc<Self> {
+        Arc::new(Self {
+            token: None,
+            issued: AtomicUsize::new(0),
+            invalidated: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl DownstreamTokens for StaticTokens {
+    async fn token(&self, _caller: &Caller, _scopes: &[&str]) -> Result<AccessToken, OboError> {
+        match &self.token {
+            Some(t) => {
+                self.issued.fetch_add(1, Ordering::SeqCst);
+                Ok(AccessToken::new(
+                    t.as_str(),
+                    SystemTime::now() + Duration::from_secs(3600),
+                ))
+            }
+            None => Err(OboError::DeveloperCredentialUnavailable {
+                detail: "az not found on PATH".into(),
+            }),
+        }
+    }
+
+    async fn invalidate(&self, _caller: &Caller, _scopes: &[&str]) {
+        self.invalidated.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Path of the built `mcp-obo` binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-obo")
+}
+
+/// A directory holding a fake Azure CLI (`az`) that answers `account get-access-token`
+/// with `token`, checking the arguments the credential passes, and logs each call.
+pub struct FakeAzCli {
+    pub dir: tempfile::TempDir,
+}
+
+impl FakeAzCli {
+    pub fn new(token: &str, expected_scope: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("calls.log");
+        let script = format!(
+            r#"#!/bin/sh
+# Fake Azure CLI: only `az account get-access-token -o json --scope <scope>`.
+echo "$@" >> '{log}'
+if [ "$1 $2" != "account get-access-token" ]; then echo "ERROR: unexpected command: $*" >&2; exit 2; fi
+scope=""
+while [ $# -gt 0 ]; do
+  case "$1" in --scope) scope="$2"; shift;; esac
+  shift
+done
+if [ "$scope" != '{expected_scope}' ]; then echo "ERROR: unexpected scope $scope" >&2; exit 1; fi
+exp=$(( $(date +%s) + 3600 ))
+printf '{{"accessToken":"{token}","expiresOn":"2099-01-01 00:00:00.000000","expires_on":%s,"subscription":"s","tenant":"t","tokenType":"Bearer"}}\n' "$exp"
+"#,
+            log = log.display()
+        );
+        let path = dir.path().join("az");
+        std::fs::write(&path, script).expect("write fake az");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("make fake az executable");
+        }
+        Self { dir }
+    }
+
+    /// How many times the fake CLI was run.
+    pub fn calls(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// A PATH with this directory first.
+    pub fn path_env(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+}
+
+/// A free loopback port (bound then released) for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `mcp-obo serve` child process, killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub stderr_path: std::path::PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` (on top of a clean environment with PATH) and waits
+    /// until `/healthz` answers.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let logs = tempfile::tempdir().expect("temp dir");
+        let stderr_path = logs.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
+        let mut cmd = std::process::Command::new(binary());
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("MCP_OBO__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("MCP_OBO__SERVER__WORKERS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start mcp-obo");
+        let mut server = Self {
+            child,
+            port,
+            stderr_path,
+            _logs: logs,
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/healthz", self.port);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mcp-obo exited early with {status}: {}", self.stderr());
+            }
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mcp-obo did not become healthy: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
