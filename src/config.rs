@@ -326,7 +326,10 @@ fn flatten_keys(config: &Config) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(table) = config.clone().try_deserialize::<config::Map<String, config::Value>>() {
+    if let Ok(table) = config
+        .clone()
+        .try_deserialize::<config::Map<String, config::Value>>()
+    {
         walk("", table, &mut out);
     }
     out
@@ -459,9 +462,15 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
-fn parse(f: &mut Fields<'_>, sources: &mut BTreeMap<String, Source>, env: &Env) -> Option<Settings> {
-    let listen: Option<SocketAddr> =
-        f.parsed("server.listen", "an IP address and port such as 127.0.0.1:7071 or 0.0.0.0:8080");
+fn parse(
+    f: &mut Fields<'_>,
+    sources: &mut BTreeMap<String, Source>,
+    env: &Env,
+) -> Option<Settings> {
+    let listen: Option<SocketAddr> = f.parsed(
+        "server.listen",
+        "an IP address and port such as 127.0.0.1:7071 or 0.0.0.0:8080",
+    );
     let public_url = match f.optional("server.public_url") {
         Some(_) => f.url("server.public_url", false),
         None => derive_public_url(env, listen, sources),
@@ -473,7 +482,9 @@ fn parse(f: &mut Fields<'_>, sources: &mut BTreeMap<String, Source>, env: &Env) 
         if !ok {
             f.problem(
                 "server.allowed_origins",
-                format!("{origin:?} is not valid; expected an origin such as https://app.example.com"),
+                format!(
+                    "{origin:?} is not valid; expected an origin such as https://app.example.com"
+                ),
             );
         }
     }
@@ -483,14 +494,18 @@ fn parse(f: &mut Fields<'_>, sources: &mut BTreeMap<String, Source>, env: &Env) 
         f.problem("server.max_body_bytes", "must be at least 1024".into());
     }
     let shutdown_timeout = f.duration("server.shutdown_timeout");
-    let workers: Option<usize> = f.parsed("server.workers", "a number of threads (0 = one per core)");
+    let workers: Option<usize> =
+        f.parsed("server.workers", "a number of threads (0 = one per core)");
 
     let mode_raw = f.string("auth.mode");
     let mode = AuthMode::parse(&mode_raw);
     if mode.is_none() {
         f.problem(
             "auth.mode",
-            format!("{mode_raw:?} is not valid; expected one of: {}", AuthMode::ALLOWED),
+            format!(
+                "{mode_raw:?} is not valid; expected one of: {}",
+                AuthMode::ALLOWED
+            ),
         );
     }
     if mode == Some(AuthMode::None)
@@ -507,7 +522,9 @@ fn parse(f: &mut Fields<'_>, sources: &mut BTreeMap<String, Source>, env: &Env) 
 
     let tenant_id = f.optional("entra.tenant_id");
     if let Some(t) = &tenant_id
-        && !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
     {
         f.problem(
             "entra.tenant_id",
@@ -710,7 +727,12 @@ mod tests {
             panic!("bad values must be rejected");
         };
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        for key in ["server.listen", "graph.timeout", "log.format", "server.nope"] {
+        for key in [
+            "server.listen",
+            "graph.timeout",
+            "log.format",
+            "server.nope",
+        ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
     }
@@ -727,15 +749,30 @@ mod tests {
 
     #[test]
     fn plain_http_graph_is_only_for_loopback() {
-        assert!(load(None, &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://127.0.0.1:1")])).is_ok());
-        assert!(load(None, &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://graph.example")])).is_err());
+        assert!(
+            load(
+                None,
+                &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://127.0.0.1:1")])
+            )
+            .is_ok()
+        );
+        assert!(
+            load(
+                None,
+                &env(&[("MCP_OBO__GRAPH__BASE_URL", "http://graph.example")])
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn list_values_split_on_commas_from_env() {
         let loaded = load(
             None,
-            &env(&[("MCP_OBO__SERVER__ALLOWED_HOSTS", "a.example, b.example:8443")]),
+            &env(&[(
+                "MCP_OBO__SERVER__ALLOWED_HOSTS",
+                "a.example, b.example:8443",
+            )]),
         )
         .expect("valid");
         assert_eq!(

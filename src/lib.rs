@@ -9,7 +9,7 @@
 //! - [`obo`]: outbound tokens for downstream APIs ([`obo::DownstreamTokens`]).
 //! - [`graph`]: the Microsoft Graph client.
 //! - [`tools`]: one file per tool.
-//! - [`telemetry`]: logs.
+//! - [`telemetry`]: logs, traces and metrics.
 //!
 //! Data flow of one tool call: HTTP POST `/mcp` → Host/Origin guard → authorization
 //! (`Caller`) → rmcp dispatch → tool → `DownstreamTokens` → Graph → tool result.

@@ -8,7 +8,11 @@ use mcp_obo::config::{self, Loaded};
 use mcp_obo::server::{self, Application, Dependencies};
 
 #[derive(Parser)]
-#[command(name = "mcp-obo", version, about = "Remote MCP server whose tools call Microsoft Graph on behalf of the signed-in user")]
+#[command(
+    name = "mcp-obo",
+    version,
+    about = "Remote MCP server whose tools call Microsoft Graph on behalf of the signed-in user"
+)]
 struct Cli {
     /// Configuration file (TOML or JSON); values from MCP_OBO__* variables override it.
     #[arg(long, global = true, env = "MCP_OBO_CONFIG")]

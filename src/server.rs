@@ -25,7 +25,9 @@ use crate::tools::HelloTool;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}; is another process using the port? Set server.listen (MCP_OBO__SERVER__LISTEN) to a free address")]
+    #[error(
+        "cannot listen on {addr}: {source}; is another process using the port? Set server.listen (MCP_OBO__SERVER__LISTEN) to a free address"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -133,10 +135,7 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(StartError::Server)?
-            .run();
+        let server = server.listen(listener).map_err(StartError::Server)?.run();
         readiness.set(true);
         Ok(Self {
             server,

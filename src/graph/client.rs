@@ -97,7 +97,10 @@ impl GraphClient {
                 .map_err(|e| self.transport_error(&e))?;
             let status = response.status();
             if status.is_success() {
-                let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|e| self.transport_error(&e))?;
                 return serde_json::from_slice(&body).map_err(|e| Error::Malformed {
                     reason: e.to_string(),
                 });
@@ -133,7 +136,13 @@ impl GraphClient {
                         });
                     }
                     retries += 1;
-                    tracing::debug!(path, status = status.as_u16(), ?wait, retries, "graph retry");
+                    tracing::debug!(
+                        path,
+                        status = status.as_u16(),
+                        ?wait,
+                        retries,
+                        "graph retry"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 _ if status.is_server_error() => {
@@ -215,8 +224,14 @@ mod tests {
     #[test]
     fn scope_follows_the_cloud() {
         for (base, scope) in [
-            ("https://graph.microsoft.com", "https://graph.microsoft.com/.default"),
-            ("https://graph.microsoft.us/", "https://graph.microsoft.us/.default"),
+            (
+                "https://graph.microsoft.com",
+                "https://graph.microsoft.com/.default",
+            ),
+            (
+                "https://graph.microsoft.us/",
+                "https://graph.microsoft.us/.default",
+            ),
             (
                 "https://microsoftgraph.chinacloudapi.cn",
                 "https://microsoftgraph.chinacloudapi.cn/.default",

@@ -10,7 +10,10 @@ pub enum Error {
     #[error("Microsoft Graph rejected the token (HTTP 401{})", graph_code(.code))]
     Unauthorized { code: Option<String> },
     #[error("Microsoft Graph denied access (HTTP 403{})", graph_code(.code))]
-    Forbidden { code: Option<String>, message: Option<String> },
+    Forbidden {
+        code: Option<String>,
+        message: Option<String>,
+    },
     #[error("Microsoft Graph found nothing at {path} (HTTP 404)")]
     NotFound { path: String },
     #[error("Microsoft Graph is throttling requests (HTTP 429)")]
@@ -41,7 +44,10 @@ impl Error {
             ),
             Self::Forbidden { message, .. } => format!(
                 "{self}{}. The signed-in user or the app lacks the Graph permission this tool needs (User.Read); an administrator can grant consent.",
-                message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+                message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             Self::NotFound { .. } => format!("{self}."),
             Self::Throttled { retry_after } => format!(

@@ -3,11 +3,11 @@
 //!
 //! Only error responses on MCP paths are touched; successful traffic passes untouched.
 
+use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::HttpResponse;
 
 use super::MCP_PATHS;
 
@@ -29,7 +29,11 @@ impl JsonRpcErrors {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         let res = next.call(req).await?;
         let status = res.status();
         let plain = res
@@ -42,13 +46,26 @@ impl JsonRpcErrors {
         }
         let (code, status, message) = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && sent_json {
             // The body claimed to be JSON and did not parse: that is a parse error.
-            (PARSE_ERROR, StatusCode::BAD_REQUEST, "Parse error: the request body is not valid JSON-RPC".to_owned())
+            (
+                PARSE_ERROR,
+                StatusCode::BAD_REQUEST,
+                "Parse error: the request body is not valid JSON-RPC".to_owned(),
+            )
         } else {
             let message = match status {
-                StatusCode::NOT_ACCEPTABLE => "Not Acceptable: Accept must include application/json and text/event-stream".to_owned(),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported Media Type: Content-Type must be application/json".to_owned(),
-                StatusCode::PAYLOAD_TOO_LARGE => "Payload Too Large: the request body exceeds server.max_body_bytes".to_owned(),
-                StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed: this server is stateless; use POST".to_owned(),
+                StatusCode::NOT_ACCEPTABLE => {
+                    "Not Acceptable: Accept must include application/json and text/event-stream"
+                        .to_owned()
+                }
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    "Unsupported Media Type: Content-Type must be application/json".to_owned()
+                }
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    "Payload Too Large: the request body exceeds server.max_body_bytes".to_owned()
+                }
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    "Method Not Allowed: this server is stateless; use POST".to_owned()
+                }
                 other => other.canonical_reason().unwrap_or("Bad Request").to_owned(),
             };
             (INVALID_REQUEST, status, message)

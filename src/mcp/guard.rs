@@ -160,7 +160,10 @@ impl HostOriginGuard {
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
         let path = req.path().trim_end_matches('/');
         if !MCP_PATHS.contains(&path) {
-            return next.call(req).await.map(ServiceResponse::map_into_left_body);
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
         }
         let Some(origins) = req.app_data::<web::Data<Origins>>().cloned() else {
             return Ok(reject(req, 500, "server misconfigured: no origin policy"));
@@ -186,7 +189,9 @@ impl HostOriginGuard {
                 return Ok(reject(req, 403, "Forbidden: Origin is not allowed"));
             }
         }
-        next.call(req).await.map(ServiceResponse::map_into_left_body)
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body)
     }
 }
 

@@ -41,6 +41,9 @@ impl Registry {
 
     /// Every tool definition, in name order.
     pub fn definitions(&self) -> Vec<rmcp::model::Tool> {
-        self.tools.values().map(|t| t.definition().clone()).collect()
+        self.tools
+            .values()
+            .map(|t| t.definition().clone())
+            .collect()
     }
 }

@@ -75,12 +75,11 @@ impl DownstreamTokens for DeveloperTokens {
         if let Some(token) = cache.get(&key).filter(|t| t.valid_for(EXPIRY_MARGIN)) {
             return Ok(token.clone());
         }
-        let fresh = credential
-            .get_token(scopes, None)
-            .await
-            .map_err(|e| Error::DeveloperCredentialUnavailable {
+        let fresh = credential.get_token(scopes, None).await.map_err(|e| {
+            Error::DeveloperCredentialUnavailable {
                 detail: first_line(&e.to_string()),
-            })?;
+            }
+        })?;
         let expires_at = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(fresh.expires_on.unix_timestamp()).unwrap_or(0));
         let token = AccessToken::new(fresh.token.secret(), expires_at);

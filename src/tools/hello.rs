@@ -120,9 +120,15 @@ mod tests {
 
     #[test]
     fn greeting_prefers_mail_then_upn() {
-        let g = Greeting::from_profile(me(Some("ada@contoso.com"), Some("ada@contoso.onmicrosoft.com")));
+        let g = Greeting::from_profile(me(
+            Some("ada@contoso.com"),
+            Some("ada@contoso.onmicrosoft.com"),
+        ));
         assert_eq!(g.email.as_deref(), Some("ada@contoso.com"));
-        assert_eq!(g.greeting, "Hello, Ada Lovelace! Your email is ada@contoso.com.");
+        assert_eq!(
+            g.greeting,
+            "Hello, Ada Lovelace! Your email is ada@contoso.com."
+        );
         let g = Greeting::from_profile(me(None, Some("ada@contoso.onmicrosoft.com")));
         assert_eq!(g.email.as_deref(), Some("ada@contoso.onmicrosoft.com"));
     }
