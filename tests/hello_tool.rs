@@ -18,7 +18,12 @@ const TOKEN: &str = "graph-token-for-ada";
 
 async fn graph_with_ada() -> FakeGraph {
     let graph = FakeGraph::start().await;
-    graph.add_user(TOKEN, "Ada Lovelace", Some("ada@contoso.com"), "ada@contoso.onmicrosoft.com");
+    graph.add_user(
+        TOKEN,
+        "Ada Lovelace",
+        Some("ada@contoso.com"),
+        "ada@contoso.onmicrosoft.com",
+    );
     graph
 }
 
@@ -30,16 +35,27 @@ fn app_for(graph: &FakeGraph, tokens: Arc<StaticTokens>, extra: &[(&str, &str)])
 
 /// Calls HelloTool over raw 2025-06-18 JSON-RPC and returns the tool result.
 async fn call_hello(app: &TestApp) -> serde_json::Value {
-    let reply = post(&app.mcp_url(), &request(9, "tools/call", json!({"name": "HelloTool"})), Some("2025-06-18")).await;
+    let reply = post(
+        &app.mcp_url(),
+        &request(9, "tools/call", json!({"name": "HelloTool"})),
+        Some("2025-06-18"),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json.expect("json");
-    assert!(body["error"].is_null(), "a tool failure must be a result, not a protocol error: {body}");
+    assert!(
+        body["error"].is_null(),
+        "a tool failure must be a result, not a protocol error: {body}"
+    );
     body["result"].clone()
 }
 
 fn error_text(result: &serde_json::Value) -> String {
     assert_eq!(result["isError"], true, "expected isError: {result}");
-    result["content"][0]["text"].as_str().expect("text content").to_owned()
+    result["content"][0]["text"]
+        .as_str()
+        .expect("text content")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -69,11 +85,21 @@ async fn rmcp_client_on_2026_07_28_lists_and_calls_hello_tool() {
         .expect("tools/call");
     assert_eq!(result.is_error, Some(false));
     let structured = result.structured_content.expect("structured content");
-    assert_eq!(structured["greeting"], "Hello, Ada Lovelace! Your email is ada@contoso.com.");
+    assert_eq!(
+        structured["greeting"],
+        "Hello, Ada Lovelace! Your email is ada@contoso.com."
+    );
     assert_eq!(structured["email"], "ada@contoso.com");
     assert_eq!(structured["displayName"], "Ada Lovelace");
-    let text = result.content[0].as_text().expect("text content").text.clone();
-    assert!(text.contains("Ada Lovelace") && text.contains("ada@contoso.com"), "{text}");
+    let text = result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone();
+    assert!(
+        text.contains("Ada Lovelace") && text.contains("ada@contoso.com"),
+        "{text}"
+    );
     assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned()]);
     client.cancel().await.expect("client closes");
 }
@@ -84,7 +110,10 @@ async fn email_falls_back_to_the_user_principal_name() {
     graph.add_user(TOKEN, "Grace Hopper", None, "grace@contoso.onmicrosoft.com");
     let app = app_for(&graph, StaticTokens::new(TOKEN), &[]);
     let result = call_hello(&app).await;
-    assert_eq!(result["structuredContent"]["email"], "grace@contoso.onmicrosoft.com");
+    assert_eq!(
+        result["structuredContent"]["email"],
+        "grace@contoso.onmicrosoft.com"
+    );
 }
 
 #[tokio::test]
@@ -105,7 +134,10 @@ async fn a_token_graph_keeps_rejecting_becomes_a_clear_tool_error() {
     let tokens = StaticTokens::new(TOKEN);
     let app = app_for(&graph, tokens.clone(), &[]);
     let text = error_text(&call_hello(&app).await);
-    assert!(text.contains("401") && text.contains("Sign in again"), "{text}");
+    assert!(
+        text.contains("401") && text.contains("Sign in again"),
+        "{text}"
+    );
     assert_eq!(graph.seen_tokens().len(), 2, "exactly one retry");
 }
 
@@ -152,7 +184,11 @@ async fn throttling_that_clears_within_the_retry_budget_succeeds() {
 async fn a_graph_that_does_not_answer_times_out_with_a_clear_error() {
     let graph = graph_with_ada().await;
     graph.script(Scripted::Hang);
-    let app = app_for(&graph, StaticTokens::new(TOKEN), &[("MCP_OBO__GRAPH__TIMEOUT", "300ms")]);
+    let app = app_for(
+        &graph,
+        StaticTokens::new(TOKEN),
+        &[("MCP_OBO__GRAPH__TIMEOUT", "300ms")],
+    );
     let text = error_text(&call_hello(&app).await);
     assert!(text.contains("did not answer within 300ms"), "{text}");
 }
@@ -161,9 +197,15 @@ async fn a_graph_that_does_not_answer_times_out_with_a_clear_error() {
 async fn an_unreachable_graph_names_the_dependency() {
     let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let app = spawn_app(&[("MCP_OBO__GRAPH__BASE_URL", base.as_str())], StaticTokens::new(TOKEN));
+    let app = spawn_app(
+        &[("MCP_OBO__GRAPH__BASE_URL", base.as_str())],
+        StaticTokens::new(TOKEN),
+    );
     let text = error_text(&call_hello(&app).await);
-    assert!(text.contains("cannot reach Microsoft Graph") && text.contains(&base), "{text}");
+    assert!(
+        text.contains("cannot reach Microsoft Graph") && text.contains(&base),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -172,7 +214,10 @@ async fn missing_developer_credentials_say_to_run_az_login() {
     let app = app_for(&graph, StaticTokens::unavailable(), &[]);
     let text = error_text(&call_hello(&app).await);
     assert!(text.contains("az login"), "{text}");
-    assert!(graph.seen_tokens().is_empty(), "graph must not be called without a token");
+    assert!(
+        graph.seen_tokens().is_empty(),
+        "graph must not be called without a token"
+    );
 }
 
 #[tokio::test]
@@ -181,15 +226,31 @@ async fn local_mode_uses_the_azure_cli_sign_in_and_caches_its_token() {
     let scope = format!("{}/.default", graph.url);
     let az = FakeAzCli::new(TOKEN, &scope);
     let path = az.path_env();
-    let server = ServerProcess::start(&[("PATH", path.as_str()), ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str())]).await;
+    let server = ServerProcess::start(&[
+        ("PATH", path.as_str()),
+        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+    ])
+    .await;
     for _ in 0..2 {
-        let reply = post(&server.mcp_url(), &request(1, "tools/call", json!({"name": "HelloTool"})), Some("2025-06-18")).await;
+        let reply = post(
+            &server.mcp_url(),
+            &request(1, "tools/call", json!({"name": "HelloTool"})),
+            Some("2025-06-18"),
+        )
+        .await;
         let result = &reply.json.expect("json")["result"];
         assert_eq!(result["isError"], false, "{result} / {}", server.stderr());
         assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
     }
-    assert_eq!(az.calls(), 1, "the CLI token is cached until shortly before it expires");
-    assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned(), TOKEN.to_owned()]);
+    assert_eq!(
+        az.calls(),
+        1,
+        "the CLI token is cached until shortly before it expires"
+    );
+    assert_eq!(
+        graph.seen_tokens(),
+        vec![TOKEN.to_owned(), TOKEN.to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -197,10 +258,21 @@ async fn local_mode_without_the_azure_cli_answers_with_what_to_do() {
     let graph = graph_with_ada().await;
     let empty = tempfile::tempdir().expect("temp dir");
     let path = empty.path().display().to_string();
-    let server = ServerProcess::start(&[("PATH", path.as_str()), ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str())]).await;
-    let reply = post(&server.mcp_url(), &request(1, "tools/call", json!({"name": "HelloTool"})), Some("2025-06-18")).await;
+    let server = ServerProcess::start(&[
+        ("PATH", path.as_str()),
+        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+    ])
+    .await;
+    let reply = post(
+        &server.mcp_url(),
+        &request(1, "tools/call", json!({"name": "HelloTool"})),
+        Some("2025-06-18"),
+    )
+    .await;
     let text = error_text(&reply.json.expect("json")["result"]);
     assert!(text.contains("az login"), "{text}");
-    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port)).await.expect("healthz");
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .await
+        .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
 }

@@ -36,7 +36,10 @@ async fn stateless_server_mints_no_session_and_refuses_get_and_delete() {
     let app = app();
     let reply = post(&app.mcp_url(), &initialize("2025-11-25"), None).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.header("mcp-session-id").is_none(), "stateless must not mint a session");
+    assert!(
+        reply.header("mcp-session-id").is_none(),
+        "stateless must not mint a session"
+    );
     let client = reqwest::Client::new();
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let response = client
@@ -52,7 +55,12 @@ async fn stateless_server_mints_no_session_and_refuses_get_and_delete() {
 #[tokio::test]
 async fn the_functions_webhook_path_serves_the_same_endpoint() {
     let app = app();
-    let reply = post(&app.url("/runtime/webhooks/mcp"), &initialize("2025-06-18"), None).await;
+    let reply = post(
+        &app.url("/runtime/webhooks/mcp"),
+        &initialize("2025-06-18"),
+        None,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let listed = post(
         &app.url("/runtime/webhooks/mcp"),
@@ -60,13 +68,21 @@ async fn the_functions_webhook_path_serves_the_same_endpoint() {
         Some("2025-06-18"),
     )
     .await;
-    assert_eq!(listed.json.expect("json")["result"]["tools"][0]["name"], "HelloTool");
+    assert_eq!(
+        listed.json.expect("json")["result"]["tools"][0]["name"],
+        "HelloTool"
+    );
 }
 
 #[tokio::test]
 async fn tools_list_describes_hello_tool_with_an_output_schema() {
     let app = app();
-    let reply = post(&app.mcp_url(), &request(2, "tools/list", json!({})), Some("2025-06-18")).await;
+    let reply = post(
+        &app.mcp_url(),
+        &request(2, "tools/list", json!({})),
+        Some("2025-06-18"),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json.expect("json");
     let tools = body["result"]["tools"].as_array().expect("tools array");
@@ -87,9 +103,14 @@ async fn server_discover_answers_for_2026_07_28() {
     let reply = post_2026(&app.mcp_url(), 1, "server/discover", None, json!({})).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json.expect("json");
-    let versions = body["result"]["supportedVersions"].as_array().expect("versions");
+    let versions = body["result"]["supportedVersions"]
+        .as_array()
+        .expect("versions");
     for v in ["2025-06-18", "2025-11-25", "2026-07-28"] {
-        assert!(versions.iter().any(|x| x == v), "{v} missing from {versions:?}");
+        assert!(
+            versions.iter().any(|x| x == v),
+            "{v} missing from {versions:?}"
+        );
     }
     assert!(body["result"]["capabilities"]["tools"].is_object());
 }
@@ -116,7 +137,14 @@ async fn header_and_body_disagreeing_gets_400_with_header_mismatch() {
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.json.expect("json")["error"]["code"], -32020);
     // Mcp-Name naming another tool than the body.
-    let reply = post_2026(&app.mcp_url(), 6, "tools/call", Some("OtherTool"), json!({"name": "HelloTool"})).await;
+    let reply = post_2026(
+        &app.mcp_url(),
+        6,
+        "tools/call",
+        Some("OtherTool"),
+        json!({"name": "HelloTool"}),
+    )
+    .await;
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.json.expect("json")["error"]["code"], -32020);
     assert_still_serving(&app).await;
@@ -134,7 +162,12 @@ async fn unknown_method_in_2026_gets_404_method_not_found() {
 #[tokio::test]
 async fn unknown_method_in_2025_gets_method_not_found() {
     let app = app();
-    let reply = post(&app.mcp_url(), &request(3, "nope/never", json!({})), Some("2025-06-18")).await;
+    let reply = post(
+        &app.mcp_url(),
+        &request(3, "nope/never", json!({})),
+        Some("2025-06-18"),
+    )
+    .await;
     let body = reply.json.expect("json");
     assert_eq!(body["error"]["code"], -32601, "{body}");
     assert_still_serving(&app).await;
@@ -151,7 +184,11 @@ async fn unknown_tool_gets_invalid_params() {
     .await;
     let body = reply.json.expect("json");
     assert_eq!(body["error"]["code"], -32602, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("NoSuchTool")));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NoSuchTool"))
+    );
     assert_still_serving(&app).await;
 }
 
@@ -161,7 +198,10 @@ async fn malformed_json_gets_a_parse_error() {
     let reply = post_raw(
         &app.mcp_url(),
         b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ".to_vec(),
-        &[("content-type", "application/json"), ("accept", ACCEPT_BOTH)],
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+        ],
     )
     .await;
     assert_eq!(reply.status, 400, "{}", reply.text);
@@ -173,7 +213,12 @@ async fn malformed_json_gets_a_parse_error() {
 async fn wrong_content_type_gets_415() {
     let app = app();
     let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
-    let reply = post_raw(&app.mcp_url(), body, &[("content-type", "text/plain"), ("accept", ACCEPT_BOTH)]).await;
+    let reply = post_raw(
+        &app.mcp_url(),
+        body,
+        &[("content-type", "text/plain"), ("accept", ACCEPT_BOTH)],
+    )
+    .await;
     assert_eq!(reply.status, 415, "{}", reply.text);
     assert_still_serving(&app).await;
 }
@@ -182,16 +227,28 @@ async fn wrong_content_type_gets_415() {
 async fn wrong_accept_header_gets_406() {
     let app = app();
     let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
-    let reply = post_raw(&app.mcp_url(), body, &[("content-type", "application/json"), ("accept", "text/html")]).await;
+    let reply = post_raw(
+        &app.mcp_url(),
+        body,
+        &[
+            ("content-type", "application/json"),
+            ("accept", "text/html"),
+        ],
+    )
+    .await;
     assert_eq!(reply.status, 406, "{}", reply.text);
     assert_still_serving(&app).await;
 }
 
 #[tokio::test]
 async fn oversized_body_gets_413() {
-    let app = spawn_app(&[("MCP_OBO__SERVER__MAX_BODY_BYTES", "4096")], StaticTokens::new("unused"));
+    let app = spawn_app(
+        &[("MCP_OBO__SERVER__MAX_BODY_BYTES", "4096")],
+        StaticTokens::new("unused"),
+    );
     let padding = "x".repeat(8192);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": padding}}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": padding}}});
     let reply = post(&app.mcp_url(), &body, Some("2025-06-18")).await;
     assert_eq!(reply.status, 413, "{}", reply.text);
     assert_still_serving(&app).await;
@@ -200,7 +257,10 @@ async fn oversized_body_gets_413() {
 #[tokio::test]
 async fn disallowed_origin_gets_403_and_allowed_origins_pass() {
     let app = spawn_app(
-        &[("MCP_OBO__SERVER__ALLOWED_ORIGINS", "https://app.example.com")],
+        &[(
+            "MCP_OBO__SERVER__ALLOWED_ORIGINS",
+            "https://app.example.com",
+        )],
         StaticTokens::new("unused"),
     );
     let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
@@ -213,7 +273,11 @@ async fn disallowed_origin_gets_403_and_allowed_origins_pass() {
         let reply = post_raw(
             &app.mcp_url(),
             body.clone(),
-            &[("content-type", "application/json"), ("accept", ACCEPT_BOTH), ("origin", origin)],
+            &[
+                ("content-type", "application/json"),
+                ("accept", ACCEPT_BOTH),
+                ("origin", origin),
+            ],
         )
         .await;
         assert_eq!(reply.status, expected, "Origin {origin}: {}", reply.text);
@@ -227,7 +291,11 @@ async fn disallowed_host_gets_403() {
     let reply = post_raw(
         &app.mcp_url(),
         body,
-        &[("content-type", "application/json"), ("accept", ACCEPT_BOTH), ("host", "evil.example")],
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("host", "evil.example"),
+        ],
     )
     .await;
     assert_eq!(reply.status, 403, "{}", reply.text);
@@ -260,9 +328,16 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn session_mode_mints_session_ids_when_enabled() {
-    let app = spawn_app(&[("MCP_OBO__SERVER__SESSIONS", "true")], StaticTokens::new("unused"));
+    let app = spawn_app(
+        &[("MCP_OBO__SERVER__SESSIONS", "true")],
+        StaticTokens::new("unused"),
+    );
     let reply = post(&app.mcp_url(), &initialize("2025-06-18"), None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert!(reply.header("mcp-session-id").is_some_and(|s| !s.is_empty()));
+    assert!(
+        reply
+            .header("mcp-session-id")
+            .is_some_and(|s| !s.is_empty())
+    );
     let _ = mcp_http::Reply::header; // keep the helper referenced
 }

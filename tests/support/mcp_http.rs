@@ -41,7 +41,10 @@ pub async fn post_raw(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Rep
 /// POSTs a JSON-RPC message with JSON content type, both Accept types, and a protocol
 /// version header when `version` is given.
 pub async fn post(url: &str, body: &Value, version: Option<&str>) -> Reply {
-    let mut headers = vec![("content-type", "application/json"), ("accept", ACCEPT_BOTH)];
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", ACCEPT_BOTH),
+    ];
     if let Some(v) = version {
         headers.push(("mcp-protocol-version", v));
     }
@@ -64,7 +67,13 @@ pub fn request(id: u64, method: &str, params: Value) -> Value {
 }
 
 /// A 2026-07-28 request: version in `_meta` and in headers, plus `Mcp-Method`/`Mcp-Name`.
-pub async fn post_2026(url: &str, id: u64, method: &str, name: Option<&str>, mut params: Value) -> Reply {
+pub async fn post_2026(
+    url: &str,
+    id: u64,
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+) -> Reply {
     if let Some(obj) = params.as_object_mut() {
         obj.insert(
             "_meta".into(),

@@ -245,7 +245,12 @@ impl ServerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("mcp-obo exited early with {status}: {}", self.stderr());
             }
-            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             assert!(
