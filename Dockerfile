@@ -1,0 +1,81 @@
+# mcp-obo container images. One build stage, two runtime targets:
+#
+#   standalone  minimal, non-root, no shell (distroless); for AKS / Helm and any plain container
+#               host.   docker build --target standalone -t mcp-obo:standalone .
+#   functions   the Azure Functions host running mcp-obo as its custom handler (host.json
+#               "mcp-custom-handler" profile); for Azure Container Apps (kind functionapp, azd)
+#               and docker compose.   docker build -t mcp-obo:functions .
+#
+# `functions` is the LAST stage on purpose: azure.yaml's docker options have no "target", so
+# azd builds the default (last) stage.
+#
+# Base images are pinned by tag in the FROM lines below; append @sha256:<digest> to a FROM
+# line to pin it by content as well (resolve it with `docker buildx imagetools inspect`).
+# The Functions base image stays on its major tag `4`: Microsoft's container guidance for
+# Functions is to build on the `4…` tags, because tags naming a minor host version stop
+# receiving runtime and OS patches (learn.microsoft.com/azure/azure-functions/container-concepts).
+
+# --- build -------------------------------------------------------------------------------
+# Built on Debian 11 (glibc 2.31) so that the one binary runs on every runtime base: the
+# distroless Debian 12 image and whatever Debian/Ubuntu release the Functions base image is
+# on (a binary linked against a newer glibc than the runtime's fails to start). The build
+# image never ships.
+FROM rust:1.95.0-bullseye AS build
+WORKDIR /src
+
+# Dependency layer: compile every dependency against placeholder sources, so that editing
+# src/ only rebuilds the crate itself. Re-run only when Cargo.toml or Cargo.lock change.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src \
+        target/release/mcp-obo target/release/mcp-obo.d \
+        target/release/deps/mcp_obo-* target/release/deps/libmcp_obo-* \
+        target/release/.fingerprint/mcp-obo-*
+
+# The real sources. COPY keeps the context's modification times, which can be older than
+# the placeholder build above; the fingerprints of the crate itself were removed, so cargo
+# rebuilds it regardless.
+COPY src ./src
+RUN cargo build --release --locked \
+    && install -D -m 0755 target/release/mcp-obo /out/mcp-obo
+
+# --- standalone --------------------------------------------------------------------------
+# distroless/cc: glibc, libgcc and CA certificates, no shell, no package manager; runs as
+# uid/gid 65532 (nonroot). The server writes nothing to disk, so the root filesystem can be
+# mounted read-only.
+FROM gcr.io/distroless/cc-debian12:nonroot AS standalone
+COPY --from=build /out/mcp-obo /usr/local/bin/mcp-obo
+ENV MCP_OBO__SERVER__LISTEN=0.0.0.0:8080 \
+    MCP_OBO__LOG__FORMAT=json
+USER 65532:65532
+EXPOSE 8080
+# No shell and no HTTP client in the image: liveness and readiness are the orchestrator's
+# probes on /healthz and /readyz (Helm chart, Container Apps).
+HEALTHCHECK NONE
+ENTRYPOINT ["/usr/local/bin/mcp-obo"]
+CMD ["serve"]
+
+# --- functions (default target) ----------------------------------------------------------
+# The Functions host starts mcp-obo from host.json (customHandler.description) and proxies
+# every route to it; mcp-obo listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, a port the
+# host picks and passes in the environment. The host listens on port 80.
+FROM mcr.microsoft.com/azure-functions/base:4 AS functions
+ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
+    AzureFunctionsJobHost__Logging__Console__IsEnabled=true \
+    FUNCTIONS_WORKER_RUNTIME=custom \
+    AzureWebJobsFeatureFlags=EnableMcpCustomHandlerPreview \
+    MCP_OBO__LOG__FORMAT=json
+COPY host.json /home/site/wwwroot/host.json
+COPY --from=build /out/mcp-obo /home/site/wwwroot/mcp-obo
+# Fail the build, not the first request, if the binary cannot load on this base image
+# (e.g. a glibc older than the build stage's).
+RUN ["/home/site/wwwroot/mcp-obo", "--version"]
+# The Functions host image starts its own process as root and keeps its state under
+# /azure-functions-host and /home; the platform (Container Apps kind functionapp) runs it as
+# published. mcp-obo itself drops nothing and writes nothing.
+# The host answers health on its own routes; the platform probes the app through ingress.
+HEALTHCHECK NONE
+EXPOSE 80

@@ -1,0 +1,77 @@
+{{/*
+Naming, labels and small computed values shared by the templates.
+*/}}
+
+{{- define "mcp-obo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release-chart, or the release name alone when it already contains the chart name.
+*/}}
+{{- define "mcp-obo.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mcp-obo.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mcp-obo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mcp-obo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mcp-obo.labels" -}}
+helm.sh/chart: {{ include "mcp-obo.chart" . }}
+{{ include "mcp-obo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: mcp-server
+{{- end }}
+
+{{- define "mcp-obo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mcp-obo.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: repository:tag, or repository@digest when a digest is given.
+*/}}
+{{- define "mcp-obo.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.publicUrl without a trailing slash (required).
+*/}}
+{{- define "mcp-obo.publicUrl" -}}
+{{- required "config.publicUrl is required (the https URL clients use)" .Values.config.publicUrl | trimSuffix "/" }}
+{{- end }}
+
+{{/*
+The ingress host: ingress.host, else the host of config.publicUrl.
+*/}}
+{{- define "mcp-obo.ingressHost" -}}
+{{- if .Values.ingress.host }}
+{{- .Values.ingress.host }}
+{{- else }}
+{{- (urlParse (include "mcp-obo.publicUrl" .)).host | splitList ":" | first }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,171 @@
+// mcp-obo on Azure Container Apps, provisioned by `azd up`.
+//
+// Subscription scope (azd's default): one resource group holding the container registry,
+// the storage account the Functions host needs, monitoring, the Container Apps environment
+// and the function app; plus the Entra application (Microsoft Graph Bicep extension) that
+// the MCP clients sign in to and that exchanges their tokens on-behalf-of the user.
+//
+// Identity: one user-assigned managed identity (UAMI) pulls the image, reaches storage and
+// Application Insights, and is the federated credential of the Entra application (no
+// secrets anywhere).
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; also names the resource group and seeds resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource.')
+param location string
+
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID); made an owner of the Entra application. Optional.')
+param principalId string = ''
+
+@description('Comma-separated client ids allowed to call the server without a consent prompt for its scope (PRE_AUTHORIZED_CLIENT_IDS). VS Code is aebc6443-996d-45c2-90f0-388ff96faa56.')
+param preAuthorizedClientIds string = 'aebc6443-996d-45c2-90f0-388ff96faa56'
+
+@description('Service Tree id some tenants require on every application registration (SERVICE_MANAGEMENT_REFERENCE). Optional.')
+param serviceManagementReference string = ''
+
+@description('Audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE): api://AzureADTokenExchange, api://AzureADTokenExchangeUSGov or api://AzureADTokenExchangeChina.')
+param tokenExchangeAudience string = 'api://AzureADTokenExchange'
+
+@description('Image of the mcp service, set by azd after the first deploy (SERVICE_MCP_IMAGE_NAME). Empty: a placeholder image until then.')
+param mcpImageName string = ''
+
+@description('Minimum replicas of the function app (0 allows scale to zero, at the cost of a cold start on the first MCP request).')
+@minValue(0)
+param mcpMinReplicas int = 1
+
+@description('Maximum replicas of the function app.')
+@minValue(1)
+param mcpMaxReplicas int = 10
+
+var tags = {
+  'azd-env-name': environmentName
+}
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var mcpAppName = 'mcp-${resourceToken}'
+var clientIdList = [for id in split(preAuthorizedClientIds, ','): trim(id)]
+var preAuthorizedClientIdArray = filter(clientIdList, id => !empty(id))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-mcp-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module registry 'modules/registry.bicep' = {
+  name: 'registry'
+  scope: rg
+  params: {
+    name: 'cr${resourceToken}'
+    location: location
+    tags: tags
+    pullPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    hostPrincipalId: identity.outputs.principalId
+  }
+}
+
+module appsEnvironment 'modules/containerapps-environment.bicep' = {
+  name: 'containerapps-environment'
+  scope: rg
+  params: {
+    name: 'cae-${resourceToken}'
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceName: monitoring.outputs.logAnalyticsWorkspaceName
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+  }
+}
+
+var mcpFqdn = '${mcpAppName}.${appsEnvironment.outputs.defaultDomain}'
+
+module entraApp 'modules/entra-app.bicep' = {
+  name: 'entra-app'
+  scope: rg
+  params: {
+    uniqueName: 'mcp-obo-${resourceToken}'
+    displayName: 'mcp-obo (${environmentName})'
+    ownerPrincipalId: principalId
+    preAuthorizedClientIds: preAuthorizedClientIdArray
+    serviceManagementReference: serviceManagementReference
+    redirectUri: 'https://${mcpFqdn}/.auth/login/aad/callback'
+    federatedIdentityPrincipalId: identity.outputs.principalId
+    tokenExchangeAudience: tokenExchangeAudience
+  }
+}
+
+module mcpApp 'modules/mcp-app.bicep' = {
+  name: 'mcp-app'
+  scope: rg
+  params: {
+    name: mcpAppName
+    location: location
+    tags: union(tags, { 'azd-service-name': 'mcp' })
+    environmentId: appsEnvironment.outputs.id
+    fqdn: mcpFqdn
+    imageName: mcpImageName
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    registryLoginServer: registry.outputs.loginServer
+    storageAccountName: storage.outputs.name
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    entraClientId: entraApp.outputs.clientId
+    entraIdentifierUri: entraApp.outputs.identifierUri
+    preAuthorizedClientIds: preAuthorizedClientIdArray
+    tokenExchangeAudience: tokenExchangeAudience
+    minReplicas: mcpMinReplicas
+    maxReplicas: mcpMaxReplicas
+    environmentName: environmentName
+  }
+}
+
+// Names the sample's users rely on, plus what azd and the docs need.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP_NAME string = rg.name
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
+output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
+output AZURE_CLIENT_ID string = entraApp.outputs.clientId
+output AZURE_IDENTIFIER_URI string = entraApp.outputs.identifierUri
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output SERVICE_MCP_NAME string = mcpApp.outputs.name
+output SERVICE_MCP_DEFAULT_HOSTNAME string = mcpFqdn
+output SERVICE_MCP_ENDPOINT_URL string = 'https://${mcpFqdn}'
+output MCP_URL string = 'https://${mcpFqdn}/mcp'
+output MCP_CONSENT_URL string = 'https://${mcpFqdn}/.auth/login/aad'

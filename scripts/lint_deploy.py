@@ -1,0 +1,499 @@
+"""Helpers of scripts/lint-deploy.sh that need Python libraries from .tools/venv.
+
+Subcommands (each exits non-zero with a one-line reason per problem):
+
+  helm CHART OUTDIR KUBE_VERSION
+      For every values file in CHART/ci/: `helm lint --strict` (Helm 4 through the
+      helm-python-sdk library, which embeds Helm; there is no helm binary), values.schema.json
+      validation, offline render (release and namespace "mcp-obo"), checks on what the
+      rendered objects must contain (workload identity, security context, probes, NOTES).
+      Also proves the schema is strict by feeding it values it must reject.
+      Writes OUTDIR/<values>/builtin.yaml (core Kubernetes kinds, for kubernetes-validate)
+      and OUTDIR/<values>/all.yaml (every object, for checkov); validates the
+      ServiceMonitor (a CRD kubernetes-validate has no schema for) against the subset of the
+      Prometheus Operator CRD schema the chart uses.
+
+  render CHART OUTDIR
+      Only the render step (for the checkov check), no assertions.
+
+  bicep INFRA_DIR COPY_DIR
+      Copies INFRA_DIR to COPY_DIR with each `extension <name>` statement blanked (the line
+      stays, so line numbers match), then parses every .bicep file with pycep-parser, the
+      parser checkov uses. pycep-parser 0.5.1 (pinned by checkov 3.3.30) predates the
+      `extension` statement, which is the only construct removed. Also checks that files
+      using Microsoft.Graph resources declare the Graph extension and that bicepconfig.json
+      defines it, and the security and wiring properties of issue 7 on the parsed templates
+      (INVARIANTS below: what checkov has no check for). checkov's bicep scan reads COPY_DIR.
+
+  hostjson HOST_JSON DOCKERFILE
+      Structural checks of host.json (the Functions MCP custom-handler shape) and that the
+      Dockerfile's functions stage ships it and the binary under /home/site/wwwroot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+RELEASE = "mcp-obo"
+NAMESPACE = "mcp-obo"
+# Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
+CRD_KINDS = {"ServiceMonitor"}
+
+problems: list[str] = []
+
+
+def problem(message: str) -> None:
+    problems.append(message)
+    print(f"  FAIL {message}", flush=True)
+
+
+def info(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+def finish() -> int:
+    if problems:
+        print(f"  {len(problems)} problem(s)", flush=True)
+        return 1
+    return 0
+
+
+# --- helm -----------------------------------------------------------------------------------
+
+# The subset of the monitoring.coreos.com/v1 ServiceMonitor CRD schema this chart renders
+# (field names and formats as in the Prometheus Operator CRD; unknown fields rejected).
+DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
+                    },
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def load_yaml(path: Path) -> Any:
+    import yaml
+
+    with path.open() as f:
+        return yaml.safe_load(f) or {}
+
+
+def render(chart_dir: Path, values: dict[str, Any]) -> dict[str, str]:
+    import helm_python as helm
+
+    with helm.Chart.load(chart_dir) as chart:
+        return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+def split_objects(rendered: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
+    import yaml
+
+    objects: list[dict[str, Any]] = []
+    notes = ""
+    for template, text in sorted(rendered.items()):
+        if template.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects.append(doc)
+    return objects, notes
+
+
+def write_objects(path: Path, objects: list[dict[str, Any]]) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        problem(message)
+
+
+def check_rendered(name: str, values: dict[str, Any], objects: list[dict[str, Any]], notes: str) -> None:
+    """What every install must look like, whatever the values."""
+    deployments = by_kind(objects, "Deployment")
+    expect(len(deployments) == 1, f"{name}: expected one Deployment, got {len(deployments)}")
+    if not deployments:
+        return
+    deployment = deployments[0]
+    for obj in objects:
+        expect(
+            obj.get("metadata", {}).get("namespace") == NAMESPACE,
+            f"{name}: {obj.get('kind')} {obj.get('metadata', {}).get('name')} has no explicit namespace",
+        )
+    pod = deployment["spec"]["template"]
+    spec = pod["spec"]
+    wi = values.get("workloadIdentity", {}).get("enabled", True)
+    labels = pod["metadata"].get("labels", {})
+    if wi:
+        expect(
+            labels.get("azure.workload.identity/use") == "true",
+            f"{name}: pod lacks label azure.workload.identity/use: \"true\"",
+        )
+        accounts = by_kind(objects, "ServiceAccount")
+        expect(len(accounts) == 1, f"{name}: expected one ServiceAccount")
+        for sa in accounts:
+            annotations = sa["metadata"].get("annotations", {})
+            expect(
+                annotations.get("azure.workload.identity/client-id")
+                == values["workloadIdentity"]["clientId"],
+                f"{name}: ServiceAccount lacks azure.workload.identity/client-id",
+            )
+            expect(
+                sa["metadata"]["name"] == spec.get("serviceAccountName"),
+                f"{name}: the pod does not use the chart's ServiceAccount",
+            )
+    else:
+        expect("azure.workload.identity/use" not in labels, f"{name}: workload identity label without workload identity")
+    psc = spec.get("securityContext", {})
+    expect(psc.get("runAsNonRoot") is True, f"{name}: pod securityContext.runAsNonRoot is not true")
+    expect(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: pod seccomp is not RuntimeDefault")
+    expect(spec.get("automountServiceAccountToken") is False, f"{name}: the API token is automounted")
+    containers = spec.get("containers", [])
+    expect(len(containers) == 1, f"{name}: expected one container")
+    for c in containers:
+        sc = c.get("securityContext", {})
+        expect(sc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation is not false")
+        expect(sc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem is not true")
+        expect(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: capabilities are not drop [ALL]")
+        expect(sc.get("runAsNonRoot") is True, f"{name}: container runAsNonRoot is not true")
+        expect(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{name}: liveness probe is not /healthz")
+        expect(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{name}: readiness probe is not /readyz")
+        for kind in ("requests", "limits"):
+            res = c.get("resources", {}).get(kind, {})
+            expect("cpu" in res and "memory" in res, f"{name}: resources.{kind} lacks cpu or memory")
+    configmaps = by_kind(objects, "ConfigMap")
+    expect(len(configmaps) == 1, f"{name}: expected one ConfigMap")
+    for cm in configmaps:
+        data = cm.get("data", {})
+        expect(data.get("MCP_OBO__AUTH__MODE") == "entra", f"{name}: auth mode is not entra")
+        expect(data.get("MCP_OBO__SERVER__LISTEN", "").startswith("0.0.0.0:"), f"{name}: the server does not listen on all interfaces")
+        public = data.get("MCP_OBO__SERVER__PUBLIC_URL", "")
+        expect(bool(public) and not public.endswith("/"), f"{name}: public URL missing or ends with '/'")
+        expect(f"{public}/mcp" in notes, f"{name}: NOTES.txt does not print the MCP URL {public}/mcp")
+        if wi:
+            for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"):
+                expect(var not in data, f"{name}: {var} set while the workload identity webhook sets it")
+    expect('"type": "http"' in notes and '"servers"' in notes, f"{name}: NOTES.txt has no VS Code mcp.json entry")
+    ingress_on = values.get("ingress", {}).get("enabled", False)
+    expect(len(by_kind(objects, "Ingress")) == (1 if ingress_on else 0), f"{name}: Ingress rendered iff ingress.enabled")
+    hpa_on = values.get("autoscaling", {}).get("enabled", False)
+    expect(len(by_kind(objects, "HorizontalPodAutoscaler")) == (1 if hpa_on else 0), f"{name}: HPA rendered iff autoscaling.enabled")
+    if hpa_on:
+        expect("replicas" not in deployment["spec"], f"{name}: Deployment sets replicas while the HPA owns them")
+    sm_on = values.get("serviceMonitor", {}).get("enabled", False)
+    expect(len(by_kind(objects, "ServiceMonitor")) == (1 if sm_on else 0), f"{name}: ServiceMonitor rendered iff serviceMonitor.enabled")
+    if ingress_on and values.get("ingress", {}).get("tls", {}).get("enabled", False):
+        ing = by_kind(objects, "Ingress")[0]
+        expect(bool(ing["spec"].get("tls")), f"{name}: Ingress has no tls section")
+
+
+def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
+    """values.schema.json must refuse these (strictness is part of the chart's contract)."""
+    import copy
+
+    import helm_python as helm
+
+    def with_change(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        values = copy.deepcopy(base)
+        change(values)
+        return values
+
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("an unknown top-level key", with_change(lambda v: v.__setitem__("replicas", 3))),
+        ("an unknown nested key", with_change(lambda v: v.setdefault("ingress", {}).__setitem__("tlsSecret", "x"))),
+        ("workload identity without a client id", with_change(lambda v: v["workloadIdentity"].__setitem__("clientId", ""))),
+        ("a public URL that is not a URL", with_change(lambda v: v["config"].__setitem__("publicUrl", "mcp.example.com"))),
+        ("an unknown client assertion", with_change(lambda v: v["config"].__setitem__("clientAssertion", "password"))),
+    ]
+    with helm.Chart.load(chart_dir) as chart:
+        merged_ok = chart.merge_values(base)
+        try:
+            chart.validate_schema(merged_ok)
+        except helm.HelmError as e:
+            problem(f"schema rejects the minimal values: {e}")
+        for label, values in cases:
+            try:
+                chart.validate_schema(chart.merge_values(values))
+            except helm.HelmError:
+                info(f"schema rejects {label}: ok")
+            else:
+                problem(f"values.schema.json accepts {label}")
+
+
+def cmd_render(chart: str, outdir: str) -> int:
+    chart_dir = Path(chart)
+    out = Path(outdir)
+    for values_file in sorted((chart_dir / "ci").glob("*.yaml")):
+        values = load_yaml(values_file)
+        objects, _ = split_objects(render(chart_dir, values))
+        write_objects(out / values_file.stem / "all.yaml", objects)
+    return finish()
+
+
+def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
+    import helm_python as helm
+    import jsonschema
+
+    chart_dir = Path(chart)
+    out = Path(outdir)
+    info(f"Helm SDK {helm.helm_sdk_version()} (helm-python-sdk {helm.__version__}), Kubernetes {kube_version}")
+    values_files = sorted((chart_dir / "ci").glob("*.yaml"))
+    if not values_files:
+        problem(f"no values files in {chart_dir / 'ci'}")
+        return finish()
+    for values_file in values_files:
+        name = values_file.name
+        values = load_yaml(values_file)
+        report = helm.lint(chart_dir, values, strict=True, namespace=NAMESPACE, kube_version=f"v{kube_version}")
+        findings = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+        for m in findings:
+            problem(f"helm lint {name}: {m.get('path')}: {m.get('error')}")
+        for err in report.get("errors", []):
+            problem(f"helm lint {name}: {err}")
+        try:
+            with helm.Chart.load(chart_dir) as loaded:
+                loaded.validate_schema(loaded.merge_values(values))
+            rendered = render(chart_dir, values)
+        except helm.HelmError as e:
+            problem(f"helm template {name}: {e}")
+            continue
+        objects, notes = split_objects(rendered)
+        check_rendered(name, values, objects, notes)
+        builtin = [o for o in objects if o.get("kind") not in CRD_KINDS]
+        for crd_obj in (o for o in objects if o.get("kind") == "ServiceMonitor"):
+            errors = sorted(jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(crd_obj), key=str)
+            for error in errors:
+                problem(f"{name}: ServiceMonitor {'.'.join(map(str, error.absolute_path))}: {error.message}")
+        write_objects(out / values_file.stem / "builtin.yaml", builtin)
+        write_objects(out / values_file.stem / "all.yaml", objects)
+        kinds = ", ".join(sorted(o["kind"] for o in objects))
+        info(f"{name}: lint ok, rendered {len(objects)} objects ({kinds})")
+    check_schema_rejects(chart_dir, load_yaml(chart_dir / "ci" / "minimal-values.yaml"))
+    return finish()
+
+
+# --- bicep ----------------------------------------------------------------------------------
+
+EXTENSION_LINE = re.compile(r"^extension\s+(\S+).*$", re.MULTILINE)
+
+# (file, path into pycep's JSON, expected value): properties the deployment relies on.
+INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
+    ("modules/storage.bicep", ("resources", "storage", "config", "properties", "allowSharedKeyAccess"), False),
+    ("modules/storage.bicep", ("resources", "storage", "config", "properties", "allowBlobPublicAccess"), False),
+    ("modules/storage.bicep", ("resources", "storage", "config", "properties", "minimumTlsVersion"), "TLS1_2"),
+    ("modules/storage.bicep", ("resources", "storage", "config", "properties", "supportsHttpsTrafficOnly"), True),
+    ("modules/registry.bicep", ("resources", "registry", "config", "properties", "adminUserEnabled"), False),
+    ("modules/registry.bicep", ("resources", "registry", "config", "properties", "anonymousPullEnabled"), False),
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "kind"), "functionapp"),
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "identity", "type"), "UserAssigned"),
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "properties", "configuration", "ingress", "allowInsecure"), False),
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "properties", "configuration", "ingress", "targetPort"), 80),
+    ("modules/mcp-app.bicep", ("resources", "auth", "config", "properties", "platform", "enabled"), True),
+    ("modules/mcp-app.bicep", ("resources", "auth", "config", "properties", "globalValidation", "excludedPaths"), "unauthenticatedPaths"),
+    (
+        "modules/mcp-app.bicep",
+        ("variables", "unauthenticatedPaths", "value"),
+        [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-protected-resource/runtime/webhooks/mcp",
+            "/healthz",
+            "/readyz",
+        ],
+    ),
+    ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
+    ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
+    ("modules/entra-app.bicep", ("variables", "graphUserReadScopeId", "value"), "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "audiences"), ["tokenExchangeAudience"]),
+    ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "subject"), "federatedIdentityPrincipalId"),
+]
+# azd outputs the docs and the sample's users rely on.
+REQUIRED_OUTPUTS = [
+    "SERVICE_MCP_DEFAULT_HOSTNAME",
+    "SERVICE_MCP_NAME",
+    "AZURE_RESOURCE_GROUP_NAME",
+    "MCP_URL",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CONTAINER_REGISTRY_ENDPOINT",
+]
+
+
+def dig(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return KeyError
+        tree = tree[key]
+    return tree
+
+
+def cmd_bicep(infra: str, copy_dir: str) -> int:
+    from pycep import BicepParser
+
+    import importlib.metadata as md
+
+    src = Path(infra)
+    dst = Path(copy_dir)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    config_path = src / "bicepconfig.json"
+    declared: dict[str, str] = {}
+    if config_path.exists():
+        declared = json.loads(config_path.read_text()).get("extensions", {})
+    parser = BicepParser()
+    parsed: dict[str, Any] = {}
+    files = sorted(dst.rglob("*.bicep"))
+    if not files:
+        problem(f"no .bicep files under {src}")
+    info(f"pycep-parser {md.version('pycep-parser')}")
+    for path in files:
+        rel = path.relative_to(dst)
+        text = path.read_text()
+        extensions = EXTENSION_LINE.findall(text)
+        for ext in extensions:
+            if ext not in declared:
+                problem(f"{rel}: extension {ext} is not declared in {config_path}")
+        if "'Microsoft.Graph/" in text and "microsoftGraphV1" not in extensions:
+            problem(f"{rel}: uses Microsoft.Graph resources without `extension microsoftGraphV1`")
+        blanked = EXTENSION_LINE.sub("", text)
+        path.write_text(blanked)
+        try:
+            parsed[str(rel)] = parser.parse(text=blanked)
+        except Exception as e:  # lark raises several exception types; all mean "does not parse"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            problem(f"{rel}: does not parse: {type(e).__name__}: {first}")
+            continue
+        note = f" (extension statement blanked: {', '.join(extensions)})" if extensions else ""
+        info(f"{rel}: parses{note}")
+    before = len(problems)
+    for file, path, want in INVARIANTS:
+        if file not in parsed:
+            problem(f"{file}: missing or unparsed, cannot check {'.'.join(path)}")
+            continue
+        got = dig(parsed[file], path)
+        if got != want:
+            shown = "absent" if got is KeyError else json.dumps(got)
+            problem(f"{file}: {'.'.join(path)} is {shown}, expected {json.dumps(want)}")
+    outputs = dig(parsed.get("main.bicep", {}), ("outputs",))
+    for name in REQUIRED_OUTPUTS:
+        if not isinstance(outputs, dict) or name not in outputs:
+            problem(f"main.bicep: output {name} is missing")
+    if len(problems) == before:
+        info(f"{len(INVARIANTS)} property invariants and {len(REQUIRED_OUTPUTS)} required outputs: ok")
+    graph = declared.get("microsoftGraphV1", "")
+    if not graph.startswith("br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:"):
+        problem(f"{config_path}: extensions.microsoftGraphV1 is not the Microsoft Graph v1.0 extension")
+    return finish()
+
+
+# --- host.json ------------------------------------------------------------------------------
+
+
+def cmd_hostjson(host_json: str, dockerfile: str) -> int:
+    try:
+        host = json.loads(Path(host_json).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        problem(f"{host_json}: {e}")
+        return finish()
+    expect(host.get("version") == "2.0", f"{host_json}: version is not \"2.0\"")
+    expect(host.get("configurationProfile") == "mcp-custom-handler", f"{host_json}: configurationProfile is not mcp-custom-handler")
+    handler = host.get("customHandler", {})
+    expect(handler.get("description", {}).get("defaultExecutablePath") == "mcp-obo", f"{host_json}: defaultExecutablePath is not the mcp-obo binary")
+    level = handler.get("http", {}).get("DefaultAuthorizationLevel") or handler.get("http", {}).get("defaultAuthorizationLevel")
+    expect(level == "anonymous", f"{host_json}: customHandler.http.DefaultAuthorizationLevel is not anonymous")
+    expect("port" not in handler, f"{host_json}: a fixed customHandler.port; mcp-obo follows FUNCTIONS_CUSTOMHANDLER_PORT")
+    text = Path(dockerfile).read_text()
+    stage = text.split(" AS functions", 1)[-1] if " AS functions" in text else ""
+    expect(bool(stage), f"{dockerfile}: no `functions` stage")
+    expect("COPY host.json /home/site/wwwroot/host.json" in stage, f"{dockerfile}: functions stage does not copy host.json to /home/site/wwwroot")
+    expect("/home/site/wwwroot/mcp-obo" in stage, f"{dockerfile}: functions stage does not put the binary in /home/site/wwwroot")
+    expect("AzureWebJobsScriptRoot=/home/site/wwwroot" in stage, f"{dockerfile}: AzureWebJobsScriptRoot is not /home/site/wwwroot")
+    expect("AzureFunctionsJobHost__Logging__Console__IsEnabled=true" in stage, f"{dockerfile}: console logging of the host is not enabled")
+    last_from = [line for line in text.splitlines() if line.startswith("FROM ")][-1:]
+    expect(bool(last_from) and last_from[0].endswith(" AS functions"), f"{dockerfile}: functions is not the last stage (azd builds the last stage)")
+    if not problems:
+        info(f"{host_json} and the functions stage of {dockerfile}: ok")
+    return finish()
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    command, args = argv[0], argv[1:]
+    if command == "helm" and len(args) == 3:
+        return cmd_helm(*args)
+    if command == "render" and len(args) == 2:
+        return cmd_render(*args)
+    if command == "bicep" and len(args) == 2:
+        return cmd_bicep(*args)
+    if command == "hostjson" and len(args) == 2:
+        return cmd_hostjson(*args)
+    print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
