@@ -53,12 +53,46 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Whether `public_url` was configured (or given by the platform) rather than derived
+    /// from the listen address.
+    pub public_url_explicit: bool,
+    /// Peers whose `X-Forwarded-Host`/`-Proto` are believed when `public_url` is derived.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Inbound authorization.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub mode: AuthMode,
+    /// `oidc`: the issuer (`iss`); its discovery document gives the keys.
+    pub issuer: Option<Url>,
+    /// Accepted `aud` values. `entra`: the client id and identifier URIs are added.
+    pub audiences: Vec<String>,
+    /// `entra`: the app's identifier URIs; empty means `api://{client_id}`.
+    pub identifier_uris: Vec<String>,
+    /// Delegated scopes (as they appear in `scp`) every MCP request needs.
+    pub required_scopes: Vec<String>,
+    /// App roles that admit an app-only caller (no user); empty admits none.
+    pub accepted_roles: Vec<String>,
+    /// Client applications (`azp`/`appid`) allowed to call; empty allows any.
+    pub allowed_client_apps: Vec<String>,
+    /// `entra` with `organizations`/`common`: the tenants (`tid`) allowed.
+    pub allowed_tenants: Vec<String>,
+    /// Overrides the `authorization_servers` of the protected resource metadata.
+    pub authorization_servers: Vec<Url>,
+    /// `parent:child` pairs: a token with `parent` also satisfies `child`.
+    pub scope_implies: Vec<(String, String)>,
+    /// `Tool:scope` pairs: extra delegated scopes a tool needs beyond `required_scopes`.
+    pub tool_scopes: Vec<(String, String)>,
+    /// Clock skew allowed on `exp`/`nbf`.
+    pub leeway: Duration,
+    /// `resource_name` in the protected resource metadata.
+    pub resource_name: String,
+    pub jwks_refresh_interval: Duration,
+    /// Unknown `kid` refreshes the keys at most this often.
+    pub jwks_min_refresh_interval: Duration,
+    /// Longer bearer tokens are refused before any parsing.
+    pub max_token_bytes: usize,
 }
 
 /// How callers are authenticated.
@@ -66,15 +100,34 @@ pub struct AuthSettings {
 pub enum AuthMode {
     /// No inbound authorization: loopback only, tools use the developer's own credentials.
     None,
+    /// Microsoft Entra ID tokens (v1 and v2), validated by this server.
+    Entra,
+    /// Any OpenID Connect issuer's JWT access tokens.
+    Oidc,
+    /// Behind App Service / Container Apps built-in auth: its principal header is required
+    /// and the token is still validated as in `entra`.
+    EasyAuth,
 }
 
 impl AuthMode {
-    const ALLOWED: &'static str = "none";
+    const ALLOWED: &'static str = "none, entra, oidc, easyauth";
 
     fn parse(value: &str) -> Option<Self> {
         match value {
             "none" => Some(Self::None),
+            "entra" => Some(Self::Entra),
+            "oidc" => Some(Self::Oidc),
+            "easyauth" => Some(Self::EasyAuth),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Entra => "entra",
+            Self::Oidc => "oidc",
+            Self::EasyAuth => "easyauth",
         }
     }
 }
@@ -241,7 +294,7 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
             message: "configuration could not be parsed".into(),
         }]));
     };
-    let effective = effective_values(&settings, &sources);
+    let effective = effective_values(&merged, &known, &settings, &sources);
     Ok(Loaded {
         settings,
         effective,
@@ -259,13 +312,29 @@ fn unknown_key(key: &str, from: &str) -> Problem {
     }
 }
 
+/// Keys holding lists; from the environment they are comma-separated.
+const LIST_KEYS: &[&str] = &[
+    "server.allowed_hosts",
+    "server.allowed_origins",
+    "server.trusted_proxies",
+    "auth.audiences",
+    "auth.identifier_uris",
+    "auth.required_scopes",
+    "auth.accepted_roles",
+    "auth.allowed_client_apps",
+    "auth.allowed_tenants",
+    "auth.authorization_servers",
+    "auth.scope_implies",
+    "auth.tool_scopes",
+];
+
 /// Keys like `server.allowed_hosts` accept a comma-separated string from the environment.
 fn set(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
     key: &str,
     value: &str,
 ) -> config::ConfigBuilder<config::builder::DefaultState> {
-    let is_list = matches!(key, "server.allowed_hosts" | "server.allowed_origins");
+    let is_list = LIST_KEYS.contains(&key);
     let result = if is_list {
         let items: Vec<String> = value
             .split(',')
@@ -452,6 +521,16 @@ impl Fields<'_> {
     }
 }
 
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+pub fn is_guid(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Whether the URL's host is a loopback name or address.
 pub fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
@@ -471,10 +550,24 @@ fn parse(
         "server.listen",
         "an IP address and port such as 127.0.0.1:7071 or 0.0.0.0:8080",
     );
-    let public_url = match f.optional("server.public_url") {
-        Some(_) => f.url("server.public_url", false),
-        None => derive_public_url(env, listen, sources),
+    let (public_url, public_url_explicit) = match f.optional("server.public_url") {
+        Some(_) => (f.url("server.public_url", false), true),
+        None => {
+            let url = derive_public_url(env, listen, sources);
+            let explicit = !matches!(sources.get("server.public_url"), Some(Source::Derived(_)));
+            (url, explicit)
+        }
     };
+    let mut trusted_proxies = Vec::new();
+    for raw in f.list("server.trusted_proxies") {
+        match raw.parse::<std::net::IpAddr>() {
+            Ok(ip) => trusted_proxies.push(ip),
+            Err(_) => f.problem(
+                "server.trusted_proxies",
+                format!("{raw:?} is not valid; expected IP addresses such as 10.0.0.4"),
+            ),
+        }
+    }
     let allowed_hosts = f.list("server.allowed_hosts");
     let allowed_origins = f.list("server.allowed_origins");
     for origin in &allowed_origins {
@@ -508,6 +601,7 @@ fn parse(
             ),
         );
     }
+    let auth = parse_auth(f, mode);
     if mode == Some(AuthMode::None)
         && let Some(addr) = listen
         && !addr.ip().is_loopback()
@@ -533,6 +627,34 @@ fn parse(
     }
     let client_id = f.optional("entra.client_id");
     let authority_host = f.url("entra.authority_host", false);
+    if matches!(mode, Some(AuthMode::Entra | AuthMode::EasyAuth)) {
+        let mode = mode.map(AuthMode::as_str).unwrap_or_default();
+        if client_id.is_none() {
+            f.problem(
+                "entra.client_id",
+                format!("required with auth.mode = {mode}: the application (client) id of the server's app registration (or set AZURE_CLIENT_ID)"),
+            );
+        }
+        match tenant_id.as_deref() {
+            None => f.problem(
+                "entra.tenant_id",
+                format!("required with auth.mode = {mode}: the directory (tenant) id, or organizations with auth.allowed_tenants (or set AZURE_TENANT_ID)"),
+            ),
+            Some(t) if !matches!(t, "organizations" | "common") && !is_guid(t) => f.problem(
+                "entra.tenant_id",
+                format!("{t:?} is not valid with auth.mode = {mode}; expected the tenant GUID (tokens carry it in tid), or organizations with auth.allowed_tenants"),
+            ),
+            Some("organizations" | "common")
+                if auth.as_ref().is_some_and(|a| a.allowed_tenants.is_empty()) =>
+            {
+                f.problem(
+                    "auth.allowed_tenants",
+                    "required when entra.tenant_id is organizations or common: list the tenant ids whose users may call".into(),
+                );
+            }
+            _ => {}
+        }
+    }
 
     let base_url = f.url("graph.base_url", false);
     let connect_timeout = f.duration("graph.connect_timeout");
@@ -568,8 +690,10 @@ fn parse(
             max_body_bytes: max_body_bytes?,
             shutdown_timeout: shutdown_timeout?,
             workers: workers?,
+            public_url_explicit,
+            trusted_proxies,
         },
-        auth: AuthSettings { mode: mode? },
+        auth: auth?,
         entra: EntraSettings {
             tenant_id,
             client_id,
@@ -584,6 +708,91 @@ fn parse(
             format: format?,
             level,
         },
+    })
+}
+
+fn parse_auth(f: &mut Fields<'_>, mode: Option<AuthMode>) -> Option<AuthSettings> {
+    let issuer = match f.optional("auth.issuer") {
+        Some(_) => f.url("auth.issuer", false),
+        None => None,
+    };
+    let audiences = f.list("auth.audiences");
+    if mode == Some(AuthMode::Oidc) {
+        if issuer.is_none() && f.optional("auth.issuer").is_none() {
+            f.problem(
+                "auth.issuer",
+                "required with auth.mode = oidc: the issuer URL whose discovery document lists the signing keys".into(),
+            );
+        }
+        if audiences.is_empty() {
+            f.problem(
+                "auth.audiences",
+                "required with auth.mode = oidc: the aud value(s) the issuer puts in tokens for this server (usually the MCP URL)".into(),
+            );
+        }
+    }
+    let mut authorization_servers = Vec::new();
+    for raw in f.list("auth.authorization_servers") {
+        match Url::parse(&raw) {
+            Ok(url) if url.scheme() == "https" || is_loopback_url(&url) => {
+                authorization_servers.push(url)
+            }
+            _ => f.problem(
+                "auth.authorization_servers",
+                format!("{raw:?} is not valid; expected https issuer URLs"),
+            ),
+        }
+    }
+    let mut scope_implies = Vec::new();
+    for raw in f.list("auth.scope_implies") {
+        match raw.split_once(':') {
+            Some((parent, child)) if !parent.trim().is_empty() && !child.trim().is_empty() => {
+                scope_implies.push((parent.trim().to_owned(), child.trim().to_owned()));
+            }
+            _ => f.problem(
+                "auth.scope_implies",
+                format!(
+                    "{raw:?} is not valid; expected parent:child, e.g. Mail.ReadWrite:Mail.Read"
+                ),
+            ),
+        }
+    }
+    let mut tool_scopes = Vec::new();
+    for raw in f.list("auth.tool_scopes") {
+        match raw.split_once(':') {
+            Some((tool, scope)) if !tool.trim().is_empty() && !scope.trim().is_empty() => {
+                tool_scopes.push((tool.trim().to_owned(), scope.trim().to_owned()));
+            }
+            _ => f.problem(
+                "auth.tool_scopes",
+                format!("{raw:?} is not valid; expected Tool:scope, e.g. HelloTool:Profile.Read"),
+            ),
+        }
+    }
+    let leeway = f.duration("auth.leeway");
+    if leeway.is_some_and(|l| l > Duration::from_secs(600)) {
+        f.problem("auth.leeway", "must be at most 10m".into());
+    }
+    let jwks_refresh_interval = f.duration("auth.jwks_refresh_interval");
+    let jwks_min_refresh_interval = f.duration("auth.jwks_min_refresh_interval");
+    let max_token_bytes: Option<usize> = f.parsed("auth.max_token_bytes", "a number of bytes");
+    Some(AuthSettings {
+        mode: mode?,
+        issuer,
+        audiences,
+        identifier_uris: f.list("auth.identifier_uris"),
+        required_scopes: f.list("auth.required_scopes"),
+        accepted_roles: f.list("auth.accepted_roles"),
+        allowed_client_apps: f.list("auth.allowed_client_apps"),
+        allowed_tenants: f.list("auth.allowed_tenants"),
+        authorization_servers,
+        scope_implies,
+        tool_scopes,
+        leeway: leeway?,
+        resource_name: f.string("auth.resource_name"),
+        jwks_refresh_interval: jwks_refresh_interval?,
+        jwks_min_refresh_interval: jwks_min_refresh_interval?,
+        max_token_bytes: max_token_bytes?,
     })
 }
 
@@ -621,52 +830,45 @@ fn derive_public_url(
 }
 
 fn effective_values(
-    s: &Settings,
+    merged: &Config,
+    known: &[String],
+    settings: &Settings,
     sources: &BTreeMap<String, Source>,
 ) -> BTreeMap<String, (String, Source)> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let values: Vec<(&str, String)> = vec![
-        ("server.listen", s.server.listen.to_string()),
-        ("server.public_url", trim_slash(&s.server.public_url)),
-        ("server.allowed_hosts", s.server.allowed_hosts.join(",")),
-        ("server.allowed_origins", s.server.allowed_origins.join(",")),
-        ("server.sessions", s.server.sessions.to_string()),
-        ("server.max_body_bytes", s.server.max_body_bytes.to_string()),
-        (
-            "server.shutdown_timeout",
-            humantime::format_duration(s.server.shutdown_timeout).to_string(),
-        ),
-        ("server.workers", s.server.workers.to_string()),
-        ("auth.mode", "none".to_owned()),
-        ("entra.tenant_id", opt(&s.entra.tenant_id)),
-        ("entra.client_id", opt(&s.entra.client_id)),
-        ("entra.authority_host", trim_slash(&s.entra.authority_host)),
-        ("graph.base_url", trim_slash(&s.graph.base_url)),
-        (
-            "graph.connect_timeout",
-            humantime::format_duration(s.graph.connect_timeout).to_string(),
-        ),
-        (
-            "graph.timeout",
-            humantime::format_duration(s.graph.timeout).to_string(),
-        ),
-        (
-            "log.format",
-            match s.log.format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }
-            .to_owned(),
-        ),
-        ("log.level", s.log.level.clone()),
-    ];
-    values
-        .into_iter()
-        .map(|(k, v)| {
-            let source = sources.get(k).cloned().unwrap_or(Source::Default);
-            (k.to_owned(), (v, source))
+    known
+        .iter()
+        .map(|key| {
+            let value = match key.as_str() {
+                // Derived values are shown as the server will use them.
+                "server.public_url" => trim_slash(&settings.server.public_url),
+                "server.listen" => settings.server.listen.to_string(),
+                _ if is_secret(key) => "<redacted>".to_owned(),
+                _ => display_value(merged.get::<config::Value>(key).ok()),
+            };
+            let source = sources.get(key).cloned().unwrap_or(Source::Default);
+            (key.clone(), (value, source))
         })
         .collect()
+}
+
+/// Keys whose values are never printed.
+fn is_secret(key: &str) -> bool {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    name.contains("secret") || name.contains("password") || name.ends_with("private_key")
+}
+
+fn display_value(value: Option<config::Value>) -> String {
+    let Some(value) = value else {
+        return String::new();
+    };
+    match value.kind {
+        config::ValueKind::Array(items) => items
+            .into_iter()
+            .map(|v| display_value(Some(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => value.to_string(),
+    }
 }
 
 /// A URL as users write it: no trailing slash on a bare origin.

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod config;
 pub mod graph;
+pub mod jose;
 pub mod mcp;
 pub mod obo;
 pub mod server;

@@ -72,10 +72,12 @@ fn serve(loaded: &Loaded) -> ExitCode {
         tracing::info!(
             address = %app.local_addr(),
             mcp_url = %format!("{}/mcp", config::trim_slash(&settings.server.public_url)),
-            auth_mode = "none",
+            auth_mode = settings.auth.mode.as_str(),
             "mcp-obo listening"
         );
-        tracing::warn!("auth.mode = none: no inbound authorization; tools use your developer credentials (az login). Loopback only.");
+        if settings.auth.mode == mcp_obo::config::AuthMode::None {
+            tracing::warn!("auth.mode = none: no inbound authorization; tools use your developer credentials (az login). Loopback only.");
+        }
         app.run_until_stopped(server::shutdown_signal())
             .await
             .map_err(server::StartError::Server)

@@ -14,8 +14,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use rmcp_actix_web::transport::CancellationToken;
 
-use crate::auth::Authorizer;
-use crate::config::{AuthMode, Settings};
+use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
+use crate::config::{AuthMode, Settings, trim_slash};
 use crate::graph::GraphClient;
 use crate::mcp::{self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry};
 use crate::obo::{DeveloperTokens, DownstreamTokens};
@@ -36,6 +36,8 @@ pub enum StartError {
     HttpClient(#[from] reqwest::Error),
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// The parts that reach outside the process, replaceable in tests.
@@ -49,24 +51,38 @@ impl Dependencies {
     pub fn from_settings(settings: &Settings) -> Self {
         let tokens: Arc<dyn DownstreamTokens> = match settings.auth.mode {
             AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.tenant_id.as_deref())),
+            AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => {
+                Arc::new(crate::obo::Unconfigured)
+            }
         };
         Self { tokens }
     }
 }
 
-/// Readiness: ready once every dependency is initialised, not ready while shutting down.
-#[derive(Debug, Default)]
+/// Readiness: ready once every dependency is initialised (the issuer's keys fetched), not
+/// ready while shutting down.
+#[derive(Default)]
 pub struct Readiness {
-    ready: AtomicBool,
+    serving: AtomicBool,
+    jwks: Option<Arc<JwksCache>>,
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    /// Each check by name, and whether it passes.
+    pub fn checks(&self) -> Vec<(&'static str, bool)> {
+        let mut checks = vec![("serving", self.serving.load(Ordering::Acquire))];
+        if let Some(jwks) = &self.jwks {
+            checks.push(("issuer_keys", jwks.is_loaded()));
+        }
+        checks
     }
 
-    fn set(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+    pub fn is_ready(&self) -> bool {
+        self.checks().iter().all(|(_, ok)| *ok)
+    }
+
+    fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Release);
     }
 }
 
@@ -101,12 +117,38 @@ impl Application {
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(StartError::Server)?;
         let graph = GraphClient::new(&settings.graph, deps.tokens)?;
-        let registry = Arc::new(Registry::default().with(HelloTool::new(graph)));
+        let registry = Registry::default()
+            .with(HelloTool::new(graph))
+            .with_policy(&settings.auth.tool_scopes, &settings.auth.scope_implies);
+        let tool_scopes: Vec<String> = registry
+            .requirements()
+            .into_iter()
+            .flat_map(|(_, s)| s)
+            .collect();
         let cancel = CancellationToken::new();
-        let mcp_service = mcp::mount(&settings.server, registry, cancel.clone());
+        let jwks = issuer_keys(settings)?;
+        if let Some(jwks) = &jwks {
+            spawn_key_refresh(
+                jwks.clone(),
+                settings.auth.jwks_refresh_interval,
+                cancel.clone(),
+            );
+        }
+        let metadata = Arc::new(ResourceMetadata::from_settings(settings, &tool_scopes));
+        let authorizer = web::Data::new(Authorizer::new(
+            settings,
+            &registry,
+            metadata.clone(),
+            jwks.clone(),
+        ));
+        let serve_metadata = jwks.is_some();
+        let metadata = web::Data::from(metadata);
+        let mcp_service = mcp::mount(&settings.server, Arc::new(registry), cancel.clone());
         let origins = web::Data::new(Origins::from_settings(&settings.server));
-        let authorizer = web::Data::new(Authorizer::new(settings.auth.mode));
-        let readiness = Arc::new(Readiness::default());
+        let readiness = Arc::new(Readiness {
+            serving: AtomicBool::new(false),
+            jwks,
+        });
         let ready_data = web::Data::from(readiness.clone());
 
         let mut server = HttpServer::new(move || {
@@ -114,8 +156,12 @@ impl Application {
                 .app_data(origins.clone())
                 .app_data(authorizer.clone())
                 .app_data(ready_data.clone())
+                .app_data(metadata.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz));
+            if serve_metadata {
+                app = app.configure(ResourceMetadata::routes);
+            }
             for path in MCP_PATHS {
                 app = app.service(mcp_service.clone().scope_with_path(path));
             }
@@ -136,7 +182,7 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).map_err(StartError::Server)?.run();
-        readiness.set(true);
+        readiness.set_serving(true);
         Ok(Self {
             server,
             addr,
@@ -169,7 +215,7 @@ impl Application {
         let readiness = self.readiness;
         let stopper = async move {
             shutdown.await;
-            readiness.set(false);
+            readiness.set_serving(false);
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;
         };
@@ -184,11 +230,92 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let checks: serde_json::Map<String, serde_json::Value> = readiness
+        .checks()
+        .into_iter()
+        .map(|(name, ok)| {
+            (
+                name.to_owned(),
+                serde_json::Value::from(if ok { "ok" } else { "failing" }),
+            )
+        })
+        .collect();
     if readiness.is_ready() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": checks}))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "not ready"}))
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "not ready", "checks": checks}))
     }
+}
+
+/// The issuer's key cache for token modes; `None` with `auth.mode = none`.
+fn issuer_keys(settings: &Settings) -> Result<Option<Arc<JwksCache>>, StartError> {
+    let discovery = match settings.auth.mode {
+        AuthMode::None => return Ok(None),
+        AuthMode::Oidc => format!(
+            "{}/.well-known/openid-configuration",
+            settings
+                .auth
+                .issuer
+                .as_ref()
+                .map(trim_slash)
+                .unwrap_or_default()
+        ),
+        AuthMode::Entra | AuthMode::EasyAuth => format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            trim_slash(&settings.entra.authority_host),
+            settings
+                .entra
+                .tenant_id
+                .as_deref()
+                .unwrap_or("organizations")
+        ),
+    };
+    let url = url::Url::parse(&discovery)
+        .map_err(|e| StartError::Config(format!("discovery URL {discovery}: {e}")))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(Some(Arc::new(JwksCache::new(
+        url,
+        http,
+        settings.auth.jwks_min_refresh_interval,
+    ))))
+}
+
+/// Fetches the issuer's keys now (retrying with backoff until it works) and then every
+/// `interval`, until `cancel`.
+fn spawn_key_refresh(
+    jwks: Arc<JwksCache>,
+    interval: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    actix_web::rt::spawn(async move {
+        let mut backoff = std::time::Duration::from_millis(250);
+        loop {
+            let wait = match jwks.refresh().await {
+                Ok(_) => {
+                    backoff = std::time::Duration::from_millis(250);
+                    interval
+                }
+                Err(_) => {
+                    let wait = if jwks.is_loaded() {
+                        interval.min(backoff * 8)
+                    } else {
+                        backoff
+                    };
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+                    wait
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -48,6 +48,8 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// The client application the user signed in with (`azp` / `appid`).
     pub client_app: Option<String>,
+    /// An application acting for itself (client credentials), not for a user.
+    pub app_only: bool,
     /// The caller's own token, for the on-behalf-of exchange; `None` locally.
     pub assertion: Option<UserAssertion>,
 }
@@ -64,6 +66,7 @@ impl Caller {
             scopes: Vec::new(),
             roles: Vec::new(),
             client_app: None,
+            app_only: false,
             assertion: None,
         }
     }

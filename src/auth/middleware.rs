@@ -1,46 +1,353 @@
 //! The HTTP layer of inbound authorization: establishes the [`Caller`] of each MCP request
-//! and stores it in the request's extensions, where the MCP layer picks it up.
+//! or answers with the challenge, before the MCP layer sees the request.
+//!
+//! Order of checks, each failing closed:
+//! 1. token in the query string → 400 (MCP: only the `Authorization` header counts);
+//! 2. bearer token from `Authorization` (Easy Auth: else `X-MS-TOKEN-AAD-ACCESS-TOKEN`),
+//!    missing → 401 with `resource_metadata` and `scope`;
+//! 3. Easy Auth only: `X-MS-CLIENT-PRINCIPAL` required and must match the token's user;
+//! 4. full token validation (`jwt.rs`) → 401 `invalid_token`;
+//! 5. the server's required scopes (or, for app-only callers, an accepted role) → 403;
+//! 6. `tools/call` of a tool needing more scopes → 403 `insufficient_scope` naming them
+//!    (the body is read only when the caller lacks some tool's scopes).
 
-use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
+use futures_util::StreamExt;
 
-use super::Caller;
-use crate::config::AuthMode;
-use crate::mcp::MCP_PATHS;
+use super::jwks::JwksCache;
+use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
+use super::metadata::ResourceMetadata;
+use super::{Caller, Error, Reason, challenge, easyauth, scopes};
+use crate::config::{AuthMode, Settings, trim_slash};
+use crate::mcp::{MCP_PATHS, Registry};
 
 /// The configured authorization policy, shared by all workers.
-#[derive(Debug, Clone)]
 pub struct Authorizer {
-    mode: AuthMode,
+    policy: Policy,
+}
+
+enum Policy {
+    /// `auth.mode = none`: every request is the local developer (loopback only).
+    LocalDeveloper,
+    Tokens(Box<TokenPolicy>),
+}
+
+struct TokenPolicy {
+    validator: TokenValidator,
+    easyauth: bool,
+    metadata: Arc<ResourceMetadata>,
+    required_scopes: Vec<String>,
+    accepted_roles: Vec<String>,
+    implies: Vec<(String, String)>,
+    /// `(tool, scopes beyond required_scopes)`.
+    tools: Vec<(String, Vec<String>)>,
+    max_body_bytes: usize,
 }
 
 impl Authorizer {
-    pub fn new(mode: AuthMode) -> Self {
-        Self { mode }
+    /// Builds the policy for `settings.auth.mode`.
+    pub fn new(
+        settings: &Settings,
+        registry: &Registry,
+        metadata: Arc<ResourceMetadata>,
+        jwks: Option<Arc<JwksCache>>,
+    ) -> Self {
+        let auth = &settings.auth;
+        let Some(jwks) = jwks.filter(|_| auth.mode != AuthMode::None) else {
+            return Self {
+                policy: Policy::LocalDeveloper,
+            };
+        };
+        let (issuer, audiences) = match auth.mode {
+            AuthMode::Oidc => (
+                IssuerPolicy::Exact(auth.issuer.as_ref().map(trim_slash).unwrap_or_default()),
+                auth.audiences.clone(),
+            ),
+            _ => {
+                let authority = trim_slash(&settings.entra.authority_host);
+                let tenant = settings.entra.tenant_id.clone().unwrap_or_default();
+                let tenants = if matches!(tenant.as_str(), "organizations" | "common") {
+                    TenantPolicy::AllowList(
+                        auth.allowed_tenants
+                            .iter()
+                            .map(|t| t.to_ascii_lowercase())
+                            .collect(),
+                    )
+                } else {
+                    TenantPolicy::One(tenant)
+                };
+                let client = settings.entra.client_id.clone().unwrap_or_default();
+                let mut audiences = vec![client.clone()];
+                if auth.identifier_uris.is_empty() {
+                    audiences.push(format!("api://{client}"));
+                } else {
+                    audiences.extend(auth.identifier_uris.iter().cloned());
+                }
+                audiences.extend(auth.audiences.iter().cloned());
+                (
+                    IssuerPolicy::Entra {
+                        v1_host: entra_v1_issuer_host(&authority),
+                        authority,
+                        tenants,
+                    },
+                    audiences,
+                )
+            }
+        };
+        let validator = TokenValidator {
+            jwks,
+            issuer,
+            audiences,
+            allowed_client_apps: auth
+                .allowed_client_apps
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect::<HashSet<_>>(),
+            leeway_secs: auth.leeway.as_secs(),
+            max_token_bytes: auth.max_token_bytes,
+        };
+        Self {
+            policy: Policy::Tokens(Box::new(TokenPolicy {
+                validator,
+                easyauth: auth.mode == AuthMode::EasyAuth,
+                metadata,
+                required_scopes: auth.required_scopes.clone(),
+                accepted_roles: auth.accepted_roles.clone(),
+                implies: auth.scope_implies.clone(),
+                tools: registry
+                    .requirements()
+                    .into_iter()
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect(),
+                max_body_bytes: settings.server.max_body_bytes,
+            })),
+        }
     }
 
-    /// The middleware: MCP paths get a `Caller`; other paths pass untouched.
-    ///
-    /// # Security
-    /// `auth.mode = none` is only accepted by configuration on a loopback listen address;
-    /// then every MCP request is the local developer.
+    /// The middleware: MCP paths get a `Caller` or a challenge; other paths pass untouched.
     pub async fn authorize(
-        req: ServiceRequest,
+        mut req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
-    ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-        let path = req.path().trim_end_matches('/');
-        if MCP_PATHS.contains(&path)
-            && let Some(authorizer) = req.app_data::<web::Data<Authorizer>>()
-        {
-            match authorizer.mode {
-                AuthMode::None => {
-                    req.extensions_mut().insert(Caller::local_developer());
+    ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+        let path = req.path().trim_end_matches('/').to_owned();
+        if !MCP_PATHS.contains(&path.as_str()) {
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
+        }
+        let Some(authorizer) = req.app_data::<web::Data<Authorizer>>().cloned() else {
+            // Fail closed: no policy configured means nobody gets in.
+            let response = actix_web::HttpResponse::InternalServerError().finish();
+            return Ok(req.into_response(response).map_into_right_body());
+        };
+        match &authorizer.policy {
+            Policy::LocalDeveloper => {
+                req.extensions_mut().insert(Caller::local_developer());
+            }
+            Policy::Tokens(policy) => match policy.authorize(&mut req).await {
+                Ok(caller) => {
+                    tracing::debug!(tenant = ?caller.tenant_id, client_app = ?caller.client_app, "authorized");
+                    req.extensions_mut().insert(caller);
                 }
+                Err(error) => {
+                    tracing::debug!(reason = error.reason(), "request not authorized");
+                    let base = policy.metadata.base_for(req.request());
+                    let metadata_url = policy.metadata.metadata_url(&base, &path);
+                    let scopes = policy.advertised(&policy.required_scopes);
+                    let response = challenge::respond(&error, &metadata_url, &scopes);
+                    return Ok(req.into_response(response).map_into_right_body());
+                }
+            },
+        }
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body)
+    }
+}
+
+/// Entra v1 tokens name `sts.windows.net` (public cloud) as issuer host.
+fn entra_v1_issuer_host(authority: &str) -> String {
+    match authority {
+        "https://login.microsoftonline.com" | "https://login.microsoftonline.us" => {
+            "https://sts.windows.net".into()
+        }
+        "https://login.chinacloudapi.cn" | "https://login.partner.microsoftonline.cn" => {
+            "https://sts.chinacloudapi.cn".into()
+        }
+        other => other.to_owned(),
+    }
+}
+
+impl TokenPolicy {
+    fn advertised(&self, scopes: &[String]) -> Vec<String> {
+        scopes.iter().map(|s| self.metadata.advertise(s)).collect()
+    }
+
+    async fn authorize(&self, req: &mut ServiceRequest) -> Result<Caller, Error> {
+        if req.query_string().split('&').any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
+        }) {
+            return Err(Error::InvalidRequest(
+                "tokens in the query string are not accepted; use the Authorization header",
+            ));
+        }
+        let token = self.bearer_token(req)?;
+        let principal = if self.easyauth {
+            let value = req
+                .headers()
+                .get(easyauth::PRINCIPAL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(Error::MissingToken)?;
+            Some(
+                easyauth::decode_principal(value)
+                    .ok_or(Error::InvalidToken(Reason::EasyAuthMismatch))?,
+            )
+        } else {
+            None
+        };
+        let caller = self.validator.validate(&token).await?;
+        if let Some(principal) = principal {
+            let same_user = principal.oid.as_deref() == Some(caller.subject.as_str());
+            let same_tenant = principal.tid.is_some() && principal.tid == caller.tenant_id;
+            if !same_user || !same_tenant {
+                return Err(Error::InvalidToken(Reason::EasyAuthMismatch));
             }
         }
-        next.call(req).await
+        if caller.app_only {
+            if !caller.roles.iter().any(|r| self.accepted_roles.contains(r)) {
+                return Err(Error::InsufficientScope {
+                    scopes: self.advertised(&self.required_scopes),
+                    description: "this server acts for signed-in users; app-only tokens are not accepted",
+                });
+            }
+        } else if !scopes::satisfies_all(&caller.scopes, &self.required_scopes, &self.implies) {
+            return Err(Error::InsufficientScope {
+                scopes: self.advertised(&self.required_scopes),
+                description: "the token lacks a scope this server requires",
+            });
+        }
+        self.check_tool_scopes(req, &caller).await?;
+        Ok(caller)
     }
+
+    /// The bearer token from the `Authorization` header (or Easy Auth's token header).
+    fn bearer_token(&self, req: &ServiceRequest) -> Result<String, Error> {
+        let mut values = req.headers().get_all(header::AUTHORIZATION);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(Error::InvalidRequest("more than one Authorization header"));
+        }
+        if let Some(value) = first {
+            let text = value
+                .to_str()
+                .map_err(|_| Error::InvalidRequest("malformed Authorization header"))?;
+            let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(Error::MissingToken);
+            }
+            let token = rest.trim();
+            let valid_chars = token.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+            });
+            if token.is_empty() || !valid_chars {
+                return Err(Error::InvalidRequest("malformed Authorization header"));
+            }
+            return Ok(token.to_owned());
+        }
+        if self.easyauth
+            && let Some(token) = req
+                .headers()
+                .get(easyauth::TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+            && !token.trim().is_empty()
+        {
+            return Ok(token.trim().to_owned());
+        }
+        Err(Error::MissingToken)
+    }
+
+    /// 403 for a `tools/call` of a tool whose extra scopes the caller lacks.
+    async fn check_tool_scopes(
+        &self,
+        req: &mut ServiceRequest,
+        caller: &Caller,
+    ) -> Result<(), Error> {
+        let blocked: Vec<&(String, Vec<String>)> = self
+            .tools
+            .iter()
+            .filter(|(_, needed)| !scopes::satisfies_all(&caller.scopes, needed, &self.implies))
+            .collect();
+        if blocked.is_empty() || req.method() != actix_web::http::Method::POST {
+            return Ok(());
+        }
+        let body = self.read_body(req).await?;
+        for name in called_tools(&body) {
+            if let Some((_, needed)) = blocked.iter().find(|(tool, _)| *tool == name) {
+                let mut all = self.required_scopes.clone();
+                all.extend(needed.iter().cloned());
+                return Err(Error::InsufficientScope {
+                    scopes: self.advertised(&all),
+                    description: "this tool needs a scope the token does not have",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the body (bounded) and puts it back for the transport.
+    async fn read_body(&self, req: &mut ServiceRequest) -> Result<web::Bytes, Error> {
+        let mut payload = req.take_payload();
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| Error::InvalidRequest("the request body could not be read"))?;
+            if buf.len() + chunk.len() > self.max_body_bytes {
+                return Err(Error::InvalidRequest("the request body is too large"));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let bytes = buf.freeze();
+        req.set_payload(Payload::from(bytes.clone()));
+        Ok(bytes)
+    }
+}
+
+/// Names of the tools a JSON-RPC message (or batch) calls.
+fn called_tools(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        method: Option<String>,
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        One(Message),
+        Batch(Vec<Message>),
+    }
+    let messages = match serde_json::from_slice::<Body>(body) {
+        Ok(Body::One(m)) => vec![m],
+        Ok(Body::Batch(b)) => b,
+        Err(_) => return Vec::new(),
+    };
+    messages
+        .into_iter()
+        .filter(|m| m.method.as_deref() == Some("tools/call"))
+        .filter_map(|m| m.params.and_then(|p| p.name))
+        .collect()
 }

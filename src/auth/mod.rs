@@ -1,15 +1,31 @@
-//! Inbound authorization: who is calling.
+//! Inbound authorization: the server as an OAuth 2.1 protected resource.
 //!
 //! - `caller.rs`: [`Caller`], the validated identity every tool receives, and
 //!   [`UserAssertion`], the caller's own token, which only `obo/` may open.
-//! - `middleware.rs`: [`Authorizer`], the actix middleware that establishes the caller.
+//! - `middleware.rs`: [`Authorizer`], the actix middleware that establishes the caller or
+//!   answers with a challenge; the order of checks is documented there.
+//! - `metadata.rs`: RFC 9728 protected resource metadata ([`ResourceMetadata`]).
+//! - `challenge.rs`: 401/403 answers with `WWW-Authenticate` (RFC 6750, MCP step-up).
+//! - `jwt.rs`: token validation; `jwks.rs`: the issuer's keys ([`JwksCache`]).
+//! - `easyauth.rs`: App Service / Container Apps built-in auth headers (easyauth mode only).
+//! - `scopes.rs`: scope sufficiency with hierarchies.
+//! - `error.rs`: [`Error`] and the refusal [`Reason`]s.
 //!
-//! With `auth.mode = none` (loopback only) every request is the local developer
-//! ([`Caller::local_developer`]). Token validation, protected resource metadata and
-//! challenges slot in here as middleware that inserts a [`Caller`] into the request.
+//! Output: a [`Caller`] in the request extensions. Why a token failed goes to `debug!`,
+//! never to the client.
 
 mod caller;
+mod challenge;
+mod easyauth;
+mod error;
+mod jwks;
+mod jwt;
+mod metadata;
 mod middleware;
+pub mod scopes;
 
 pub use caller::{Caller, UserAssertion};
+pub use error::{Error, Reason};
+pub use jwks::JwksCache;
+pub use metadata::ResourceMetadata;
 pub use middleware::Authorizer;

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -69,8 +69,10 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        caller(&context)?;
-        Ok(ListToolsResult::with_all_items(self.registry.definitions()))
+        let caller = caller(&context)?;
+        Ok(ListToolsResult::with_all_items(
+            self.registry.definitions_for(&caller),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
@@ -89,6 +91,13 @@ impl ServerHandler for McpServer {
                 None,
             ));
         };
+        if tool.needs_user() && caller.app_only {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{} acts on behalf of a signed-in user, but this request was made by an application with no user (an app-only token). Call it from a client where a user signs in.",
+                request.name
+            ))])
+            .into());
+        }
         Ok(tool.call(&caller, request.arguments).await.into())
     }
 }

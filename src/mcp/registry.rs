@@ -1,4 +1,4 @@
-//! The tool registry: every tool the server offers, by name.
+//! The tool registry: every tool the server offers, by name, with the scopes each needs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, JsonObject};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, scopes};
 
 /// One MCP tool.
 ///
@@ -17,33 +17,107 @@ pub trait Tool: Send + Sync + 'static {
     /// The tool's definition as listed by `tools/list` (name, description, schemas).
     fn definition(&self) -> &rmcp::model::Tool;
 
+    /// Delegated scopes (as in `scp`) this tool needs beyond the server's required scopes.
+    fn required_scopes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether the tool acts for a user (so app-only callers cannot use it).
+    fn needs_user(&self) -> bool {
+        true
+    }
+
     /// Run the tool for `caller`.
     async fn call(&self, caller: &Caller, arguments: Option<JsonObject>) -> CallToolResult;
+}
+
+struct Entry {
+    tool: Arc<dyn Tool>,
+    scopes: Vec<String>,
 }
 
 /// Tools by name, immutable once the server starts.
 #[derive(Clone, Default)]
 pub struct Registry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
+    tools: Arc<BTreeMap<String, Arc<Entry>>>,
+    implies: Arc<Vec<(String, String)>>,
 }
 
 impl Registry {
     /// Adds a tool; a later tool with the same name replaces the earlier one.
     pub fn with(mut self, tool: impl Tool) -> Self {
         let name = tool.definition().name.to_string();
-        self.tools.insert(name, Arc::new(tool));
+        let scopes = tool.required_scopes();
+        Arc::make_mut(&mut self.tools).insert(
+            name,
+            Arc::new(Entry {
+                tool: Arc::new(tool),
+                scopes,
+            }),
+        );
+        self
+    }
+
+    /// Adds configured `(tool, scope)` requirements and the scope hierarchy.
+    pub fn with_policy(
+        mut self,
+        tool_scopes: &[(String, String)],
+        implies: &[(String, String)],
+    ) -> Self {
+        let mut tools: BTreeMap<String, Arc<Entry>> = (*self.tools).clone();
+        for (name, scope) in tool_scopes {
+            if let Some(entry) = tools.get(name) {
+                let mut scopes = entry.scopes.clone();
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+                tools.insert(
+                    name.clone(),
+                    Arc::new(Entry {
+                        tool: entry.tool.clone(),
+                        scopes,
+                    }),
+                );
+            }
+        }
+        self.tools = Arc::new(tools);
+        self.implies = Arc::new(implies.to_vec());
         self
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+        self.tools.get(name).map(|e| &e.tool)
     }
 
-    /// Every tool definition, in name order.
-    pub fn definitions(&self) -> Vec<rmcp::model::Tool> {
+    /// Every `(tool, extra scopes)` pair, for authorization.
+    pub fn requirements(&self) -> Vec<(String, Vec<String>)> {
         self.tools
-            .values()
-            .map(|t| t.definition().clone())
+            .iter()
+            .map(|(n, e)| (n.clone(), e.scopes.clone()))
+            .collect()
+    }
+
+    /// Whether `caller` holds every scope tool `name` needs (unknown tools: true, so the
+    /// protocol layer answers "unknown tool").
+    pub fn permits(&self, caller: &Caller, name: &str) -> bool {
+        match self.tools.get(name) {
+            Some(entry) => {
+                caller.is_local_developer()
+                    || scopes::satisfies_all(&caller.scopes, &entry.scopes, &self.implies)
+            }
+            None => true,
+        }
+    }
+
+    /// The definitions of the tools `caller` may call, in name order.
+    ///
+    /// Tools the caller lacks scopes for are hidden from `tools/list` (calling one anyway
+    /// gets 403 `insufficient_scope` naming the scopes, so a client can step up).
+    pub fn definitions_for(&self, caller: &Caller) -> Vec<rmcp::model::Tool> {
+        self.tools
+            .iter()
+            .filter(|(name, _)| self.permits(caller, name))
+            .map(|(_, e)| e.tool.definition().clone())
             .collect()
     }
 }

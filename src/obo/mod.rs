@@ -22,6 +22,18 @@ pub use developer::DeveloperTokens;
 pub use error::Error;
 pub use token::AccessToken;
 
+/// The token source when inbound authorization is on but no exchange is configured.
+pub struct Unconfigured;
+
+#[async_trait]
+impl DownstreamTokens for Unconfigured {
+    async fn token(&self, _caller: &Caller, _scopes: &[&str]) -> Result<AccessToken, Error> {
+        Err(Error::NotConfigured)
+    }
+
+    async fn invalidate(&self, _caller: &Caller, _scopes: &[&str]) {}
+}
+
 /// The seam between tools and token acquisition.
 #[async_trait]
 pub trait DownstreamTokens: Send + Sync + 'static {

@@ -3,6 +3,7 @@
 
 pub mod fake_graph;
 pub mod mcp_http;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -276,4 +277,45 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `/readyz` until it answers 200 (the issuer's keys are loaded), at most 10 s.
+pub async fn wait_ready(app: &TestApp) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "app never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Environment for `auth.mode = entra` against the test issuer.
+pub fn entra_env(issuer: &tokens::TestIssuer) -> Vec<(String, String)> {
+    vec![
+        ("MCP_OBO__AUTH__MODE".into(), "entra".into()),
+        ("MCP_OBO__ENTRA__TENANT_ID".into(), tokens::TENANT.into()),
+        ("MCP_OBO__ENTRA__CLIENT_ID".into(), tokens::CLIENT_ID.into()),
+        ("MCP_OBO__ENTRA__AUTHORITY_HOST".into(), issuer.base.clone()),
+        (
+            "MCP_OBO__SERVER__PUBLIC_URL".into(),
+            "https://mcp.example.com".into(),
+        ),
+    ]
+}
+
+/// `spawn_app` with owned pairs.
+pub fn spawn_app_owned(env: &[(String, String)], tokens: Arc<dyn DownstreamTokens>) -> TestApp {
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_app(&borrowed, tokens)
 }

@@ -1,0 +1,79 @@
+//! Why a request was not authorized, and how each case is answered.
+
+/// Why a presented token was refused. Logged (at debug) and counted, never sent in detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    TooLarge,
+    Malformed,
+    MissingKid,
+    UnknownKid,
+    DisallowedAlgorithm,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    WrongTenant,
+    WrongClientApp,
+    MissingClaim,
+    EasyAuthMismatch,
+}
+
+impl Reason {
+    /// A stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::MissingKid => "missing_kid",
+            Self::UnknownKid => "unknown_kid",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongTenant => "wrong_tenant",
+            Self::WrongClientApp => "wrong_client_app",
+            Self::MissingClaim => "missing_claim",
+            Self::EasyAuthMismatch => "easyauth_mismatch",
+        }
+    }
+}
+
+/// An authorization failure, mapped to HTTP by `challenge.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// No bearer token: 401 with the challenge that starts the client's sign-in.
+    #[error("no bearer token")]
+    MissingToken,
+    /// A malformed request (token in the query string, broken Authorization header): 400.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A token was presented and refused: 401 `invalid_token`.
+    #[error("invalid token: {}", .0.as_str())]
+    InvalidToken(Reason),
+    /// Valid token, but not enough scope (or no user): 403 `insufficient_scope` naming
+    /// every scope needed.
+    #[error("insufficient scope: {description}")]
+    InsufficientScope {
+        scopes: Vec<String>,
+        description: &'static str,
+    },
+    /// The issuer's keys could not be fetched and none are cached: 503, retry later.
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+}
+
+impl Error {
+    /// The failure label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(r) => r.as_str(),
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}

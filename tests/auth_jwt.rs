@@ -1,0 +1,763 @@
+//! Token validation as a resource server: a matrix of bad tokens and requests, each answered
+//! with the right status and challenge; key rotation; issuer outage.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
+use support::tokens::{
+    CLIENT_ID, OTHER_TENANT, TENANT, TestIssuer, USER_OID, VSCODE, hs256_jwt, now, raw_jwt,
+};
+use support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
+
+const SCOPE: &str = "api://00000000-aaaa-bbbb-cccc-111111111111/user_impersonation";
+
+async fn entra_app(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = entra_env(issuer);
+    env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    wait_ready(&app).await;
+    app
+}
+
+async fn send(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("accept", ACCEPT_BOTH),
+    ];
+    all.extend_from_slice(headers);
+    let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
+    post_raw(&app.url(path), body, &all).await
+}
+
+async fn with_token(app: &TestApp, token: &str) -> Reply {
+    let value = format!("Bearer {token}");
+    send(app, "/mcp", &[("authorization", value.as_str())]).await
+}
+
+/// Asserts a 401/403 challenge with `resource_metadata`, and the given `error` code.
+fn assert_challenge(reply: &Reply, status: u16, error: Option<&str>) {
+    assert_challenge_for(reply, status, error, "");
+}
+
+fn assert_challenge_for(reply: &Reply, status: u16, error: Option<&str>, case: &str) {
+    assert_eq!(reply.status, status, "{case}: {}", reply.text);
+    let header = reply
+        .header("www-authenticate")
+        .unwrap_or_else(|| panic!("{case}: no WWW-Authenticate: {}", reply.text));
+    assert!(header.starts_with("Bearer"), "{header}");
+    assert!(
+        header.contains(
+            "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        ),
+        "{case}: {header}"
+    );
+    match error {
+        Some(code) => assert!(
+            header.contains(&format!("error=\"{code}\"")),
+            "{case}: {header}"
+        ),
+        None => assert!(!header.contains("error="), "{case}: {header}"),
+    }
+}
+
+/// (case name, path, headers, expectation).
+type RequestCase = (&'static str, String, Vec<(&'static str, String)>, Expect);
+/// (case name, headers, expectation).
+type HeaderCase = (&'static str, Vec<(&'static str, String)>, Expect);
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Ok,
+    Unauthorized,      // 401, no error code
+    InvalidToken,      // 401 invalid_token
+    InsufficientScope, // 403 insufficient_scope
+    BadRequest,        // 400 invalid_request
+}
+
+fn check(reply: &Reply, expect: Expect, case: &str) {
+    match expect {
+        Expect::Ok => assert_eq!(reply.status, 200, "{case}: {}", reply.text),
+        Expect::Unauthorized => assert_challenge_for(reply, 401, None, case),
+        Expect::InvalidToken => assert_challenge_for(reply, 401, Some("invalid_token"), case),
+        Expect::InsufficientScope => {
+            assert_challenge_for(reply, 403, Some("insufficient_scope"), case)
+        }
+        Expect::BadRequest => {
+            assert_eq!(reply.status, 400, "{case}: {}", reply.text);
+            let header = reply.header("www-authenticate").unwrap_or_default();
+            assert!(
+                header.contains("error=\"invalid_request\""),
+                "{case}: {header}"
+            );
+        }
+    }
+}
+
+/// Token cases: (name, claims overrides or a custom token builder, expectation).
+fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
+    let t = |o: Value| issuer.entra_token(o);
+    let now = now();
+    let valid_claims = issuer.entra_claims(json!({}));
+    let other_key = mcp_obo::jose::SigningKey::generate_rsa("key-1").expect("rsa");
+    let stranger_key = mcp_obo::jose::SigningKey::generate_rsa("stranger").expect("rsa");
+    let valid = t(json!({}));
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let tampered_claims = issuer.entra_claims(json!({"oid": "someone-else"}));
+    parts[1] = mcp_obo::jose::b64url(tampered_claims.to_string().as_bytes());
+    let tampered = parts.join(".");
+    let public_jwk = issuer.signer.lock().expect("lock").public_jwk().to_string();
+    vec![
+        ("valid v2 token", valid.clone(), Expect::Ok),
+        (
+            "audience as identifier URI",
+            t(json!({"aud": format!("api://{CLIENT_ID}")})),
+            Expect::Ok,
+        ),
+        (
+            "valid v1 token",
+            t(
+                json!({"iss": format!("{}/{TENANT}/", issuer.base), "ver": "1.0", "azp": null, "appid": VSCODE}),
+            ),
+            Expect::Ok,
+        ),
+        (
+            "expired within leeway",
+            t(json!({"exp": now - 30})),
+            Expect::Ok,
+        ),
+        (
+            "expired",
+            t(json!({"exp": now - 3600})),
+            Expect::InvalidToken,
+        ),
+        (
+            "not yet valid",
+            t(json!({"nbf": now + 3600})),
+            Expect::InvalidToken,
+        ),
+        (
+            "wrong audience",
+            t(json!({"aud": "api://someone-else"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "audience list without us",
+            t(json!({"aud": ["a", "b"]})),
+            Expect::InvalidToken,
+        ),
+        (
+            "wrong issuer",
+            t(json!({"iss": "https://evil.example/v2.0"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "issuer of another tenant",
+            t(json!({"iss": issuer.entra_issuer(OTHER_TENANT)})),
+            Expect::InvalidToken,
+        ),
+        (
+            "wrong tenant",
+            t(json!({"tid": OTHER_TENANT, "iss": issuer.entra_issuer(OTHER_TENANT)})),
+            Expect::InvalidToken,
+        ),
+        ("missing tid", t(json!({"tid": null})), Expect::InvalidToken),
+        ("missing exp", t(json!({"exp": null})), Expect::InvalidToken),
+        (
+            "missing oid and sub",
+            t(json!({"oid": null, "sub": null})),
+            Expect::InvalidToken,
+        ),
+        ("tampered payload", tampered, Expect::InvalidToken),
+        (
+            "alg none",
+            raw_jwt(
+                &json!({"alg": "none", "typ": "JWT", "kid": "key-1"}),
+                &valid_claims,
+                b"",
+            ),
+            Expect::InvalidToken,
+        ),
+        (
+            "HS256 signed with the public key",
+            hs256_jwt(
+                &json!({"alg": "HS256", "typ": "JWT", "kid": "key-1"}),
+                &valid_claims,
+                public_jwk.as_bytes(),
+            ),
+            Expect::InvalidToken,
+        ),
+        (
+            "unknown kid",
+            stranger_key
+                .sign("JWT", json!({}), &valid_claims)
+                .expect("sign"),
+            Expect::InvalidToken,
+        ),
+        (
+            "right kid, wrong key",
+            other_key
+                .sign("JWT", json!({}), &valid_claims)
+                .expect("sign"),
+            Expect::InvalidToken,
+        ),
+        (
+            "missing kid",
+            {
+                let signed = valid.clone();
+                let claims_part = signed.split('.').nth(1).unwrap_or_default().to_owned();
+                let sig = signed.split('.').nth(2).unwrap_or_default().to_owned();
+                format!(
+                    "{}.{claims_part}.{sig}",
+                    mcp_obo::jose::b64url(br#"{"alg":"RS256","typ":"JWT"}"#)
+                )
+            },
+            Expect::InvalidToken,
+        ),
+        (
+            "header alg differs from the key's",
+            {
+                let claims_part = valid.split('.').nth(1).unwrap_or_default().to_owned();
+                let sig = valid.split('.').nth(2).unwrap_or_default().to_owned();
+                format!(
+                    "{}.{claims_part}.{sig}",
+                    mcp_obo::jose::b64url(br#"{"alg":"RS512","typ":"JWT","kid":"key-1"}"#)
+                )
+            },
+            Expect::InvalidToken,
+        ),
+        ("not a JWT", "abc.def".to_owned(), Expect::InvalidToken),
+        ("garbage segments", "a.b.c".to_owned(), Expect::InvalidToken),
+        (
+            "oversized token",
+            format!("{}.{}", valid, "A".repeat(20_000)),
+            Expect::InvalidToken,
+        ),
+        (
+            "wrong client app",
+            t(json!({"azp": "11111111-0000-0000-0000-000000000000"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "missing scope",
+            t(json!({"scp": "something_else"})),
+            Expect::InsufficientScope,
+        ),
+        (
+            "app-only token",
+            t(json!({"scp": null, "roles": ["Tasks.Read"], "idtyp": "app"})),
+            Expect::InsufficientScope,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_the_right_status_and_challenge() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[]).await;
+    let cases = token_cases(&issuer);
+    assert!(cases.len() >= 25);
+    for (name, token, expect) in cases {
+        let reply = with_token(&app, &token).await;
+        check(&reply, expect, name);
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_the_right_status_and_challenge() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[]).await;
+    let token = issuer.entra_token(json!({}));
+    let bearer = format!("Bearer {token}");
+    let principal = base64_principal(USER_OID, TENANT);
+    let cases: Vec<RequestCase> = vec![
+        ("no token", "/mcp".into(), vec![], Expect::Unauthorized),
+        (
+            "lowercase scheme",
+            "/mcp".into(),
+            vec![("authorization", format!("bearer {token}"))],
+            Expect::Ok,
+        ),
+        (
+            "webhook path",
+            "/runtime/webhooks/mcp".into(),
+            vec![("authorization", bearer.clone())],
+            Expect::Ok,
+        ),
+        (
+            "basic scheme",
+            "/mcp".into(),
+            vec![("authorization", "Basic dXNlcjpwYXNz".into())],
+            Expect::Unauthorized,
+        ),
+        (
+            "bearer without token",
+            "/mcp".into(),
+            vec![("authorization", "Bearer ".into())],
+            Expect::BadRequest,
+        ),
+        (
+            "bearer with spaces inside",
+            "/mcp".into(),
+            vec![("authorization", "Bearer a b".into())],
+            Expect::BadRequest,
+        ),
+        (
+            "token in the query string",
+            format!("/mcp?access_token={token}"),
+            vec![],
+            Expect::BadRequest,
+        ),
+        (
+            "token in the query string and header",
+            format!("/mcp?access_token={token}"),
+            vec![("authorization", bearer.clone())],
+            Expect::BadRequest,
+        ),
+        (
+            "forged Easy Auth headers outside easyauth mode",
+            "/mcp".into(),
+            vec![
+                ("x-ms-client-principal", principal.clone()),
+                ("x-ms-token-aad-access-token", token.clone()),
+            ],
+            Expect::Unauthorized,
+        ),
+    ];
+    for (name, path, headers, expect) in cases {
+        let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = send(&app, &path, &borrowed).await;
+        check(&reply, expect, name);
+    }
+    // Two Authorization headers cannot be sent through reqwest's header map merge, so send raw.
+    let raw = raw_http(
+        app.addr,
+        &format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: {ACCEPT_BOTH}\r\nAuthorization: {bearer}\r\nAuthorization: {bearer}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"),
+    )
+    .await;
+    assert!(
+        raw.starts_with("HTTP/1.1 400"),
+        "two Authorization headers: {raw}"
+    );
+}
+
+#[tokio::test]
+async fn es256_tokens_are_accepted_when_the_issuer_publishes_an_ec_key() {
+    let issuer = TestIssuer::start().await;
+    let ec = mcp_obo::jose::SigningKey::generate_ec("ec-1").expect("ec key");
+    issuer.publish(&ec);
+    let app = entra_app(&issuer, &[]).await;
+    let token = ec
+        .sign("JWT", json!({}), &issuer.entra_claims(json!({})))
+        .expect("sign");
+    assert_eq!(with_token(&app, &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_when_an_unknown_kid_arrives() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[("MCP_OBO__AUTH__JWKS_MIN_REFRESH_INTERVAL", "0s")],
+    )
+    .await;
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({})))
+            .await
+            .status,
+        200
+    );
+    let before = issuer.jwks_fetches();
+    issuer.rotate("key-2");
+    let reply = with_token(&app, &issuer.entra_token(json!({}))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(issuer.jwks_fetches(), before + 1);
+}
+
+#[tokio::test]
+async fn unknown_kid_refreshes_are_rate_limited() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[("MCP_OBO__AUTH__JWKS_MIN_REFRESH_INTERVAL", "1h")],
+    )
+    .await;
+    let stranger = mcp_obo::jose::SigningKey::generate_rsa("stranger").expect("rsa");
+    let claims = issuer.entra_claims(json!({}));
+    let before = issuer.jwks_fetches();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let token = stranger.sign("JWT", json!({}), &claims).expect("sign");
+        let url = app.mcp_url();
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {token}");
+            let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
+            post_raw(
+                &url,
+                body,
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", ACCEPT_BOTH),
+                    ("authorization", &auth),
+                ],
+            )
+            .await
+            .status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("join"), 401);
+    }
+    assert!(
+        issuer.jwks_fetches() <= before,
+        "an unknown kid within the minimum interval must not refetch"
+    );
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_issuer_is_down() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[("MCP_OBO__AUTH__JWKS_MIN_REFRESH_INTERVAL", "0s")],
+    )
+    .await;
+    issuer.set_down(true);
+    // An unknown kid forces a refresh attempt, which fails...
+    let stranger = mcp_obo::jose::SigningKey::generate_rsa("stranger").expect("rsa");
+    let forged = stranger
+        .sign("JWT", json!({}), &issuer.entra_claims(json!({})))
+        .expect("sign");
+    assert_eq!(with_token(&app, &forged).await.status, 401);
+    // ...and the last good keys still validate real tokens.
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({})))
+            .await
+            .status,
+        200
+    );
+    let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn start_up_survives_an_issuer_outage_and_readiness_reports_it() {
+    let issuer = TestIssuer::start().await;
+    issuer.set_down(true);
+    let mut env = entra_env(&issuer);
+    env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["issuer_keys"], "failing");
+    let reply = with_token(&app, &issuer.entra_token(json!({}))).await;
+    assert_eq!(
+        reply.status, 503,
+        "no keys yet: retry later, not sign in again: {}",
+        reply.text
+    );
+    issuer.set_down(false);
+    wait_ready(&app).await;
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({})))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn scope_hierarchy_counts_broader_scopes() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[
+            ("MCP_OBO__AUTH__REQUIRED_SCOPES", "Tasks.Read"),
+            (
+                "MCP_OBO__AUTH__SCOPE_IMPLIES",
+                "user_impersonation:Tasks.Read",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({"scp": "Tasks.ReadWrite"})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        with_token(
+            &app,
+            &issuer.entra_token(json!({"scp": "user_impersonation"}))
+        )
+        .await
+        .status,
+        200
+    );
+    let reply = with_token(&app, &issuer.entra_token(json!({"scp": "Other.Read"}))).await;
+    assert_challenge(&reply, 403, Some("insufficient_scope"));
+    let header = reply.header("www-authenticate").unwrap_or_default();
+    assert!(
+        header.contains("scope=\"api://00000000-aaaa-bbbb-cccc-111111111111/Tasks.Read\""),
+        "{header}"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_needing_another_scope_is_hidden_and_its_call_gets_403_naming_the_scopes() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[("MCP_OBO__AUTH__TOOL_SCOPES", "HelloTool:Profile.Read")],
+    )
+    .await;
+    let basic = format!("Bearer {}", issuer.entra_token(json!({})));
+    let list = post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(&request(2, "tools/list", json!({}))).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &basic),
+        ],
+    )
+    .await;
+    assert_eq!(list.status, 200);
+    assert_eq!(
+        list.json.expect("json")["result"]["tools"],
+        json!([]),
+        "HelloTool must be hidden"
+    );
+    let call = post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(&request(3, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &basic),
+        ],
+    )
+    .await;
+    assert_challenge(&call, 403, Some("insufficient_scope"));
+    let header = call.header("www-authenticate").unwrap_or_default();
+    assert!(
+        header.contains(&format!(
+            "scope=\"{SCOPE} api://00000000-aaaa-bbbb-cccc-111111111111/Profile.Read\""
+        )),
+        "{header}"
+    );
+    // With the scope, the tool is listed and callable.
+    let stepped_up = format!(
+        "Bearer {}",
+        issuer.entra_token(json!({"scp": "user_impersonation Profile.Read"}))
+    );
+    let list = post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(&request(4, "tools/list", json!({}))).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &stepped_up),
+        ],
+    )
+    .await;
+    assert_eq!(
+        list.json.expect("json")["result"]["tools"][0]["name"],
+        "HelloTool"
+    );
+}
+
+#[tokio::test]
+async fn app_only_callers_admitted_by_role_cannot_use_user_tools() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")]).await;
+    let token = issuer.entra_token(json!({"scp": null, "roles": ["Tasks.Read"], "idtyp": "app"}));
+    let auth = format!("Bearer {token}");
+    let call = post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(&request(3, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &auth),
+        ],
+    )
+    .await;
+    assert_eq!(call.status, 200, "{}", call.text);
+    let result = &call.json.expect("json")["result"];
+    assert_eq!(result["isError"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signed-in user"),
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn multi_tenant_apps_accept_only_allowed_tenants() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[
+            ("MCP_OBO__ENTRA__TENANT_ID", "organizations"),
+            ("MCP_OBO__AUTH__ALLOWED_TENANTS", TENANT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({})))
+            .await
+            .status,
+        200
+    );
+    let other =
+        issuer.entra_token(json!({"tid": OTHER_TENANT, "iss": issuer.entra_issuer(OTHER_TENANT)}));
+    assert_challenge(&with_token(&app, &other).await, 401, Some("invalid_token"));
+}
+
+#[tokio::test]
+async fn oidc_mode_validates_against_any_issuer() {
+    let issuer = TestIssuer::start().await;
+    let env: Vec<(String, String)> = vec![
+        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
+        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
+        (
+            "MCP_OBO__AUTH__AUDIENCES".into(),
+            "https://mcp.example.com/mcp".into(),
+        ),
+        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
+        (
+            "MCP_OBO__SERVER__PUBLIC_URL".into(),
+            "https://mcp.example.com".into(),
+        ),
+    ];
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    wait_ready(&app).await;
+    let claims = json!({
+        "iss": issuer.oidc_issuer(), "aud": "https://mcp.example.com/mcp", "sub": "user-1",
+        "exp": now() + 600, "iat": now(), "scope": "openid mcp:tools", "client_id": "some-client"
+    });
+    assert_eq!(with_token(&app, &issuer.sign(&claims)).await.status, 200);
+    let mut wrong = claims.clone();
+    wrong["aud"] = json!("https://other.example/mcp");
+    assert_challenge(
+        &with_token(&app, &issuer.sign(&wrong)).await,
+        401,
+        Some("invalid_token"),
+    );
+    let mut no_scope = claims.clone();
+    no_scope["scope"] = json!("openid");
+    let reply = with_token(&app, &issuer.sign(&no_scope)).await;
+    assert_challenge(&reply, 403, Some("insufficient_scope"));
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("scope=\"mcp:tools\"")
+    );
+}
+
+#[tokio::test]
+async fn easyauth_mode_requires_the_principal_and_matches_it_to_the_token() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[("MCP_OBO__AUTH__MODE", "easyauth")]).await;
+    let token = issuer.entra_token(json!({}));
+    let bearer = format!("Bearer {token}");
+    let good = base64_principal(USER_OID, TENANT);
+    let someone_else = base64_principal("another-oid", TENANT);
+    let cases: Vec<HeaderCase> = vec![
+        (
+            "token without principal",
+            vec![("authorization", bearer.clone())],
+            Expect::Unauthorized,
+        ),
+        (
+            "principal and bearer",
+            vec![
+                ("authorization", bearer.clone()),
+                ("x-ms-client-principal", good.clone()),
+            ],
+            Expect::Ok,
+        ),
+        (
+            "principal and platform token header",
+            vec![
+                ("x-ms-client-principal", good.clone()),
+                ("x-ms-token-aad-access-token", token.clone()),
+            ],
+            Expect::Ok,
+        ),
+        (
+            "principal naming another user",
+            vec![
+                ("authorization", bearer.clone()),
+                ("x-ms-client-principal", someone_else),
+            ],
+            Expect::InvalidToken,
+        ),
+        (
+            "principal that is not base64 JSON",
+            vec![
+                ("authorization", bearer.clone()),
+                ("x-ms-client-principal", "%%%".into()),
+            ],
+            Expect::InvalidToken,
+        ),
+        (
+            "principal without any token",
+            vec![("x-ms-client-principal", good.clone())],
+            Expect::Unauthorized,
+        ),
+        (
+            "principal with an invalid token",
+            vec![
+                ("x-ms-client-principal", good),
+                (
+                    "x-ms-token-aad-access-token",
+                    issuer.entra_token(json!({"exp": now() - 3600})),
+                ),
+            ],
+            Expect::InvalidToken,
+        ),
+    ];
+    for (name, headers, expect) in cases {
+        let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        check(&send(&app, "/mcp", &borrowed).await, expect, name);
+    }
+}
+
+fn base64_principal(oid: &str, tid: &str) -> String {
+    use base64::Engine;
+    let principal = json!({
+        "auth_typ": "aad",
+        "claims": [
+            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
+            {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tid},
+            {"typ": "name", "val": "Ada"}
+        ],
+        "name_typ": "name", "role_typ": "roles"
+    });
+    base64::engine::general_purpose::STANDARD.encode(principal.to_string())
+}
+
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
