@@ -17,7 +17,9 @@ use rmcp_actix_web::transport::CancellationToken;
 use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
 use crate::config::{AuthMode, Settings, trim_slash};
 use crate::graph::GraphClient;
-use crate::mcp::{self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry};
+use crate::mcp::{
+    self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners,
+};
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
 use crate::tools::HelloTool;
@@ -150,6 +152,10 @@ impl Application {
             jwks,
         });
         let ready_data = web::Data::from(readiness.clone());
+        let session_owners = settings
+            .server
+            .sessions
+            .then(|| web::Data::new(SessionOwners::default()));
 
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
@@ -159,6 +165,9 @@ impl Application {
                 .app_data(metadata.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz));
+            if let Some(owners) = &session_owners {
+                app = app.app_data(owners.clone());
+            }
             if serve_metadata {
                 app = app.configure(ResourceMetadata::routes);
             }
@@ -169,9 +178,11 @@ impl Application {
             //   1. RequestLog: one line per request, whatever happens below;
             //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
             //   3. Authorizer: establishes the Caller (or answers the challenge);
-            //   4. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
+            //   4. SessionOwners: (session mode) a session id only works for its owner;
+            //   5. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
             //   then the route (MCP transport, health, metadata).
             app.wrap(from_fn(JsonRpcErrors::map))
+                .wrap(from_fn(SessionOwners::bind_to_caller))
                 .wrap(from_fn(Authorizer::authorize))
                 .wrap(from_fn(HostOriginGuard::check))
                 .wrap(from_fn(RequestLog::log))

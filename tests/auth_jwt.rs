@@ -761,3 +761,36 @@ async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
     let _ = stream.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn in_session_mode_a_session_id_works_only_for_its_owner() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[("MCP_OBO__SERVER__SESSIONS", "true")]).await;
+    let ada = format!("Bearer {}", issuer.entra_token(json!({})));
+    let eve = format!(
+        "Bearer {}",
+        issuer.entra_token(json!({"oid": "eve-oid", "sub": "eve"}))
+    );
+    let init = with_token(&app, issuer.entra_token(json!({})).as_str()).await;
+    assert_eq!(init.status, 200);
+    let sid = init
+        .header("mcp-session-id")
+        .expect("session id minted")
+        .to_owned();
+    let ping = serde_json::to_vec(&request(2, "ping", json!({}))).expect("json");
+    for (who, auth, expected) in [("eve", eve.as_str(), 404), ("ada", ada.as_str(), 200)] {
+        let reply = post_raw(
+            &app.mcp_url(),
+            ping.clone(),
+            &[
+                ("content-type", "application/json"),
+                ("accept", ACCEPT_BOTH),
+                ("mcp-protocol-version", "2025-06-18"),
+                ("mcp-session-id", sid.as_str()),
+                ("authorization", auth),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, expected, "{who}: {}", reply.text);
+    }
+}

@@ -6,6 +6,7 @@
 //! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
 //!   anything else on the MCP paths.
 //! - `errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
+//! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
 //! This module sees a `Caller`, never a token.
@@ -14,10 +15,12 @@ mod errors;
 mod guard;
 mod handler;
 mod registry;
+mod sessions;
 mod transport;
 
 pub use errors::JsonRpcErrors;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use registry::{Registry, Tool};
+pub use sessions::SessionOwners;
 pub use transport::{MCP_PATHS, mount};
