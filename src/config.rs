@@ -28,6 +28,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub entra: EntraSettings,
+    pub obo: OboSettings,
     pub graph: GraphSettings,
     pub log: LogSettings,
 }
@@ -143,6 +144,76 @@ pub struct EntraSettings {
     pub authority_host: Url,
 }
 
+/// The on-behalf-of exchange: how the server proves who it is, and where it exchanges.
+#[derive(Debug, Clone)]
+pub struct OboSettings {
+    pub grant: OboGrant,
+    /// `None`: no exchange configured (tools that need Graph say so).
+    pub client_assertion: Option<AssertionKind>,
+    /// The confidential client doing the exchange (the app registration); defaults to
+    /// `entra.client_id`.
+    pub client_id: Option<String>,
+    /// The user-assigned managed identity whose token is the client assertion.
+    pub managed_identity_client_id: Option<String>,
+    /// Audience of the federated assertion (`api://AzureADTokenExchange`; USGov/China differ).
+    pub token_exchange_audience: String,
+    /// Workload identity: the projected service-account token (re-read when it rotates).
+    pub federated_token_file: Option<std::path::PathBuf>,
+    /// `client_secret`: from `MCP_OBO__OBO__CLIENT_SECRET` or `client_secret_file` only.
+    pub client_secret: Option<Secret>,
+    /// `certificate`: PEM file with the certificate and its PKCS#8 private key.
+    pub certificate_file: Option<std::path::PathBuf>,
+    /// Overrides the token endpoint (Entra default: `{authority}/{tenant}/oauth2/v2.0/token`).
+    pub token_endpoint: Option<Url>,
+    /// RFC 8693 `audience` parameter, when the issuer wants one.
+    pub audience: Option<String>,
+    /// Where users grant consent (AADSTS65001); default `{public_url}/.auth/login/aad`.
+    pub consent_url: Url,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub cache_max_entries: usize,
+    /// Cached tokens are used until this long before the earlier of the two expiries.
+    pub expiry_margin: Duration,
+}
+
+/// The exchange grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OboGrant {
+    /// Entra's jwt-bearer grant with `requested_token_use=on_behalf_of`.
+    EntraObo,
+    /// RFC 8693 token exchange (Keycloak, Okta, Auth0, ...).
+    TokenExchange,
+}
+
+/// Where the client credential comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionKind {
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+    Certificate,
+}
+
+/// A secret value: never printed.
+#[derive(Clone)]
+pub struct Secret(std::sync::Arc<str>);
+
+impl Secret {
+    pub fn new(value: impl Into<std::sync::Arc<str>>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// Microsoft Graph client settings.
 #[derive(Debug, Clone)]
 pub struct GraphSettings {
@@ -250,7 +321,17 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
             .build()
             .map_err(|e| Read(format!("{}: {e}", path.display())))?;
         for key in flatten_keys(&from_file) {
-            if known.contains(&key) {
+            if is_secret(&key) {
+                problems.push(Problem {
+                    key: key.clone(),
+                    message: format!(
+                        "secrets are not read from configuration files ({}); set the environment variable MCP_OBO__{} or point {}_file at a file outside the repository",
+                        path.display(),
+                        key.to_ascii_uppercase().replace('.', "__"),
+                        key
+                    ),
+                });
+            } else if known.contains(&key) {
                 sources.insert(key, Source::File(path.to_path_buf()));
             } else {
                 problems.push(unknown_key(&key, &format!("file {}", path.display())));
@@ -376,6 +457,20 @@ fn well_known(env: &Env) -> Vec<(&'static str, &'static str, String)> {
     }
     if let Some(host) = get("AZURE_AUTHORITY_HOST") {
         out.push(("entra.authority_host", "AZURE_AUTHORITY_HOST", host));
+    }
+    if let Some(id) = get("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID") {
+        out.push(("obo.managed_identity_client_id", "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", id));
+    }
+    if let Some(audience) = get("TOKEN_EXCHANGE_AUDIENCE") {
+        out.push(("obo.token_exchange_audience", "TOKEN_EXCHANGE_AUDIENCE", audience));
+    }
+    if let Some(file) = get("AZURE_FEDERATED_TOKEN_FILE") {
+        out.push(("obo.federated_token_file", "AZURE_FEDERATED_TOKEN_FILE", file));
+    }
+    if get("AZURE_CLIENT_ID").is_none()
+        && let Some(client) = get("WEBSITE_AUTH_CLIENT_ID")
+    {
+        out.push(("entra.client_id", "WEBSITE_AUTH_CLIENT_ID", client));
     }
     out
 }
@@ -656,6 +751,8 @@ fn parse(
         }
     }
 
+    let obo = parse_obo(f, env, mode, public_url.as_ref(), sources);
+
     let base_url = f.url("graph.base_url", false);
     let connect_timeout = f.duration("graph.connect_timeout");
     let timeout = f.duration("graph.timeout");
@@ -699,6 +796,7 @@ fn parse(
             client_id,
             authority_host: authority_host?,
         },
+        obo: obo?,
         graph: GraphSettings {
             base_url: base_url?,
             connect_timeout: connect_timeout?,
@@ -796,6 +894,124 @@ fn parse_auth(f: &mut Fields<'_>, mode: Option<AuthMode>) -> Option<AuthSettings
     })
 }
 
+fn parse_obo(
+    f: &mut Fields<'_>,
+    env: &Env,
+    mode: Option<AuthMode>,
+    public_url: Option<&Url>,
+    sources: &mut BTreeMap<String, Source>,
+) -> Option<OboSettings> {
+    let env_set = |name: &str| env.iter().any(|(k, v)| k == name && !v.trim().is_empty());
+    let grant_raw = f.string("obo.grant");
+    let grant = match grant_raw.as_str() {
+        "entra_obo" => Some(OboGrant::EntraObo),
+        "token_exchange" => Some(OboGrant::TokenExchange),
+        _ => {
+            f.problem("obo.grant", format!("{grant_raw:?} is not valid; expected entra_obo or token_exchange"));
+            None
+        }
+    };
+    let federated_token_file = f.optional("obo.federated_token_file").map(std::path::PathBuf::from);
+    let kind_raw = f.string("obo.client_assertion");
+    let client_assertion = match kind_raw.as_str() {
+        "managed_identity" => Some(AssertionKind::ManagedIdentity),
+        "workload_identity" => Some(AssertionKind::WorkloadIdentity),
+        "client_secret" => Some(AssertionKind::ClientSecret),
+        "certificate" => Some(AssertionKind::Certificate),
+        // Not set: detect the platform's federation when inbound authorization is on.
+        "" if mode.is_some_and(|m| m != AuthMode::None) => {
+            let detected = if federated_token_file.is_some() {
+                Some((AssertionKind::WorkloadIdentity, "AZURE_FEDERATED_TOKEN_FILE"))
+            } else if env_set("IDENTITY_ENDPOINT") {
+                Some((AssertionKind::ManagedIdentity, "IDENTITY_ENDPOINT"))
+            } else {
+                None
+            };
+            if let Some((_, from)) = detected {
+                sources.insert("obo.client_assertion".into(), Source::Derived(from));
+            }
+            detected.map(|(k, _)| k)
+        }
+        "" => None,
+        other => {
+            f.problem(
+                "obo.client_assertion",
+                format!("{other:?} is not valid; expected managed_identity, workload_identity, client_secret or certificate"),
+            );
+            None
+        }
+    };
+    let secret_file = f.optional("obo.client_secret_file");
+    let client_secret = match (f.optional("obo.client_secret"), secret_file) {
+        (Some(secret), _) => Some(Secret::new(secret)),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+            _ => {
+                f.problem("obo.client_secret_file", format!("cannot read a secret from {path:?}"));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let certificate_file = f.optional("obo.certificate_file").map(std::path::PathBuf::from);
+    match client_assertion {
+        Some(AssertionKind::WorkloadIdentity) if federated_token_file.is_none() => f.problem(
+            "obo.federated_token_file",
+            "required with obo.client_assertion = workload_identity (AKS sets AZURE_FEDERATED_TOKEN_FILE when the pod uses workload identity)".into(),
+        ),
+        Some(AssertionKind::ClientSecret) if client_secret.is_none() => f.problem(
+            "obo.client_secret",
+            "required with obo.client_assertion = client_secret: set MCP_OBO__OBO__CLIENT_SECRET or obo.client_secret_file".into(),
+        ),
+        Some(AssertionKind::Certificate) if certificate_file.is_none() => f.problem(
+            "obo.certificate_file",
+            "required with obo.client_assertion = certificate: a PEM file with the certificate and its PKCS#8 private key".into(),
+        ),
+        _ => {}
+    }
+    let token_endpoint = match f.optional("obo.token_endpoint") {
+        Some(_) => f.url("obo.token_endpoint", false),
+        None => None,
+    };
+    if grant == Some(OboGrant::TokenExchange) && client_assertion.is_some() && token_endpoint.is_none() {
+        f.problem(
+            "obo.token_endpoint",
+            "required with obo.grant = token_exchange: the issuer's token endpoint".into(),
+        );
+    }
+    let consent_url = match f.optional("obo.consent_url") {
+        Some(_) => f.url("obo.consent_url", false),
+        None => public_url.and_then(|u| Url::parse(&format!("{}/.auth/login/aad", trim_slash(u))).ok()),
+    };
+    let timeout = f.duration("obo.timeout");
+    let max_retries: Option<u32> = f.parsed("obo.max_retries", "a number of retries (0-5)");
+    if max_retries.is_some_and(|n| n > 5) {
+        f.problem("obo.max_retries", "must be at most 5".into());
+    }
+    let cache_max_entries: Option<usize> = f.parsed("obo.cache_max_entries", "a number of cached tokens");
+    if cache_max_entries == Some(0) {
+        f.problem("obo.cache_max_entries", "must be at least 1".into());
+    }
+    let expiry_margin = f.duration("obo.expiry_margin");
+    Some(OboSettings {
+        grant: grant?,
+        client_assertion,
+        client_id: f.optional("obo.client_id"),
+        managed_identity_client_id: f.optional("obo.managed_identity_client_id"),
+        token_exchange_audience: f.string("obo.token_exchange_audience"),
+        federated_token_file,
+        client_secret,
+        certificate_file,
+        token_endpoint,
+        audience: f.optional("obo.audience"),
+        consent_url: consent_url?,
+        timeout: timeout?,
+        max_retries: max_retries?,
+        cache_max_entries: cache_max_entries?,
+        expiry_margin: expiry_margin?,
+    })
+}
+
 /// Without an explicit `public_url`: the platform's host name when it says one, else the
 /// listen address (local use).
 fn derive_public_url(
@@ -854,7 +1070,7 @@ fn effective_values(
 /// Keys whose values are never printed.
 fn is_secret(key: &str) -> bool {
     let name = key.rsplit('.').next().unwrap_or(key);
-    name.contains("secret") || name.contains("password") || name.ends_with("private_key")
+    name.ends_with("secret") || name.contains("password") || name.ends_with("private_key")
 }
 
 fn display_value(value: Option<config::Value>) -> String {

@@ -68,7 +68,7 @@ fn serve(loaded: &Loaded) -> ExitCode {
     let settings = &loaded.settings;
     mcp_obo::telemetry::init(&settings.log);
     let result = actix_web::rt::System::new().block_on(async {
-        let app = Application::build(settings, Dependencies::from_settings(settings))?;
+        let app = Application::build(settings, Dependencies::from_settings(settings)?)?;
         tracing::info!(
             address = %app.local_addr(),
             mcp_url = %format!("{}/mcp", config::trim_slash(&settings.server.public_url)),

@@ -49,15 +49,19 @@ pub struct Dependencies {
 }
 
 impl Dependencies {
-    /// The production choice for the configured auth mode.
-    pub fn from_settings(settings: &Settings) -> Self {
+    /// The production choice for the configured auth mode: developer credentials without
+    /// inbound authorization, the on-behalf-of exchange with it.
+    ///
+    /// # Errors
+    /// When the on-behalf-of client assertion cannot be set up.
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartError> {
         let tokens: Arc<dyn DownstreamTokens> = match settings.auth.mode {
             AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.tenant_id.as_deref())),
             AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => {
-                Arc::new(crate::obo::Unconfigured)
+                crate::obo::from_settings(settings).map_err(|e| StartError::Config(e.to_string()))?
             }
         };
-        Self { tokens }
+        Ok(Self { tokens })
     }
 }
 

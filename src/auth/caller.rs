@@ -5,23 +5,46 @@
 //! whose value only the on-behalf-of exchange reads.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 /// The caller's own access token, kept in memory only for the on-behalf-of exchange.
 ///
 /// # Security
 /// Never forwarded downstream (MCP forbids token passthrough) and never printed.
 #[derive(Clone)]
-pub struct UserAssertion(Arc<str>);
+pub struct UserAssertion(Arc<Inner>);
+
+struct Inner {
+    token: Box<str>,
+    expires_at: SystemTime,
+    /// SHA-256 of the token, computed on first use: the on-behalf-of cache key (as MSAL
+    /// keys its OBO cache), so the token itself is never a map key.
+    digest: OnceLock<[u8; 32]>,
+}
 
 impl UserAssertion {
-    pub fn new(token: impl Into<Arc<str>>) -> Self {
-        Self(token.into())
+    pub fn new(token: impl Into<Box<str>>, expires_at: SystemTime) -> Self {
+        Self(Arc::new(Inner {
+            token: token.into(),
+            expires_at,
+            digest: OnceLock::new(),
+        }))
     }
 
     /// The raw token, for the token exchange request body only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.0.token
+    }
+
+    /// When the caller's token expires (`exp`).
+    pub fn expires_at(&self) -> SystemTime {
+        self.0.expires_at
+    }
+
+    /// SHA-256 of the token.
+    pub fn digest(&self) -> &[u8; 32] {
+        self.0.digest.get_or_init(|| crate::jose::sha256(self.0.token.as_bytes()))
     }
 }
 
@@ -84,7 +107,7 @@ mod tests {
     #[test]
     fn user_assertion_debug_is_redacted() {
         let caller = Caller {
-            assertion: Some(UserAssertion::new("eyJ.secret.token")),
+            assertion: Some(UserAssertion::new("eyJ.secret.token", SystemTime::now())),
             ..Caller::local_developer()
         };
         let printed = format!("{caller:?}");

@@ -89,6 +89,7 @@ impl ScopeClaim {
 #[derive(Debug, Deserialize)]
 struct Claims {
     iss: String,
+    exp: u64,
     sub: Option<String>,
     oid: Option<String>,
     tid: Option<String>,
@@ -148,6 +149,7 @@ impl TokenValidator {
         })?;
         let claims = data.claims;
         self.check_issuer(&claims)?;
+        let exp = claims.exp;
         let client_app = claims
             .azp
             .clone()
@@ -185,7 +187,10 @@ impl TokenValidator {
             roles: claims.roles,
             client_app,
             app_only,
-            assertion: Some(UserAssertion::new(token)),
+            assertion: Some(UserAssertion::new(
+                token,
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
+            )),
         })
     }
 

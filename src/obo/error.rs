@@ -1,9 +1,12 @@
 //! Why a downstream token could not be had, phrased for the person using the tool.
+//!
+//! AADSTS codes (Entra) map to variants; see `exchange.rs` for the mapping.
 
 /// A token acquisition failure.
 ///
-/// `Display` is for logs (no secrets); [`Error::user_message`] is what a tool shows.
-#[derive(Debug, thiserror::Error)]
+/// `Display` is for logs (no secrets, no tokens); [`Error::user_message`] is what a tool
+/// shows. `Clone` so one failed exchange can answer every request that joined it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Local mode, and no developer tool (Azure CLI, Azure Developer CLI) gave a token.
     #[error("no developer credentials available: {detail}")]
@@ -11,6 +14,46 @@ pub enum Error {
     /// Inbound authorization is on but the on-behalf-of exchange is not configured.
     #[error("the on-behalf-of exchange is not configured")]
     NotConfigured,
+    /// The request carried no user token to exchange.
+    #[error("no user token to exchange")]
+    NoUserToken,
+    /// The caller is an application with no user (AADSTS7000114, or an app-only token).
+    #[error("on-behalf-of needs a user; the caller is an application ({code})")]
+    AppOnly { code: String },
+    /// AADSTS65001: the user (or an admin) has not consented to the app's Graph permissions.
+    #[error("consent required (AADSTS65001)")]
+    ConsentRequired { consent_url: String },
+    /// Conditional Access / MFA: the user must sign in again satisfying `claims`.
+    #[error("interaction required: claims challenge")]
+    ClaimsChallenge { claims: String },
+    /// AADSTS50013 / AADSTS700211 / AADSTS700213 / AADSTS70021: the federated credential
+    /// does not (yet) trust the assertion; common right after deployment.
+    #[error("federated credential not accepted ({code})")]
+    FederationNotReady { code: String },
+    /// The user's token was refused for the exchange (expired, revoked, wrong audience).
+    #[error("the token endpoint refused the user's token ({code})")]
+    InvalidGrant { code: String },
+    /// The server's own client credential was refused (misconfiguration).
+    #[error("the token endpoint refused this server's client credential ({code})")]
+    InvalidClient { code: String },
+    /// 429/5xx that outlasted the retries.
+    #[error("the token endpoint is unavailable (HTTP {status})")]
+    Transient { status: u16 },
+    /// A dependency could not be reached at all.
+    #[error("cannot reach the {dependency}: {detail}")]
+    Unreachable {
+        dependency: &'static str,
+        detail: String,
+    },
+    /// The client assertion could not be produced.
+    #[error("cannot obtain the client assertion from {source_name}: {detail}")]
+    AssertionUnavailable {
+        source_name: &'static str,
+        detail: String,
+    },
+    /// The token endpoint answered something unexpected.
+    #[error("unexpected answer from the token endpoint: {detail}")]
+    Protocol { detail: String },
 }
 
 impl Error {
@@ -21,6 +64,33 @@ impl Error {
                 "This server runs without sign-in (auth.mode = none), so it calls Microsoft Graph with your developer credentials, and none are available. Run `az login` (add `--tenant <tenant id>` if you have several tenants, or set AZURE_TENANT_ID), then call the tool again. Details: {detail}"
             ),
             Self::NotConfigured => "This server cannot call Microsoft Graph for you yet: its on-behalf-of exchange is not configured (obo.client_assertion). Ask the server's operator.".to_owned(),
+            Self::NoUserToken => "This tool acts on your behalf, but the request carried no user token to act with. Sign in from your MCP client and try again.".to_owned(),
+            Self::AppOnly { .. } => "This tool needs a signed-in user: it acts on behalf of a person, and the caller is an application without a user (app-only token). Call it from a client where a user signs in.".to_owned(),
+            Self::ConsentRequired { consent_url } => format!(
+                "You have not yet consented to let this server read your Microsoft 365 profile. Open {consent_url} in a browser, sign in and accept, then call the tool again. (If your organization requires it, ask an administrator to grant consent for everyone.)"
+            ),
+            Self::ClaimsChallenge { claims } => format!(
+                "Your organization requires additional sign-in (Conditional Access or multi-factor authentication) before this server may act for you. Sign in again in your MCP client, satisfying this claims challenge: {claims}"
+            ),
+            Self::FederationNotReady { code } => format!(
+                "The server's federated identity credential is not accepted yet ({code}). Right after deployment it takes a minute or two to propagate: retry in a minute. If it persists, check the federated credential's issuer, subject and audience (TOKEN_EXCHANGE_AUDIENCE)."
+            ),
+            Self::InvalidGrant { code } => format!(
+                "Microsoft Entra ID refused to exchange your sign-in ({code}). Sign out and sign in again in your MCP client, then retry."
+            ),
+            Self::InvalidClient { code } => format!(
+                "The server's own credential was refused by the identity provider ({code}). This is a server configuration problem: ask the server's operator to check obo.client_id and the client assertion source."
+            ),
+            Self::Transient { status } => format!(
+                "The sign-in service is busy or unavailable (HTTP {status}) and did not recover after retries. Try again in a moment."
+            ),
+            Self::Unreachable { dependency, .. } => format!(
+                "The server cannot reach the {dependency}. Try again shortly; if it persists, the operator should check the network path and configuration. ({self})"
+            ),
+            Self::AssertionUnavailable { .. } => format!(
+                "The server could not prove its own identity to the sign-in service: {self}. This is a server configuration problem; ask the server's operator."
+            ),
+            Self::Protocol { .. } => format!("The sign-in service answered unexpectedly: {self}. Try again."),
         }
     }
 }

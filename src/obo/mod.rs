@@ -5,20 +5,33 @@
 //! - `error.rs`: [`Error`], each variant with text that tells the user what to do.
 //! - `developer.rs`: [`DeveloperTokens`], the local mode (`auth.mode = none`): the developer's
 //!   own Azure CLI / Azure Developer CLI sign-in, through azure_identity.
+//! - `on_behalf_of.rs`: [`OboTokens`], with inbound authorization: cache or exchange.
+//! - `cache.rs`: [`OboCache`], per-user, LRU-bounded, single-flight.
+//! - `exchange.rs`: [`Exchanger`], the token endpoint request (Entra OBO, RFC 8693).
+//! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
+//!   workload identity, secret, certificate).
 //!
 //! Tools ask [`DownstreamTokens`] and never see how the token was obtained, so the
 //! on-behalf-of exchange (client assertion + the caller's token → token endpoint) plugs in
 //! behind the same trait.
 
+mod assertion;
+pub mod cache;
 mod developer;
 mod error;
+mod exchange;
+mod on_behalf_of;
 mod token;
 
 use async_trait::async_trait;
 
 use crate::auth::Caller;
 
+pub use assertion::AssertionSource;
+pub use cache::OboCache;
 pub use developer::DeveloperTokens;
+pub use exchange::{Exchanger, TokenEndpoint};
+pub use on_behalf_of::OboTokens;
 pub use error::Error;
 pub use token::AccessToken;
 
@@ -32,6 +45,59 @@ impl DownstreamTokens for Unconfigured {
     }
 
     async fn invalidate(&self, _caller: &Caller, _scopes: &[&str]) {}
+}
+
+/// Builds the on-behalf-of token source from settings, or [`Unconfigured`] when no client
+/// assertion is configured.
+///
+/// # Errors
+/// When the assertion source cannot be set up (managed identity, certificate).
+pub fn from_settings(settings: &crate::config::Settings) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
+    use crate::config::trim_slash;
+    let obo = &settings.obo;
+    let Some(kind) = obo.client_assertion else {
+        return Ok(std::sync::Arc::new(Unconfigured));
+    };
+    let client_id = obo
+        .client_id
+        .clone()
+        .or_else(|| settings.entra.client_id.clone())
+        .unwrap_or_default();
+    let assertion = AssertionSource::from_settings(obo, kind, &client_id)?;
+    let endpoint = match &obo.token_endpoint {
+        Some(url) => TokenEndpoint::Fixed(url.to_string()),
+        None => {
+            let tenant = settings.entra.tenant_id.clone().unwrap_or_else(|| "organizations".into());
+            TokenEndpoint::Entra {
+                authority: trim_slash(&settings.entra.authority_host),
+                per_caller_tenant: matches!(tenant.as_str(), "organizations" | "common"),
+                tenant,
+            }
+        }
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5).min(obo.timeout))
+        .timeout(obo.timeout)
+        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Unreachable {
+            dependency: "token endpoint",
+            detail: e.to_string(),
+        })?;
+    let exchanger = Exchanger {
+        http,
+        grant: obo.grant,
+        client_id,
+        endpoint,
+        assertion,
+        max_retries: obo.max_retries,
+        consent_url: obo.consent_url.to_string(),
+        audience: obo.audience.clone(),
+    };
+    Ok(std::sync::Arc::new(OboTokens::new(
+        exchanger,
+        OboCache::new(obo.cache_max_entries, obo.expiry_margin),
+    )))
 }
 
 /// The seam between tools and token acquisition.

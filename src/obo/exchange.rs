@@ -1,0 +1,205 @@
+//! The exchange itself: one form POST to the token endpoint, Entra's on-behalf-of grant or
+//! RFC 8693 token exchange, with bounded retries on 429/5xx honouring `Retry-After`, and
+//! AADSTS codes mapped to [`Error`] variants. No retry on 4xx grant errors.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::assertion::{AssertionSource, ClientAuth};
+use super::{AccessToken, Error};
+use crate::auth::Caller;
+use crate::config::OboGrant;
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The longest `Retry-After` honoured within one tool call.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Where the token endpoint is.
+pub enum TokenEndpoint {
+    Fixed(String),
+    /// `{authority}/{tenant}/oauth2/v2.0/token`; multi-tenant apps use the caller's `tid`.
+    Entra {
+        authority: String,
+        tenant: String,
+        per_caller_tenant: bool,
+    },
+}
+
+impl TokenEndpoint {
+    fn for_caller(&self, caller: &Caller) -> String {
+        match self {
+            Self::Fixed(url) => url.clone(),
+            Self::Entra { authority, tenant, per_caller_tenant } => {
+                let tenant = match (&caller.tenant_id, per_caller_tenant) {
+                    (Some(tid), true) => tid.as_str(),
+                    _ => tenant.as_str(),
+                };
+                format!("{authority}/{tenant}/oauth2/v2.0/token")
+            }
+        }
+    }
+}
+
+/// What one exchange did, for tracing and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attempts {
+    pub retries: u32,
+}
+
+/// Performs exchanges for one configuration.
+pub struct Exchanger {
+    pub http: reqwest::Client,
+    pub grant: OboGrant,
+    pub client_id: String,
+    pub endpoint: TokenEndpoint,
+    pub assertion: AssertionSource,
+    pub max_retries: u32,
+    pub consent_url: String,
+    pub audience: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Success {
+    access_token: String,
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct Failure {
+    error: Option<String>,
+    error_description: Option<String>,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    claims: Option<String>,
+}
+
+impl Exchanger {
+    /// Exchanges `caller`'s token for one with `scopes`.
+    ///
+    /// # Errors
+    /// An [`Error`] variant per failure kind (consent, claims, federation, transient, ...).
+    pub async fn exchange(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        scopes: &[&str],
+    ) -> Result<(AccessToken, Attempts), Error> {
+        let endpoint = self.endpoint.for_caller(caller);
+        let mut attempts = Attempts::default();
+        loop {
+            let auth = self.assertion.client_auth(&endpoint).await?;
+            let form = self.form(user_token, scopes, &auth);
+            let sent = self.http.post(&endpoint).form(&form).send().await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    if attempts.retries < self.max_retries {
+                        attempts.retries += 1;
+                        tokio::time::sleep(BASE_BACKOFF * 2u32.pow(attempts.retries - 1)).await;
+                        continue;
+                    }
+                    return Err(Error::Unreachable {
+                        dependency: "token endpoint",
+                        detail: format!("{endpoint}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
+                    });
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
+                let body: Success = response.json().await.map_err(|_| Error::Protocol {
+                    detail: "the success response is not the expected JSON".into(),
+                })?;
+                let lifetime = body
+                    .expires_in
+                    .as_ref()
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                    .unwrap_or(300);
+                let expires_at = SystemTime::now() + Duration::from_secs(lifetime);
+                return Ok((AccessToken::new(body.access_token, expires_at), attempts));
+            }
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            if retryable {
+                let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(attempts.retries));
+                if attempts.retries < self.max_retries && wait <= MAX_RETRY_AFTER {
+                    attempts.retries += 1;
+                    tracing::debug!(status = status.as_u16(), ?wait, "token endpoint busy; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(Error::Transient { status: status.as_u16() });
+            }
+            let failure: Failure = response.json().await.unwrap_or_default();
+            return Err(self.map_failure(failure));
+        }
+    }
+
+    fn form<'a>(&'a self, user_token: &'a str, scopes: &[&str], auth: &'a ClientAuth) -> Vec<(&'static str, String)> {
+        let mut form: Vec<(&'static str, String)> = vec![("client_id", self.client_id.clone()), ("scope", scopes.join(" "))];
+        match self.grant {
+            OboGrant::EntraObo => {
+                form.push(("grant_type", JWT_BEARER.into()));
+                form.push(("assertion", user_token.into()));
+                form.push(("requested_token_use", "on_behalf_of".into()));
+            }
+            OboGrant::TokenExchange => {
+                form.push(("grant_type", TOKEN_EXCHANGE.into()));
+                form.push(("subject_token", user_token.into()));
+                form.push(("subject_token_type", ACCESS_TOKEN_TYPE.into()));
+                form.push(("requested_token_type", ACCESS_TOKEN_TYPE.into()));
+                if let Some(audience) = &self.audience {
+                    form.push(("audience", audience.clone()));
+                }
+            }
+        }
+        match auth {
+            ClientAuth::Assertion(jwt) => {
+                form.push(("client_assertion_type", ASSERTION_TYPE.into()));
+                form.push(("client_assertion", jwt.clone()));
+            }
+            ClientAuth::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+        }
+        form
+    }
+
+    fn map_failure(&self, failure: Failure) -> Error {
+        let code_num = failure.error_codes.first().copied().or_else(|| {
+            failure
+                .error_description
+                .as_deref()
+                .and_then(|d| d.strip_prefix("AADSTS"))
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|digits| digits.parse().ok())
+        });
+        let error = failure.error.clone().unwrap_or_default();
+        let code = code_num.map(|c| format!("AADSTS{c}")).unwrap_or_else(|| error.clone());
+        tracing::debug!(error = %error, code = %code, "token exchange refused");
+        match (code_num, error.as_str()) {
+            (Some(65001), _) => Error::ConsentRequired {
+                consent_url: self.consent_url.clone(),
+            },
+            (Some(7_000_114), _) => Error::AppOnly { code },
+            (Some(50013 | 70021 | 700_211 | 700_212 | 700_213), _) => Error::FederationNotReady { code },
+            (_, "interaction_required") => match failure.claims.filter(|c| !c.trim().is_empty()) {
+                Some(claims) => Error::ClaimsChallenge { claims },
+                None => Error::InvalidGrant { code },
+            },
+            (_, "invalid_client" | "unauthorized_client") => Error::InvalidClient { code },
+            (_, "invalid_grant") => Error::InvalidGrant { code },
+            _ => Error::Protocol {
+                detail: format!("{error} {code}").trim().to_owned(),
+            },
+        }
+    }
+}
