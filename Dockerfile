@@ -25,6 +25,8 @@ WORKDIR /src
 
 # Dependency layer: compile every dependency against placeholder sources, so that editing
 # src/ only rebuilds the crate itself. Re-run only when Cargo.toml or Cargo.lock change.
+# (Only src/ is in the build context, see .dockerignore: a target Cargo.toml declares
+# outside src/, such as an explicit [[bench]], needs its file added to both.)
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
