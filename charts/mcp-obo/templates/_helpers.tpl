@@ -75,3 +75,19 @@ The ingress host: ingress.host, else the host of config.publicUrl.
 {{- (urlParse (include "mcp-obo.publicUrl" .)).host | splitList ":" | first }}
 {{- end }}
 {{- end }}
+
+{{/*
+Consent URL: config.consentUrl, else the admin consent page of the application.
+*/}}
+{{- define "mcp-obo.consentUrl" -}}
+{{- if .Values.config.consentUrl }}
+{{- .Values.config.consentUrl }}
+{{- else }}
+{{- $clientId := ternary .Values.workloadIdentity.clientId .Values.config.clientId .Values.workloadIdentity.enabled }}
+{{- $tenant := ternary .Values.workloadIdentity.tenantId .Values.config.tenantId .Values.workloadIdentity.enabled | default "organizations" }}
+{{- $authority := .Values.config.authorityHost | default "https://login.microsoftonline.com" | trimSuffix "/" }}
+{{- if $clientId }}
+{{- printf "%s/%s/adminconsent?client_id=%s" $authority $tenant $clientId }}
+{{- end }}
+{{- end }}
+{{- end }}
