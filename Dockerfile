@@ -25,10 +25,20 @@ WORKDIR /src
 
 # Dependency layer: compile every dependency against placeholder sources, so that editing
 # src/ only rebuilds the crate itself. Re-run only when Cargo.toml or Cargo.lock change.
-# (Only src/ is in the build context, see .dockerignore: a target Cargo.toml declares
-# outside src/, such as an explicit [[bench]], needs its file added to both.)
+# Cargo refuses a manifest whose declared targets have no file even when it does not build
+# them, so each [[bench]] / [[test]] / [[example]] of Cargo.toml gets a placeholder too; those
+# stay for the real build below (only src/ is in the build context, see .dockerignore).
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
+RUN awk -F'"' ' \
+        function flush() { if (kind != "" && name != "") print (path != "" ? path : (kind == "bench" ? "benches" : kind "s") "/" name ".rs"); kind = ""; name = ""; path = "" } \
+        /^\[/ { flush() } \
+        /^\[\[(bench|test|example)\]\]/ { kind = substr($0, 3, length($0) - 4) } \
+        kind != "" && /^name *=/ { name = $2 } \
+        kind != "" && /^path *=/ { path = $2 } \
+        END { flush() }' Cargo.toml \
+    | while read -r target; do mkdir -p "$(dirname "$target")" && echo 'fn main() {}' > "$target"; done \
+    && mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
