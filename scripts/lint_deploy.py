@@ -436,6 +436,14 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
         if got != want:
             shown = "absent" if got is KeyError else json.dumps(got)
             problem(f"{file}: {'.'.join(path)} is {shown}, expected {json.dumps(want)}")
+    # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
+    # or a deploy round-trips the app through a model without `kind`.
+    azure_yaml = src.parent / "azure.yaml"
+    app_api = dig(parsed.get("modules/mcp-app.bicep", {}), ("resources", "app", "api_version"))
+    if azure_yaml.exists():
+        service = (load_yaml(azure_yaml).get("services") or {}).get("mcp") or {}
+        if str(service.get("apiVersion")) != str(app_api):
+            problem(f"azure.yaml services.mcp.apiVersion {service.get('apiVersion')!r} differs from the container app's {app_api!r}")
     outputs = dig(parsed.get("main.bicep", {}), ("outputs",))
     for name in REQUIRED_OUTPUTS:
         if not isinstance(outputs, dict) or name not in outputs:
