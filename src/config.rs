@@ -459,13 +459,25 @@ fn well_known(env: &Env) -> Vec<(&'static str, &'static str, String)> {
         out.push(("entra.authority_host", "AZURE_AUTHORITY_HOST", host));
     }
     if let Some(id) = get("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID") {
-        out.push(("obo.managed_identity_client_id", "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", id));
+        out.push((
+            "obo.managed_identity_client_id",
+            "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+            id,
+        ));
     }
     if let Some(audience) = get("TOKEN_EXCHANGE_AUDIENCE") {
-        out.push(("obo.token_exchange_audience", "TOKEN_EXCHANGE_AUDIENCE", audience));
+        out.push((
+            "obo.token_exchange_audience",
+            "TOKEN_EXCHANGE_AUDIENCE",
+            audience,
+        ));
     }
     if let Some(file) = get("AZURE_FEDERATED_TOKEN_FILE") {
-        out.push(("obo.federated_token_file", "AZURE_FEDERATED_TOKEN_FILE", file));
+        out.push((
+            "obo.federated_token_file",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            file,
+        ));
     }
     if get("AZURE_CLIENT_ID").is_none()
         && let Some(client) = get("WEBSITE_AUTH_CLIENT_ID")
@@ -907,11 +919,16 @@ fn parse_obo(
         "entra_obo" => Some(OboGrant::EntraObo),
         "token_exchange" => Some(OboGrant::TokenExchange),
         _ => {
-            f.problem("obo.grant", format!("{grant_raw:?} is not valid; expected entra_obo or token_exchange"));
+            f.problem(
+                "obo.grant",
+                format!("{grant_raw:?} is not valid; expected entra_obo or token_exchange"),
+            );
             None
         }
     };
-    let federated_token_file = f.optional("obo.federated_token_file").map(std::path::PathBuf::from);
+    let federated_token_file = f
+        .optional("obo.federated_token_file")
+        .map(std::path::PathBuf::from);
     let kind_raw = f.string("obo.client_assertion");
     let client_assertion = match kind_raw.as_str() {
         "managed_identity" => Some(AssertionKind::ManagedIdentity),
@@ -921,7 +938,10 @@ fn parse_obo(
         // Not set: detect the platform's federation when inbound authorization is on.
         "" if mode.is_some_and(|m| m != AuthMode::None) => {
             let detected = if federated_token_file.is_some() {
-                Some((AssertionKind::WorkloadIdentity, "AZURE_FEDERATED_TOKEN_FILE"))
+                Some((
+                    AssertionKind::WorkloadIdentity,
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                ))
             } else if env_set("IDENTITY_ENDPOINT") {
                 Some((AssertionKind::ManagedIdentity, "IDENTITY_ENDPOINT"))
             } else {
@@ -947,13 +967,18 @@ fn parse_obo(
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
             _ => {
-                f.problem("obo.client_secret_file", format!("cannot read a secret from {path:?}"));
+                f.problem(
+                    "obo.client_secret_file",
+                    format!("cannot read a secret from {path:?}"),
+                );
                 None
             }
         },
         (None, None) => None,
     };
-    let certificate_file = f.optional("obo.certificate_file").map(std::path::PathBuf::from);
+    let certificate_file = f
+        .optional("obo.certificate_file")
+        .map(std::path::PathBuf::from);
     match client_assertion {
         Some(AssertionKind::WorkloadIdentity) if federated_token_file.is_none() => f.problem(
             "obo.federated_token_file",
@@ -973,7 +998,10 @@ fn parse_obo(
         Some(_) => f.url("obo.token_endpoint", false),
         None => None,
     };
-    if grant == Some(OboGrant::TokenExchange) && client_assertion.is_some() && token_endpoint.is_none() {
+    if grant == Some(OboGrant::TokenExchange)
+        && client_assertion.is_some()
+        && token_endpoint.is_none()
+    {
         f.problem(
             "obo.token_endpoint",
             "required with obo.grant = token_exchange: the issuer's token endpoint".into(),
@@ -981,14 +1009,17 @@ fn parse_obo(
     }
     let consent_url = match f.optional("obo.consent_url") {
         Some(_) => f.url("obo.consent_url", false),
-        None => public_url.and_then(|u| Url::parse(&format!("{}/.auth/login/aad", trim_slash(u))).ok()),
+        None => {
+            public_url.and_then(|u| Url::parse(&format!("{}/.auth/login/aad", trim_slash(u))).ok())
+        }
     };
     let timeout = f.duration("obo.timeout");
     let max_retries: Option<u32> = f.parsed("obo.max_retries", "a number of retries (0-5)");
     if max_retries.is_some_and(|n| n > 5) {
         f.problem("obo.max_retries", "must be at most 5".into());
     }
-    let cache_max_entries: Option<usize> = f.parsed("obo.cache_max_entries", "a number of cached tokens");
+    let cache_max_entries: Option<usize> =
+        f.parsed("obo.cache_max_entries", "a number of cached tokens");
     if cache_max_entries == Some(0) {
         f.problem("obo.cache_max_entries", "must be at least 1".into());
     }

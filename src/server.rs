@@ -58,7 +58,8 @@ impl Dependencies {
         let tokens: Arc<dyn DownstreamTokens> = match settings.auth.mode {
             AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.tenant_id.as_deref())),
             AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => {
-                crate::obo::from_settings(settings).map_err(|e| StartError::Config(e.to_string()))?
+                crate::obo::from_settings(settings)
+                    .map_err(|e| StartError::Config(e.to_string()))?
             }
         };
         Ok(Self { tokens })

@@ -44,7 +44,9 @@ impl UserAssertion {
 
     /// SHA-256 of the token.
     pub fn digest(&self) -> &[u8; 32] {
-        self.0.digest.get_or_init(|| crate::jose::sha256(self.0.token.as_bytes()))
+        self.0
+            .digest
+            .get_or_init(|| crate::jose::sha256(self.0.token.as_bytes()))
     }
 }
 

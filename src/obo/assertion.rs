@@ -40,7 +40,9 @@ pub enum AssertionSource {
     },
     /// Read before every exchange (exchanges are rare: the cache answers the rest), so a
     /// rotated token is always the one sent.
-    WorkloadIdentity { path: PathBuf },
+    WorkloadIdentity {
+        path: PathBuf,
+    },
     ClientSecret(Secret),
     Certificate {
         key: SigningKey,
@@ -54,7 +56,11 @@ impl AssertionSource {
     ///
     /// # Errors
     /// When a managed identity credential or certificate cannot be set up.
-    pub fn from_settings(obo: &OboSettings, kind: AssertionKind, client_id: &str) -> Result<Self, Error> {
+    pub fn from_settings(
+        obo: &OboSettings,
+        kind: AssertionKind,
+        client_id: &str,
+    ) -> Result<Self, Error> {
         match kind {
             AssertionKind::ManagedIdentity => {
                 let options = azure_identity::ManagedIdentityCredentialOptions {
@@ -64,15 +70,17 @@ impl AssertionSource {
                         .map(azure_identity::UserAssignedId::ClientId),
                     ..Default::default()
                 };
-                let credential = azure_identity::ManagedIdentityCredential::new(Some(options)).map_err(|e| {
-                    Error::AssertionUnavailable {
+                let credential = azure_identity::ManagedIdentityCredential::new(Some(options))
+                    .map_err(|e| Error::AssertionUnavailable {
                         source_name: "managed identity",
                         detail: e.to_string(),
-                    }
-                })?;
+                    })?;
                 Ok(Self::ManagedIdentity {
                     credential,
-                    scope: format!("{}/.default", obo.token_exchange_audience.trim_end_matches('/')),
+                    scope: format!(
+                        "{}/.default",
+                        obo.token_exchange_audience.trim_end_matches('/')
+                    ),
                     cached: Mutex::new(None),
                 })
             }
@@ -110,21 +118,28 @@ impl AssertionSource {
     /// [`Error::AssertionUnavailable`] / [`Error::Unreachable`] naming the source.
     pub async fn client_auth(&self, token_endpoint: &str) -> Result<ClientAuth, Error> {
         match self {
-            Self::ManagedIdentity { credential, scope, cached } => {
+            Self::ManagedIdentity {
+                credential,
+                scope,
+                cached,
+            } => {
                 let mut cached = cached.lock().await;
                 if let Some((token, expires)) = cached.as_ref()
                     && SystemTime::now() + ASSERTION_MARGIN < *expires
                 {
                     return Ok(ClientAuth::Assertion(token.to_string()));
                 }
-                let token = credential.get_token(&[scope.as_str()], None).await.map_err(|e| {
-                    Error::AssertionUnavailable {
+                let token = credential
+                    .get_token(&[scope.as_str()], None)
+                    .await
+                    .map_err(|e| Error::AssertionUnavailable {
                         source_name: "managed identity",
                         detail: first_line(&e.to_string()),
-                    }
-                })?;
+                    })?;
                 let expires = UNIX_EPOCH
-                    + Duration::from_secs(u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0));
+                    + Duration::from_secs(
+                        u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0),
+                    );
                 let value: Arc<str> = Arc::from(token.token.secret());
                 *cached = Some((value.clone(), expires));
                 Ok(ClientAuth::Assertion(value.to_string()))
@@ -144,9 +159,18 @@ impl AssertionSource {
                 Ok(ClientAuth::Assertion(content.to_owned()))
             }
             Self::ClientSecret(secret) => Ok(ClientAuth::Secret(secret.clone())),
-            Self::Certificate { key, thumbprint_s256, client_id } => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                let jti = b64url(&sha256(format!("{client_id}{now}{}", std::process::id()).as_bytes())[..16]);
+            Self::Certificate {
+                key,
+                thumbprint_s256,
+                client_id,
+            } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let jti = b64url(
+                    &sha256(format!("{client_id}{now}{}", std::process::id()).as_bytes())[..16],
+                );
                 let claims = serde_json::json!({
                     "aud": token_endpoint,
                     "iss": client_id,
@@ -157,7 +181,11 @@ impl AssertionSource {
                     "exp": now + 600,
                 });
                 let jwt = key
-                    .sign("JWT", serde_json::json!({"x5t#S256": thumbprint_s256}), &claims)
+                    .sign(
+                        "JWT",
+                        serde_json::json!({"x5t#S256": thumbprint_s256}),
+                        &claims,
+                    )
                     .map_err(|e| Error::AssertionUnavailable {
                         source_name: "certificate",
                         detail: e.to_string(),
@@ -174,14 +202,23 @@ fn load_certificate(path: &std::path::Path) -> Result<(SigningKey, String), Erro
         source_name: "certificate",
         detail,
     };
-    let pem = std::fs::read_to_string(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
     let cert = pem_block(&pem, "CERTIFICATE")
         .ok_or_else(|| unavailable(format!("{} has no CERTIFICATE block", path.display())))?;
-    let key_der = pem_block(&pem, "PRIVATE KEY")
-        .ok_or_else(|| unavailable(format!("{} has no PKCS#8 PRIVATE KEY block", path.display())))?;
+    let key_der = pem_block(&pem, "PRIVATE KEY").ok_or_else(|| {
+        unavailable(format!(
+            "{} has no PKCS#8 PRIVATE KEY block",
+            path.display()
+        ))
+    })?;
     let thumbprint = b64url(&sha256(&cert));
-    let key = SigningKey::rsa_from_pkcs8(thumbprint.clone(), &key_der)
-        .map_err(|_| unavailable(format!("{}: the private key is not a PKCS#8 RSA key", path.display())))?;
+    let key = SigningKey::rsa_from_pkcs8(thumbprint.clone(), &key_der).map_err(|_| {
+        unavailable(format!(
+            "{}: the private key is not a PKCS#8 RSA key",
+            path.display()
+        ))
+    })?;
     Ok((key, thumbprint))
 }
 
@@ -191,10 +228,20 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
     let end = format!("-----END {label}-----");
     let start = pem.find(&begin)? + begin.len();
     let stop = start + pem[start..].find(&end)?;
-    let body: String = pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    let body: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 fn first_line(message: &str) -> String {
-    message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().chars().take(300).collect()
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }

@@ -137,8 +137,12 @@ impl OboCache {
                 let shared = async move {
                     let result = fut.await;
                     if let Ok(token) = &result {
-                        let usable_until = token.expires_at().min(user_expires_at).checked_sub(cache.margin);
-                        if let Some(usable_until) = usable_until.filter(|u| *u > SystemTime::now()) {
+                        let usable_until = token
+                            .expires_at()
+                            .min(user_expires_at)
+                            .checked_sub(cache.margin);
+                        if let Some(usable_until) = usable_until.filter(|u| *u > SystemTime::now())
+                        {
                             lock(&cache.entries).put(
                                 key_for_task.clone(),
                                 Entry {
@@ -179,12 +183,16 @@ mod tests {
         let key = CacheKey::new(&[1; 32], &["s"]);
         // The user's token expires in 30 s: less than the margin, so nothing is kept.
         let soon = SystemTime::now() + Duration::from_secs(30);
-        let (r, l) = cache.get_or_exchange(key.clone(), soon, || async { Ok(token(3600)) }).await;
+        let (r, l) = cache
+            .get_or_exchange(key.clone(), soon, || async { Ok(token(3600)) })
+            .await;
         assert!(r.is_ok());
         assert_eq!(l, Lookup::Miss);
         assert!(cache.get(&key).is_none());
         let later = SystemTime::now() + Duration::from_secs(3600);
-        let _ = cache.get_or_exchange(key.clone(), later, || async { Ok(token(3600)) }).await;
+        let _ = cache
+            .get_or_exchange(key.clone(), later, || async { Ok(token(3600)) })
+            .await;
         assert!(cache.get(&key).is_some());
     }
 
@@ -194,7 +202,9 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         for i in 0..10u8 {
             let key = CacheKey::new(&[i; 32], &["s"]);
-            let _ = cache.get_or_exchange(key, later, || async { Ok(token(3600)) }).await;
+            let _ = cache
+                .get_or_exchange(key, later, || async { Ok(token(3600)) })
+                .await;
         }
         assert_eq!(cache.len(), 3);
     }
@@ -204,7 +214,9 @@ mod tests {
         let cache = Arc::new(OboCache::new(3, Duration::from_secs(1)));
         let key = CacheKey::new(&[9; 32], &["s"]);
         let later = SystemTime::now() + Duration::from_secs(3600);
-        let (r, _) = cache.get_or_exchange(key.clone(), later, || async { Err(Error::NotConfigured) }).await;
+        let (r, _) = cache
+            .get_or_exchange(key.clone(), later, || async { Err(Error::NotConfigured) })
+            .await;
         assert!(r.is_err());
         assert!(cache.get(&key).is_none());
         assert!(cache.is_empty());

@@ -35,7 +35,11 @@ impl TokenEndpoint {
     fn for_caller(&self, caller: &Caller) -> String {
         match self {
             Self::Fixed(url) => url.clone(),
-            Self::Entra { authority, tenant, per_caller_tenant } => {
+            Self::Entra {
+                authority,
+                tenant,
+                per_caller_tenant,
+            } => {
                 let tenant = match (&caller.tenant_id, per_caller_tenant) {
                     (Some(tid), true) => tid.as_str(),
                     _ => tenant.as_str(),
@@ -106,7 +110,14 @@ impl Exchanger {
                     }
                     return Err(Error::Unreachable {
                         dependency: "token endpoint",
-                        detail: format!("{endpoint}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
+                        detail: format!(
+                            "{endpoint}: {}",
+                            if e.is_timeout() {
+                                "timed out"
+                            } else {
+                                "connection failed"
+                            }
+                        ),
                     });
                 }
             };
@@ -118,7 +129,10 @@ impl Exchanger {
                 let lifetime = body
                     .expires_in
                     .as_ref()
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                    .and_then(|v| {
+                        v.as_u64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
                     .unwrap_or(300);
                 let expires_at = SystemTime::now() + Duration::from_secs(lifetime);
                 return Ok((AccessToken::new(body.access_token, expires_at), attempts));
@@ -134,19 +148,33 @@ impl Exchanger {
                 let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(attempts.retries));
                 if attempts.retries < self.max_retries && wait <= MAX_RETRY_AFTER {
                     attempts.retries += 1;
-                    tracing::debug!(status = status.as_u16(), ?wait, "token endpoint busy; retrying");
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        ?wait,
+                        "token endpoint busy; retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                return Err(Error::Transient { status: status.as_u16() });
+                return Err(Error::Transient {
+                    status: status.as_u16(),
+                });
             }
             let failure: Failure = response.json().await.unwrap_or_default();
             return Err(self.map_failure(failure));
         }
     }
 
-    fn form<'a>(&'a self, user_token: &'a str, scopes: &[&str], auth: &'a ClientAuth) -> Vec<(&'static str, String)> {
-        let mut form: Vec<(&'static str, String)> = vec![("client_id", self.client_id.clone()), ("scope", scopes.join(" "))];
+    fn form<'a>(
+        &'a self,
+        user_token: &'a str,
+        scopes: &[&str],
+        auth: &'a ClientAuth,
+    ) -> Vec<(&'static str, String)> {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("client_id", self.client_id.clone()),
+            ("scope", scopes.join(" ")),
+        ];
         match self.grant {
             OboGrant::EntraObo => {
                 form.push(("grant_type", JWT_BEARER.into()));
@@ -183,14 +211,18 @@ impl Exchanger {
                 .and_then(|digits| digits.parse().ok())
         });
         let error = failure.error.clone().unwrap_or_default();
-        let code = code_num.map(|c| format!("AADSTS{c}")).unwrap_or_else(|| error.clone());
+        let code = code_num
+            .map(|c| format!("AADSTS{c}"))
+            .unwrap_or_else(|| error.clone());
         tracing::debug!(error = %error, code = %code, "token exchange refused");
         match (code_num, error.as_str()) {
             (Some(65001), _) => Error::ConsentRequired {
                 consent_url: self.consent_url.clone(),
             },
             (Some(7_000_114), _) => Error::AppOnly { code },
-            (Some(50013 | 70021 | 700_211 | 700_212 | 700_213), _) => Error::FederationNotReady { code },
+            (Some(50013 | 70021 | 700_211 | 700_212 | 700_213), _) => {
+                Error::FederationNotReady { code }
+            }
             (_, "interaction_required") => match failure.claims.filter(|c| !c.trim().is_empty()) {
                 Some(claims) => Error::ClaimsChallenge { claims },
                 None => Error::InvalidGrant { code },

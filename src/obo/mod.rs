@@ -30,9 +30,9 @@ use crate::auth::Caller;
 pub use assertion::AssertionSource;
 pub use cache::OboCache;
 pub use developer::DeveloperTokens;
+pub use error::Error;
 pub use exchange::{Exchanger, TokenEndpoint};
 pub use on_behalf_of::OboTokens;
-pub use error::Error;
 pub use token::AccessToken;
 
 /// The token source when inbound authorization is on but no exchange is configured.
@@ -52,7 +52,9 @@ impl DownstreamTokens for Unconfigured {
 ///
 /// # Errors
 /// When the assertion source cannot be set up (managed identity, certificate).
-pub fn from_settings(settings: &crate::config::Settings) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
+pub fn from_settings(
+    settings: &crate::config::Settings,
+) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
     use crate::config::trim_slash;
     let obo = &settings.obo;
     let Some(kind) = obo.client_assertion else {
@@ -67,7 +69,11 @@ pub fn from_settings(settings: &crate::config::Settings) -> Result<std::sync::Ar
     let endpoint = match &obo.token_endpoint {
         Some(url) => TokenEndpoint::Fixed(url.to_string()),
         None => {
-            let tenant = settings.entra.tenant_id.clone().unwrap_or_else(|| "organizations".into());
+            let tenant = settings
+                .entra
+                .tenant_id
+                .clone()
+                .unwrap_or_else(|| "organizations".into());
             TokenEndpoint::Entra {
                 authority: trim_slash(&settings.entra.authority_host),
                 per_caller_tenant: matches!(tenant.as_str(), "organizations" | "common"),

@@ -54,13 +54,18 @@ impl DownstreamTokens for OboTokens {
                     .map(|(token, _)| token)
             })
             .await;
-        tracing::debug!(cache = lookup.as_str(), ok = result.is_ok(), "on-behalf-of token");
+        tracing::debug!(
+            cache = lookup.as_str(),
+            ok = result.is_ok(),
+            "on-behalf-of token"
+        );
         result
     }
 
     async fn invalidate(&self, caller: &Caller, scopes: &[&str]) {
         if let Some(assertion) = &caller.assertion {
-            self.cache.remove(&CacheKey::new(assertion.digest(), scopes));
+            self.cache
+                .remove(&CacheKey::new(assertion.digest(), scopes));
         }
     }
 }

@@ -27,11 +27,21 @@ pub enum Scripted {
     },
 }
 
+/// Verifying mode: tokens must be JWTs signed by the issuer's keys for `audience`.
+struct Verifier {
+    keys: Arc<Mutex<Vec<Value>>>,
+    audience: String,
+    /// The MCP server's own audience: a token for it here means passthrough.
+    inbound_audiences: Vec<String>,
+}
+
 #[derive(Default)]
 struct GraphState {
     profiles: Mutex<HashMap<String, Value>>,
     script: Mutex<VecDeque<Scripted>>,
     seen_tokens: Mutex<Vec<String>>,
+    verifier: Mutex<Option<Arc<Verifier>>>,
+    passthrough_seen: std::sync::atomic::AtomicBool,
 }
 
 /// The running fake; the server stops when the test's runtime ends.
@@ -74,6 +84,28 @@ impl FakeGraph {
 
     pub fn script(&self, step: Scripted) {
         lock(&self.state.script).push_back(step);
+    }
+
+    /// From now on, accept only JWTs signed by `keys` with `aud = audience`, answering with
+    /// the profile the token names; a token for `inbound_audiences` is recorded as passthrough.
+    pub fn verify_tokens(
+        &self,
+        keys: Arc<Mutex<Vec<Value>>>,
+        audience: &str,
+        inbound_audiences: &[&str],
+    ) {
+        *lock(&self.state.verifier) = Some(Arc::new(Verifier {
+            keys,
+            audience: audience.to_owned(),
+            inbound_audiences: inbound_audiences.iter().map(|a| (*a).to_owned()).collect(),
+        }));
+    }
+
+    /// Whether the MCP server ever sent Graph the caller's own (inbound) token.
+    pub fn passthrough_seen(&self) -> bool {
+        self.state
+            .passthrough_seen
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every bearer token presented, in order.
@@ -126,6 +158,27 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
     let Some(token) = token else {
         return graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
     };
+    let verifier = lock(&state.verifier).clone();
+    if let Some(v) = verifier {
+        let keys = lock(&v.keys).clone();
+        if let Some(claims) =
+            super::tokens::verify(&token, &keys, std::slice::from_ref(&v.audience))
+        {
+            return axum::Json(json!({
+                "id": claims["oid"],
+                "displayName": claims["name"],
+                "mail": claims["preferred_username"],
+                "userPrincipalName": claims["preferred_username"],
+            }))
+            .into_response();
+        }
+        if super::tokens::verify(&token, &keys, &v.inbound_audiences).is_some() {
+            state
+                .passthrough_seen
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        return graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
+    }
     match lock(&state.profiles).get(&token) {
         Some(profile) => axum::Json(profile.clone()).into_response(),
         None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_graph;
+pub mod fake_imds;
 pub mod mcp_http;
 pub mod tokens;
 
@@ -46,6 +47,22 @@ impl Drop for TestApp {
 /// Starts the app on `127.0.0.1:0` with `env` as its whole environment (plus the bound
 /// port as `server.listen`) and `tokens` as its downstream token source.
 pub fn spawn_app(env: &[(&str, &str)], tokens: Arc<dyn DownstreamTokens>) -> TestApp {
+    spawn_with(env, move |_| Dependencies { tokens })
+}
+
+/// Starts the app with the production dependencies for its settings (the real on-behalf-of
+/// exchange against whatever fakes `env` points at).
+pub fn spawn_production_app(env: &[(String, String)]) -> TestApp {
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_with(&borrowed, |settings| {
+        Dependencies::from_settings(settings).expect("production dependencies build")
+    })
+}
+
+fn spawn_with(
+    env: &[(&str, &str)],
+    deps: impl FnOnce(&mcp_obo::config::Settings) -> Dependencies + Send + 'static,
+) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a test port");
     let addr = listener.local_addr().expect("bound address");
     let mut vars: Vec<(String, String)> = vec![
@@ -60,7 +77,8 @@ pub fn spawn_app(env: &[(&str, &str)], tokens: Arc<dyn DownstreamTokens>) -> Tes
     let thread = std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
         let result = system.block_on(async move {
-            let app = Application::build_on(&loaded.settings, Dependencies { tokens }, listener)?;
+            let deps = deps(&loaded.settings);
+            let app = Application::build_on(&loaded.settings, deps, listener)?;
             let _ = ready_tx.send(Ok(()));
             app.run_until_stopped(async {
                 let _ = stop_rx.await;
@@ -265,6 +283,26 @@ impl ServerProcess {
 
     pub fn mcp_url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Polls `/readyz` until 200 (issuer keys loaded), at most 20 s.
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never ready: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn stderr(&self) -> String {

@@ -28,9 +28,39 @@ pub fn now() -> i64 {
 
 struct IssuerState {
     base: String,
-    published: Mutex<Vec<Value>>,
+    published: Arc<Mutex<Vec<Value>>>,
     down: AtomicBool,
     jwks_fetches: AtomicUsize,
+    signer: Mutex<Arc<SigningKey>>,
+    obo: Mutex<TokenEndpointPolicy>,
+    script: Mutex<std::collections::VecDeque<(u16, Option<u64>, Value)>>,
+    exchanges: AtomicUsize,
+    client_assertions: Mutex<Vec<String>>,
+}
+
+/// A federated identity credential: the assertion the app trusts (issuer, subject,
+/// audience) and the key that signs it.
+#[derive(Clone)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub jwk: Value,
+}
+
+/// What the token endpoint accepts, as an app registration would.
+#[derive(Clone, Default)]
+pub struct TokenEndpointPolicy {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub federated: Vec<FederatedCredential>,
+    /// (`x5t#S256`, public JWK) of registered certificates.
+    pub certificates: Vec<(String, Value)>,
+    /// The downstream resource tokens may be requested for (`{resource}/.default`).
+    pub resource: String,
+    /// Audience the user's token must have (RFC 8693 mode: the MCP resource).
+    pub user_audiences: Vec<String>,
+    pub lifetime_secs: i64,
 }
 
 /// The running issuer. `signer` is the key tokens are signed with.
@@ -49,9 +79,19 @@ impl TestIssuer {
         let base = format!("http://{}", listener.local_addr().expect("issuer address"));
         let state = Arc::new(IssuerState {
             base: base.clone(),
-            published: Mutex::new(vec![key.public_jwk()]),
+            published: Arc::new(Mutex::new(vec![key.public_jwk()])),
             down: AtomicBool::new(false),
             jwks_fetches: AtomicUsize::new(0),
+            signer: Mutex::new(key.clone()),
+            obo: Mutex::new(TokenEndpointPolicy {
+                client_id: CLIENT_ID.into(),
+                user_audiences: vec![CLIENT_ID.into(), format!("api://{CLIENT_ID}")],
+                lifetime_secs: 3599,
+                ..Default::default()
+            }),
+            script: Mutex::new(std::collections::VecDeque::new()),
+            exchanges: AtomicUsize::new(0),
+            client_assertions: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -64,6 +104,11 @@ impl TestIssuer {
                 get(oidc_discovery),
             )
             .route("/oidc/jwks", get(jwks_plain))
+            .route(
+                "/{tenant}/oauth2/v2.0/token",
+                axum::routing::post(entra_token_endpoint),
+            )
+            .route("/oidc/token", axum::routing::post(oidc_token_endpoint))
             .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -92,7 +137,33 @@ impl TestIssuer {
     pub fn rotate(&self, kid: &str) {
         let key = Arc::new(SigningKey::generate_rsa(kid).expect("rsa key"));
         *lock(&self.state.published) = vec![key.public_jwk()];
+        *lock(&self.state.signer) = key.clone();
         *lock(&self.signer) = key;
+    }
+
+    /// The published keys, live (for a fake Graph verifying tokens this issuer signs).
+    pub fn keys_handle(&self) -> Arc<Mutex<Vec<Value>>> {
+        self.state.published.clone()
+    }
+
+    /// Changes what the token endpoint accepts.
+    pub fn configure_token_endpoint(&self, change: impl FnOnce(&mut TokenEndpointPolicy)) {
+        change(&mut lock(&self.state.obo));
+    }
+
+    /// The next exchange answers `status` with `body` (and `Retry-After`) instead.
+    pub fn script_token_endpoint(&self, status: u16, retry_after: Option<u64>, body: Value) {
+        lock(&self.state.script).push_back((status, retry_after, body));
+    }
+
+    /// Successful exchanges so far.
+    pub fn exchanges(&self) -> usize {
+        self.state.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// Every client assertion presented, in order.
+    pub fn client_assertions(&self) -> Vec<String> {
+        lock(&self.state.client_assertions).clone()
     }
 
     pub fn set_down(&self, down: bool) {
@@ -218,4 +289,236 @@ async fn jwks_plain(State(s): State<Arc<IssuerState>>) -> Response {
     }
     s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
     axum::Json(json!({"keys": *lock(&s.published)})).into_response()
+}
+
+/// An Entra-style error body.
+pub fn entra_error(error: &str, code: u64, extra: Value) -> Value {
+    let mut body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: fake entra says no. Trace ID: 0 Correlation ID: 0"),
+        "error_codes": [code],
+    });
+    merge(&mut body, extra);
+    body
+}
+
+fn oauth_error(status: u16, error: &str, code: u64) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(entra_error(error, code, json!({})))).into_response()
+}
+
+/// Verifies `token` against any of `jwks` (RS256/ES256), checking `aud` when given.
+pub fn verify(token: &str, jwks: &[Value], audiences: &[String]) -> Option<Value> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let kid = header.kid?;
+    let jwk_value = jwks.iter().find(|k| k["kid"] == kid.as_str())?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk_value.clone()).ok()?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    if audiences.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(audiences);
+    }
+    validation.set_required_spec_claims(&["exp"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .ok()
+        .map(|d| d.claims)
+}
+
+/// Checks the client authentication of a token request against `policy`.
+/// `Err(AADSTS code)` as Entra reports it: 7000215 wrong secret, 700213 no matching
+/// federated credential, 700027 certificate assertion not valid.
+fn client_authenticated(
+    form: &std::collections::HashMap<String, String>,
+    policy: &TokenEndpointPolicy,
+    endpoint: &str,
+) -> Result<(), u64> {
+    if let Some(secret) = form.get("client_secret") {
+        return if policy.client_secret.as_deref() == Some(secret.as_str()) {
+            Ok(())
+        } else {
+            Err(7_000_215)
+        };
+    }
+    if client_assertion_valid(form, policy, endpoint) {
+        Ok(())
+    } else if form
+        .get("client_assertion")
+        .and_then(|a| jsonwebtoken::decode_header(a).ok())
+        .is_some_and(|h| h.x5t_s256.is_some())
+    {
+        Err(700_027)
+    } else {
+        Err(700_213)
+    }
+}
+
+fn client_assertion_valid(
+    form: &std::collections::HashMap<String, String>,
+    policy: &TokenEndpointPolicy,
+    endpoint: &str,
+) -> bool {
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return false;
+    }
+    let Some(assertion) = form.get("client_assertion") else {
+        return false;
+    };
+    // Federated credentials: issuer, subject and audience must match one, signature too.
+    for fic in &policy.federated {
+        if let Some(claims) = verify(
+            assertion,
+            std::slice::from_ref(&fic.jwk),
+            std::slice::from_ref(&fic.audience),
+        ) && claims["iss"] == fic.issuer.as_str()
+            && claims["sub"] == fic.subject.as_str()
+        {
+            return true;
+        }
+    }
+    // Certificates: private_key_jwt with x5t#S256, aud = the token endpoint, iss = sub = client.
+    if let Ok(header) = jsonwebtoken::decode_header(assertion)
+        && let Some(thumb) = header.x5t_s256
+        && let Some((_, jwk)) = policy.certificates.iter().find(|(t, _)| *t == thumb)
+    {
+        let mut jwk = jwk.clone();
+        jwk["kid"] = json!(header.kid.unwrap_or_default());
+        if let Some(claims) = verify(assertion, &[jwk], &[endpoint.to_owned()]) {
+            return claims["iss"] == policy.client_id.as_str()
+                && claims["sub"] == policy.client_id.as_str();
+        }
+    }
+    false
+}
+
+fn issue_downstream(
+    s: &IssuerState,
+    policy: &TokenEndpointPolicy,
+    user: &Value,
+    scopes: &str,
+    tid: &str,
+) -> Response {
+    let now = now();
+    let claims = json!({
+        "iss": format!("{}/{tid}/v2.0", s.base),
+        "aud": policy.resource,
+        "exp": now + policy.lifetime_secs,
+        "nbf": now - 5,
+        "iat": now,
+        "tid": tid,
+        "oid": user["oid"].as_str().or(user["sub"].as_str()).unwrap_or_default(),
+        "name": user["name"],
+        "preferred_username": user["preferred_username"],
+        "scp": "User.Read",
+        "appid": policy.client_id,
+    });
+    let key = lock(&s.signer).clone();
+    let token = key.sign("JWT", json!({}), &claims).expect("sign");
+    s.exchanges.fetch_add(1, Ordering::SeqCst);
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "scope": scopes,
+        "expires_in": policy.lifetime_secs,
+        "ext_expires_in": policy.lifetime_secs,
+        "access_token": token,
+    }))
+    .into_response()
+}
+
+fn scripted(s: &IssuerState) -> Option<Response> {
+    let (status, retry_after, body) = lock(&s.script).pop_front()?;
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(body),
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", secs.to_string().parse().expect("header"));
+    }
+    Some(response)
+}
+
+async fn entra_token_endpoint(
+    State(s): State<Arc<IssuerState>>,
+    Path(tenant): Path<String>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(a) = form.get("client_assertion") {
+        lock(&s.client_assertions).push(a.clone());
+    }
+    if let Some(response) = scripted(&s) {
+        return response;
+    }
+    let policy = lock(&s.obo).clone();
+    let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", s.base);
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return oauth_error(400, "unsupported_grant_type", 70003);
+    }
+    if form.get("requested_token_use").map(String::as_str) != Some("on_behalf_of") {
+        return oauth_error(400, "invalid_request", 900144);
+    }
+    if form.get("client_id") != Some(&policy.client_id) {
+        return oauth_error(400, "unauthorized_client", 700016);
+    }
+    if let Err(code) = client_authenticated(&form, &policy, &endpoint) {
+        return oauth_error(401, "invalid_client", code);
+    }
+    let keys = lock(&s.published).clone();
+    let Some(user) = form
+        .get("assertion")
+        .and_then(|a| verify(a, &keys, &policy.user_audiences))
+    else {
+        return oauth_error(400, "invalid_grant", 50013);
+    };
+    if user["tid"] != tenant.as_str() {
+        return oauth_error(400, "invalid_grant", 50013);
+    }
+    let scopes = form.get("scope").cloned().unwrap_or_default();
+    let expected = format!("{}/.default", policy.resource);
+    if scopes.split(' ').any(|sc| sc != expected) || scopes.is_empty() {
+        return oauth_error(400, "invalid_scope", 70011);
+    }
+    issue_downstream(&s, &policy, &user, &scopes, &tenant)
+}
+
+async fn oidc_token_endpoint(
+    State(s): State<Arc<IssuerState>>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = scripted(&s) {
+        return response;
+    }
+    let policy = lock(&s.obo).clone();
+    let endpoint = format!("{}/oidc/token", s.base);
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:token-exchange")
+    {
+        return oauth_error(400, "unsupported_grant_type", 0);
+    }
+    if form.get("subject_token_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:token-type:access_token")
+    {
+        return oauth_error(400, "invalid_request", 0);
+    }
+    if form.get("client_id") != Some(&policy.client_id)
+        || client_authenticated(&form, &policy, &endpoint).is_err()
+    {
+        return oauth_error(401, "invalid_client", 0);
+    }
+    let keys = lock(&s.published).clone();
+    let Some(user) = form
+        .get("subject_token")
+        .and_then(|t| verify(t, &keys, &policy.user_audiences))
+    else {
+        return oauth_error(400, "invalid_grant", 0);
+    };
+    let scopes = form.get("scope").cloned().unwrap_or_default();
+    issue_downstream(&s, &policy, &user, &scopes, "oidc")
 }

@@ -1,0 +1,509 @@
+//! On-behalf-of end to end, in-process: MCP request with a user token → validation →
+//! client assertion → the (fake) Entra token endpoint → (fake) Graph, which verifies the
+//! downstream token's signature and audience and refuses the caller's own token.
+
+mod support;
+
+use std::path::PathBuf;
+
+use mcp_obo::jose::SigningKey;
+use serde_json::{Value, json};
+use support::fake_graph::{FakeGraph, Scripted};
+use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer, USER_OID, entra_error, now};
+use support::{TestApp, entra_env, spawn_production_app, wait_ready};
+
+const SA_ISSUER: &str = "https://oidc.aks.example/6f1c2a/";
+const SA_SUBJECT: &str = "system:serviceaccount:mcp:mcp-obo";
+const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+struct World {
+    issuer: TestIssuer,
+    graph: FakeGraph,
+    sa_key: SigningKey,
+    sa_file: PathBuf,
+    _dir: tempfile::TempDir,
+    app: TestApp,
+}
+
+impl World {
+    /// Workload identity (AKS) by default; `extra` overrides settings.
+    async fn start(extra: &[(&str, &str)]) -> Self {
+        let issuer = TestIssuer::start().await;
+        let graph = FakeGraph::start().await;
+        graph.verify_tokens(
+            issuer.keys_handle(),
+            &graph.url,
+            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
+        );
+        let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
+        let fic = FederatedCredential {
+            issuer: SA_ISSUER.into(),
+            subject: SA_SUBJECT.into(),
+            audience: EXCHANGE_AUDIENCE.into(),
+            jwk: sa_key.public_jwk(),
+        };
+        let resource = graph.url.clone();
+        issuer.configure_token_endpoint(|p| {
+            p.resource = resource;
+            p.federated = vec![fic];
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sa_file = dir.path().join("azure-identity-token");
+        write_sa_token(&sa_key, &sa_file, "first");
+        let mut env = entra_env(&issuer);
+        env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
+        env.push((
+            "MCP_OBO__OBO__CLIENT_ASSERTION".into(),
+            "workload_identity".into(),
+        ));
+        env.push((
+            "AZURE_FEDERATED_TOKEN_FILE".into(),
+            sa_file.display().to_string(),
+        ));
+        env.push(("MCP_OBO__SERVER__WORKERS".into(), "2".into()));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let app = spawn_production_app(&env);
+        wait_ready(&app).await;
+        Self {
+            issuer,
+            graph,
+            sa_key,
+            sa_file,
+            _dir: dir,
+            app,
+        }
+    }
+
+    fn user(&self, n: usize) -> String {
+        self.issuer.entra_token(json!({
+            "oid": format!("{USER_OID}-{n}"),
+            "name": format!("User {n}"),
+            "preferred_username": format!("user{n}@contoso.com"),
+        }))
+    }
+}
+
+/// A projected service-account token, as the kubelet writes it.
+fn write_sa_token(key: &SigningKey, path: &std::path::Path, jti: &str) {
+    let claims = json!({
+        "iss": SA_ISSUER, "sub": SA_SUBJECT, "aud": [EXCHANGE_AUDIENCE],
+        "exp": now() + 3600, "iat": now(), "jti": jti,
+    });
+    std::fs::write(path, key.sign("JWT", json!({}), &claims).expect("sign"))
+        .expect("write token file");
+}
+
+async fn call_hello(app: &TestApp, token: &str) -> Value {
+    let auth = format!("Bearer {token}");
+    let reply = post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &auth),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json.expect("json")["result"].clone()
+}
+
+fn tool_error(result: &Value) -> String {
+    assert_eq!(result["isError"], true, "expected a tool error: {result}");
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn hello_tool_calls_graph_on_behalf_of_the_user_with_workload_identity() {
+    let w = World::start(&[]).await;
+    let result = call_hello(&w.app, &w.user(1)).await;
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["displayName"], "User 1");
+    assert_eq!(result["structuredContent"]["email"], "user1@contoso.com");
+    assert_eq!(w.issuer.exchanges(), 1);
+}
+
+#[tokio::test]
+async fn graph_never_receives_inbound_token() {
+    let w = World::start(&[]).await;
+    let token = w.user(1);
+    let _ = call_hello(&w.app, &token).await;
+    assert!(!w.graph.seen_tokens().is_empty());
+    assert!(
+        !w.graph.seen_tokens().contains(&token),
+        "the caller's own token reached Graph"
+    );
+    assert!(!w.graph.passthrough_seen());
+}
+
+#[tokio::test]
+async fn two_hundred_simultaneous_first_calls_from_one_user_make_one_exchange() {
+    let w = World::start(&[]).await;
+    let token = w.user(7);
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        let url = w.app.mcp_url();
+        let auth = format!("Bearer {token}");
+        calls.push(tokio::spawn(async move {
+            post_raw(
+                &url,
+                serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
+                    .expect("json"),
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", ACCEPT_BOTH),
+                    ("mcp-protocol-version", "2025-06-18"),
+                    ("authorization", &auth),
+                ],
+            )
+            .await
+        }));
+    }
+    for call in calls {
+        let reply = call.await.expect("join");
+        assert_eq!(reply.json.expect("json")["result"]["isError"], false);
+    }
+    assert_eq!(w.issuer.exchanges(), 1);
+}
+
+#[tokio::test]
+async fn fifty_users_get_fifty_exchanges_and_each_their_own_profile() {
+    let w = World::start(&[]).await;
+    let mut calls = Vec::new();
+    for n in 0..50 {
+        let token = w.user(n);
+        let url = w.app.mcp_url();
+        calls.push(tokio::spawn(async move {
+            let auth = format!("Bearer {token}");
+            let reply = post_raw(
+                &url,
+                serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
+                    .expect("json"),
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", ACCEPT_BOTH),
+                    ("mcp-protocol-version", "2025-06-18"),
+                    ("authorization", &auth),
+                ],
+            )
+            .await;
+            (n, reply.json.expect("json")["result"].clone())
+        }));
+    }
+    for call in calls {
+        let (n, result) = call.await.expect("join");
+        assert_eq!(
+            result["structuredContent"]["email"],
+            format!("user{n}@contoso.com"),
+            "{result}"
+        );
+    }
+    assert_eq!(w.issuer.exchanges(), 50);
+}
+
+#[tokio::test]
+async fn cached_tokens_are_reused_until_shortly_before_expiry() {
+    let w = World::start(&[]).await;
+    let token = w.user(1);
+    for _ in 0..3 {
+        assert_eq!(call_hello(&w.app, &token).await["isError"], false);
+    }
+    assert_eq!(w.issuer.exchanges(), 1);
+    // A downstream token that lives less than the margin is never reused.
+    w.issuer.configure_token_endpoint(|p| p.lifetime_secs = 60);
+    let other = w.user(2);
+    for _ in 0..2 {
+        assert_eq!(call_hello(&w.app, &other).await["isError"], false);
+    }
+    assert_eq!(
+        w.issuer.exchanges(),
+        3,
+        "an expiring token means a fresh exchange"
+    );
+}
+
+#[tokio::test]
+async fn the_users_own_expiry_bounds_the_cache() {
+    let w = World::start(&[]).await;
+    let short_lived = w.issuer.entra_token(json!({"exp": now() + 90}));
+    for _ in 0..2 {
+        assert_eq!(call_hello(&w.app, &short_lived).await["isError"], false);
+    }
+    assert_eq!(w.issuer.exchanges(), 2);
+}
+
+#[tokio::test]
+async fn a_rotated_federated_token_file_is_read_again() {
+    let w = World::start(&[]).await;
+    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+    write_sa_token(&w.sa_key, &w.sa_file, "second-after-rotation");
+    assert_eq!(call_hello(&w.app, &w.user(2)).await["isError"], false);
+    let assertions = w.issuer.client_assertions();
+    assert_eq!(assertions.len(), 2);
+    assert_ne!(
+        assertions[0], assertions[1],
+        "the rotated token must be the one sent"
+    );
+    assert_eq!(
+        assertions[1],
+        std::fs::read_to_string(&w.sa_file).expect("read")
+    );
+}
+
+#[tokio::test]
+async fn graph_rejecting_a_cached_token_triggers_one_fresh_exchange() {
+    let w = World::start(&[]).await;
+    let token = w.user(1);
+    assert_eq!(call_hello(&w.app, &token).await["isError"], false);
+    w.graph
+        .script(Scripted::Status(401, None, "InvalidAuthenticationToken"));
+    assert_eq!(call_hello(&w.app, &token).await["isError"], false);
+    assert_eq!(w.issuer.exchanges(), 2);
+}
+
+#[rstest::rstest]
+#[case::consent(400, None, entra_error("invalid_grant", 65001, json!({"suberror": "consent_required"})), "https://mcp.example.com/.auth/login/aad")]
+#[case::claims_challenge(
+    400,
+    None,
+    entra_error("interaction_required", 50076, json!({"claims": "{\"access_token\":{\"capolids\":{\"essential\":true,\"values\":[\"c1\"]}}}"})),
+    "capolids"
+)]
+#[case::app_only(400, None, entra_error("invalid_request", 7000114, json!({})), "signed-in user")]
+#[case::federation_propagating(400, None, entra_error("invalid_grant", 50013, json!({})), "retry in a minute")]
+#[case::fic_missing(401, None, entra_error("invalid_client", 700213, json!({})), "retry in a minute")]
+#[case::bad_client(401, None, entra_error("invalid_client", 7000215, json!({})), "server configuration problem")]
+#[case::revoked(400, None, entra_error("invalid_grant", 50173, json!({})), "sign in again")]
+#[tokio::test]
+async fn token_endpoint_errors_become_messages_that_say_what_to_do(
+    #[case] status: u16,
+    #[case] retry_after: Option<u64>,
+    #[case] body: Value,
+    #[case] expected: &str,
+) {
+    let w = World::start(&[]).await;
+    w.issuer.script_token_endpoint(status, retry_after, body);
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    assert!(
+        text.to_lowercase().contains(&expected.to_lowercase()),
+        "expected {expected:?} in {text:?}"
+    );
+    // Failures are not cached and the server stays healthy: the next call works.
+    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+    let health = reqwest::get(w.app.url("/healthz")).await.expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after_then_reported() {
+    let w = World::start(&[]).await;
+    w.issuer
+        .script_token_endpoint(429, Some(0), json!({"error": "temporarily_unavailable"}));
+    assert_eq!(
+        call_hello(&w.app, &w.user(1)).await["isError"],
+        false,
+        "one 429 is retried"
+    );
+    for _ in 0..3 {
+        w.issuer
+            .script_token_endpoint(503, Some(0), json!({"error": "temporarily_unavailable"}));
+    }
+    let text = tool_error(&call_hello(&w.app, &w.user(2)).await);
+    assert!(text.contains("busy or unavailable"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_names_the_dependency() {
+    let port = support::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}/token");
+    let w = World::start(&[
+        ("MCP_OBO__OBO__TOKEN_ENDPOINT", endpoint.as_str()),
+        ("MCP_OBO__OBO__MAX_RETRIES", "0"),
+    ])
+    .await;
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    assert!(text.contains("cannot reach the token endpoint"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_federated_token_file_is_reported_as_a_server_problem() {
+    let w = World::start(&[]).await;
+    std::fs::remove_file(&w.sa_file).expect("remove");
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    assert!(
+        text.contains("workload identity token file") && text.contains("operator"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn client_secret_authenticates_the_exchange_and_is_never_in_the_config_output() {
+    let w = World::start(&[
+        ("MCP_OBO__OBO__CLIENT_ASSERTION", "client_secret"),
+        ("MCP_OBO__OBO__CLIENT_SECRET", "s3cr3t-value"),
+    ])
+    .await;
+    w.issuer
+        .configure_token_endpoint(|p| p.client_secret = Some("s3cr3t-value".into()));
+    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+    w.issuer
+        .configure_token_endpoint(|p| p.client_secret = Some("rotated".into()));
+    let text = tool_error(&call_hello(&w.app, &w.user(2)).await);
+    assert!(
+        text.contains("server configuration problem") && !text.contains("s3cr3t"),
+        "{text}"
+    );
+    let loaded = mcp_obo::config::load(
+        None,
+        &vec![("MCP_OBO__OBO__CLIENT_SECRET".into(), "s3cr3t-value".into())],
+    )
+    .expect("valid");
+    assert_eq!(loaded.effective["obo.client_secret"].0, "<redacted>");
+    assert!(!format!("{:?}", loaded.settings).contains("s3cr3t"));
+}
+
+#[tokio::test]
+async fn a_certificate_signs_a_private_key_jwt_with_its_thumbprint() {
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let cert = rcgen::CertificateParams::new(vec!["mcp-obo".into()])
+        .expect("params")
+        .self_signed(&key_pair)
+        .expect("self-signed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pem_path = dir.path().join("client.pem");
+    std::fs::write(
+        &pem_path,
+        format!("{}{}", cert.pem(), key_pair.serialize_pem()),
+    )
+    .expect("write pem");
+    let thumbprint = mcp_obo::jose::b64url(&mcp_obo::jose::sha256(cert.der()));
+    let public = SigningKey::rsa_from_pkcs8("x", &key_pair.serialize_der())
+        .expect("pkcs8")
+        .public_jwk();
+    let path = pem_path.display().to_string();
+    let w = World::start(&[
+        ("MCP_OBO__OBO__CLIENT_ASSERTION", "certificate"),
+        ("MCP_OBO__OBO__CERTIFICATE_FILE", path.as_str()),
+    ])
+    .await;
+    w.issuer
+        .configure_token_endpoint(|p| p.certificates = vec![(thumbprint, public)]);
+    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+}
+
+#[tokio::test]
+async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::start().await;
+    graph.verify_tokens(
+        issuer.keys_handle(),
+        &graph.url,
+        &["https://mcp.example.com/mcp"],
+    );
+    let resource = graph.url.clone();
+    issuer.configure_token_endpoint(|p| {
+        p.resource = resource;
+        p.client_id = "mcp-server".into();
+        p.client_secret = Some("kc-secret".into());
+        p.user_audiences = vec!["https://mcp.example.com/mcp".into()];
+    });
+    let env: Vec<(String, String)> = vec![
+        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
+        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
+        (
+            "MCP_OBO__AUTH__AUDIENCES".into(),
+            "https://mcp.example.com/mcp".into(),
+        ),
+        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
+        (
+            "MCP_OBO__SERVER__PUBLIC_URL".into(),
+            "https://mcp.example.com".into(),
+        ),
+        ("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()),
+        ("MCP_OBO__OBO__GRANT".into(), "token_exchange".into()),
+        (
+            "MCP_OBO__OBO__CLIENT_ASSERTION".into(),
+            "client_secret".into(),
+        ),
+        ("MCP_OBO__OBO__CLIENT_ID".into(), "mcp-server".into()),
+        ("MCP_OBO__OBO__CLIENT_SECRET".into(), "kc-secret".into()),
+        (
+            "MCP_OBO__OBO__TOKEN_ENDPOINT".into(),
+            format!("{}/token", issuer.oidc_issuer()),
+        ),
+    ];
+    let app = spawn_production_app(&env);
+    wait_ready(&app).await;
+    let user = issuer.sign(&json!({
+        "iss": issuer.oidc_issuer(), "aud": "https://mcp.example.com/mcp", "sub": "kc-user-1",
+        "name": "Kim", "preferred_username": "kim@example.org",
+        "exp": now() + 600, "iat": now(), "scope": "openid mcp:tools",
+    }));
+    let result = call_hello(&app, &user).await;
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["email"], "kim@example.org");
+    assert!(!graph.passthrough_seen());
+}
+
+#[tokio::test]
+async fn managed_identity_assertion_from_identity_endpoint_is_fetched_once_and_reused() {
+    use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::start().await;
+    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
+    let imds = FakeImds::start(EXCHANGE_AUDIENCE).await;
+    let resource = graph.url.clone();
+    let fic = imds.federated_credential();
+    issuer.configure_token_endpoint(|p| {
+        p.resource = resource;
+        p.federated = vec![fic];
+    });
+    let env = entra_env(&issuer);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ("IDENTITY_ENDPOINT", imds.endpoint.as_str()),
+        ("IDENTITY_HEADER", IDENTITY_HEADER),
+        ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
+    ]);
+    let server = support::ServerProcess::start(&env).await;
+    server.wait_ready().await;
+    for n in 0..2 {
+        let token = issuer.entra_token(json!({"oid": format!("mi-user-{n}"), "preferred_username": format!("mi{n}@contoso.com")}));
+        let auth = format!("Bearer {token}");
+        let reply = post_raw(
+            &server.mcp_url(),
+            serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
+                .expect("json"),
+            &[
+                ("content-type", "application/json"),
+                ("accept", ACCEPT_BOTH),
+                ("mcp-protocol-version", "2025-06-18"),
+                ("authorization", &auth),
+            ],
+        )
+        .await;
+        let result = &reply.json.expect("json")["result"];
+        assert_eq!(result["isError"], false, "{result}\n{}", server.stderr());
+        assert_eq!(
+            result["structuredContent"]["email"],
+            format!("mi{n}@contoso.com")
+        );
+    }
+    assert_eq!(issuer.exchanges(), 2);
+    assert_eq!(
+        imds.calls(),
+        1,
+        "the managed identity assertion is cached until shortly before expiry"
+    );
+}
