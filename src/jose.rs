@@ -194,3 +194,37 @@ impl SigningKey {
         }
     }
 }
+
+/// A random URL-safe string from `bytes` random bytes (codes, refresh tokens, client ids).
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // SystemRandom only fails when the OS has no entropy source; fall back to a digest of
+    // the time and address so the caller still gets a value (the dev IdP is the only user).
+    if aws_lc_rs::rand::fill(&mut buf).is_err() {
+        let seed = format!("{:?}{:p}", std::time::SystemTime::now(), &buf);
+        buf = sha256(seed.as_bytes()).to_vec();
+    }
+    b64url(&buf)
+}
+
+/// Verifies a JWT signed by `key`'s public half, checking `aud` when `audiences` is not
+/// empty and always `exp`; returns the claims.
+pub fn verify_with(key: &SigningKey, token: &str, audiences: &[&str]) -> Option<Value> {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk()).ok()?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.kid.as_deref() != Some(key.kid()) || format!("{:?}", header.alg) != key.alg() {
+        return None;
+    }
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.leeway = 30;
+    if audiences.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(audiences);
+    }
+    validation.set_required_spec_claims(&["exp"]);
+    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .ok()
+        .map(|d| d.claims)
+}

@@ -16,6 +16,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod dev;
+pub mod devidp;
 pub mod graph;
 pub mod jose;
 pub mod mcp;

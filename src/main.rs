@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mcp_obo::config::{self, Loaded};
+use mcp_obo::config::{self, AuthMode, Loaded};
 use mcp_obo::server::{self, Application, Dependencies};
 
 #[derive(Parser)]
@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run the MCP server (the default).
     Serve,
+    /// Run the whole sign-in and on-behalf-of flow locally: the MCP server, a development
+    /// identity provider and a Microsoft Graph emulator, on loopback only.
+    Dev(mcp_obo::dev::DevArgs),
     /// Print the effective configuration, secrets redacted, with where each value came from.
     Config,
 }
@@ -48,6 +51,10 @@ fn main() -> ExitCode {
         };
         env.push(("MCP_OBO__LOG__FORMAT".into(), value.into()));
     }
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Dev(args) = command {
+        return mcp_obo::dev::run(&args, cli.config.as_deref(), env);
+    }
     let loaded = match config::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -55,12 +62,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Config => {
             print!("{}", render_config(&loaded));
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(&loaded),
+        _ => serve(&loaded),
     }
 }
 
@@ -75,7 +82,7 @@ fn serve(loaded: &Loaded) -> ExitCode {
             auth_mode = settings.auth.mode.as_str(),
             "mcp-obo listening"
         );
-        if settings.auth.mode == mcp_obo::config::AuthMode::None {
+        if settings.auth.mode == AuthMode::None {
             tracing::warn!("auth.mode = none: no inbound authorization; tools use your developer credentials (az login). Loopback only.");
         }
         app.run_until_stopped(server::shutdown_signal())

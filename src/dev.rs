@@ -1,0 +1,176 @@
+//! The `dev` command: wires the development identity provider and Graph emulator
+//! ([`crate::devidp`]) to the production server, configured in Entra mode against them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::{self, Env};
+use crate::devidp::{self, DEV_APP, DEV_TENANT, DevUser};
+use crate::server::{self, Application, Dependencies};
+
+/// `mcp-obo dev` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Port of the MCP server on 127.0.0.1; the identity provider and the Graph emulator
+    /// take the next two.
+    #[arg(long, default_value_t = 7071)]
+    pub port: u16,
+    /// Port of the identity provider (default: --port + 1).
+    #[arg(long)]
+    pub idp_port: Option<u16>,
+    /// Port of the Graph emulator (default: --port + 2).
+    #[arg(long)]
+    pub graph_port: Option<u16>,
+    /// Folder for the development signing keys (kept between runs) and the federated token.
+    #[arg(long, default_value = ".mcp-obo-dev")]
+    pub state_dir: PathBuf,
+    /// A development user, as "Name <email>" (repeatable). Default: Ada and Alan.
+    #[arg(long = "user", value_name = "NAME <EMAIL>")]
+    pub users: Vec<String>,
+}
+
+/// Platform variables that would point the dev server at real cloud endpoints.
+const PLATFORM_VARS: &[&str] = &[
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+    "TOKEN_EXCHANGE_AUDIENCE",
+    "IDENTITY_ENDPOINT",
+    "WEBSITE_HOSTNAME",
+    "WEBSITE_AUTH_CLIENT_ID",
+    "CONTAINER_APP_HOSTNAME",
+];
+
+fn parse_user(raw: &str) -> Option<DevUser> {
+    let (name, rest) = raw.split_once('<')?;
+    let email = rest.trim().strip_suffix('>')?.trim();
+    (!name.trim().is_empty() && email.contains('@')).then(|| DevUser::new(name.trim(), email))
+}
+
+/// Runs `mcp-obo dev` until SIGTERM/SIGINT.
+pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
+    let mut users = Vec::new();
+    for raw in &args.users {
+        match parse_user(raw) {
+            Some(u) => users.push(u),
+            None => {
+                eprintln!(
+                    "mcp-obo dev: --user {raw:?} is not valid; expected \"Name <email>\", e.g. \"Grace Hopper <grace@contoso.dev>\""
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if users.is_empty() {
+        users = devidp::default_users();
+    }
+    let idp_port = args.idp_port.or_else(|| args.port.checked_add(1));
+    let graph_port = args.graph_port.or_else(|| args.port.checked_add(2));
+    let (Some(idp_port), Some(graph_port), false) = (idp_port, graph_port, args.port == 0) else {
+        eprintln!(
+            "mcp-obo dev: --port {} leaves no room for the identity provider and Graph emulator ports; choose another --port",
+            args.port
+        );
+        return ExitCode::from(2);
+    };
+    let ports = (idp_port, graph_port);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let mcp_base = format!("http://127.0.0.1:{}", args.port);
+        let resources = vec![
+            format!("{mcp_base}/mcp"),
+            format!("{mcp_base}/runtime/webhooks/mcp"),
+            mcp_base.clone(),
+        ];
+        let mut services = devidp::start(
+            ports.0,
+            ports.1,
+            &args.state_dir,
+            resources.clone(),
+            users.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        services.spawn();
+        let mut vars: Env = env
+            .into_iter()
+            .filter(|(k, _)| {
+                !PLATFORM_VARS.contains(&k.as_str())
+                    && !k.starts_with("MCP_OBO__AUTH__")
+                    && !k.starts_with("MCP_OBO__OBO__")
+                    && !k.starts_with("MCP_OBO__ENTRA__")
+            })
+            .collect();
+        let state_dir =
+            std::fs::canonicalize(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone());
+        let token_file = state_dir.join("federated-token");
+        vars.extend(
+            [
+                (
+                    "MCP_OBO__SERVER__LISTEN",
+                    format!("127.0.0.1:{}", args.port),
+                ),
+                ("MCP_OBO__SERVER__PUBLIC_URL", mcp_base.clone()),
+                ("MCP_OBO__AUTH__MODE", "entra".into()),
+                ("MCP_OBO__AUTH__AUDIENCES", resources.join(",")),
+                ("MCP_OBO__ENTRA__TENANT_ID", DEV_TENANT.into()),
+                ("MCP_OBO__ENTRA__CLIENT_ID", DEV_APP.into()),
+                (
+                    "MCP_OBO__ENTRA__AUTHORITY_HOST",
+                    services.authority().to_owned(),
+                ),
+                ("MCP_OBO__GRAPH__BASE_URL", services.graph_base.clone()),
+                ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
+                (
+                    "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                (
+                    "MCP_OBO__OBO__CONSENT_URL",
+                    format!("{}/", services.idp_base),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let loaded = config::load(config_file, &vars).map_err(|e| e.to_string())?;
+        let settings = loaded.settings;
+        crate::telemetry::init(&settings.log);
+        if !settings.server.listen.ip().is_loopback() {
+            return Err("mcp-obo dev listens on loopback only".to_owned());
+        }
+        let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
+        let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
+        print_banner(&format!("{mcp_base}/mcp"), &services, &users);
+        app.run_until_stopped(server::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-obo dev: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_banner(mcp_url: &str, services: &devidp::DevServices, users: &[DevUser]) {
+    let entry = serde_json::json!({"servers": {"mcp-obo-dev": {"type": "http", "url": mcp_url}}});
+    let pretty = serde_json::to_string_pretty(&entry).unwrap_or_default();
+    let users: String = users
+        .iter()
+        .map(|u| format!("  - {} <{}>\n", u.name, u.email))
+        .collect();
+    println!(
+        "mcp-obo dev is running (loopback only; Ctrl-C to stop)\n\n\
+MCP server:        {mcp_url}\n\
+Identity provider: {issuer}\n\
+Graph emulator:    {graph}\n\n\
+Dev users (pick one on the sign-in page):\n{users}\n\
+VS Code (.vscode/mcp.json):\n{pretty}\n",
+        issuer = services.state.issuer(),
+        graph = services.graph_base,
+    );
+}

@@ -1,0 +1,158 @@
+//! `mcp-obo dev`: the whole sign-in and on-behalf-of flow on one machine, with no cloud.
+//!
+//! - `provider.rs`: an Entra-like development identity provider: discovery (RFC 8414 and
+//!   OIDC), JWKS, authorize with a sign-in page (code + PKCE S256), token (authorization
+//!   code, refresh, on-behalf-of with a client assertion), dynamic client registration
+//!   (RFC 7591) and client ID metadata documents, resource indicators (RFC 8707) and the
+//!   `iss` authorization response parameter (RFC 9207).
+//! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`) that checks the token's signature
+//!   and audience.
+//! - `state.rs`: dev users, keys (persisted in the state folder), clients, codes.
+//!
+//! # Security
+//! Reachable only through `mcp-obo dev`, which binds loopback only; `serve` never imports
+//! this module. The MCP server in dev runs the production code path (Entra mode, the same
+//! validation, exchange and Graph client); only the endpoints differ.
+
+mod graph;
+mod provider;
+mod state;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, web};
+
+pub use state::{DevState, DevUser, default_users};
+
+/// The dev tenant and the dev app registration of the MCP server.
+pub const DEV_TENANT: &str = "00000000-0000-4000-8000-0000000000de";
+pub const DEV_APP: &str = "00000000-0000-4000-8000-0000000000a1";
+/// Subject of the development managed identity the app's federated credential trusts.
+pub const DEV_MANAGED_IDENTITY: &str = "00000000-0000-4000-8000-0000000000f1";
+/// Audience of federated client assertions.
+pub const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Why the dev environment could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("mcp-obo dev listens on loopback only; {0} is not a loopback address")]
+    NotLoopback(IpAddr),
+    #[error("cannot listen on {addr}: {source}; pass --port to choose other ports")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use the state folder {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create signing keys: {0}")]
+    Keys(String),
+}
+
+/// The running identity provider and Graph emulator.
+pub struct DevServices {
+    pub idp_base: String,
+    pub graph_base: String,
+    pub federated_token_file: PathBuf,
+    pub state: Arc<DevState>,
+    servers: Vec<actix_web::dev::Server>,
+}
+
+impl DevServices {
+    /// The identity provider's Entra-style authority host (`{authority}/{tenant}/v2.0`).
+    pub fn authority(&self) -> &str {
+        &self.idp_base
+    }
+
+    /// Runs the providers until stopped (spawned on the current actix system).
+    pub fn spawn(&mut self) {
+        for server in self.servers.drain(..) {
+            actix_web::rt::spawn(server);
+        }
+    }
+}
+
+/// Starts the identity provider on `idp_port` and the Graph emulator on `graph_port` (0 =
+/// any), both on 127.0.0.1, for an MCP server whose resource URLs are `mcp_resources`.
+///
+/// # Errors
+/// [`Error`] when a port is taken or the state folder is unusable.
+pub fn start(
+    idp_port: u16,
+    graph_port: u16,
+    state_dir: &Path,
+    mcp_resources: Vec<String>,
+    users: Vec<DevUser>,
+) -> Result<DevServices, Error> {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let bind = |port: u16| {
+        let addr = SocketAddr::new(loopback, port);
+        TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })
+    };
+    let idp_listener = bind(idp_port)?;
+    let graph_listener = bind(graph_port)?;
+    let idp_addr = idp_listener.local_addr().map_err(|source| Error::Bind {
+        addr: SocketAddr::new(loopback, idp_port),
+        source,
+    })?;
+    let graph_addr = graph_listener.local_addr().map_err(|source| Error::Bind {
+        addr: SocketAddr::new(loopback, graph_port),
+        source,
+    })?;
+    let idp_base = format!("http://127.0.0.1:{}", idp_addr.port());
+    let graph_base = format!("http://127.0.0.1:{}", graph_addr.port());
+
+    std::fs::create_dir_all(state_dir).map_err(|source| Error::State {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let state = Arc::new(DevState::load(
+        state_dir,
+        &idp_base,
+        &graph_base,
+        mcp_resources,
+        users,
+    )?);
+    let federated_token_file = state_dir.join("federated-token");
+    state.write_federated_token(&federated_token_file)?;
+
+    let idp_state = web::Data::from(state.clone());
+    let idp = HttpServer::new(move || {
+        App::new()
+            .app_data(idp_state.clone())
+            .configure(provider::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(idp_listener)
+    .map_err(|source| Error::Bind {
+        addr: idp_addr,
+        source,
+    })?
+    .run();
+    let graph_state = web::Data::from(state.clone());
+    let graph = HttpServer::new(move || {
+        App::new()
+            .app_data(graph_state.clone())
+            .configure(graph::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(graph_listener)
+    .map_err(|source| Error::Bind {
+        addr: graph_addr,
+        source,
+    })?
+    .run();
+    Ok(DevServices {
+        idp_base,
+        graph_base,
+        federated_token_file,
+        state,
+        servers: vec![idp, graph],
+    })
+}

@@ -1,0 +1,650 @@
+//! The development identity provider's endpoints (Entra-shaped paths under
+//! `{idp}/{tenant}/...`), standards-conformant enough for real MCP clients.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+use url::Url;
+
+use super::state::{Client, CodeGrant, DevState, RefreshGrant, lock};
+use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
+use crate::jose::{b64url, random_token, sha256, verify_with};
+
+type Form = web::Form<HashMap<String, String>>;
+type Query = web::Query<HashMap<String, String>>;
+
+/// Scopes that are about the sign-in, not the API.
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+const ACCESS_TOKEN_LIFETIME: u64 = 3600;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(metadata),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server/{tenant}/v2.0",
+        web::get().to(metadata),
+    )
+    .route(
+        "/.well-known/openid-configuration/{tenant}/v2.0",
+        web::get().to(metadata),
+    )
+    .route(
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+        web::get().to(metadata),
+    )
+    .route(
+        "/{tenant}/v2.0/.well-known/oauth-authorization-server",
+        web::get().to(metadata),
+    )
+    .route("/{tenant}/discovery/v2.0/keys", web::get().to(jwks))
+    .route(
+        "/{tenant}/oauth2/v2.0/authorize",
+        web::get().to(authorize_page),
+    )
+    .route(
+        "/{tenant}/oauth2/v2.0/authorize",
+        web::post().to(authorize_decision),
+    )
+    .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
+    .route("/register", web::post().to(register))
+    .route("/", web::get().to(home));
+}
+
+async fn metadata(state: web::Data<DevState>) -> HttpResponse {
+    let issuer = state.issuer();
+    let tenant_base = issuer.trim_end_matches("/v2.0").to_owned();
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{tenant_base}/oauth2/v2.0/authorize"),
+        "token_endpoint": state.token_endpoint(),
+        "jwks_uri": format!("{tenant_base}/discovery/v2.0/keys"),
+        "registration_endpoint": format!("{}/register", state.idp_base),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", format!("api://{DEV_APP}/user_impersonation")],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["sub", "oid", "tid", "name", "preferred_username", "email"],
+        "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
+    }))
+}
+
+async fn jwks(state: web::Data<DevState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.jwks())
+}
+
+async fn home(state: web::Data<DevState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!(
+            "mcp-obo development identity provider\nissuer: {}\n",
+            state.issuer()
+        ))
+}
+
+/// An authorization request that passed every check.
+struct Request {
+    client: Client,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    scope: String,
+    audience: String,
+}
+
+/// Where an error is reported: on the page (no trustworthy redirect) or to the client.
+enum Failure {
+    Page(String),
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
+}
+
+fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+async fn validate(state: &DevState, q: &HashMap<String, String>) -> Result<Request, Failure> {
+    let client_id =
+        param(q, "client_id").ok_or_else(|| Failure::Page("client_id is missing".into()))?;
+    let client = find_client(state, client_id).await.map_err(Failure::Page)?;
+    let redirect_uri =
+        param(q, "redirect_uri").ok_or_else(|| Failure::Page("redirect_uri is missing".into()))?;
+    if !redirect_allowed(&client, redirect_uri) {
+        return Err(Failure::Page(format!(
+            "redirect_uri {redirect_uri} is not registered for client {client_id}"
+        )));
+    }
+    let fail = |error: &'static str, description: &str| Failure::Redirect {
+        redirect_uri: redirect_uri.to_owned(),
+        state: q.get("state").cloned(),
+        error,
+        description: description.to_owned(),
+    };
+    if param(q, "response_type") != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    let code_challenge = param(q, "code_challenge")
+        .ok_or_else(|| fail("invalid_request", "PKCE is required: send code_challenge"))?;
+    if param(q, "code_challenge_method") != Some("S256") {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
+    }
+    let scope = param(q, "scope").unwrap_or("").to_owned();
+    let audience =
+        audience_for(state, param(q, "resource"), &scope).map_err(|(e, d)| fail(e, &d))?;
+    Ok(Request {
+        client,
+        redirect_uri: redirect_uri.to_owned(),
+        state: q.get("state").cloned(),
+        code_challenge: code_challenge.to_owned(),
+        scope,
+        audience,
+    })
+}
+
+/// RFC 8707: the token's audience is the requested resource (one of the MCP server's
+/// URLs); without one, Entra-style `api://{app}/...` scopes name the app.
+fn audience_for(
+    state: &DevState,
+    resource: Option<&str>,
+    scope: &str,
+) -> Result<String, (&'static str, String)> {
+    if let Some(resource) = resource {
+        let wanted = resource.trim_end_matches('/');
+        return state
+            .mcp_resources
+            .iter()
+            .find(|r| r.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+            .cloned()
+            .ok_or(("invalid_target", format!("unknown resource {resource}")));
+    }
+    if scope
+        .split_whitespace()
+        .any(|s| s.starts_with(&format!("api://{DEV_APP}/")) || s == DEV_APP)
+    {
+        return Ok(DEV_APP.to_owned());
+    }
+    Err((
+        "invalid_scope",
+        format!("request a resource (RFC 8707) or the scope api://{DEV_APP}/user_impersonation"),
+    ))
+}
+
+/// Delegated scopes as they appear in `scp`: API scopes without their `api://app/` prefix.
+fn scp_of(scope: &str) -> String {
+    let scp: Vec<&str> = scope
+        .split_whitespace()
+        .filter(|s| !OIDC_SCOPES.contains(s))
+        .map(|s| s.rsplit('/').next().unwrap_or(s))
+        .filter(|s| !s.is_empty() && *s != ".default")
+        .collect();
+    if scp.is_empty() {
+        "user_impersonation".to_owned()
+    } else {
+        scp.join(" ")
+    }
+}
+
+async fn find_client(state: &DevState, client_id: &str) -> Result<Client, String> {
+    if let Some(client) = lock(&state.clients).get(client_id).cloned() {
+        return Ok(client);
+    }
+    // Client ID metadata document: the client id is the URL of its own metadata.
+    let url = Url::parse(client_id).map_err(|_| format!("unknown client_id {client_id}: register it first (dynamic client registration at /register)"))?;
+    let allowed = url.scheme() == "https" || crate::config::is_loopback_url(&url);
+    if !allowed {
+        return Err(format!(
+            "client metadata document {client_id} must be https"
+        ));
+    }
+    let doc: serde_json::Value = state
+        .http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|_| format!("cannot fetch the client metadata document {client_id}"))?
+        .json()
+        .await
+        .map_err(|_| format!("{client_id} is not a JSON client metadata document"))?;
+    if doc["client_id"] != client_id {
+        return Err(format!(
+            "the metadata document at {client_id} names another client_id"
+        ));
+    }
+    let redirect_uris: Vec<String> = doc["redirect_uris"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(format!(
+            "the metadata document at {client_id} lists no redirect_uris"
+        ));
+    }
+    let client = Client {
+        client_id: client_id.to_owned(),
+        redirect_uris,
+        name: doc["client_name"].as_str().map(str::to_owned),
+    };
+    lock(&state.clients).insert(client_id.to_owned(), client.clone());
+    Ok(client)
+}
+
+/// Exact match, except that loopback redirects may use any port (RFC 8252 §7.3).
+fn redirect_allowed(client: &Client, redirect_uri: &str) -> bool {
+    let Ok(wanted) = Url::parse(redirect_uri) else {
+        return false;
+    };
+    client.redirect_uris.iter().any(|registered| {
+        if registered == redirect_uri {
+            return true;
+        }
+        let Ok(reg) = Url::parse(registered) else {
+            return false;
+        };
+        crate::config::is_loopback_url(&reg)
+            && reg.scheme() == wanted.scheme()
+            && reg.host_str() == wanted.host_str()
+            && reg.path().trim_end_matches('/') == wanted.path().trim_end_matches('/')
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+async fn authorize_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
+    let request = match validate(&state, &q).await {
+        Ok(r) => r,
+        Err(f) => return failure(&state, f),
+    };
+    let hidden: String = q
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect();
+    let buttons: String = state
+        .users
+        .iter()
+        .map(|u| {
+            format!(
+                "<button type=\"submit\" name=\"user\" value=\"{}\">{} &lt;{}&gt;</button>",
+                escape(&u.id),
+                escape(&u.name),
+                escape(&u.email)
+            )
+        })
+        .collect();
+    let client = escape(
+        request
+            .client
+            .name
+            .as_deref()
+            .unwrap_or(&request.client.client_id),
+    );
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mcp-obo dev sign-in</title>\
+<style>body{{font-family:system-ui;max-width:32rem;margin:3rem auto}}button{{display:block;width:100%;margin:.5rem 0;padding:.7rem;font-size:1rem}}</style></head>\
+<body><h1>Sign in (development)</h1><p><b>{client}</b> asks to act as you on <code>{aud}</code> with <code>{scope}</code>.</p>\
+<form method=\"post\" id=\"signin\">{hidden}{buttons}</form>\
+<form method=\"post\">{hidden}<button type=\"submit\" name=\"deny\" value=\"1\">Cancel</button></form>\
+<p><small>This is the mcp-obo development identity provider. Never use it for real accounts.</small></p></body></html>",
+        aud = escape(&request.audience),
+        scope = escape(&request.scope),
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page)
+}
+
+async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpResponse {
+    let request = match validate(&state, &form).await {
+        Ok(r) => r,
+        Err(f) => return failure(&state, f),
+    };
+    if form.contains_key("deny") {
+        return failure(
+            &state,
+            Failure::Redirect {
+                redirect_uri: request.redirect_uri,
+                state: request.state,
+                error: "access_denied",
+                description: "the user cancelled the sign-in".into(),
+            },
+        );
+    }
+    let Some(user) = form.get("user").and_then(|id| state.user(id)) else {
+        return failure(
+            &state,
+            Failure::Page("choose one of the listed users".into()),
+        );
+    };
+    let code = random_token(32);
+    lock(&state.codes).insert(
+        code.clone(),
+        CodeGrant {
+            client_id: request.client.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge,
+            user,
+            scope: request.scope,
+            audience: request.audience,
+            expires: Instant::now() + Duration::from_secs(120),
+        },
+    );
+    let mut params = vec![("code", code), ("iss", state.issuer())];
+    if let Some(s) = request.state {
+        params.push(("state", s));
+    }
+    redirect_with(&request.redirect_uri, &params)
+}
+
+fn redirect_with(redirect_uri: &str, params: &[(&str, String)]) -> HttpResponse {
+    let mut url = match Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return HttpResponse::BadRequest().body("invalid redirect_uri"),
+    };
+    url.query_pairs_mut()
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    HttpResponse::Found()
+        .insert_header(("location", url.to_string()))
+        .finish()
+}
+
+fn failure(state: &DevState, failure: Failure) -> HttpResponse {
+    match failure {
+        Failure::Page(message) => HttpResponse::BadRequest()
+            .content_type("text/html; charset=utf-8")
+            .body(format!(
+                "<!doctype html><h1>Sign-in error</h1><p>{}</p>",
+                escape(&message)
+            )),
+        Failure::Redirect {
+            redirect_uri,
+            state: st,
+            error,
+            description,
+        } => {
+            let mut params = vec![
+                ("error", error.to_owned()),
+                ("error_description", description),
+                ("iss", state.issuer()),
+            ];
+            if let Some(s) = st {
+                params.push(("state", s));
+            }
+            redirect_with(&redirect_uri, &params)
+        }
+    }
+}
+
+fn oauth_error(error: &str, description: &str) -> HttpResponse {
+    let status = if error == "invalid_client" { 401 } else { 400 };
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .insert_header(("cache-control", "no-store"))
+    .json(json!({"error": error, "error_description": description}))
+}
+
+async fn token(state: web::Data<DevState>, form: Form) -> HttpResponse {
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => authorization_code(&state, &form),
+        Some("refresh_token") => refresh_token(&state, &form),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => on_behalf_of(&state, &form),
+        _ => oauth_error(
+            "unsupported_grant_type",
+            "supported: authorization_code, refresh_token, jwt-bearer (on-behalf-of)",
+        ),
+    }
+}
+
+fn issue(state: &DevState, grant: &RefreshGrant) -> HttpResponse {
+    let scp = scp_of(&grant.scope);
+    let Some(access) = state.access_token(
+        &grant.user,
+        &grant.client_id,
+        &grant.audience,
+        &scp,
+        ACCESS_TOKEN_LIFETIME,
+    ) else {
+        return oauth_error("server_error", "signing failed");
+    };
+    let refresh = random_token(32);
+    lock(&state.refresh).insert(refresh.clone(), grant.clone());
+    let mut body = json!({
+        "token_type": "Bearer",
+        "access_token": access,
+        "expires_in": ACCESS_TOKEN_LIFETIME,
+        "scope": grant.scope,
+        "refresh_token": refresh,
+    });
+    if grant.scope.split_whitespace().any(|s| s == "openid")
+        && let Some(id) = state.id_token(&grant.user, &grant.client_id)
+    {
+        body["id_token"] = json!(id);
+    }
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(body)
+}
+
+fn authorization_code(state: &DevState, form: &HashMap<String, String>) -> HttpResponse {
+    let Some(code) = form.get("code") else {
+        return oauth_error("invalid_request", "code is missing");
+    };
+    // Single use: removed whatever happens next.
+    let Some(grant) = lock(&state.codes).remove(code) else {
+        return oauth_error("invalid_grant", "unknown or already used code");
+    };
+    if grant.expires < Instant::now() {
+        return oauth_error("invalid_grant", "the code expired");
+    }
+    if form.get("client_id") != Some(&grant.client_id) {
+        return oauth_error("invalid_grant", "the code was issued to another client");
+    }
+    if form.get("redirect_uri") != Some(&grant.redirect_uri) {
+        return oauth_error(
+            "invalid_grant",
+            "redirect_uri does not match the authorization request",
+        );
+    }
+    let Some(verifier) = form.get("code_verifier") else {
+        return oauth_error("invalid_grant", "PKCE code_verifier is missing");
+    };
+    if b64url(&sha256(verifier.as_bytes())) != grant.code_challenge {
+        return oauth_error("invalid_grant", "PKCE verification failed");
+    }
+    if let Some(resource) = form.get("resource").filter(|r| !r.is_empty())
+        && resource.trim_end_matches('/') != grant.audience.trim_end_matches('/')
+    {
+        return oauth_error(
+            "invalid_target",
+            "resource differs from the authorization request",
+        );
+    }
+    issue(
+        state,
+        &RefreshGrant {
+            client_id: grant.client_id,
+            user: grant.user,
+            scope: grant.scope,
+            audience: grant.audience,
+        },
+    )
+}
+
+fn refresh_token(state: &DevState, form: &HashMap<String, String>) -> HttpResponse {
+    let Some(token) = form.get("refresh_token") else {
+        return oauth_error("invalid_request", "refresh_token is missing");
+    };
+    // Rotation: the old refresh token stops working.
+    let Some(grant) = lock(&state.refresh).remove(token) else {
+        return oauth_error("invalid_grant", "unknown refresh token");
+    };
+    if form.get("client_id") != Some(&grant.client_id) {
+        return oauth_error(
+            "invalid_grant",
+            "the refresh token was issued to another client",
+        );
+    }
+    issue(state, &grant)
+}
+
+/// Entra's on-behalf-of grant, with the federated client assertion of the development
+/// managed identity.
+fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpResponse {
+    if form.get("requested_token_use").map(String::as_str) != Some("on_behalf_of") {
+        return oauth_error(
+            "invalid_request",
+            "requested_token_use must be on_behalf_of",
+        );
+    }
+    if form.get("client_id").map(String::as_str) != Some(DEV_APP) {
+        return oauth_error(
+            "unauthorized_client",
+            "AADSTS700016: only the dev app may use on-behalf-of",
+        );
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return oauth_error(
+            "invalid_client",
+            "AADSTS7000218: a client assertion is required",
+        );
+    }
+    let assertion_ok = form
+        .get("client_assertion")
+        .and_then(|a| verify_with(&state.identity_key, a, &[EXCHANGE_AUDIENCE]))
+        .is_some_and(|c| {
+            c["iss"] == state.identity_issuer().as_str() && c["sub"] == DEV_MANAGED_IDENTITY
+        });
+    if !assertion_ok {
+        return oauth_error(
+            "invalid_client",
+            "AADSTS700213: no matching federated identity record for the client assertion",
+        );
+    }
+    let mut audiences: Vec<&str> = vec![DEV_APP];
+    let api = format!("api://{DEV_APP}");
+    audiences.push(&api);
+    audiences.extend(state.mcp_resources.iter().map(String::as_str));
+    let Some(user_claims) = form
+        .get("assertion")
+        .and_then(|a| verify_with(&state.signing, a, &audiences))
+    else {
+        return oauth_error(
+            "invalid_grant",
+            "AADSTS50013: the user assertion is not valid for this app",
+        );
+    };
+    let Some(user) = user_claims["oid"].as_str().and_then(|oid| state.user(oid)) else {
+        return oauth_error("invalid_grant", "AADSTS50013: unknown user");
+    };
+    let expected = format!("{}/.default", state.graph_base);
+    if form.get("scope") != Some(&expected) {
+        return oauth_error(
+            "invalid_scope",
+            &format!("AADSTS70011: the only resource here is {expected}"),
+        );
+    }
+    let Some(access) = state.access_token(
+        &user,
+        DEV_APP,
+        &state.graph_base,
+        "User.Read",
+        ACCESS_TOKEN_LIFETIME,
+    ) else {
+        return oauth_error("server_error", "signing failed");
+    };
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(json!({
+            "token_type": "Bearer",
+            "scope": expected,
+            "expires_in": ACCESS_TOKEN_LIFETIME,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME,
+            "access_token": access,
+        }))
+}
+
+/// RFC 7591 dynamic client registration, public clients only.
+async fn register(state: web::Data<DevState>, body: web::Json<serde_json::Value>) -> HttpResponse {
+    let redirect_uris: Vec<String> = body["redirect_uris"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": "redirect_uris is required"}));
+    }
+    for uri in &redirect_uris {
+        let ok = Url::parse(uri).is_ok_and(|u| {
+            u.scheme() == "https"
+                || crate::config::is_loopback_url(&u)
+                || !matches!(u.scheme(), "http" | "javascript" | "data")
+        });
+        if !ok {
+            return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": format!("{uri} must be https, loopback http, or an app scheme")}));
+        }
+    }
+    let method = body["token_endpoint_auth_method"]
+        .as_str()
+        .unwrap_or("none");
+    if method != "none" {
+        return HttpResponse::BadRequest().json(json!({"error": "invalid_client_metadata", "error_description": "only public clients (token_endpoint_auth_method none) can register here"}));
+    }
+    let client_id = format!("dev-client-{}", random_token(9));
+    let name = body["client_name"].as_str().map(str::to_owned);
+    lock(&state.clients).insert(
+        client_id.clone(),
+        Client {
+            client_id: client_id.clone(),
+            redirect_uris: redirect_uris.clone(),
+            name: name.clone(),
+        },
+    );
+    HttpResponse::Created().json(json!({
+        "client_id": client_id,
+        "client_id_issued_at": super::state::now_secs(),
+        "client_name": name,
+        "redirect_uris": redirect_uris,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }))
+}
