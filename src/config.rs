@@ -30,7 +30,44 @@ pub struct Settings {
     pub entra: EntraSettings,
     pub obo: OboSettings,
     pub graph: GraphSettings,
+    pub telemetry: TelemetrySettings,
     pub log: LogSettings,
+}
+
+/// Traces (OpenTelemetry, configured by the standard `OTEL_*` variables) and metrics.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// `/metrics` in Prometheus text format.
+    pub metrics: bool,
+    /// Serve `/metrics` on this address instead of the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// OTLP traces endpoint (full URL); `None` turns tracing export off.
+    pub otlp_traces_endpoint: Option<Url>,
+    pub otlp_protocol: OtlpProtocol,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (e.g. an API key); values are secrets.
+    pub otlp_headers: Vec<(String, Secret)>,
+    pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES` plus what the platform's variables reveal.
+    pub resource_attributes: Vec<(String, String)>,
+    pub sampler: Sampler,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+/// `OTEL_TRACES_SAMPLER` (+ `_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
 }
 
 /// HTTP listener and MCP transport settings.
@@ -769,6 +806,8 @@ fn parse(
     let connect_timeout = f.duration("graph.connect_timeout");
     let timeout = f.duration("graph.timeout");
 
+    let telemetry = parse_telemetry(f, env);
+
     let format_raw = f.string("log.format");
     let format = match format_raw.as_str() {
         "text" => Some(LogFormat::Text),
@@ -814,6 +853,7 @@ fn parse(
             connect_timeout: connect_timeout?,
             timeout: timeout?,
         },
+        telemetry: telemetry?,
         log: LogSettings {
             format: format?,
             level,
@@ -1041,6 +1081,153 @@ fn parse_obo(
         cache_max_entries: cache_max_entries?,
         expiry_margin: expiry_margin?,
     })
+}
+
+/// Telemetry: `telemetry.*` keys plus the standard OpenTelemetry variables.
+fn parse_telemetry(f: &mut Fields<'_>, env: &Env) -> Option<TelemetrySettings> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let metrics = f.bool("telemetry.metrics");
+    let metrics_listen = match f.optional("telemetry.metrics_listen") {
+        Some(_) => f.parsed::<SocketAddr>(
+            "telemetry.metrics_listen",
+            "an IP address and port such as 0.0.0.0:9464",
+        ),
+        None => None,
+    };
+    let protocol_raw = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    let otlp_protocol = match protocol_raw.as_str() {
+        "http/protobuf" => OtlpProtocol::HttpProtobuf,
+        "grpc" => OtlpProtocol::Grpc,
+        other => {
+            f.problem(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                format!("{other:?} is not supported; expected http/protobuf or grpc"),
+            );
+            OtlpProtocol::HttpProtobuf
+        }
+    };
+    let traces_endpoint = match (
+        get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ) {
+        (Some(full), _) => Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", full)),
+        // The base endpoint gets the signal path appended for HTTP (OTLP spec).
+        (None, Some(base)) if otlp_protocol == OtlpProtocol::HttpProtobuf => Some((
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("{}/v1/traces", base.trim_end_matches('/')),
+        )),
+        (None, Some(base)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base)),
+        (None, None) => None,
+    };
+    let otlp_traces_endpoint = match traces_endpoint {
+        Some((name, raw)) => {
+            match Url::parse(&raw) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                _ => {
+                    f.problem(name, format!("{raw:?} is not valid; expected a URL such as http://otel-collector:4318"));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let otlp_headers = get("OTEL_EXPORTER_OTLP_HEADERS")
+        .map(|raw| {
+            raw.split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.trim().to_owned(), Secret::new(v.trim())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut resource_attributes: Vec<(String, String)> = get("OTEL_RESOURCE_ATTRIBUTES")
+        .map(|raw| {
+            raw.split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    resource_attributes.extend(platform_attributes(&get));
+    let ratio = get("OTEL_TRACES_SAMPLER_ARG").map(|a| a.parse::<f64>());
+    let ratio = match ratio {
+        None => 1.0,
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => {
+            f.problem(
+                "OTEL_TRACES_SAMPLER_ARG",
+                "expected a ratio between 0 and 1".into(),
+            );
+            1.0
+        }
+    };
+    let sampler = match get("OTEL_TRACES_SAMPLER")
+        .as_deref()
+        .unwrap_or("parentbased_always_on")
+    {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(ratio),
+        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio),
+        other => {
+            f.problem(
+                "OTEL_TRACES_SAMPLER",
+                format!("{other:?} is not supported; expected always_on, always_off, traceidratio or a parentbased_ variant"),
+            );
+            Sampler::ParentBasedAlwaysOn
+        }
+    };
+    Some(TelemetrySettings {
+        metrics: metrics?,
+        metrics_listen,
+        otlp_traces_endpoint,
+        otlp_protocol,
+        otlp_headers,
+        service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "mcp-obo".into()),
+        resource_attributes,
+        sampler,
+    })
+}
+
+/// Resource attributes the hosting platform's own variables reveal.
+fn platform_attributes(get: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut push = |k: &str, v: String| out.push((k.to_owned(), v));
+    if let Some(app) = get("CONTAINER_APP_NAME") {
+        push("cloud.provider", "azure".into());
+        push("cloud.platform", "azure_container_apps".into());
+        push("service.namespace", app);
+        if let Some(rev) = get("CONTAINER_APP_REVISION") {
+            push("service.version.revision", rev);
+        }
+        if let Some(replica) = get("CONTAINER_APP_REPLICA_NAME") {
+            push("service.instance.id", replica);
+        }
+    } else if let Some(site) = get("WEBSITE_SITE_NAME") {
+        push("cloud.provider", "azure".into());
+        push("cloud.platform", "azure_functions".into());
+        push("faas.name", site);
+        if let Some(instance) = get("WEBSITE_INSTANCE_ID") {
+            push("faas.instance", instance);
+        }
+    }
+    if get("KUBERNETES_SERVICE_HOST").is_some() {
+        if let Some(pod) = get("POD_NAME").or_else(|| get("HOSTNAME")) {
+            push("k8s.pod.name", pod);
+        }
+        if let Some(ns) = get("POD_NAMESPACE") {
+            push("k8s.namespace.name", ns);
+        }
+    }
+    out
 }
 
 /// Without an explicit `public_url`: the platform's host name when it says one, else the

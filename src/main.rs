@@ -73,7 +73,13 @@ fn main() -> ExitCode {
 
 fn serve(loaded: &Loaded) -> ExitCode {
     let settings = &loaded.settings;
-    mcp_obo::telemetry::init(&settings.log);
+    let _telemetry = match mcp_obo::telemetry::init(&settings.log, &settings.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcp-obo: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = actix_web::rt::System::new().block_on(async {
         let app = Application::build(settings, Dependencies::from_settings(settings)?)?;
         tracing::info!(

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use opentelemetry_instrumentation_actix_web::RequestTracing;
 use rmcp_actix_web::transport::CancellationToken;
 
 use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
@@ -161,6 +162,26 @@ impl Application {
             .server
             .sessions
             .then(|| web::Data::new(SessionOwners::default()));
+        let metrics_here =
+            settings.telemetry.metrics && settings.telemetry.metrics_listen.is_none();
+        let tracing_on = settings.telemetry.otlp_traces_endpoint.is_some();
+        if let (true, Some(addr)) = (
+            settings.telemetry.metrics,
+            settings.telemetry.metrics_listen,
+        ) {
+            let metrics_server = HttpServer::new(|| {
+                App::new().route(
+                    "/metrics",
+                    web::get().to(crate::telemetry::metrics::handler),
+                )
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(addr)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .run();
+            actix_web::rt::spawn(metrics_server);
+        }
 
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
@@ -170,6 +191,12 @@ impl Application {
                 .app_data(metadata.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz));
+            if metrics_here {
+                app = app.route(
+                    "/metrics",
+                    web::get().to(crate::telemetry::metrics::handler),
+                );
+            }
             if let Some(owners) = &session_owners {
                 app = app.app_data(owners.clone());
             }
@@ -180,6 +207,8 @@ impl Application {
                 app = app.service(mcp_service.clone().scope_with_path(path));
             }
             // actix runs the last `wrap` first. Request order:
+            //   0. RequestTracing (when exporting traces): the HTTP server span, parented
+            //      to an incoming `traceparent`;
             //   1. RequestLog: one line per request, whatever happens below;
             //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
             //   3. Authorizer: establishes the Caller (or answers the challenge);
@@ -191,6 +220,7 @@ impl Application {
                 .wrap(from_fn(Authorizer::authorize))
                 .wrap(from_fn(HostOriginGuard::check))
                 .wrap(from_fn(RequestLog::log))
+                .wrap(Condition::new(tracing_on, RequestTracing::new()))
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));

@@ -20,6 +20,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use super::jwks::JwksCache;
 use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
@@ -152,25 +153,44 @@ impl Authorizer {
             Policy::LocalDeveloper => {
                 req.extensions_mut().insert(Caller::local_developer());
             }
-            Policy::Tokens(policy) => match policy.authorize(&mut req).await {
-                Ok(caller) => {
-                    tracing::debug!(tenant = ?caller.tenant_id, client_app = ?caller.client_app, "authorized");
-                    req.extensions_mut().insert(caller);
+            Policy::Tokens(policy) => {
+                match policy.authorize(&mut req).instrument(auth_span()).await {
+                    Ok(caller) => {
+                        tracing::debug!(tenant = ?caller.tenant_id, client_app = ?caller.client_app, "authorized");
+                        req.extensions_mut().insert(caller);
+                    }
+                    Err(error) => {
+                        tracing::debug!(reason = error.reason(), "request not authorized");
+                        crate::telemetry::metrics::auth_failure(error.reason());
+                        let base = policy.metadata.base_for(req.request());
+                        let metadata_url = policy.metadata.metadata_url(&base, &path);
+                        let scopes = policy.advertised(&policy.required_scopes);
+                        let response = challenge::respond(&error, &metadata_url, &scopes);
+                        return Ok(req.into_response(response).map_into_right_body());
+                    }
                 }
-                Err(error) => {
-                    tracing::debug!(reason = error.reason(), "request not authorized");
-                    let base = policy.metadata.base_for(req.request());
-                    let metadata_url = policy.metadata.metadata_url(&base, &path);
-                    let scopes = policy.advertised(&policy.required_scopes);
-                    let response = challenge::respond(&error, &metadata_url, &scopes);
-                    return Ok(req.into_response(response).map_into_right_body());
-                }
-            },
+            }
         }
         next.call(req)
             .await
             .map(ServiceResponse::map_into_left_body)
     }
+}
+
+/// The inbound authorization span; the outcome is recorded by [`TokenPolicy::authorize`].
+/// Never the token: only outcome, reason, client app and tenant.
+fn auth_span() -> tracing::Span {
+    tracing::info_span!(
+        target: "mcp_obo::auth",
+        "mcp.auth",
+        otel.kind = "internal",
+        auth.outcome = tracing::field::Empty,
+        auth.failure_reason = tracing::field::Empty,
+        auth.client_app = tracing::field::Empty,
+        auth.tenant = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    )
 }
 
 /// Entra v1 tokens name `sts.windows.net` (public cloud) as issuer host.
@@ -192,6 +212,28 @@ impl TokenPolicy {
     }
 
     async fn authorize(&self, req: &mut ServiceRequest) -> Result<Caller, Error> {
+        let result = self.check(req).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(caller) => {
+                span.record("auth.outcome", "authorized");
+                span.record(
+                    "auth.client_app",
+                    caller.client_app.as_deref().unwrap_or(""),
+                );
+                span.record("auth.tenant", caller.tenant_id.as_deref().unwrap_or(""));
+            }
+            Err(e) => {
+                span.record("auth.outcome", "refused");
+                span.record("auth.failure_reason", e.reason());
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", e.reason());
+            }
+        }
+        result
+    }
+
+    async fn check(&self, req: &mut ServiceRequest) -> Result<Caller, Error> {
         if req.query_string().split('&').any(|pair| {
             pair.split('=')
                 .next()

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use url::Url;
 
 use super::Error;
 use crate::auth::Caller;
 use crate::config::{GraphSettings, trim_slash};
 use crate::obo::DownstreamTokens;
+use crate::telemetry::metrics;
 
 /// Retries after 429/502/503/504 before giving up.
 const MAX_RETRIES: u32 = 2;
@@ -34,6 +36,8 @@ pub struct Me {
 pub struct GraphClient {
     http: reqwest::Client,
     base_url: String,
+    /// `server.address` of the Graph spans.
+    host: String,
     /// `{graph origin}/.default`: every permission the app was consented for on Graph.
     scope: String,
     timeout: Duration,
@@ -57,6 +61,7 @@ impl GraphClient {
         Ok(Self {
             http,
             base_url: trim_slash(&settings.base_url),
+            host: settings.base_url.host_str().unwrap_or_default().to_owned(),
             scope: default_scope(&settings.base_url),
             timeout: settings.timeout,
             tokens,
@@ -87,15 +92,60 @@ impl GraphClient {
         let mut retries = 0;
         loop {
             let token = self.tokens.token(caller, &scopes).await?;
-            let response = self
+            let span = tracing::info_span!(
+                target: "mcp_obo::graph",
+                "GET",
+                otel.kind = "client",
+                http.request.method = "GET",
+                server.address = %self.host,
+                url.full = %url,
+                http.request.resend_count = retries + u32::from(refreshed),
+                http.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let started = std::time::Instant::now();
+            let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+            let sent = self
                 .http
                 .get(&url)
+                .headers(headers)
                 .bearer_auth(token.secret())
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
-                .await
-                .map_err(|e| self.transport_error(&e))?;
+                .instrument(span.clone())
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    let error = self.transport_error(&e);
+                    span.record("otel.status_code", "ERROR");
+                    span.record(
+                        "error.type",
+                        if e.is_timeout() {
+                            "timeout"
+                        } else {
+                            "transport"
+                        },
+                    );
+                    metrics::graph_request(
+                        if e.is_timeout() {
+                            "timeout"
+                        } else {
+                            "unreachable"
+                        },
+                        started.elapsed(),
+                    );
+                    return Err(error);
+                }
+            };
             let status = response.status();
+            span.record("http.response.status_code", status.as_u16());
+            metrics::graph_request(status.as_str(), started.elapsed());
+            if !status.is_success() {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", status.as_str());
+            }
             if status.is_success() {
                 let body = response
                     .bytes()

@@ -9,9 +9,13 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Registry;
+use super::transport::{HttpTraceContext, ProtocolVersionHeader};
 use crate::auth::Caller;
+use crate::telemetry::{metrics, otel};
 
 /// The protocol revisions this server speaks: what clients in the field use (2025-06-18,
 /// 2025-11-25) and the current one (2026-07-28), plus the older ones rmcp still knows.
@@ -51,6 +55,64 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
         .ok_or_else(|| ErrorData::internal_error("request has no authenticated caller", None))
 }
 
+/// The MCP server span (OpenTelemetry MCP semantic conventions): `{method} {target}`,
+/// parented to `params._meta.traceparent` when the client sent one, else the HTTP span.
+fn mcp_span(
+    context: &RequestContext<RoleServer>,
+    method: &'static str,
+    tool: Option<&str>,
+) -> tracing::Span {
+    let ext = rmcp_actix_web::transport::on_request_extensions(&context.extensions);
+    let version = ext
+        .and_then(|e| e.get::<ProtocolVersionHeader>())
+        .map(|v| v.0.clone())
+        .or_else(|| {
+            context
+                .meta
+                .get("io.modelcontextprotocol/protocolVersion")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let name = match tool {
+        Some(t) => format!("{method} {t}"),
+        None => method.to_owned(),
+    };
+    let span = tracing::info_span!(
+        target: "mcp_obo::mcp",
+        "mcp",
+        otel.name = %name,
+        otel.kind = "server",
+        mcp.method.name = method,
+        mcp.protocol.version = %version,
+        gen_ai.tool.name = tool.unwrap_or(""),
+        gen_ai.operation.name = if tool.is_some() { "execute_tool" } else { "" },
+        jsonrpc.request.id = %context.id,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    let parent = otel::context_from(
+        context.meta.get_traceparent(),
+        context.meta.get_tracestate(),
+    )
+    .or_else(|| {
+        ext.and_then(|e| e.get::<HttpTraceContext>())
+            .map(|c| c.0.clone())
+    });
+    if let Some(parent) = parent {
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Records a failed MCP operation on its span.
+fn record_error(span: &tracing::Span, kind: &str, description: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", description);
+    span.record("error.type", kind);
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -80,6 +142,41 @@ impl ServerHandler for McpServer {
     }
 
     async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = std::time::Instant::now();
+        let known = self.registry.get(&request.name).is_some();
+        // Unknown names are not echoed into span names or metric labels (unbounded input).
+        let label = if known {
+            request.name.to_string()
+        } else {
+            "unknown".to_owned()
+        };
+        let span = mcp_span(&context, "tools/call", Some(&label));
+        let result = self
+            .dispatch(request, context)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                record_error(&span, "tool_error", "the tool returned an error result");
+                "tool_error"
+            }
+            Ok(_) => "ok",
+            Err(e) => {
+                record_error(&span, "jsonrpc_error", &e.message);
+                "error"
+            }
+        };
+        metrics::mcp_request("tools/call", &label, outcome, started.elapsed());
+        result
+    }
+}
+
+impl McpServer {
+    async fn dispatch(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,

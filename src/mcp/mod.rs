@@ -23,4 +23,4 @@ pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use registry::{Registry, Tool};
 pub use sessions::SessionOwners;
-pub use transport::{MCP_PATHS, mount};
+pub use transport::{HttpTraceContext, MCP_PATHS, ProtocolVersionHeader, mount};

@@ -9,6 +9,14 @@ use super::{McpServer, Registry};
 use crate::auth::Caller;
 use crate::config::ServerSettings;
 
+/// The OpenTelemetry context of the HTTP request, carried to the MCP handler.
+#[derive(Clone)]
+pub struct HttpTraceContext(pub opentelemetry::Context);
+
+/// The `MCP-Protocol-Version` header of the HTTP request.
+#[derive(Clone)]
+pub struct ProtocolVersionHeader(pub String);
+
 /// The MCP endpoint, and the same endpoint at the path the Functions sample's clients use.
 pub const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
 
@@ -31,10 +39,20 @@ pub fn mount(
         // turns rmcp's own (loopback-only) check off so the two cannot disagree.
         .allowed_hosts(Vec::new())
         .cancellation_token(cancel)
-        // The HTTP layer's authorization put a `Caller` in the request; hand it to tools.
+        // The HTTP layer's authorization put a `Caller` in the request; hand it to tools,
+        // with the HTTP span's trace context (rmcp runs handlers on its own tasks) and the
+        // protocol version header, for the MCP span.
         .on_request_fn(|req, ext| {
             if let Some(caller) = req.extensions().get::<Caller>() {
                 ext.insert(caller.clone());
+            }
+            ext.insert(HttpTraceContext(opentelemetry::Context::current()));
+            if let Some(v) = req
+                .headers()
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+            {
+                ext.insert(ProtocolVersionHeader(v.to_owned()));
             }
         })
         .build()

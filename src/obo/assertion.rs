@@ -117,6 +117,34 @@ impl AssertionSource {
     /// # Errors
     /// [`Error::AssertionUnavailable`] / [`Error::Unreachable`] naming the source.
     pub async fn client_auth(&self, token_endpoint: &str) -> Result<ClientAuth, Error> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            target: "mcp_obo::obo",
+            "obo.client_assertion",
+            otel.kind = "internal",
+            obo.assertion.source = self.name(),
+            obo.assertion.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        let result = self
+            .client_auth_inner(token_endpoint)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", e.to_string());
+                "error"
+            }
+        };
+        span.record("obo.assertion.outcome", outcome);
+        crate::telemetry::metrics::assertion_fetch(self.name(), outcome);
+        result
+    }
+
+    async fn client_auth_inner(&self, token_endpoint: &str) -> Result<ClientAuth, Error> {
         match self {
             Self::ManagedIdentity {
                 credential,

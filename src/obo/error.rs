@@ -57,6 +57,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable, secret-free label for traces and metrics (the AADSTS code when there is one).
+    pub fn code(&self) -> String {
+        match self {
+            Self::DeveloperCredentialUnavailable { .. } => {
+                "developer_credential_unavailable".into()
+            }
+            Self::NotConfigured => "not_configured".into(),
+            Self::NoUserToken => "no_user_token".into(),
+            Self::AppOnly { code }
+            | Self::FederationNotReady { code }
+            | Self::InvalidGrant { code }
+            | Self::InvalidClient { code } => code.clone(),
+            Self::ConsentRequired { .. } => "AADSTS65001".into(),
+            Self::ClaimsChallenge { .. } => "interaction_required".into(),
+            Self::Transient { status } => format!("http_{status}"),
+            Self::Unreachable { .. } => "unreachable".into(),
+            Self::AssertionUnavailable { .. } => "assertion_unavailable".into(),
+            Self::Protocol { .. } => "protocol".into(),
+        }
+    }
+
     /// What the user should do, for an `isError` tool result.
     pub fn user_message(&self) -> String {
         match self {

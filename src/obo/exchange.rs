@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::assertion::{AssertionSource, ClientAuth};
 use super::{AccessToken, Error};
@@ -84,22 +85,92 @@ struct Failure {
 }
 
 impl Exchanger {
-    /// Exchanges `caller`'s token for one with `scopes`.
+    /// The grant, for traces.
+    pub fn grant_name(&self) -> &'static str {
+        match self.grant {
+            OboGrant::EntraObo => "entra_obo",
+            OboGrant::TokenExchange => "token_exchange",
+        }
+    }
+
+    /// Exchanges `caller`'s token for one with `scopes`, recording the outcome in metrics and
+    /// the retries on the current (`obo.exchange`) span.
     ///
     /// # Errors
-    /// An [`Error`] variant per failure kind (consent, claims, federation, transient, ...).
+    /// As [`Self::exchange_inner`].
     pub async fn exchange(
         &self,
         caller: &Caller,
         user_token: &str,
         scopes: &[&str],
     ) -> Result<(AccessToken, Attempts), Error> {
-        let endpoint = self.endpoint.for_caller(caller);
+        let started = std::time::Instant::now();
         let mut attempts = Attempts::default();
+        let result = self
+            .exchange_inner(caller, user_token, scopes, &mut attempts)
+            .await;
+        tracing::Span::current().record("obo.retries", attempts.retries);
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code(),
+        };
+        crate::telemetry::metrics::obo_exchange(&outcome, started.elapsed());
+        result.map(|t| (t, attempts))
+    }
+
+    /// Exchanges `caller`'s token for one with `scopes`.
+    ///
+    /// # Errors
+    /// An [`Error`] variant per failure kind (consent, claims, federation, transient, ...).
+    async fn exchange_inner(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        scopes: &[&str],
+        attempts: &mut Attempts,
+    ) -> Result<AccessToken, Error> {
+        let endpoint = self.endpoint.for_caller(caller);
+        let host = url::Url::parse(&endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
         loop {
             let auth = self.assertion.client_auth(&endpoint).await?;
             let form = self.form(user_token, scopes, &auth);
-            let sent = self.http.post(&endpoint).form(&form).send().await;
+            let span = tracing::info_span!(
+                target: "mcp_obo::obo",
+                "POST",
+                otel.kind = "client",
+                http.request.method = "POST",
+                server.address = %host,
+                url.full = %endpoint,
+                http.request.resend_count = attempts.retries,
+                http.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+            let sent = self
+                .http
+                .post(&endpoint)
+                .headers(headers)
+                .form(&form)
+                .send()
+                .instrument(span.clone())
+                .await;
+            match &sent {
+                Ok(r) => {
+                    span.record("http.response.status_code", r.status().as_u16());
+                    if !r.status().is_success() {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("error.type", r.status().as_str());
+                    }
+                }
+                Err(_) => {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", "transport");
+                }
+            }
             let response = match sent {
                 Ok(r) => r,
                 Err(e) => {
@@ -135,7 +206,7 @@ impl Exchanger {
                     })
                     .unwrap_or(300);
                 let expires_at = SystemTime::now() + Duration::from_secs(lifetime);
-                return Ok((AccessToken::new(body.access_token, expires_at), attempts));
+                return Ok(AccessToken::new(body.access_token, expires_at));
             }
             let retry_after = response
                 .headers()

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::cache::{CacheKey, OboCache};
 use super::exchange::Exchanger;
@@ -33,6 +34,48 @@ impl OboTokens {
 #[async_trait]
 impl DownstreamTokens for OboTokens {
     async fn token(&self, caller: &Caller, scopes: &[&str]) -> Result<AccessToken, Error> {
+        let span = tracing::info_span!(
+            target: "mcp_obo::obo",
+            "obo.exchange",
+            otel.kind = "internal",
+            obo.grant = self.exchanger.grant_name(),
+            obo.scopes = %scopes.join(" "),
+            obo.tenant = caller.tenant_id.as_deref().unwrap_or(""),
+            obo.cache = tracing::field::Empty,
+            obo.outcome = tracing::field::Empty,
+            obo.error_code = tracing::field::Empty,
+            obo.retries = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        let result = self
+            .token_inner(caller, scopes)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(_) => {
+                span.record("obo.outcome", "ok");
+            }
+            Err(e) => {
+                span.record("obo.outcome", "error");
+                span.record("obo.error_code", e.code());
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn invalidate(&self, caller: &Caller, scopes: &[&str]) {
+        if let Some(assertion) = &caller.assertion {
+            self.cache
+                .remove(&CacheKey::new(assertion.digest(), scopes));
+        }
+    }
+}
+
+impl OboTokens {
+    async fn token_inner(&self, caller: &Caller, scopes: &[&str]) -> Result<AccessToken, Error> {
         if caller.app_only {
             return Err(Error::AppOnly {
                 code: "app-only token".into(),
@@ -44,28 +87,22 @@ impl DownstreamTokens for OboTokens {
         let caller = caller.clone();
         let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let user_expires_at = assertion.expires_at();
+        let span = tracing::Span::current();
         let (result, lookup) = self
             .cache
-            .get_or_exchange(key, user_expires_at, move || async move {
-                let scopes: Vec<&str> = owned.iter().map(String::as_str).collect();
-                exchanger
-                    .exchange(&caller, assertion.expose(), &scopes)
-                    .await
-                    .map(|(token, _)| token)
+            .get_or_exchange(key, user_expires_at, move || {
+                async move {
+                    let scopes: Vec<&str> = owned.iter().map(String::as_str).collect();
+                    exchanger
+                        .exchange(&caller, assertion.expose(), &scopes)
+                        .await
+                        .map(|(token, _)| token)
+                }
+                .instrument(span)
             })
             .await;
-        tracing::debug!(
-            cache = lookup.as_str(),
-            ok = result.is_ok(),
-            "on-behalf-of token"
-        );
+        tracing::Span::current().record("obo.cache", lookup.as_str());
+        crate::telemetry::metrics::obo_cache_lookup(lookup.as_str(), self.cache.len());
         result
-    }
-
-    async fn invalidate(&self, caller: &Caller, scopes: &[&str]) {
-        if let Some(assertion) = &caller.assertion {
-            self.cache
-                .remove(&CacheKey::new(assertion.digest(), scopes));
-        }
     }
 }

@@ -1,35 +1,109 @@
-//! Logs (and, later, traces and metrics).
+//! Logs, traces and metrics.
 //!
-//! - [`init`]: the tracing subscriber on stderr, human-readable or JSON.
-//! - [`RequestLog`]: one info line per HTTP request (method, path, status, duration).
+//! - [`init`]: the tracing subscriber: human-readable or JSON logs on stderr, plus — when an
+//!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
+//! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
+//! - `metrics.rs`: Prometheus metrics and `/metrics`.
+//! - [`RequestLog`]: one info line per HTTP request, with the trace id.
 //!
 //! # Security
-//! Nothing here records header values or bodies: tokens travel in both.
+//! Nothing here records header values or bodies (tokens travel in both), and dependency
+//! crates that can log request data at debug/trace (hyper, h2, reqwest, rustls, azure_core)
+//! are capped at info whatever the configured level.
+
+pub mod metrics;
+pub mod otel;
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use tracing_subscriber::EnvFilter;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`.
-/// Safe to call more than once (later calls do nothing).
-pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match settings.format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+/// Dependencies that may log request/response data below info.
+const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
+
+/// Keeps the tracer provider alive; flushes pending spans when dropped.
+#[must_use = "dropping the guard flushes and stops trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn tracing_enabled(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+fn filter(settings: &LogSettings) -> EnvFilter {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| settings.level.clone());
+    EnvFilter::try_new(format!("{base},{CAPPED}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{CAPPED}")))
+}
+
+/// Installs the global subscriber (logs, and traces when configured).
+///
+/// # Errors
+/// When the OTLP exporter cannot be built.
+pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetry, otel::Error> {
+    let provider = otel::provider(telemetry)?;
+    install(log, provider.clone());
+    Ok(Telemetry { provider })
+}
+
+/// Installs the subscriber with a given tracer provider (tests use an in-memory exporter).
+pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Telemetry {
+    install(log, Some(provider.clone()));
+    Telemetry {
+        provider: Some(provider),
+    }
+}
+
+fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let fmt = match log.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
+    // Only this crate's spans are exported: one span per hop, not per dependency poll.
+    let otel = provider.map(|p| {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        opentelemetry::global::set_tracer_provider(p.clone());
+        tracing_opentelemetry::layer()
+            .with_tracer(otel::tracer(&p))
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.target().starts_with("mcp_obo")
+            }))
+    });
     // Err only means a subscriber is already installed (tests, repeated init): keep it.
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(filter(log))
+        .with(fmt)
+        .with(otel)
+        .try_init();
 }
 
 /// Marker for the request-log middleware.
@@ -44,6 +118,7 @@ impl RequestLog {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.path().to_owned();
+        let trace_id = otel::current_trace_id();
         let result = next.call(req).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match &result {
@@ -52,6 +127,7 @@ impl RequestLog {
                 url.path = %path,
                 http.response.status_code = res.status().as_u16(),
                 duration_us = micros,
+                trace_id = trace_id.as_deref().unwrap_or(""),
                 "request"
             ),
             Err(e) => tracing::warn!(
@@ -59,6 +135,7 @@ impl RequestLog {
                 url.path = %path,
                 error = %e,
                 duration_us = micros,
+                trace_id = trace_id.as_deref().unwrap_or(""),
                 "request failed"
             ),
         }

@@ -229,7 +229,12 @@ impl ServerProcess {
     /// Starts the binary with `env` (on top of a clean environment with PATH) and waits
     /// until `/healthz` answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), env).await
+    }
+
+    /// `start` on a port chosen beforehand (e.g. one an authorization server was told the
+    /// MCP resource URL of).
+    pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().expect("temp dir");
         let stderr_path = logs.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");

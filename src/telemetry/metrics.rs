@@ -1,0 +1,217 @@
+//! Prometheus metrics, named `mcp_obo_<area>_<what>_<unit>`, and the `/metrics` handler.
+//!
+//! Other modules call the recording functions below; none of them takes a token, header
+//! or user id, so no secret or personal value can become a label.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Latency buckets from 100 µs to 10 s: cache hits to slow token endpoints.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+struct Metrics {
+    registry: Registry,
+    mcp_requests: IntCounterVec,
+    mcp_duration: HistogramVec,
+    auth_failures: IntCounterVec,
+    obo_exchanges: IntCounterVec,
+    obo_exchange_duration: Histogram,
+    obo_cache: IntCounterVec,
+    obo_cache_entries: IntGauge,
+    assertion_fetches: IntCounterVec,
+    graph_requests: IntCounterVec,
+    graph_duration: HistogramVec,
+    jwks_refreshes: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|_| unreachable_metric(name));
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+    let metric = HistogramVec::new(opts, labels).unwrap_or_else(|_| unreachable_metric(name));
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
+
+/// Metric definitions are constants; an invalid one is a programming error caught by the
+/// `metrics_render_as_prometheus_text` test.
+fn unreachable_metric(name: &str) -> ! {
+    panic!("invalid metric definition {name}")
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let build = IntGaugeVec::new(
+        Opts::new("mcp_obo_build_info", "Build information (value 1)"),
+        &["version"],
+    )
+    .unwrap_or_else(|_| unreachable_metric("mcp_obo_build_info"));
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    let _ = registry.register(Box::new(build));
+    let obo_exchange_duration = Histogram::with_opts(
+        HistogramOpts::new(
+            "mcp_obo_obo_exchange_duration_seconds",
+            "On-behalf-of exchange duration",
+        )
+        .buckets(BUCKETS.to_vec()),
+    )
+    .unwrap_or_else(|_| unreachable_metric("mcp_obo_obo_exchange_duration_seconds"));
+    let _ = registry.register(Box::new(obo_exchange_duration.clone()));
+    let obo_cache_entries = IntGauge::new(
+        "mcp_obo_obo_cache_entries",
+        "Downstream tokens in the on-behalf-of cache",
+    )
+    .unwrap_or_else(|_| unreachable_metric("mcp_obo_obo_cache_entries"));
+    let _ = registry.register(Box::new(obo_cache_entries.clone()));
+    Metrics {
+        mcp_requests: counter(
+            &registry,
+            "mcp_obo_mcp_requests_total",
+            "MCP requests by method, tool and outcome",
+            &["method", "tool", "outcome"],
+        ),
+        mcp_duration: histogram(
+            &registry,
+            "mcp_server_operation_duration_seconds",
+            "MCP server operation duration (OpenTelemetry mcp.server.operation.duration)",
+            &["method", "tool", "outcome"],
+        ),
+        auth_failures: counter(
+            &registry,
+            "mcp_obo_auth_failures_total",
+            "Refused MCP requests by reason",
+            &["reason"],
+        ),
+        obo_exchanges: counter(
+            &registry,
+            "mcp_obo_obo_exchanges_total",
+            "On-behalf-of exchanges by outcome",
+            &["outcome"],
+        ),
+        obo_exchange_duration,
+        obo_cache: counter(
+            &registry,
+            "mcp_obo_obo_cache_lookups_total",
+            "On-behalf-of cache lookups: hit, miss or join (single-flight)",
+            &["result"],
+        ),
+        obo_cache_entries,
+        assertion_fetches: counter(
+            &registry,
+            "mcp_obo_obo_assertion_fetches_total",
+            "Client assertion fetches by source and outcome",
+            &["source", "outcome"],
+        ),
+        graph_requests: counter(
+            &registry,
+            "mcp_obo_graph_requests_total",
+            "Microsoft Graph requests by HTTP status",
+            &["status"],
+        ),
+        graph_duration: histogram(
+            &registry,
+            "mcp_obo_graph_request_duration_seconds",
+            "Microsoft Graph request duration",
+            &["status"],
+        ),
+        jwks_refreshes: counter(
+            &registry,
+            "mcp_obo_jwks_refreshes_total",
+            "Signing key refreshes by outcome",
+            &["outcome"],
+        ),
+        registry,
+    }
+});
+
+pub fn mcp_request(method: &str, tool: &str, outcome: &str, elapsed: Duration) {
+    let m = &*METRICS;
+    m.mcp_requests
+        .with_label_values(&[method, tool, outcome])
+        .inc();
+    m.mcp_duration
+        .with_label_values(&[method, tool, outcome])
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn auth_failure(reason: &str) {
+    METRICS.auth_failures.with_label_values(&[reason]).inc();
+}
+
+pub fn obo_exchange(outcome: &str, elapsed: Duration) {
+    METRICS.obo_exchanges.with_label_values(&[outcome]).inc();
+    METRICS.obo_exchange_duration.observe(elapsed.as_secs_f64());
+}
+
+pub fn obo_cache_lookup(result: &str, entries: usize) {
+    METRICS.obo_cache.with_label_values(&[result]).inc();
+    METRICS
+        .obo_cache_entries
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
+
+pub fn assertion_fetch(source: &str, outcome: &str) {
+    METRICS
+        .assertion_fetches
+        .with_label_values(&[source, outcome])
+        .inc();
+}
+
+pub fn graph_request(status: &str, elapsed: Duration) {
+    METRICS.graph_requests.with_label_values(&[status]).inc();
+    METRICS
+        .graph_duration
+        .with_label_values(&[status])
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn jwks_refresh(outcome: &str) {
+    METRICS.jwks_refreshes.with_label_values(&[outcome]).inc();
+}
+
+/// Everything in Prometheus text exposition format.
+pub fn render() -> String {
+    let families = METRICS.registry.gather();
+    let mut buf = Vec::new();
+    if TextEncoder::new().encode(&families, &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// `GET /metrics`.
+pub async fn handler() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_as_prometheus_text() {
+        mcp_request("tools/call", "HelloTool", "ok", Duration::from_millis(3));
+        let text = render();
+        assert!(text.contains("mcp_obo_build_info{version="));
+        assert!(text.contains(
+            "mcp_obo_mcp_requests_total{method=\"tools/call\",outcome=\"ok\",tool=\"HelloTool\"}"
+        ));
+        assert!(text.contains("mcp_server_operation_duration_seconds_bucket"));
+    }
+}

@@ -1,0 +1,147 @@
+//! OpenTelemetry traces: the OTLP exporter (configured from the standard `OTEL_*`
+//! variables by `config.rs`), W3C trace-context propagation in and out.
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::{OtlpProtocol, Sampler, TelemetrySettings};
+
+/// Why tracing export could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs a build with the otlp-grpc feature; use http/protobuf (port 4318)"
+    )]
+    GrpcNotBuilt,
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// The tracer provider for the configured OTLP endpoint, or `None` when export is off.
+///
+/// # Errors
+/// [`Error`] when the exporter cannot be built.
+pub fn provider(settings: &TelemetrySettings) -> Result<Option<SdkTracerProvider>, Error> {
+    let Some(endpoint) = &settings.otlp_traces_endpoint else {
+        return Ok(None);
+    };
+    if settings.otlp_protocol == OtlpProtocol::Grpc {
+        return Err(Error::GrpcNotBuilt);
+    }
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let headers = settings
+        .otlp_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint.as_str())
+        .with_headers(headers)
+        .build()
+        .map_err(|e| Error::Exporter(e.to_string()))?;
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(sampler(settings.sampler))
+            .with_resource(resource(settings))
+            .build(),
+    ))
+}
+
+/// `service.name`, `service.version` and the configured/detected attributes.
+pub fn resource(settings: &TelemetrySettings) -> Resource {
+    let mut attributes = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
+    attributes.extend(
+        settings
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
+    Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .with_attributes(attributes)
+        .build()
+}
+
+fn sampler(s: Sampler) -> SdkSampler {
+    match s {
+        Sampler::AlwaysOn => SdkSampler::AlwaysOn,
+        Sampler::AlwaysOff => SdkSampler::AlwaysOff,
+        Sampler::TraceIdRatio(r) => SdkSampler::TraceIdRatioBased(r),
+        Sampler::ParentBasedAlwaysOn => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOff)),
+        Sampler::ParentBasedTraceIdRatio(r) => {
+            SdkSampler::ParentBased(Box::new(SdkSampler::TraceIdRatioBased(r)))
+        }
+    }
+}
+
+/// The tracer the tracing layer exports through.
+pub fn tracer(provider: &SdkTracerProvider) -> opentelemetry_sdk::trace::Tracer {
+    provider.tracer("mcp-obo")
+}
+
+struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Headers carrying the current span's `traceparent`/`tracestate`, for an outgoing call.
+pub fn outgoing_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut headers));
+    headers
+}
+
+struct PairExtractor<'a>(&'a [(&'a str, &'a str)]);
+
+impl Extractor for PairExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| *k).collect()
+    }
+}
+
+/// The context named by a W3C `traceparent` (and `tracestate`), e.g. from
+/// `params._meta`; `None` when absent or malformed.
+pub fn context_from(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Context> {
+    let traceparent = traceparent?;
+    let mut pairs = vec![("traceparent", traceparent)];
+    if let Some(state) = tracestate {
+        pairs.push(("tracestate", state));
+    }
+    let cx = TraceContextPropagator::new().extract(&PairExtractor(&pairs));
+    use opentelemetry::trace::TraceContextExt;
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// The current trace id as hex, for log lines; `None` outside a sampled trace.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
