@@ -4,116 +4,13 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 use support::fake_graph::{FakeGraph, Scripted};
 use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
-use support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer, USER_OID, entra_error, now};
-use support::{TestApp, entra_env, spawn_production_app, wait_ready};
-
-const SA_ISSUER: &str = "https://oidc.aks.example/6f1c2a/";
-const SA_SUBJECT: &str = "system:serviceaccount:mcp:mcp-obo";
-const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
-
-struct World {
-    issuer: TestIssuer,
-    graph: FakeGraph,
-    sa_key: SigningKey,
-    sa_file: PathBuf,
-    _dir: tempfile::TempDir,
-    app: TestApp,
-}
-
-impl World {
-    /// Workload identity (AKS) by default; `extra` overrides settings.
-    async fn start(extra: &[(&str, &str)]) -> Self {
-        let issuer = TestIssuer::start().await;
-        let graph = FakeGraph::start().await;
-        graph.verify_tokens(
-            issuer.keys_handle(),
-            &graph.url,
-            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
-        );
-        let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-        let fic = FederatedCredential {
-            issuer: SA_ISSUER.into(),
-            subject: SA_SUBJECT.into(),
-            audience: EXCHANGE_AUDIENCE.into(),
-            jwk: sa_key.public_jwk(),
-        };
-        let resource = graph.url.clone();
-        issuer.configure_token_endpoint(|p| {
-            p.resource = resource;
-            p.federated = vec![fic];
-        });
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sa_file = dir.path().join("azure-identity-token");
-        write_sa_token(&sa_key, &sa_file, "first");
-        let mut env = entra_env(&issuer);
-        env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
-        env.push((
-            "MCP_OBO__OBO__CLIENT_ASSERTION".into(),
-            "workload_identity".into(),
-        ));
-        env.push((
-            "AZURE_FEDERATED_TOKEN_FILE".into(),
-            sa_file.display().to_string(),
-        ));
-        env.push(("MCP_OBO__SERVER__WORKERS".into(), "2".into()));
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let app = spawn_production_app(&env);
-        wait_ready(&app).await;
-        Self {
-            issuer,
-            graph,
-            sa_key,
-            sa_file,
-            _dir: dir,
-            app,
-        }
-    }
-
-    fn user(&self, n: usize) -> String {
-        self.issuer.entra_token(json!({
-            "oid": format!("{USER_OID}-{n}"),
-            "name": format!("User {n}"),
-            "preferred_username": format!("user{n}@contoso.com"),
-        }))
-    }
-}
-
-/// A projected service-account token, as the kubelet writes it.
-fn write_sa_token(key: &SigningKey, path: &std::path::Path, jti: &str) {
-    let claims = json!({
-        "iss": SA_ISSUER, "sub": SA_SUBJECT, "aud": [EXCHANGE_AUDIENCE],
-        "exp": now() + 3600, "iat": now(), "jti": jti,
-    });
-    std::fs::write(path, key.sign("JWT", json!({}), &claims).expect("sign"))
-        .expect("write token file");
-}
-
-async fn call_hello(app: &TestApp, token: &str) -> Value {
-    let auth = format!("Bearer {token}");
-    let reply = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &auth),
-        ],
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json.expect("json")["result"].clone()
-}
+use support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
+use support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
+use support::{entra_env, spawn_production_app, wait_ready};
 
 fn tool_error(result: &Value) -> String {
     assert_eq!(result["isError"], true, "expected a tool error: {result}");

@@ -5,6 +5,7 @@ pub mod dev_login;
 pub mod fake_graph;
 pub mod fake_imds;
 pub mod mcp_http;
+pub mod obo_world;
 pub mod tokens;
 
 use std::net::SocketAddr;

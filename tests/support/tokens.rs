@@ -36,6 +36,7 @@ struct IssuerState {
     script: Mutex<std::collections::VecDeque<(u16, Option<u64>, Value)>>,
     exchanges: AtomicUsize,
     client_assertions: Mutex<Vec<String>>,
+    issued: Mutex<Vec<String>>,
 }
 
 /// A federated identity credential: the assertion the app trusts (issuer, subject,
@@ -92,6 +93,7 @@ impl TestIssuer {
             script: Mutex::new(std::collections::VecDeque::new()),
             exchanges: AtomicUsize::new(0),
             client_assertions: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -159,6 +161,11 @@ impl TestIssuer {
     /// Successful exchanges so far.
     pub fn exchanges(&self) -> usize {
         self.state.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// Every downstream token the token endpoint issued.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).clone()
     }
 
     /// Every client assertion presented, in order.
@@ -417,6 +424,7 @@ fn issue_downstream(
     });
     let key = lock(&s.signer).clone();
     let token = key.sign("JWT", json!({}), &claims).expect("sign");
+    lock(&s.issued).push(token.clone());
     s.exchanges.fetch_add(1, Ordering::SeqCst);
     axum::Json(json!({
         "token_type": "Bearer",

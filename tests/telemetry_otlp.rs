@@ -1,0 +1,253 @@
+//! Traces over the wire: the real binary exports to a real OTLP/HTTP receiver (protobuf,
+//! decoded with the OpenTelemetry proto types), and no secret ever reaches logs or spans.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use mcp_obo::jose::SigningKey;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::json;
+use support::fake_graph::FakeGraph;
+use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER, SA_SUBJECT, write_sa_token};
+use support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer};
+use support::{ServerProcess, entra_env};
+
+type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+
+/// A minimal OTLP/HTTP traces receiver.
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    async fn traces(State(r): State<Received>, body: Bytes) -> Vec<u8> {
+        if let Ok(req) = ExportTraceServiceRequest::decode(body) {
+            r.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(req);
+        }
+        Vec::new()
+    }
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(traces))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received)
+}
+
+fn spans(received: &Received) -> Vec<Span> {
+    received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter().cloned())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The whole on-behalf-of flow against the binary, traced at `trace` log level.
+struct Run {
+    stderr: String,
+    received: Received,
+    secrets: Vec<String>,
+}
+
+async fn run_flow(trace_id: &str) -> Run {
+    let (otlp, received) = receiver().await;
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::start().await;
+    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
+    let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
+    let resource = graph.url.clone();
+    let fic = FederatedCredential {
+        issuer: SA_ISSUER.into(),
+        subject: SA_SUBJECT.into(),
+        audience: EXCHANGE_AUDIENCE.into(),
+        jwk: sa_key.public_jwk(),
+    };
+    issuer.configure_token_endpoint(|p| {
+        p.resource = resource;
+        p.federated = vec![fic];
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sa_file = dir.path().join("token");
+    write_sa_token(&sa_key, &sa_file, "otlp");
+    let sa_path = sa_file.display().to_string();
+    let env = entra_env(&issuer);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ("AZURE_FEDERATED_TOKEN_FILE", sa_path.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        ("OTEL_SERVICE_NAME", "mcp-obo-test"),
+        ("RUST_LOG", "trace"),
+        ("MCP_OBO__LOG__FORMAT", "json"),
+    ]);
+    let mut server = ServerProcess::start(&env).await;
+    server.wait_ready().await;
+    let user = issuer.entra_token(json!({}));
+    let auth = format!("Bearer {user}");
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    for id in 0..2 {
+        let reply = post_raw(
+            &server.mcp_url(),
+            serde_json::to_vec(&request(id, "tools/call", json!({"name": "HelloTool"})))
+                .expect("json"),
+            &[
+                ("content-type", "application/json"),
+                ("accept", ACCEPT_BOTH),
+                ("mcp-protocol-version", "2025-06-18"),
+                ("authorization", &auth),
+                ("traceparent", &traceparent),
+            ],
+        )
+        .await;
+        assert_eq!(
+            reply.json.expect("json")["result"]["isError"],
+            false,
+            "{}",
+            server.stderr()
+        );
+    }
+    // A bad token too, so failure paths are logged as well.
+    let _ = post_raw(
+        &server.mcp_url(),
+        b"{}".to_vec(),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer not.a.token"),
+        ],
+    )
+    .await;
+    // SIGTERM: the process flushes its spans on the way out.
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait();
+        (status, server)
+    })
+    .await
+    .expect("join");
+    let (status, server) = status;
+    assert!(status.expect("wait").success());
+    let mut secrets = vec![user, std::fs::read_to_string(&sa_file).expect("sa token")];
+    secrets.extend(issuer.issued_tokens());
+    assert!(secrets.len() >= 3, "the flow exchanged at least once");
+    Run {
+        stderr: server.stderr(),
+        received,
+        secrets,
+    }
+}
+
+#[tokio::test]
+async fn spans_reach_a_real_otlp_receiver_with_the_callers_trace_id_and_parentage() {
+    let trace_id = "5b8efff798038103d269b633813fc60c";
+    let run = run_flow(trace_id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while spans(&run.received).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all: Vec<Span> = spans(&run.received)
+        .into_iter()
+        .filter(|s| hex(&s.trace_id) == trace_id)
+        .collect();
+    let by_name = |name: &str| -> Vec<&Span> { all.iter().filter(|s| s.name == name).collect() };
+    let mcp = by_name("tools/call HelloTool");
+    assert_eq!(
+        mcp.len(),
+        2,
+        "one MCP span per call: {:?}",
+        all.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    for span in &mcp {
+        let parent = all
+            .iter()
+            .find(|s| s.span_id == span.parent_span_id)
+            .expect("MCP span's parent exported");
+        assert!(
+            parent.name.contains("/mcp"),
+            "parent is the HTTP server span, got {}",
+            parent.name
+        );
+        assert_eq!(
+            hex(&parent.parent_span_id),
+            "00f067aa0ba902b7",
+            "the HTTP span continues the caller's span"
+        );
+    }
+    let graph = by_name("GET");
+    assert_eq!(graph.len(), 2);
+    assert!(
+        graph
+            .iter()
+            .all(|g| mcp.iter().any(|m| m.span_id == g.parent_span_id))
+    );
+    assert_eq!(by_name("obo.exchange").len(), 2);
+    assert_eq!(
+        by_name("POST").len(),
+        1,
+        "one token request: the second call is a cache hit"
+    );
+    let resource = run
+        .received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)[0]
+        .resource_spans[0]
+        .resource
+        .clone()
+        .expect("resource");
+    assert!(
+        format!("{resource:?}").contains("mcp-obo-test"),
+        "service.name from OTEL_SERVICE_NAME"
+    );
+}
+
+#[tokio::test]
+async fn no_token_appears_in_logs_or_spans_even_at_trace_level() {
+    let run = run_flow("6c8efff798038103d269b633813fc60d").await;
+    let exported = format!(
+        "{:?}",
+        *run.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    );
+    assert!(run.stderr.len() > 1000, "trace-level logs were captured");
+    assert!(!exported.is_empty());
+    for secret in &run.secrets {
+        let signature = secret.rsplit('.').next().unwrap_or(secret);
+        for (what, text) in [("logs", &run.stderr), ("spans", &exported)] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a token appeared in the {what}"
+            );
+            assert!(
+                !text.contains(signature),
+                "a token signature appeared in the {what}"
+            );
+        }
+    }
+    assert!(
+        !run.stderr.contains("Bearer "),
+        "an Authorization header value appeared in the logs"
+    );
+}
