@@ -150,6 +150,12 @@ impl JwksCache {
             }
         };
         let set: JwkSet = self.get_json(&jwks_uri).await?;
+        self.install(&set).ok_or_else(|| format!("{jwks_uri} lists no usable signing keys"))
+    }
+
+    /// Replaces the cached keys with the usable signing keys of `set`; `None` (keeping the
+    /// old keys) when it has none. Also how embedders and benchmarks preload keys.
+    pub fn install(&self, set: &JwkSet) -> Option<usize> {
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let Some(kid) = jwk.common.key_id.clone() else {
