@@ -150,7 +150,8 @@ impl JwksCache {
             }
         };
         let set: JwkSet = self.get_json(&jwks_uri).await?;
-        self.install(&set).ok_or_else(|| format!("{jwks_uri} lists no usable signing keys"))
+        self.install(&set)
+            .ok_or_else(|| format!("{jwks_uri} lists no usable signing keys"))
     }
 
     /// Replaces the cached keys with the usable signing keys of `set`; `None` (keeping the
