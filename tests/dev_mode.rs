@@ -645,3 +645,63 @@ async fn typescript_sdk_client_signs_in_against_dev() {
     );
     assert_greets_ada(&out["call"], &run.describe());
 }
+
+#[tokio::test]
+async fn a_client_id_metadata_document_stands_in_for_registration() {
+    // The client's id is the URL of its own metadata document, served here on loopback.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let client_id = format!(
+        "http://{}/oauth/client-metadata.json",
+        listener.local_addr().expect("addr")
+    );
+    let document = json!({
+        "client_id": client_id,
+        "client_name": "Metadata Document Client",
+        "redirect_uris": [dev_login::REDIRECT_URI],
+        "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "none",
+    });
+    let app = axum::Router::new().route(
+        "/oauth/client-metadata.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dev = DevProcess::start().await;
+    let discovery = dev_login::discover(&dev.mcp_url()).await;
+    assert_eq!(
+        discovery.metadata["client_id_metadata_document_supported"],
+        true
+    );
+    let request = AuthorizationRequest::new(&discovery, &client_id);
+    let Authorize::Page(page) = dev_login::open_authorize(&request.url(&discovery)).await else {
+        panic!("expected the sign-in page\n{}", dev.logs());
+    };
+    let callback = dev_login::choose_user(&page, "ada@contoso.dev").await;
+    let tokens = dev_login::redeem(
+        &discovery,
+        &request,
+        callback.code(),
+        &request.pkce.verifier,
+    )
+    .await;
+    assert_eq!(
+        dev_login::jwt_claims(tokens.access_token())["azp"],
+        client_id.as_str()
+    );
+    assert_greets_ada(&call_hello(&dev, tokens.access_token()).await, &dev.logs());
+
+    // A redirect URI the document does not list is refused on the page, not redirected to.
+    let mut stray = AuthorizationRequest::new(&discovery, &client_id);
+    stray.redirect_uri = "http://evil.example/callback".into();
+    assert!(matches!(
+        dev_login::open_authorize(&stray.url(&discovery)).await,
+        Authorize::Other { status: 400, .. }
+    ));
+}
