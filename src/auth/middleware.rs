@@ -40,8 +40,15 @@ enum Policy {
     Tokens(Box<TokenPolicy>),
 }
 
+/// Recently validated tokens kept, so a client's repeated calls skip the signature check.
+const VALIDATED_CACHE_ENTRIES: usize = 4096;
+
 struct TokenPolicy {
     validator: TokenValidator,
+    /// SHA-256 of a validated token → its caller, until the token expires. Only successes
+    /// are kept; a refused token is checked in full every time.
+    validated: std::sync::Mutex<lru::LruCache<[u8; 32], Caller>>,
+    leeway: std::time::Duration,
     easyauth: bool,
     metadata: Arc<ResourceMetadata>,
     required_scopes: Vec<String>,
@@ -117,6 +124,11 @@ impl Authorizer {
         Self {
             policy: Policy::Tokens(Box::new(TokenPolicy {
                 validator,
+                validated: std::sync::Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(VALIDATED_CACHE_ENTRIES)
+                        .unwrap_or(std::num::NonZeroUsize::MIN),
+                )),
+                leeway: auth.leeway,
                 easyauth: auth.mode == AuthMode::EasyAuth,
                 metadata,
                 required_scopes: auth.required_scopes.clone(),
@@ -257,7 +269,7 @@ impl TokenPolicy {
         } else {
             None
         };
-        let caller = self.validator.validate(&token).await?;
+        let caller = self.validate_cached(&token).await?;
         if let Some(principal) = principal {
             let same_user = principal.oid.as_deref() == Some(caller.subject.as_str());
             let same_tenant = principal.tid.is_some() && principal.tid == caller.tenant_id;
@@ -279,6 +291,46 @@ impl TokenPolicy {
             });
         }
         self.check_tool_scopes(req, &caller).await?;
+        Ok(caller)
+    }
+
+    /// Full validation, or the caller of an identical token validated before and not yet
+    /// expired (the signature, issuer and audience of the same bytes cannot have changed).
+    async fn validate_cached(&self, token: &str) -> Result<Caller, Error> {
+        if token.len() > self.validator.max_token_bytes {
+            return Err(Error::InvalidToken(Reason::TooLarge));
+        }
+        let digest = crate::jose::sha256(token.as_bytes());
+        let now = std::time::SystemTime::now();
+        {
+            let mut cache = self
+                .validated
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match cache.get(&digest) {
+                Some(caller)
+                    if caller
+                        .assertion
+                        .as_ref()
+                        .is_some_and(|a| a.expires_at() + self.leeway > now) =>
+                {
+                    return Ok(caller.clone());
+                }
+                Some(_) => {
+                    cache.pop(&digest);
+                }
+                None => {}
+            }
+        }
+        let caller = self.validator.validate(token).await?;
+        if let Some(assertion) = &caller.assertion {
+            // Computed once here; the on-behalf-of cache keys on the same digest.
+            let _ = assertion.digest();
+        }
+        self.validated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(digest, caller.clone());
         Ok(caller)
     }
 
