@@ -8,7 +8,7 @@ use support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
 use support::tokens::{
     CLIENT_ID, OTHER_TENANT, TENANT, TestIssuer, USER_OID, VSCODE, hs256_jwt, now, raw_jwt,
 };
-use support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
+use support::{StaticTokens, TestApp, entra_env, oidc_env, spawn_app_owned, wait_ready};
 
 const SCOPE: &str = "api://00000000-aaaa-bbbb-cccc-111111111111/user_impersonation";
 
@@ -631,19 +631,7 @@ async fn multi_tenant_apps_accept_only_allowed_tenants() {
 #[tokio::test]
 async fn oidc_mode_validates_against_any_issuer() {
     let issuer = TestIssuer::start().await;
-    let env: Vec<(String, String)> = vec![
-        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
-        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
-        (
-            "MCP_OBO__AUTH__AUDIENCES".into(),
-            "https://mcp.example.com/mcp".into(),
-        ),
-        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
-        (
-            "MCP_OBO__SERVER__PUBLIC_URL".into(),
-            "https://mcp.example.com".into(),
-        ),
-    ];
+    let env = oidc_env(&issuer);
     let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
     wait_ready(&app).await;
     let claims = json!({

@@ -5,7 +5,7 @@ mod support;
 use serde_json::Value;
 use support::mcp_http::{ACCEPT_BOTH, initialize, post_raw};
 use support::tokens::{CLIENT_ID, TENANT, TestIssuer};
-use support::{StaticTokens, entra_env, spawn_app, spawn_app_owned, wait_ready};
+use support::{StaticTokens, entra_env, oidc_env, spawn_app, spawn_app_owned, wait_ready};
 
 async fn get_json(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let client = reqwest::Client::new();
@@ -142,19 +142,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies_and_only_without_publ
 #[tokio::test]
 async fn oidc_metadata_names_the_issuer_and_unprefixed_scopes() {
     let issuer = TestIssuer::start().await;
-    let env: Vec<(String, String)> = vec![
-        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
-        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
-        (
-            "MCP_OBO__AUTH__AUDIENCES".into(),
-            "https://mcp.example.com/mcp".into(),
-        ),
-        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
-        (
-            "MCP_OBO__SERVER__PUBLIC_URL".into(),
-            "https://mcp.example.com".into(),
-        ),
-    ];
+    let env = oidc_env(&issuer);
     let app = spawn_app_owned(&env, StaticTokens::new("t"));
     let (_, doc) = get_json(&app.url("/.well-known/oauth-protected-resource/mcp"), &[]).await;
     assert_eq!(

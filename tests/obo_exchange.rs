@@ -7,10 +7,10 @@ mod support;
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 use support::fake_graph::{FakeGraph, Scripted};
-use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use support::mcp_http::{ACCEPT_BOTH, post_raw, post_with, request};
 use support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
 use support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
-use support::{entra_env, spawn_production_app, wait_ready};
+use support::{entra_env, oidc_env, spawn_production_app, wait_ready};
 
 fn tool_error(result: &Value) -> String {
     assert_eq!(result["isError"], true, "expected a tool error: {result}");
@@ -47,12 +47,15 @@ async fn graph_never_receives_inbound_token() {
 async fn two_hundred_simultaneous_first_calls_from_one_user_make_one_exchange() {
     let w = World::start(&[]).await;
     let token = w.user(7);
+    let client = reqwest::Client::new();
     let mut calls = Vec::new();
     for _ in 0..200 {
         let url = w.app.mcp_url();
         let auth = format!("Bearer {token}");
+        let client = client.clone();
         calls.push(tokio::spawn(async move {
-            post_raw(
+            post_with(
+                &client,
                 &url,
                 serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
                     .expect("json"),
@@ -76,13 +79,16 @@ async fn two_hundred_simultaneous_first_calls_from_one_user_make_one_exchange() 
 #[tokio::test]
 async fn fifty_users_get_fifty_exchanges_and_each_their_own_profile() {
     let w = World::start(&[]).await;
+    let client = reqwest::Client::new();
     let mut calls = Vec::new();
     for n in 0..50 {
         let token = w.user(n);
         let url = w.app.mcp_url();
+        let client = client.clone();
         calls.push(tokio::spawn(async move {
             let auth = format!("Bearer {token}");
-            let reply = post_raw(
+            let reply = post_with(
+                &client,
                 &url,
                 serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
                     .expect("json"),
@@ -314,18 +320,8 @@ async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
         p.client_secret = Some("kc-secret".into());
         p.user_audiences = vec!["https://mcp.example.com/mcp".into()];
     });
-    let env: Vec<(String, String)> = vec![
-        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
-        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
-        (
-            "MCP_OBO__AUTH__AUDIENCES".into(),
-            "https://mcp.example.com/mcp".into(),
-        ),
-        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
-        (
-            "MCP_OBO__SERVER__PUBLIC_URL".into(),
-            "https://mcp.example.com".into(),
-        ),
+    let mut env = oidc_env(&issuer);
+    env.extend([
         ("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()),
         ("MCP_OBO__OBO__GRANT".into(), "token_exchange".into()),
         (
@@ -338,7 +334,7 @@ async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
             "MCP_OBO__OBO__TOKEN_ENDPOINT".into(),
             format!("{}/token", issuer.oidc_issuer()),
         ),
-    ];
+    ]);
     let app = spawn_production_app(&env);
     wait_ready(&app).await;
     let user = issuer.sign(&json!({

@@ -20,7 +20,17 @@ impl Reply {
 
 /// POSTs `body` (raw bytes) with the given extra headers.
 pub async fn post_raw(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
-    let client = reqwest::Client::new();
+    post_with(&reqwest::Client::new(), url, body, headers).await
+}
+
+/// As [`post_raw`] on a given client (many concurrent requests share one client, so the
+/// test measures the server, not client construction).
+pub async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = client.post(url).body(body);
     for (k, v) in headers {
         req = req.header(*k, *v);

@@ -359,6 +359,24 @@ pub fn entra_env(issuer: &tokens::TestIssuer) -> Vec<(String, String)> {
     ]
 }
 
+/// Environment for `auth.mode = oidc` against the test issuer's `/oidc` issuer, for the
+/// resource `https://mcp.example.com/mcp` with the scope `mcp:tools`.
+pub fn oidc_env(issuer: &tokens::TestIssuer) -> Vec<(String, String)> {
+    vec![
+        ("MCP_OBO__AUTH__MODE".into(), "oidc".into()),
+        ("MCP_OBO__AUTH__ISSUER".into(), issuer.oidc_issuer()),
+        (
+            "MCP_OBO__AUTH__AUDIENCES".into(),
+            "https://mcp.example.com/mcp".into(),
+        ),
+        ("MCP_OBO__AUTH__REQUIRED_SCOPES".into(), "mcp:tools".into()),
+        (
+            "MCP_OBO__SERVER__PUBLIC_URL".into(),
+            "https://mcp.example.com".into(),
+        ),
+    ]
+}
+
 /// `spawn_app` with owned pairs.
 pub fn spawn_app_owned(env: &[(String, String)], tokens: Arc<dyn DownstreamTokens>) -> TestApp {
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
