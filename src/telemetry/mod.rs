@@ -4,7 +4,7 @@
 //!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
 //! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
 //! - `metrics.rs`: Prometheus metrics and `/metrics`.
-//! - [`RequestLog`]: one info line per HTTP request, with the trace id.
+//! - [`RequestLog`]: one info line per HTTP request, with the trace and span ids.
 //!
 //! # Security
 //! Nothing here records header values or bodies (tokens travel in both), and dependency
@@ -118,7 +118,7 @@ impl RequestLog {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.path().to_owned();
-        let trace_id = otel::current_trace_id();
+        let (trace_id, span_id) = otel::current_ids().unzip();
         let result = next.call(req).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match &result {
@@ -128,6 +128,7 @@ impl RequestLog {
                 http.response.status_code = res.status().as_u16(),
                 duration_us = micros,
                 trace_id = trace_id.as_deref().unwrap_or(""),
+                span_id = span_id.as_deref().unwrap_or(""),
                 "request"
             ),
             Err(e) => tracing::warn!(
@@ -136,6 +137,7 @@ impl RequestLog {
                 error = %e,
                 duration_us = micros,
                 trace_id = trace_id.as_deref().unwrap_or(""),
+                span_id = span_id.as_deref().unwrap_or(""),
                 "request failed"
             ),
         }

@@ -137,11 +137,12 @@ pub fn context_from(traceparent: Option<&str>, tracestate: Option<&str>) -> Opti
     cx.span().span_context().is_valid().then_some(cx)
 }
 
-/// The current trace id as hex, for log lines; `None` outside a sampled trace.
-pub fn current_trace_id() -> Option<String> {
+/// The current trace and span ids as hex, for log lines; `None` outside a trace.
+pub fn current_ids() -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
     let cx = Context::current();
     let span = cx.span();
     let sc = span.span_context();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
 }
