@@ -705,3 +705,61 @@ async fn a_client_id_metadata_document_stands_in_for_registration() {
         Authorize::Other { status: 400, .. }
     ));
 }
+
+#[tokio::test]
+async fn refresh_tokens_stay_with_their_client_and_resource() {
+    let dev = DevProcess::start().await;
+    let signed_in = dev_login::sign_in(&dev.mcp_url(), "ada@contoso.dev").await;
+    let discovery = &signed_in.discovery;
+    let token = signed_in.refresh_token().to_owned();
+    // Another client presenting the token is refused and does not spend it.
+    let thief = dev_login::register(discovery, dev_login::REDIRECT_URI).await;
+    let stolen = dev_login::refresh(discovery, &thief, &token, None).await;
+    assert_eq!(stolen.error(), Some("invalid_grant"), "{}", stolen.body);
+    // Another resource than the grant's is refused, also without spending it.
+    let elsewhere = dev_login::refresh(
+        discovery,
+        &signed_in.client_id,
+        &token,
+        Some("http://127.0.0.1:1/other"),
+    )
+    .await;
+    assert_eq!(
+        elsewhere.error(),
+        Some("invalid_target"),
+        "{}",
+        elsewhere.body
+    );
+    let owner = dev_login::refresh(
+        discovery,
+        &signed_in.client_id,
+        &token,
+        Some(discovery.resource()),
+    )
+    .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}
+
+#[tokio::test]
+async fn registration_accepts_only_safe_redirect_uris() {
+    let dev = DevProcess::start().await;
+    let discovery = dev_login::discover(&dev.mcp_url()).await;
+    let client = dev_login::http();
+    for (uri, ok) in [
+        ("https://app.example.com/callback", true),
+        ("http://127.0.0.1:33418/", true),
+        ("com.example.mcp:/oauth/callback", true),
+        ("http://app.example.com/callback", false),
+        ("file:///etc/passwd", false),
+        ("javascript:alert(1)", false),
+        ("vbscript:msgbox", false),
+    ] {
+        let reply = client
+            .post(discovery.registration_endpoint())
+            .json(&json!({"redirect_uris": [uri], "token_endpoint_auth_method": "none"}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(reply.status().is_success(), ok, "{uri}: {}", reply.status());
+    }
+}

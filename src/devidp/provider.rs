@@ -508,17 +508,35 @@ fn refresh_token(state: &DevState, form: &HashMap<String, String>) -> HttpRespon
     let Some(token) = form.get("refresh_token") else {
         return oauth_error("invalid_request", "refresh_token is missing");
     };
-    // Rotation: the old refresh token stops working.
-    let Some(grant) = lock(&state.refresh).remove(token) else {
-        return oauth_error("invalid_grant", "unknown refresh token");
+    let grant = {
+        let mut grants = lock(&state.refresh);
+        match grants.get(token) {
+            None => return oauth_error("invalid_grant", "unknown refresh token"),
+            // Another client presenting it changes nothing: the owner keeps its token.
+            Some(g) if form.get("client_id") != Some(&g.client_id) => {
+                return oauth_error(
+                    "invalid_grant",
+                    "the refresh token was issued to another client",
+                );
+            }
+            Some(g) => {
+                if let Some(resource) = form.get("resource").filter(|r| !r.is_empty())
+                    && resource.trim_end_matches('/') != g.audience.trim_end_matches('/')
+                {
+                    return oauth_error(
+                        "invalid_target",
+                        "resource differs from the original grant",
+                    );
+                }
+                // Rotation: the presented refresh token stops working.
+                grants.remove(token)
+            }
+        }
     };
-    if form.get("client_id") != Some(&grant.client_id) {
-        return oauth_error(
-            "invalid_grant",
-            "the refresh token was issued to another client",
-        );
+    match grant {
+        Some(grant) => issue(state, &grant),
+        None => oauth_error("invalid_grant", "unknown refresh token"),
     }
-    issue(state, &grant)
 }
 
 /// Entra's on-behalf-of grant, with the federated client assertion of the development
@@ -613,13 +631,14 @@ async fn register(state: web::Data<DevState>, body: web::Json<serde_json::Value>
         return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": "redirect_uris is required"}));
     }
     for uri in &redirect_uris {
+        // RFC 8252: https, loopback http, or a private-use (reverse-DNS) app scheme.
         let ok = Url::parse(uri).is_ok_and(|u| {
             u.scheme() == "https"
-                || crate::config::is_loopback_url(&u)
-                || !matches!(u.scheme(), "http" | "javascript" | "data")
+                || (u.scheme() == "http" && crate::config::is_loopback_url(&u))
+                || (u.scheme().contains('.') && u.fragment().is_none())
         });
         if !ok {
-            return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": format!("{uri} must be https, loopback http, or an app scheme")}));
+            return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": format!("{uri} must be https, loopback http, or a reverse-DNS app scheme such as com.example.app:/callback")}));
         }
     }
     let method = body["token_endpoint_auth_method"]
