@@ -79,6 +79,7 @@ pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Tel
 }
 
 fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
@@ -86,7 +87,11 @@ fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
-    // Only this crate's spans are exported: one span per hop, not per dependency poll.
+    // Logs are events only: spans exist for the exporter, so with tracing off no span is
+    // even created (the hot path pays nothing for them).
+    let fmt = fmt.with_filter(filter(log).and(filter_fn(|meta| meta.is_event())));
+    // Only this crate's spans (and its info+ events) are exported: one span per hop, not
+    // per dependency poll.
     let otel = provider.map(|p| {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -94,13 +99,13 @@ fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
         opentelemetry::global::set_tracer_provider(p.clone());
         tracing_opentelemetry::layer()
             .with_tracer(otel::tracer(&p))
-            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            .with_filter(filter_fn(|meta| {
                 meta.target().starts_with("mcp_obo")
+                    && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
             }))
     });
     // Err only means a subscriber is already installed (tests, repeated init): keep it.
     let _ = tracing_subscriber::registry()
-        .with(filter(log))
         .with(fmt)
         .with(otel)
         .try_init();
