@@ -33,6 +33,9 @@ struct Verifier {
     audience: String,
     /// The MCP server's own audience: a token for it here means passthrough.
     inbound_audiences: Vec<String>,
+    /// Tokens already verified (as Graph caches validated tokens), so a load run measures
+    /// the MCP server rather than this fake's RSA checks.
+    verified: Mutex<HashMap<String, Value>>,
 }
 
 #[derive(Default)]
@@ -98,6 +101,7 @@ impl FakeGraph {
             keys,
             audience: audience.to_owned(),
             inbound_audiences: inbound_audiences.iter().map(|a| (*a).to_owned()).collect(),
+            verified: Mutex::new(HashMap::new()),
         }));
     }
 
