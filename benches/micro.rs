@@ -1,0 +1,176 @@
+//! Micro-benchmarks of the per-request work on the authenticated tool path (issue 8).
+//!
+//! - `token_validation/*`: `TokenValidator::validate` with the issuer's keys preloaded
+//!   (`JwksCache::install`, no network), for an RS256 (Entra's algorithm) and an ES256 token,
+//!   in a current-thread runtime; plus its cheap parts on their own (header decode, the
+//!   SHA-256 digest the OBO cache keys on).
+//! - `jsonrpc/*`: parsing a `tools/call` body as `serde_json::Value` and as rmcp's
+//!   `ClientJsonRpcMessage` (what the transport does first), and one whole in-process
+//!   `tools/list` through the actix service that `mcp::mount` builds (rmcp-actix-web +
+//!   rmcp dispatch + response serialisation, no TCP, no middleware; the `Caller` the
+//!   authorization middleware would leave is put in the request).
+//! - The OBO cache lookup is `benches/obo_cache.rs` (`cargo bench --bench obo_cache`).
+//!
+//! `cargo bench --bench micro`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpMessage, test};
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::jwk::JwkSet;
+use mcp_obo::auth::{IssuerPolicy, JwksCache, TokenValidator};
+use mcp_obo::graph::GraphClient;
+use mcp_obo::jose::SigningKey;
+use mcp_obo::mcp::Registry;
+use mcp_obo::tools::HelloTool;
+use serde_json::json;
+use support::tokens::now;
+
+const ISSUER: &str = "https://issuer.example.com/oidc";
+const AUDIENCE: &str = "https://mcp.example.com/mcp";
+const CALL: &[u8] =
+    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}"#;
+const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+
+fn validator(keys: &[&SigningKey]) -> TokenValidator {
+    let set: JwkSet = serde_json::from_value(json!({
+        "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()
+    }))
+    .expect("jwk set");
+    let jwks = JwksCache::new(
+        url::Url::parse("http://127.0.0.1:9/oidc/.well-known/openid-configuration").expect("url"),
+        reqwest::Client::new(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(jwks.install(&set), Some(keys.len()));
+    TokenValidator {
+        jwks: Arc::new(jwks),
+        issuer: IssuerPolicy::Exact(ISSUER.into()),
+        audiences: vec![AUDIENCE.into()],
+        allowed_client_apps: HashSet::new(),
+        leeway_secs: 60,
+        max_token_bytes: 16 * 1024,
+    }
+}
+
+fn user_token(key: &SigningKey) -> String {
+    key.sign(
+        "JWT",
+        json!({}),
+        &json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "bench-user-1",
+            "name": "Bench User", "preferred_username": "bench@example.org",
+            "exp": now() + 3600, "iat": now(), "scope": "openid mcp:tools",
+        }),
+    )
+    .expect("sign")
+}
+
+fn token_validation(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rsa = SigningKey::generate_rsa("rsa-1").expect("rsa key");
+    let ec = SigningKey::generate_ec("ec-1").expect("ec key");
+    let validator = validator(&[&rsa, &ec]);
+    let rs256 = user_token(&rsa);
+    let es256 = user_token(&ec);
+    for token in [&rs256, &es256] {
+        let caller = rt.block_on(validator.validate(token)).expect("valid token");
+        assert_eq!(caller.subject, "bench-user-1");
+    }
+    let mut group = c.benchmark_group("token_validation");
+    group.bench_function("validate_rs256", |b| {
+        b.iter(|| black_box(rt.block_on(validator.validate(black_box(&rs256)))))
+    });
+    group.bench_function("validate_es256", |b| {
+        b.iter(|| black_box(rt.block_on(validator.validate(black_box(&es256)))))
+    });
+    group.bench_function("decode_header", |b| {
+        b.iter(|| black_box(jsonwebtoken::decode_header(black_box(&rs256))))
+    });
+    group.bench_function("sha256_of_token", |b| {
+        b.iter(|| black_box(mcp_obo::jose::sha256(black_box(rs256.as_bytes()))))
+    });
+    group.finish();
+}
+
+fn jsonrpc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jsonrpc");
+    group.bench_function("parse_tools_call_as_value", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(CALL))))
+    });
+    group.bench_function("parse_tools_call_as_rmcp_message", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(
+                black_box(CALL),
+            ))
+        })
+    });
+
+    // The MCP service exactly as the server mounts it, called in-process.
+    let loaded = mcp_obo::config::load(None, &Vec::new()).expect("default settings");
+    let settings = loaded.settings;
+    let system = actix_web::rt::System::new();
+    let tokens = support::StaticTokens::new("unused");
+    let app = system.block_on(async {
+        let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
+        let registry = Arc::new(Registry::default().with(HelloTool::new(graph)));
+        let service = mcp_obo::mcp::mount(
+            &settings.server,
+            registry,
+            rmcp_actix_web::transport::CancellationToken::new(),
+        );
+        test::init_service(App::new().service(service.scope_with_path("/mcp"))).await
+    });
+    let list = || {
+        let request = test::TestRequest::post()
+            .uri("/mcp")
+            .insert_header(("host", "127.0.0.1:7071"))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("accept", "application/json, text/event-stream"))
+            .insert_header(("mcp-protocol-version", "2025-06-18"))
+            .set_payload(LIST)
+            .to_request();
+        // What the authorization middleware leaves for the MCP handler.
+        request
+            .extensions_mut()
+            .insert(mcp_obo::auth::Caller::local_developer());
+        request
+    };
+    let body = system.block_on(async {
+        let response = test::call_service(&app, list()).await;
+        let status = response.status();
+        let body = test::read_body(response).await;
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    });
+    assert!(
+        String::from_utf8_lossy(&body).contains(r#""name":"HelloTool""#),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    group.bench_function("tools_list_in_process", |b| {
+        b.iter(|| {
+            system.block_on(async {
+                let response = test::call_service(&app, list()).await;
+                black_box(test::read_body(response).await)
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, token_validation, jsonrpc);
+criterion_main!(benches);
