@@ -47,7 +47,7 @@ struct TokenPolicy {
     validator: TokenValidator,
     /// SHA-256 of a validated token → its caller, until the token expires. Only successes
     /// are kept; a refused token is checked in full every time.
-    validated: std::sync::Mutex<lru::LruCache<[u8; 32], Caller>>,
+    validated: std::sync::Mutex<lru::LruCache<[u8; 32], Arc<Caller>>>,
     leeway: std::time::Duration,
     easyauth: bool,
     metadata: Arc<ResourceMetadata>,
@@ -163,7 +163,8 @@ impl Authorizer {
         };
         match &authorizer.policy {
             Policy::LocalDeveloper => {
-                req.extensions_mut().insert(Caller::local_developer());
+                req.extensions_mut()
+                    .insert(Arc::new(Caller::local_developer()));
             }
             Policy::Tokens(policy) => {
                 match policy.authorize(&mut req).instrument(auth_span()).await {
@@ -223,7 +224,7 @@ impl TokenPolicy {
         scopes.iter().map(|s| self.metadata.advertise(s)).collect()
     }
 
-    async fn authorize(&self, req: &mut ServiceRequest) -> Result<Caller, Error> {
+    async fn authorize(&self, req: &mut ServiceRequest) -> Result<Arc<Caller>, Error> {
         let result = self.check(req).await;
         let span = tracing::Span::current();
         match &result {
@@ -245,7 +246,7 @@ impl TokenPolicy {
         result
     }
 
-    async fn check(&self, req: &mut ServiceRequest) -> Result<Caller, Error> {
+    async fn check(&self, req: &mut ServiceRequest) -> Result<Arc<Caller>, Error> {
         if req.query_string().split('&').any(|pair| {
             pair.split('=')
                 .next()
@@ -296,7 +297,7 @@ impl TokenPolicy {
 
     /// Full validation, or the caller of an identical token validated before and not yet
     /// expired (the signature, issuer and audience of the same bytes cannot have changed).
-    async fn validate_cached(&self, token: &str) -> Result<Caller, Error> {
+    async fn validate_cached(&self, token: &str) -> Result<Arc<Caller>, Error> {
         if token.len() > self.validator.max_token_bytes {
             return Err(Error::InvalidToken(Reason::TooLarge));
         }
@@ -314,7 +315,7 @@ impl TokenPolicy {
                         .as_ref()
                         .is_some_and(|a| a.expires_at() + self.leeway > now) =>
                 {
-                    return Ok(caller.clone());
+                    return Ok(Arc::clone(caller));
                 }
                 Some(_) => {
                     cache.pop(&digest);
@@ -322,7 +323,7 @@ impl TokenPolicy {
                 None => {}
             }
         }
-        let caller = self.validator.validate(token).await?;
+        let caller = Arc::new(self.validator.validate(token).await?);
         if let Some(assertion) = &caller.assertion {
             // Computed once here; the on-behalf-of cache keys on the same digest.
             let _ = assertion.digest();

@@ -48,9 +48,9 @@ impl McpServer {
 /// # Security
 /// Fails closed: a request that reached the MCP layer without a `Caller` (a wiring bug)
 /// is refused rather than run anonymously.
-fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+fn caller(context: &RequestContext<RoleServer>) -> Result<Arc<Caller>, ErrorData> {
     rmcp_actix_web::transport::on_request_extensions(&context.extensions)
-        .and_then(|ext| ext.get::<Caller>())
+        .and_then(|ext| ext.get::<Arc<Caller>>())
         .cloned()
         .ok_or_else(|| ErrorData::internal_error("request has no authenticated caller", None))
 }

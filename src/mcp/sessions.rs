@@ -78,7 +78,10 @@ impl SessionOwners {
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
         let is_mcp = MCP_PATHS.contains(&req.path().trim_end_matches('/'));
         let owners = req.app_data::<web::Data<SessionOwners>>().cloned();
-        let caller = req.extensions().get::<Caller>().map(owner_key);
+        let caller = req
+            .extensions()
+            .get::<std::sync::Arc<Caller>>()
+            .map(|c| owner_key(c));
         let (Some(owners), Some(caller), true) = (owners, caller, is_mcp) else {
             return next
                 .call(req)

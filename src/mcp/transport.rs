@@ -43,8 +43,8 @@ pub fn mount(
         // with the HTTP span's trace context (rmcp runs handlers on its own tasks) and the
         // protocol version header, for the MCP span.
         .on_request_fn(|req, ext| {
-            if let Some(caller) = req.extensions().get::<Caller>() {
-                ext.insert(caller.clone());
+            if let Some(caller) = req.extensions().get::<Arc<Caller>>() {
+                ext.insert(Arc::clone(caller));
             }
             ext.insert(HttpTraceContext(opentelemetry::Context::current()));
             if let Some(v) = req
