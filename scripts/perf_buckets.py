@@ -45,7 +45,9 @@ BUCKETS = [
   ('tokio runtime / channels / tasks', ['tokio', 'futures_', 'opentelemetry', 'tokio_util']),
 ]
 def is_kernel(dso): return 'kernel' in dso
-def user_bucket(frames):
+LOG_THREAD = 'tracing-appende'  # tracing_appender's writer thread (name cut to 15 chars)
+def user_bucket(frames, comm=''):
+    if comm.startswith(LOG_THREAD): return BUCKETS[0][0]
     for sym, dso in frames:
         if is_kernel(dso) or 'libc.so' in dso or 'vdso' in dso or 'ld-linux' in dso: continue
         if any(sym.startswith(g) or g in sym[:40] for g in GENERIC) and not any(p in sym for _, ps in BUCKETS for p in ['mcp_obo::','rmcp','actix','serde_json','tracing_subscriber','prometheus','aws_lc','reqwest','hyper'] if p in sym):
@@ -73,7 +75,8 @@ for s in samples:
     sym, dso = f[0]
     selfsym[(sym[:110], dso.split('/')[-1])] += 1
     if is_kernel(dso):
-        leaf['kernel'] += 1; buckets[kernel_bucket(f)] += 1
+        leaf['kernel'] += 1
+        buckets[kernel_bucket(f) + (' [log writer thread]' if s['comm'].startswith(LOG_THREAD) else '')] += 1
     else:
         if 'libc' in dso:
             if re.search(r'malloc|free|realloc|unlink_chunk|consolidate|calloc|tcache', sym): leaf['libc allocator (malloc/free)'] += 1
@@ -81,7 +84,7 @@ for s in samples:
             else: leaf['libc other'] += 1
         else:
             leaf['mcp-obo code'] += 1
-        buckets[user_bucket(f)] += 1
+        buckets[user_bucket(f, s['comm'])] += 1
 def pr(title, c):
     print(f'\n{title}')
     for k, v in c.most_common(): print(f'  {100*v/N:5.1f}%  {k}')
@@ -127,5 +130,5 @@ print('\nkernel by user caller')
 for k, v in c.most_common(14): print(f'  {100*v/N:5.1f}%  {k}')
 c = collections.Counter()
 for s in samples:
-    if s['frames']: c[user_bucket(s['frames'])] += 1
+    if s['frames']: c[user_bucket(s['frames'], s['comm'])] += 1
 pr('components including their syscalls (kernel samples given to the user-space caller)', c)
