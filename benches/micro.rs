@@ -139,10 +139,11 @@ fn jsonrpc(c: &mut Criterion) {
             .insert_header(("mcp-protocol-version", "2025-06-18"))
             .set_payload(LIST)
             .to_request();
-        // What the authorization middleware leaves for the MCP handler.
-        request
-            .extensions_mut()
-            .insert(mcp_obo::auth::Caller::local_developer());
+        // What the authorization middleware leaves for the MCP handler (as `Arc<Caller>`
+        // since 95087da; the plain `Caller` too, for older trees).
+        let caller = mcp_obo::auth::Caller::local_developer();
+        request.extensions_mut().insert(Arc::new(caller.clone()));
+        request.extensions_mut().insert(caller);
         request
     };
     let body = system.block_on(async {
