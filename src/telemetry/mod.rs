@@ -33,8 +33,6 @@ const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=inf
 #[must_use = "dropping the guard flushes and stops trace export"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    /// Flushes the log writer thread on drop.
-    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Telemetry {
@@ -68,34 +66,26 @@ fn filter(settings: &LogSettings) -> EnvFilter {
 /// When the OTLP exporter cannot be built.
 pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetry, otel::Error> {
     let provider = otel::provider(telemetry)?;
-    let guard = install(log, provider.clone());
-    Ok(Telemetry {
-        provider,
-        _log_writer: guard,
-    })
+    install(log, provider.clone());
+    Ok(Telemetry { provider })
 }
 
 /// Installs the subscriber with a given tracer provider (tests use an in-memory exporter).
 pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Telemetry {
-    let guard = install(log, Some(provider.clone()));
+    install(log, Some(provider.clone()));
     Telemetry {
         provider: Some(provider),
-        _log_writer: guard,
     }
 }
 
-fn install(
-    log: &LogSettings,
-    provider: Option<SdkTracerProvider>,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
     use tracing_subscriber::filter::{FilterExt, filter_fn};
-    // Request threads hand log lines to a writer thread instead of making the write
-    // syscall themselves; nothing is dropped (the channel applies back-pressure when full).
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    // Written directly: a writer thread (tried) added context switches and a 4 MB channel
+    // and made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal.
+    use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let fmt = match log.format {
         LogFormat::Text => fmt.boxed(),
@@ -118,14 +108,11 @@ fn install(
                     && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
             }))
     });
-    // Err only means a subscriber is already installed (tests, repeated init): keep it,
-    // and drop this writer.
-    tracing_subscriber::registry()
+    // Err only means a subscriber is already installed (tests, repeated init): keep it.
+    let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
-        .try_init()
-        .ok()
-        .map(|()| guard)
+        .try_init();
 }
 
 /// Marker for the request-log middleware.
