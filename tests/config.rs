@@ -135,3 +135,24 @@ fn version_and_help_work() {
         assert!(stdout(&out).contains(word), "{word} missing from help");
     }
 }
+
+#[test]
+fn otlp_over_grpc_without_the_feature_is_refused_with_what_to_do() {
+    let out = run(
+        &["serve"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    if cfg!(feature = "otlp-grpc") {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("otlp-grpc feature"),
+        "{}",
+        stderr(&out)
+    );
+}

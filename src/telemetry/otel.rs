@@ -30,22 +30,11 @@ pub fn provider(settings: &TelemetrySettings) -> Result<Option<SdkTracerProvider
     let Some(endpoint) = &settings.otlp_traces_endpoint else {
         return Ok(None);
     };
-    if settings.otlp_protocol == OtlpProtocol::Grpc {
-        return Err(Error::GrpcNotBuilt);
-    }
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    let headers = settings
-        .otlp_headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-        .collect();
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(endpoint.as_str())
-        .with_headers(headers)
-        .build()
-        .map_err(|e| Error::Exporter(e.to_string()))?;
+    let exporter = if settings.otlp_protocol == OtlpProtocol::Grpc {
+        grpc_exporter(settings, endpoint)?
+    } else {
+        http_exporter(settings, endpoint)?
+    };
     Ok(Some(
         SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
@@ -53,6 +42,57 @@ pub fn provider(settings: &TelemetrySettings) -> Result<Option<SdkTracerProvider
             .with_resource(resource(settings))
             .build(),
     ))
+}
+
+#[cfg(feature = "otlp-grpc")]
+fn grpc_exporter(
+    settings: &TelemetrySettings,
+    endpoint: &url::Url,
+) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in &settings.otlp_headers {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+            reqwest::header::HeaderValue::from_str(v.expose()),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.as_str())
+        .with_metadata(metadata)
+        .build()
+        .map_err(|e| Error::Exporter(e.to_string()))
+}
+
+#[cfg(not(feature = "otlp-grpc"))]
+fn grpc_exporter(
+    _: &TelemetrySettings,
+    _: &url::Url,
+) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    Err(Error::GrpcNotBuilt)
+}
+
+fn http_exporter(
+    settings: &TelemetrySettings,
+    endpoint: &url::Url,
+) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let headers = settings
+        .otlp_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect();
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint.as_str())
+        .with_headers(headers)
+        .build()
+        .map_err(|e| Error::Exporter(e.to_string()))
 }
 
 /// `service.name`, `service.version` and the configured/detected attributes.
