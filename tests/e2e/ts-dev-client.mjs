@@ -31,6 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { MemoryOAuthProvider } from './memory-oauth-provider.mjs';
 
 for (const level of ['log', 'info', 'debug', 'warn']) {
   console[level] = (...args) => console.error(...args);
@@ -127,22 +128,11 @@ function signInForm(html) {
 const plain = (html) => html.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
 
 /** An in-memory OAuthClientProvider (sdk/client/auth.d.ts) whose "browser" fills in the dev sign-in form. */
-class DevSignInProvider {
+class DevSignInProvider extends MemoryOAuthProvider {
   constructor({ redirectUrl, timeoutMs, user }) {
-    this._redirectUrl = redirectUrl;
-    this.timeoutMs = timeoutMs;
+    super({ redirectUrl, timeoutMs });
     this.user = user;
-    this._clientInformation = undefined;
-    this._tokens = undefined;
-    this._codeVerifier = undefined;
-    this._discovery = undefined;
-    this._state = undefined;
-    this.authorizationCode = undefined;
     this.signedInAs = undefined;
-  }
-
-  get redirectUrl() {
-    return this._redirectUrl;
   }
 
   get clientMetadata() {
@@ -154,51 +144,6 @@ class DevSignInProvider {
       token_endpoint_auth_method: 'none',
       application_type: 'native',
     };
-  }
-
-  state() {
-    this._state = randomBytes(16).toString('base64url');
-    return this._state;
-  }
-
-  clientInformation() {
-    return this._clientInformation;
-  }
-
-  saveClientInformation(info) {
-    this._clientInformation = info;
-  }
-
-  tokens() {
-    return this._tokens;
-  }
-
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-
-  saveCodeVerifier(verifier) {
-    this._codeVerifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this._codeVerifier) throw new Error('no PKCE code verifier saved');
-    return this._codeVerifier;
-  }
-
-  saveDiscoveryState(state) {
-    this._discovery = state;
-  }
-
-  discoveryState() {
-    return this._discovery;
-  }
-
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
-    if (scope === 'all' || scope === 'discovery') this._discovery = undefined;
   }
 
   isCallback(url) {

@@ -41,6 +41,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { MemoryOAuthProvider } from './memory-oauth-provider.mjs';
 
 for (const level of ['log', 'info', 'debug', 'warn']) {
   console[level] = (...args) => console.error(...args);
@@ -189,20 +190,9 @@ class StepRecorder {
 }
 
 /** An in-memory OAuthClientProvider (sdk/client/auth.d.ts) whose "browser" follows redirects headlessly. */
-class HeadlessOAuthProvider {
+class HeadlessOAuthProvider extends MemoryOAuthProvider {
   constructor({ redirectUrl, timeoutMs }) {
-    this._redirectUrl = redirectUrl;
-    this.timeoutMs = timeoutMs;
-    this._clientInformation = undefined;
-    this._tokens = undefined;
-    this._codeVerifier = undefined;
-    this._discovery = undefined;
-    this._state = undefined;
-    this.authorizationCode = undefined;
-  }
-
-  get redirectUrl() {
-    return this._redirectUrl;
+    super({ redirectUrl, timeoutMs });
   }
 
   get clientMetadata() {
@@ -215,51 +205,6 @@ class HeadlessOAuthProvider {
       // A native (CLI) app with a loopback redirect, RFC 8252.
       application_type: 'native',
     };
-  }
-
-  state() {
-    this._state = randomBytes(16).toString('base64url');
-    return this._state;
-  }
-
-  clientInformation() {
-    return this._clientInformation;
-  }
-
-  saveClientInformation(info) {
-    this._clientInformation = info;
-  }
-
-  tokens() {
-    return this._tokens;
-  }
-
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-
-  saveCodeVerifier(verifier) {
-    this._codeVerifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this._codeVerifier) throw new Error('no PKCE code verifier saved');
-    return this._codeVerifier;
-  }
-
-  saveDiscoveryState(state) {
-    this._discovery = state;
-  }
-
-  discoveryState() {
-    return this._discovery;
-  }
-
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
-    if (scope === 'all' || scope === 'discovery') this._discovery = undefined;
   }
 
   /** The user agent: follow redirects (with cookies) until the authorization server sends us to redirectUrl. */
