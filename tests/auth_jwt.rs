@@ -25,6 +25,21 @@ async fn entra_app(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
     app
 }
 
+/// A 2025-06-18 JSON-RPC request to `/mcp` with `authorization` (a full header value).
+async fn rpc(app: &TestApp, authorization: &str, body: &Value) -> Reply {
+    post_raw(
+        &app.mcp_url(),
+        serde_json::to_vec(body).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", authorization),
+        ],
+    )
+    .await
+}
+
 async fn send(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut all = vec![
         ("content-type", "application/json"),
@@ -519,32 +534,17 @@ async fn a_tool_needing_another_scope_is_hidden_and_its_call_gets_403_naming_the
     )
     .await;
     let basic = format!("Bearer {}", issuer.entra_token(json!({})));
-    let list = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(2, "tools/list", json!({}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &basic),
-        ],
-    )
-    .await;
+    let list = rpc(&app, &basic, &request(2, "tools/list", json!({}))).await;
     assert_eq!(list.status, 200);
     assert_eq!(
         list.json.expect("json")["result"]["tools"],
         json!([]),
         "HelloTool must be hidden"
     );
-    let call = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(3, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &basic),
-        ],
+    let call = rpc(
+        &app,
+        &basic,
+        &request(3, "tools/call", json!({"name": "HelloTool"})),
     )
     .await;
     assert_challenge(&call, 403, Some("insufficient_scope"));
@@ -560,17 +560,7 @@ async fn a_tool_needing_another_scope_is_hidden_and_its_call_gets_403_naming_the
         "Bearer {}",
         issuer.entra_token(json!({"scp": "user_impersonation Profile.Read"}))
     );
-    let list = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(4, "tools/list", json!({}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &stepped_up),
-        ],
-    )
-    .await;
+    let list = rpc(&app, &stepped_up, &request(4, "tools/list", json!({}))).await;
     assert_eq!(
         list.json.expect("json")["result"]["tools"][0]["name"],
         "HelloTool"
@@ -583,15 +573,10 @@ async fn app_only_callers_admitted_by_role_cannot_use_user_tools() {
     let app = entra_app(&issuer, &[("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")]).await;
     let token = issuer.entra_token(json!({"scp": null, "roles": ["Tasks.Read"], "idtyp": "app"}));
     let auth = format!("Bearer {token}");
-    let call = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(3, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &auth),
-        ],
+    let call = rpc(
+        &app,
+        &auth,
+        &request(3, "tools/call", json!({"name": "HelloTool"})),
     )
     .await;
     assert_eq!(call.status, 200, "{}", call.text);
