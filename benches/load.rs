@@ -122,6 +122,7 @@ impl Fakes {
         // Graph accepts only downstream tokens the issuer signed for it (per request: the
         // OBO token differs per exchange, so there is no fixed token→profile map).
         graph.verify_tokens(issuer.keys_handle(), &graph.url, &[AUDIENCE]);
+        graph.stop_recording();
         let resource = graph.url.clone();
         issuer.configure_token_endpoint(|p| {
             p.resource = resource;

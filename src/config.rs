@@ -85,6 +85,9 @@ pub struct ServerSettings {
     /// Whether sessions (`Mcp-Session-Id`) are offered to pre-2026 clients. Off by default:
     /// Functions custom-handler hosting and scale-out without affinity need stateless.
     pub sessions: bool,
+    /// Stateless mode: answer sessions-era `tools/list` / `tools/call` without rmcp's
+    /// per-request transport (`mcp/direct.rs`). Off sends every request through rmcp.
+    pub fast_path: bool,
     /// Largest accepted request body; larger bodies get 413.
     pub max_body_bytes: usize,
     /// How long in-flight requests may run after SIGTERM/SIGINT before being dropped.
@@ -268,6 +271,19 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive such as `info` or `mcp_obo=debug,info`; `RUST_LOG` wins.
     pub level: String,
+    /// Which HTTP requests get a log line.
+    pub requests: RequestLogging,
+}
+
+/// Which HTTP requests get a log line (`log.requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestLogging {
+    /// Every request (an access log).
+    All,
+    /// Requests answered 4xx/5xx or failed (successful ones are counted in `/metrics` and
+    /// traced when OTLP is on): the default, since a line per call is most of a log bill
+    /// and about a sixth of a tool call's CPU.
+    Failures,
 }
 
 /// Log line format on stderr.
@@ -726,6 +742,7 @@ fn parse(
         }
     }
     let sessions = f.bool("server.sessions");
+    let fast_path = f.bool("server.fast_path");
     let max_body_bytes: Option<usize> = f.parsed("server.max_body_bytes", "a number of bytes");
     if max_body_bytes.is_some_and(|n| n < 1024) {
         f.problem("server.max_body_bytes", "must be at least 1024".into());
@@ -820,6 +837,18 @@ fn parse(
             None
         }
     };
+    let requests_raw = f.string("log.requests");
+    let requests = match requests_raw.as_str() {
+        "all" => Some(RequestLogging::All),
+        "failures" => Some(RequestLogging::Failures),
+        _ => {
+            f.problem(
+                "log.requests",
+                format!("{requests_raw:?} is not valid; expected all or failures"),
+            );
+            None
+        }
+    };
     let level = f.string("log.level");
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
         f.problem(
@@ -835,6 +864,7 @@ fn parse(
             allowed_hosts,
             allowed_origins,
             sessions: sessions?,
+            fast_path: fast_path?,
             max_body_bytes: max_body_bytes?,
             shutdown_timeout: shutdown_timeout?,
             workers: workers?,
@@ -857,6 +887,7 @@ fn parse(
         log: LogSettings {
             format: format?,
             level,
+            requests: requests?,
         },
     })
 }
@@ -1357,6 +1388,7 @@ mod tests {
                 ("MCP_OBO__SERVER__LISTEN", "nowhere"),
                 ("MCP_OBO__GRAPH__TIMEOUT", "soon"),
                 ("MCP_OBO__LOG__FORMAT", "xml"),
+                ("MCP_OBO__LOG__REQUESTS", "some"),
                 ("MCP_OBO__SERVER__NOPE", "1"),
             ]),
         ) else {
@@ -1367,6 +1399,7 @@ mod tests {
             "server.listen",
             "graph.timeout",
             "log.format",
+            "log.requests",
             "server.nope",
         ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");

@@ -151,13 +151,22 @@ impl Application {
         ));
         let serve_metadata = jwks.is_some();
         let metadata = web::Data::from(metadata);
-        let mcp_service = mcp::mount(&settings.server, Arc::new(registry), cancel.clone());
+        let registry = Arc::new(registry);
+        // Stateless (the default): the fast path answers the hot methods itself.
+        let direct = (!settings.server.sessions && settings.server.fast_path).then(|| {
+            web::Data::new(mcp::Direct::new(
+                registry.clone(),
+                settings.server.max_body_bytes,
+            ))
+        });
+        let mcp_service = mcp::mount(&settings.server, registry, cancel.clone());
         let origins = web::Data::new(Origins::from_settings(&settings.server));
         let readiness = Arc::new(Readiness {
             serving: AtomicBool::new(false),
             jwks,
         });
         let ready_data = web::Data::from(readiness.clone());
+        let request_log = web::Data::new(RequestLog::new(settings.log.requests));
         let session_owners = settings
             .server
             .sessions
@@ -188,6 +197,7 @@ impl Application {
                 .app_data(origins.clone())
                 .app_data(authorizer.clone())
                 .app_data(ready_data.clone())
+                .app_data(request_log.clone())
                 .app_data(metadata.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz));
@@ -203,18 +213,26 @@ impl Application {
             if serve_metadata {
                 app = app.configure(ResourceMetadata::routes);
             }
+            if let Some(direct) = &direct {
+                app = app.app_data(direct.clone());
+            }
             for path in MCP_PATHS {
-                app = app.service(mcp_service.clone().scope_with_path(path));
+                app = app.service(
+                    mcp_service
+                        .clone()
+                        .scope_with_path(path)
+                        .wrap(from_fn(mcp::Direct::answer)),
+                );
             }
             // actix runs the last `wrap` first. Request order:
             //   0. RequestTracing (when exporting traces): the HTTP server span, parented
             //      to an incoming `traceparent`;
-            //   1. RequestLog: one line per request, whatever happens below;
+            //   1. RequestLog: a line per request (or per failed one), whatever happens below;
             //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
             //   3. Authorizer: establishes the Caller (or answers the challenge);
             //   4. SessionOwners: (session mode) a session id only works for its owner;
             //   5. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
-            //   then the route (MCP transport, health, metadata).
+            //   then the route (health, metadata, MCP: the stateless fast path, then rmcp).
             app.wrap(from_fn(JsonRpcErrors::map))
                 .wrap(from_fn(SessionOwners::bind_to_caller))
                 .wrap(from_fn(Authorizer::authorize))

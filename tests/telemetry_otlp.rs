@@ -251,3 +251,50 @@ async fn no_token_appears_in_logs_or_spans_even_at_trace_level() {
         "an Authorization header value appeared in the logs"
     );
 }
+
+#[tokio::test]
+async fn failed_requests_are_logged_by_default_and_every_request_with_log_requests_all() {
+    let list = serde_json::to_vec(&request(1, "tools/list", json!({}))).expect("json");
+    let ok_headers = [
+        ("content-type", "application/json"),
+        ("accept", ACCEPT_BOTH),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let bad_headers = [("content-type", "text/plain"), ("accept", ACCEPT_BOTH)];
+    for (mode, logs_success) in [
+        (None, false),
+        (Some("all"), true),
+        (Some("failures"), false),
+    ] {
+        let env: Vec<(&str, &str)> = mode
+            .map(|m| ("MCP_OBO__LOG__REQUESTS", m))
+            .into_iter()
+            .collect();
+        let server = ServerProcess::start(&env).await;
+        let ok = post_raw(&server.mcp_url(), list.clone(), &ok_headers).await;
+        assert_eq!(ok.status, 200, "{}", ok.text);
+        let bad = post_raw(&server.mcp_url(), list.clone(), &bad_headers).await;
+        assert_eq!(bad.status, 415, "{}", bad.text);
+        // The line is written before the response is sent.
+        let log = server.stderr();
+        let lines = |status: &str| {
+            log.lines()
+                .filter(|l| {
+                    l.contains(" request ")
+                        && l.contains("url.path=/mcp")
+                        && l.contains(&format!("http.response.status_code={status}"))
+                })
+                .count()
+        };
+        assert_eq!(
+            lines("415"),
+            1,
+            "log.requests={mode:?}: the 415 is logged:\n{log}"
+        );
+        assert_eq!(
+            lines("200"),
+            usize::from(logs_success),
+            "log.requests={mode:?}: successful request lines:\n{log}"
+        );
+    }
+}

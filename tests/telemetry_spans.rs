@@ -98,6 +98,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     let log = mcp_obo::config::LogSettings {
         format: mcp_obo::config::LogFormat::Text,
         level: "info".into(),
+        requests: mcp_obo::config::RequestLogging::All,
     };
     let _telemetry = mcp_obo::telemetry::init_with_provider(&log, provider);
     // Any endpoint turns the HTTP server span on; the in-memory provider does the export.

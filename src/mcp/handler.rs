@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, RequestId, RequestMetaObject,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -43,37 +44,60 @@ impl McpServer {
     }
 }
 
-/// The caller the HTTP layer established for this request.
-///
-/// # Security
-/// Fails closed: a request that reached the MCP layer without a `Caller` (a wiring bug)
-/// is refused rather than run anonymously.
-fn caller(context: &RequestContext<RoleServer>) -> Result<Arc<Caller>, ErrorData> {
-    rmcp_actix_web::transport::on_request_extensions(&context.extensions)
-        .and_then(|ext| ext.get::<Arc<Caller>>())
-        .cloned()
-        .ok_or_else(|| ErrorData::internal_error("request has no authenticated caller", None))
+/// Where a request came from, as the MCP span and the tools need it: the same whether rmcp
+/// delivered the request or the stateless fast path (`direct.rs`) did.
+pub(crate) struct Origin<'a> {
+    /// The caller the HTTP layer established; `None` only through a wiring bug.
+    pub caller: Option<Arc<Caller>>,
+    pub id: &'a RequestId,
+    /// `MCP-Protocol-Version` header, else the request's own `_meta` version.
+    pub version: String,
+    /// The request's `_meta` (for `traceparent`).
+    pub meta: Option<&'a RequestMetaObject>,
+    /// The HTTP server span's context, the parent when `_meta` has no `traceparent`.
+    pub http: Option<opentelemetry::Context>,
+}
+
+impl<'a> Origin<'a> {
+    fn from_context(context: &'a RequestContext<RoleServer>) -> Self {
+        let ext = rmcp_actix_web::transport::on_request_extensions(&context.extensions);
+        let version = ext
+            .and_then(|e| e.get::<ProtocolVersionHeader>())
+            .map(|v| v.0.clone())
+            .or_else(|| {
+                context
+                    .meta
+                    .get("io.modelcontextprotocol/protocolVersion")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        Self {
+            caller: ext.and_then(|e| e.get::<Arc<Caller>>()).cloned(),
+            id: &context.id,
+            version,
+            meta: Some(&context.meta),
+            http: ext
+                .and_then(|e| e.get::<HttpTraceContext>())
+                .map(|c| c.0.clone()),
+        }
+    }
+
+    /// The caller the HTTP layer established for this request.
+    ///
+    /// # Security
+    /// Fails closed: a request that reached the MCP layer without a `Caller` (a wiring bug)
+    /// is refused rather than run anonymously.
+    fn caller(&self) -> Result<Arc<Caller>, ErrorData> {
+        self.caller
+            .clone()
+            .ok_or_else(|| ErrorData::internal_error("request has no authenticated caller", None))
+    }
 }
 
 /// The MCP server span (OpenTelemetry MCP semantic conventions): `{method} {target}`,
 /// parented to `params._meta.traceparent` when the client sent one, else the HTTP span.
-fn mcp_span(
-    context: &RequestContext<RoleServer>,
-    method: &'static str,
-    tool: Option<&str>,
-) -> tracing::Span {
-    let ext = rmcp_actix_web::transport::on_request_extensions(&context.extensions);
-    let version = ext
-        .and_then(|e| e.get::<ProtocolVersionHeader>())
-        .map(|v| v.0.clone())
-        .or_else(|| {
-            context
-                .meta
-                .get("io.modelcontextprotocol/protocolVersion")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+fn mcp_span(origin: &Origin<'_>, method: &'static str, tool: Option<&str>) -> tracing::Span {
     let name = match tool {
         Some(t) => format!("{method} {t}"),
         None => method.to_owned(),
@@ -84,22 +108,21 @@ fn mcp_span(
         otel.name = %name,
         otel.kind = "server",
         mcp.method.name = method,
-        mcp.protocol.version = %version,
+        mcp.protocol.version = %origin.version,
         gen_ai.tool.name = tool.unwrap_or(""),
         gen_ai.operation.name = if tool.is_some() { "execute_tool" } else { "" },
-        jsonrpc.request.id = %context.id,
+        jsonrpc.request.id = %origin.id,
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
-    let parent = otel::context_from(
-        context.meta.get_traceparent(),
-        context.meta.get_tracestate(),
-    )
-    .or_else(|| {
-        ext.and_then(|e| e.get::<HttpTraceContext>())
-            .map(|c| c.0.clone())
-    });
+    if span.is_disabled() {
+        return span;
+    }
+    let parent = origin
+        .meta
+        .and_then(|m| otel::context_from(m.get_traceparent(), m.get_tracestate()))
+        .or_else(|| origin.http.clone());
     if let Some(parent) = parent {
         let _ = span.set_parent(parent);
     }
@@ -131,10 +154,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let caller = caller(&context)?;
-        Ok(ListToolsResult::with_all_items(
-            self.registry.definitions_for(&caller),
-        ))
+        self.list(&Origin::from_context(&context))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
@@ -146,17 +166,34 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.call(request, &Origin::from_context(&context)).await
+    }
+}
+
+impl McpServer {
+    /// `tools/list`: the tools this caller may call.
+    pub(crate) fn list(&self, origin: &Origin<'_>) -> Result<ListToolsResult, ErrorData> {
+        let caller = origin.caller()?;
+        Ok(ListToolsResult::with_all_items(
+            self.registry.definitions_for(&caller),
+        ))
+    }
+
+    /// `tools/call`, inside its MCP span, counted in the metrics.
+    pub(crate) async fn call(
+        &self,
+        request: CallToolRequestParams,
+        origin: &Origin<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = std::time::Instant::now();
-        let known = self.registry.get(&request.name).is_some();
         // Unknown names are not echoed into span names or metric labels (unbounded input).
-        let label = if known {
-            request.name.to_string()
-        } else {
-            "unknown".to_owned()
+        let label = match self.registry.get(&request.name) {
+            Some(_) => request.name.to_string(),
+            None => "unknown".to_owned(),
         };
-        let span = mcp_span(&context, "tools/call", Some(&label));
+        let span = mcp_span(origin, "tools/call", Some(&label));
         let result = self
-            .dispatch(request, context)
+            .dispatch(request, origin)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -173,15 +210,13 @@ impl ServerHandler for McpServer {
         metrics::mcp_request("tools/call", &label, outcome, started.elapsed());
         result
     }
-}
 
-impl McpServer {
     async fn dispatch(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        origin: &Origin<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = caller(&context)?;
+        let caller = origin.caller()?;
         let Some(tool) = self.registry.get(&request.name) else {
             return Err(ErrorData::invalid_params(
                 format!("Unknown tool: {}", request.name),

@@ -7,10 +7,13 @@
 //!   anything else on the MCP paths.
 //! - `errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
 //! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
+//! - `direct.rs`: stateless fast path: a sessions-era `tools/list` / `tools/call` answered
+//!   without rmcp's per-request transport; everything else goes on to rmcp.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
 //! This module sees a `Caller`, never a token.
 
+mod direct;
 mod errors;
 mod guard;
 mod handler;
@@ -18,6 +21,7 @@ mod registry;
 mod sessions;
 mod transport;
 
+pub use direct::Direct;
 pub use errors::JsonRpcErrors;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 10 s: cache hits to slow token endpoints.
@@ -22,6 +22,7 @@ struct Metrics {
     registry: Registry,
     mcp_requests: IntCounterVec,
     mcp_duration: HistogramVec,
+    mcp_fast_path: IntCounter,
     auth_failures: IntCounterVec,
     obo_exchanges: IntCounterVec,
     obo_exchange_duration: Histogram,
@@ -77,7 +78,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .unwrap_or_else(|_| unreachable_metric("mcp_obo_obo_cache_entries"));
     let _ = registry.register(Box::new(obo_cache_entries.clone()));
+    let mcp_fast_path = IntCounter::new(
+        "mcp_obo_mcp_fast_path_requests_total",
+        "MCP requests answered by the stateless fast path rather than rmcp's transport",
+    )
+    .unwrap_or_else(|_| unreachable_metric("mcp_obo_mcp_fast_path_requests_total"));
+    let _ = registry.register(Box::new(mcp_fast_path.clone()));
     Metrics {
+        mcp_fast_path,
         mcp_requests: counter(
             &registry,
             "mcp_obo_mcp_requests_total",
@@ -146,6 +154,11 @@ pub fn mcp_request(method: &str, tool: &str, outcome: &str, elapsed: Duration) {
     m.mcp_duration
         .with_label_values(&[method, tool, outcome])
         .observe(elapsed.as_secs_f64());
+}
+
+/// One request answered by the stateless fast path (`mcp/direct.rs`).
+pub fn mcp_fast_path() {
+    METRICS.mcp_fast_path.inc();
 }
 
 pub fn auth_failure(reason: &str) {

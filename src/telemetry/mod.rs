@@ -4,7 +4,8 @@
 //!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
 //! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
 //! - `metrics.rs`: Prometheus metrics and `/metrics`.
-//! - [`RequestLog`]: one info line per HTTP request, with the trace and span ids.
+//! - [`RequestLog`]: an info line per HTTP request (`log.requests = all`) or per failed one
+//!   (the default), with the trace and span ids.
 //!
 //! # Security
 //! Nothing here records header values or bodies (tokens travel in both), and dependency
@@ -24,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, LogSettings, TelemetrySettings};
+use crate::config::{LogFormat, LogSettings, RequestLogging, TelemetrySettings};
 
 /// Dependencies that may log request/response data below info.
 const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
@@ -115,15 +116,27 @@ fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
         .try_init();
 }
 
-/// Marker for the request-log middleware.
-pub struct RequestLog;
+/// The request-log middleware's setting, in the app data.
+#[derive(Clone, Copy)]
+pub struct RequestLog {
+    all: bool,
+}
 
 impl RequestLog {
-    /// Logs one line per request once the response is ready.
+    pub fn new(requests: RequestLogging) -> Self {
+        Self {
+            all: requests == RequestLogging::All,
+        }
+    }
+
+    /// Logs a line for each request (or each failed one) once the response is ready.
     pub async fn log(
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+        let all = req
+            .app_data::<actix_web::web::Data<RequestLog>>()
+            .is_none_or(|r| r.all);
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.path().to_owned();
@@ -131,15 +144,18 @@ impl RequestLog {
         let result = next.call(req).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match &result {
-            Ok(res) => tracing::info!(
-                http.request.method = %method,
-                url.path = %path,
-                http.response.status_code = res.status().as_u16(),
-                duration_us = micros,
-                trace_id = trace_id.as_deref().unwrap_or(""),
-                span_id = span_id.as_deref().unwrap_or(""),
-                "request"
-            ),
+            Ok(res) if all || res.status().is_client_error() || res.status().is_server_error() => {
+                tracing::info!(
+                    http.request.method = %method,
+                    url.path = %path,
+                    http.response.status_code = res.status().as_u16(),
+                    duration_us = micros,
+                    trace_id = trace_id.as_deref().unwrap_or(""),
+                    span_id = span_id.as_deref().unwrap_or(""),
+                    "request"
+                )
+            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(
                 http.request.method = %method,
                 url.path = %path,

@@ -34,8 +34,63 @@ struct Verifier {
     /// The MCP server's own audience: a token for it here means passthrough.
     inbound_audiences: Vec<String>,
     /// Tokens already verified (as Graph caches validated tokens), so a load run measures
-    /// the MCP server rather than this fake's RSA checks.
-    verified: Mutex<HashMap<String, Value>>,
+    /// the MCP server rather than this fake's RSA checks: token → (signing kid, exp, the
+    /// serialized profile). A hit is honoured only while the token is unexpired and its key
+    /// is still published.
+    verified: Mutex<HashMap<String, Verified>>,
+}
+
+struct Verified {
+    kid: String,
+    exp: i64,
+    body: axum::body::Bytes,
+}
+
+impl Verifier {
+    /// The profile body for a valid downstream token, `None` for anything else; records a
+    /// passthrough of the caller's own token.
+    fn profile(&self, token: &str, state: &GraphState) -> Option<axum::body::Bytes> {
+        {
+            let memo = lock(&self.verified);
+            if let Some(v) = memo.get(token) {
+                let key_published = lock(&self.keys).iter().any(|k| k["kid"] == v.kid.as_str());
+                if v.exp > super::tokens::now() && key_published {
+                    return Some(v.body.clone());
+                }
+            }
+        }
+        let keys = lock(&self.keys).clone();
+        let Some(claims) =
+            super::tokens::verify(token, &keys, std::slice::from_ref(&self.audience))
+        else {
+            if super::tokens::verify(token, &keys, &self.inbound_audiences).is_some() {
+                state
+                    .passthrough_seen
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            return None;
+        };
+        let body = axum::body::Bytes::from(
+            serde_json::to_vec(&json!({
+                "id": claims["oid"],
+                "displayName": claims["name"],
+                "mail": claims["preferred_username"],
+                "userPrincipalName": claims["preferred_username"],
+            }))
+            .ok()?,
+        );
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let exp = claims["exp"].as_i64()?;
+        lock(&self.verified).insert(
+            token.to_owned(),
+            Verified {
+                kid,
+                exp,
+                body: body.clone(),
+            },
+        );
+        Some(body)
+    }
 }
 
 #[derive(Default)]
@@ -43,6 +98,8 @@ struct GraphState {
     profiles: Mutex<HashMap<String, Value>>,
     script: Mutex<VecDeque<Scripted>>,
     seen_tokens: Mutex<Vec<String>>,
+    /// Off for load runs, where the list would grow by a token per request.
+    not_recording: std::sync::atomic::AtomicBool,
     verifier: Mutex<Option<Arc<Verifier>>>,
     passthrough_seen: std::sync::atomic::AtomicBool,
 }
@@ -112,6 +169,13 @@ impl FakeGraph {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Stop keeping `seen_tokens` (a load run would grow it by a token per request).
+    pub fn stop_recording(&self) {
+        self.state
+            .not_recording
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every bearer token presented, in order.
     pub fn seen_tokens(&self) -> Vec<String> {
         lock(&self.state.seen_tokens).clone()
@@ -140,7 +204,11 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    if let Some(t) = &token {
+    if let Some(t) = &token
+        && !state
+            .not_recording
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         lock(&state.seen_tokens).push(t.clone());
     }
     let step = lock(&state.script).pop_front();
@@ -164,24 +232,14 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
     };
     let verifier = lock(&state.verifier).clone();
     if let Some(v) = verifier {
-        let keys = lock(&v.keys).clone();
-        if let Some(claims) =
-            super::tokens::verify(&token, &keys, std::slice::from_ref(&v.audience))
-        {
-            return axum::Json(json!({
-                "id": claims["oid"],
-                "displayName": claims["name"],
-                "mail": claims["preferred_username"],
-                "userPrincipalName": claims["preferred_username"],
-            }))
-            .into_response();
-        }
-        if super::tokens::verify(&token, &keys, &v.inbound_audiences).is_some() {
-            state
-                .passthrough_seen
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        return graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
+        return match v.profile(&token, &state) {
+            Some(body) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
+        };
     }
     match lock(&state.profiles).get(&token) {
         Some(profile) => axum::Json(profile.clone()).into_response(),
