@@ -110,6 +110,27 @@ impl Options {
 // ---------------------------------------------------------------------------------------
 // The fakes
 
+/// The fake Graph on one thread with a current-thread runtime, as a lean Graph stand-in:
+/// on a shared multi-thread runtime its work-stealing wake-ups cost the 2 shared cores
+/// more than its requests do.
+fn graph_on_its_own_thread() -> FakeGraph {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("fake-graph".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("fake Graph runtime");
+            rt.block_on(async move {
+                let _ = tx.send(FakeGraph::start().await);
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("fake Graph thread");
+    rx.recv().expect("fake Graph started")
+}
+
 struct Fakes {
     issuer: TestIssuer,
     graph: FakeGraph,
@@ -118,7 +139,7 @@ struct Fakes {
 impl Fakes {
     async fn start() -> Self {
         let issuer = TestIssuer::start().await;
-        let graph = FakeGraph::start().await;
+        let graph = graph_on_its_own_thread();
         // Graph accepts only downstream tokens the issuer signed for it (per request: the
         // OBO token differs per exchange, so there is no fixed token→profile map).
         graph.verify_tokens(issuer.keys_handle(), &graph.url, &[AUDIENCE]);
@@ -1135,6 +1156,31 @@ fn main() {
 
     // 5. The wrk runs.
     let users_arg = users_file.display().to_string();
+    // A/B comparisons: `MCP_OBO_BENCH_HELLO_ONLY=N` runs HelloTool at 64 connections N
+    // times and stops (no report): run-to-run spread on this VM is 10-20%.
+    if let Some(n) = std::env::var("MCP_OBO_BENCH_HELLO_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        for _ in 0..n {
+            let r = wrk.run(
+                64,
+                opts.duration,
+                &auth.url("/mcp"),
+                &["hello", &users_arg],
+                Some(auth.pid()),
+            );
+            eprintln!(
+                "hello@64: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req",
+                r.rps(),
+                us(r.p50_us),
+                us(r.p99_us),
+                r.errors(),
+                r.server_cores * 1e6 / r.rps()
+            );
+        }
+        return;
+    }
     let mut load = BTreeMap::new();
     let before = fakes.issuer.exchanges();
     for &c in &opts.connections {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
+use thread_local::ThreadLocal;
 use tracing::Instrument;
 use url::Url;
 
@@ -34,7 +35,14 @@ pub struct Me {
 /// Microsoft Graph, called as a given caller.
 #[derive(Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    /// One connection pool per worker thread. A pooled connection's I/O task runs on the
+    /// thread that opened it, so a pool shared by the actix workers hands a request to
+    /// another thread whenever it picks that thread's connection: a wake-up and a core hop
+    /// per call (BENCHMARKS.md).
+    http: Arc<ThreadLocal<reqwest::Client>>,
+    connect_timeout: Duration,
+    /// `{base_url}/v1.0/me`, parsed once.
+    me_url: Url,
     base_url: String,
     /// `server.address` of the Graph spans.
     host: String,
@@ -53,14 +61,18 @@ impl GraphClient {
         settings: &GraphSettings,
         tokens: Arc<dyn DownstreamTokens>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = Arc::new(ThreadLocal::new());
+        // Built once here so a TLS initialisation failure stops start-up.
+        http.get_or_try(|| http_client(settings.connect_timeout, settings.timeout))?;
+        let base_url = trim_slash(&settings.base_url);
+        // Cannot fail: `base_url` is a valid http(s) URL and the suffix a plain path.
+        let me_url = Url::parse(&format!("{base_url}/v1.0/me"))
+            .unwrap_or_else(|_| settings.base_url.clone());
         Ok(Self {
             http,
-            base_url: trim_slash(&settings.base_url),
+            connect_timeout: settings.connect_timeout,
+            me_url,
+            base_url,
             host: settings.base_url.host_str().unwrap_or_default().to_owned(),
             scope: default_scope(&settings.base_url),
             timeout: settings.timeout,
@@ -78,16 +90,20 @@ impl GraphClient {
     /// # Errors
     /// Any [`Error`]: token acquisition, HTTP status, timeout, unreachable, bad JSON.
     pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
-        self.get_json(caller, "/v1.0/me").await
+        self.get_json(caller, &self.me_url, "/v1.0/me").await
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         caller: &Caller,
+        url: &Url,
         path: &str,
     ) -> Result<T, Error> {
         let scopes = [self.scope.as_str()];
-        let url = format!("{}{path}", self.base_url);
+        let http = self
+            .http
+            .get_or_try(|| http_client(self.connect_timeout, self.timeout))
+            .map_err(|e| self.transport_error(&e))?;
         let mut refreshed = false;
         let mut retries = 0;
         loop {
@@ -106,9 +122,8 @@ impl GraphClient {
             );
             let started = std::time::Instant::now();
             let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
-            let sent = self
-                .http
-                .get(&url)
+            let sent = http
+                .get(url.clone())
                 .headers(headers)
                 .bearer_auth(token.secret())
                 .header(reqwest::header::ACCEPT, "application/json")
@@ -225,6 +240,20 @@ impl GraphClient {
             }
         }
     }
+}
+
+/// A Graph HTTP client. Redirects are not followed: Graph's JSON API does not redirect, and
+/// a bearer token must not follow one.
+fn http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.

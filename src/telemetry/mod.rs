@@ -79,36 +79,52 @@ pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Tel
     }
 }
 
-fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
-    use tracing_subscriber::filter::{FilterExt, filter_fn};
-    // Written directly: a writer thread (tried) added context switches and a 4 MB channel
-    // and made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal.
+/// Log lines on stderr, text or JSON.
+///
+/// Written directly: a writer thread (tried) added context switches and a 4 MB channel and
+/// made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal.
+fn fmt_layer<S>(log: &LogSettings) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    let fmt = match log.format {
+    match log.format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
-    };
-    // Logs are events only: spans exist for the exporter, so with tracing off no span is
-    // even created (the hot path pays nothing for them).
-    let fmt = fmt.with_filter(filter(log).and(filter_fn(|meta| meta.is_event())));
+    }
+}
+
+fn install(log: &LogSettings, provider: Option<SdkTracerProvider>) {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
     // Only this crate's spans (and its info+ events) are exported: one span per hop, not
     // per dependency poll.
-    let otel = provider.map(|p| {
-        opentelemetry::global::set_text_map_propagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        );
-        opentelemetry::global::set_tracer_provider(p.clone());
-        tracing_opentelemetry::layer()
-            .with_tracer(otel::tracer(&p))
-            .with_filter(filter_fn(|meta| {
-                meta.target().starts_with("mcp_obo")
-                    && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
-            }))
-    });
+    let Some(provider) = provider else {
+        // No exporter: logs are events only, and the filters are global so a span's
+        // callsite is disabled outright — no span is created on the hot path (a per-layer
+        // filter would still register each one).
+        let _ = tracing_subscriber::registry()
+            .with(filter(log))
+            .with(filter_fn(|meta| meta.is_event()))
+            .with(fmt_layer(log))
+            .try_init();
+        return;
+    };
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(otel::tracer(&provider))
+        .with_filter(filter_fn(|meta| {
+            meta.target().starts_with("mcp_obo")
+                && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
+        }));
+    // Logs are events only: spans exist for the exporter.
+    let fmt = fmt_layer(log).with_filter(filter(log).and(filter_fn(|meta| meta.is_event())));
     // Err only means a subscriber is already installed (tests, repeated init): keep it.
     let _ = tracing_subscriber::registry()
         .with(fmt)
