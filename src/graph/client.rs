@@ -122,10 +122,12 @@ impl GraphClient {
             );
             let started = std::time::Instant::now();
             let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
-            let sent = http
-                .get(url.clone())
-                .headers(headers)
-                .bearer_auth(token.secret())
+            let request = http.get(url.clone()).headers(headers);
+            let request = match token.authorization() {
+                Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+                None => request.bearer_auth(token.secret()),
+            };
+            let sent = request
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
                 .instrument(span.clone())

@@ -23,9 +23,9 @@ use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpMessage, HttpResponse};
 use futures_util::StreamExt;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, ErrorData, JsonObject,
-    JsonRpcError, JsonRpcResponse, JsonRpcVersion2_0, PaginatedRequestParams, RequestId,
-    RequestMetaObject, ServerResult,
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, ErrorData, JsonRpcError,
+    JsonRpcResponse, JsonRpcVersion2_0, PaginatedRequestParams, RequestId, RequestMetaObject,
+    ServerResult,
 };
 use serde::Deserialize;
 
@@ -56,13 +56,14 @@ enum Call {
 /// A JSON-RPC request as sent; anything more (or less) goes to rmcp.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Incoming {
+struct Incoming<'a> {
     #[allow(dead_code)] // parsed to check it is "2.0"
     jsonrpc: JsonRpcVersion2_0,
     id: RequestId,
     method: String,
-    #[serde(default)]
-    params: Option<JsonObject>,
+    /// Kept raw: parsed once, into rmcp's own params type.
+    #[serde(default, borrow)]
+    params: Option<&'a serde_json::value::RawValue>,
 }
 
 impl Direct {
@@ -226,7 +227,7 @@ fn parse(body: &[u8]) -> Option<(RequestId, Call)> {
     let call = match incoming.method.as_str() {
         "tools/list" => {
             let params: Option<PaginatedRequestParams> = match incoming.params {
-                Some(p) => Some(serde_json::from_value(serde_json::Value::Object(p)).ok()?),
+                Some(p) => serde_json::from_str(p.get()).ok()?,
                 None => None,
             };
             if meta_negotiates(params.as_ref().and_then(|p| p.meta.as_ref())) {
@@ -236,7 +237,7 @@ fn parse(body: &[u8]) -> Option<(RequestId, Call)> {
         }
         "tools/call" => {
             let params: CallToolRequestParams =
-                serde_json::from_value(serde_json::Value::Object(incoming.params?)).ok()?;
+                serde_json::from_str(incoming.params?.get()).ok()?;
             if meta_negotiates(params.meta.as_ref()) {
                 return None;
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::Instrument;
 
-use super::cache::{CacheKey, OboCache};
+use super::cache::{CacheKey, Lookup, OboCache};
 use super::exchange::Exchanger;
 use super::{AccessToken, DownstreamTokens, Error};
 use crate::auth::Caller;
@@ -81,8 +81,17 @@ impl OboTokens {
                 code: "app-only token".into(),
             });
         }
-        let assertion = caller.assertion.clone().ok_or(Error::NoUserToken)?;
-        let key = CacheKey::new(assertion.digest(), scopes);
+        let Some(user) = caller.assertion.as_ref() else {
+            return Err(Error::NoUserToken);
+        };
+        let key = CacheKey::new(user.digest(), scopes);
+        // The common case, before anything is cloned for an exchange.
+        if let Some(token) = self.cache.get(&key) {
+            tracing::Span::current().record("obo.cache", Lookup::Hit.as_str());
+            crate::telemetry::metrics::obo_cache_lookup(Lookup::Hit.as_str(), self.cache.len());
+            return Ok(token);
+        }
+        let assertion = user.clone();
         let exchanger = self.exchanger.clone();
         let caller = caller.clone();
         let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();

@@ -4,19 +4,37 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use reqwest::header::HeaderValue;
+
 /// A bearer token for a downstream API, with its expiry.
 #[derive(Clone)]
 pub struct AccessToken {
     secret: Arc<str>,
+    /// `Bearer {secret}` as a sensitive header value, built once per token rather than per
+    /// call (a 1–2 KB copy and validation); `None` if the token is not a valid header value.
+    authorization: Option<HeaderValue>,
     expires_at: SystemTime,
 }
 
 impl AccessToken {
     pub fn new(secret: impl Into<Arc<str>>, expires_at: SystemTime) -> Self {
+        let secret: Arc<str> = secret.into();
+        let authorization = HeaderValue::from_str(&format!("Bearer {secret}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Self {
-            secret: secret.into(),
+            secret,
+            authorization,
             expires_at,
         }
+    }
+
+    /// The `Authorization` header value for this token (cheap to clone).
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
     }
 
     /// The token value, for an `Authorization` header only.
@@ -55,6 +73,19 @@ mod tests {
         let printed = format!("{token:?}");
         assert!(!printed.contains("graph-secret-value"));
         assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn authorization_is_a_sensitive_bearer_header() {
+        let token = AccessToken::new("abc.def", SystemTime::now());
+        let header = token.authorization().expect("valid header value");
+        assert_eq!(header, "Bearer abc.def");
+        assert!(header.is_sensitive());
+        assert!(
+            AccessToken::new("bad\nvalue", SystemTime::now())
+                .authorization()
+                .is_none()
+        );
     }
 
     #[test]
