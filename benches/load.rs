@@ -1,7 +1,8 @@
 //! Load benchmark of the release binary with authorization on (issue 8).
 //!
 //! In this process: the test issuer (OIDC discovery + JWKS + RFC 8693 token endpoint at
-//! `/oidc/token`) and the fake Graph verifying every downstream token's signature, both from
+//! `/oidc/token`) and the fake Graph (on its own thread) verifying each downstream token's
+//! signature once and then accepting it from its cache while unexpired, both from
 //! `tests/support`. As child processes: `mcp-obo serve` twice (`auth.mode = oidc` with the
 //! token exchange and a client secret, and `auth.mode = none`), and `wrk` driving them over
 //! 127.0.0.1 with `benches/load.lua`, which rotates through users' tokens and checks every
@@ -10,8 +11,9 @@
 //! Measures, in this order: cold start (exec → first successful authenticated tools/call,
 //! median of 5), RSS idle and after 10,000 distinct users, the OBO cache warm-up of the load
 //! users, the fake Graph's own ceiling, the wrk runs (healthz, tools/list with auth off and
-//! on, HelloTool) at each connection count, and token exchanges for 10,000 calls from 100
-//! users. Prints a Markdown report and writes it into `BENCHMARKS.md` between the
+//! on, HelloTool) at each connection count, three comparison runs at 64 connections (fast
+//! path off for tools/list and HelloTool, `log.requests=all` for HelloTool), and token
+//! exchanges for 10,000 calls from 100 users. Prints a Markdown report and writes it into `BENCHMARKS.md` between the
 //! `<!-- load:begin -->` / `<!-- load:end -->` markers.
 //!
 //! Run with `scripts/bench.sh` (release build, then `cargo bench --bench load`). Knobs
@@ -20,7 +22,8 @@
 //! `MCP_OBO_BENCH_CONNECTIONS` (`16,64,256`), `MCP_OBO_BENCH_THREADS` (wrk threads, 2),
 //! `MCP_OBO_BENCH_USERS` (1000), `MCP_OBO_BENCH_OUT` (report file, `-` for none),
 //! `MCP_OBO_BENCH_PERF` (a perf.data path: one extra HelloTool run at 64 connections under
-//! `perf record`, not part of the table).
+//! `perf record`, not part of the table), `MCP_OBO_BENCH_HELLO_ONLY=N` (for A/B runs: after
+//! the warm-up, N HelloTool runs at 64 connections, printed, no report).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -61,6 +64,8 @@ const CLIENT_CONCURRENCY: usize = 16;
 struct Options {
     binary: PathBuf,
     duration: u64,
+    /// Interleaved rounds of the wrk runs; each cell is the median round.
+    rounds: u32,
     connections: Vec<u32>,
     threads: u32,
     users: usize,
@@ -92,7 +97,8 @@ impl Options {
         };
         Self {
             binary,
-            duration: var("MCP_OBO_BENCH_DURATION").map_or(10, |d| d.parse().expect("seconds")),
+            duration: var("MCP_OBO_BENCH_DURATION").map_or(5, |d| d.parse().expect("seconds")),
+            rounds: var("MCP_OBO_BENCH_ROUNDS").map_or(3, |r| r.parse().expect("rounds")),
             connections,
             threads: var("MCP_OBO_BENCH_THREADS").map_or(2, |t| t.parse().expect("threads")),
             users: var("MCP_OBO_BENCH_USERS").map_or(1000, |u| u.parse().expect("users")),
@@ -475,9 +481,38 @@ struct Load {
     server_cores: f64,
     harness_cores: f64,
     sample: Option<String>,
+    /// req/s of every round when this is the median of several.
+    rounds_rps: Vec<f64>,
 }
 
 impl Load {
+    /// The median round by req/s, carrying every round's errors and req/s.
+    fn median_of(mut rounds: Vec<Load>) -> Load {
+        rounds.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+        let rps: Vec<f64> = rounds.iter().map(Load::rps).collect();
+        let (socket, non_2xx, bad) = rounds.iter().fold((0, 0, 0), |(s, n, b), l| {
+            (s + l.socket_errors, n + l.non_2xx, b + l.bad)
+        });
+        let sample = rounds.iter().find_map(|l| l.sample.clone());
+        let mut median = rounds.swap_remove(rps.len() / 2);
+        median.socket_errors = socket;
+        median.non_2xx = non_2xx;
+        median.bad = bad;
+        median.sample = sample;
+        median.rounds_rps = rps;
+        median
+    }
+
+    /// `median (min–max)` over the rounds, or the single run's req/s.
+    fn rps_cell(&self) -> String {
+        match (self.rounds_rps.first(), self.rounds_rps.last()) {
+            (Some(min), Some(max)) if self.rounds_rps.len() > 1 => {
+                format!("{:.0} ({min:.0}–{max:.0})", self.rps())
+            }
+            _ => format!("{:.0}", self.rps()),
+        }
+    }
+
     fn rps(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -567,6 +602,7 @@ impl Wrk<'_> {
                 .lines()
                 .find_map(|l| l.strip_prefix("WRK_BAD_SAMPLE "))
                 .map(str::to_owned),
+            rounds_rps: Vec::new(),
         }
     }
 }
@@ -679,6 +715,8 @@ struct Results {
     graph_ceiling: Load,
     graph_ceiling_conns: u32,
     load: BTreeMap<(u32, Scenario), Load>,
+    /// Comparison runs at 64 connections: (label, result).
+    extras: Vec<(String, Load)>,
     load_exchanges: usize,
     exchange_calls_failures: usize,
     exchanges_for_100: usize,
@@ -738,14 +776,15 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
     let _ = writeln!(md, "- binary: {binary_note}");
     let _ = writeln!(
         md,
-        "- load tool: {} (`wrk -t{} -c<N> -d{}s --timeout 5s --latency -s benches/load.lua <url> -- <mode> [token file]`), keep-alive, 127.0.0.1; client, server and the fakes share the cores",
+        "- load tool: {} (`wrk -t{} -c<N> -d{}s --timeout 5s --latency -s benches/load.lua <url> -- <mode> [token file]`), keep-alive, 127.0.0.1; client, server and the fakes share the cores; {} interleaved rounds of every run, each cell the median round (req/s shows median (min–max) over the rounds; errors are summed over all rounds)",
         sh("sh", &["-c", "wrk -v 2>&1 | head -1 | cut -d' ' -f1-2"]),
         opts.threads,
-        opts.duration
+        opts.duration,
+        opts.rounds
     );
     let _ = writeln!(
         md,
-        "- auth server: `auth.mode=oidc`, `obo.grant=token_exchange` (RFC 8693, client secret) against the in-process test issuer; Graph is the in-process fake verifying every downstream token's RS256 signature; default workers (one per core), default logging (`info`, one line per request, stderr drained through a pipe); user tokens RS256, {} users rotated per request",
+        "- auth server: `auth.mode=oidc`, `obo.grant=token_exchange` (RFC 8693, client secret) against the in-process test issuer; Graph is the in-process fake (its own thread) verifying each downstream token's RS256 signature once and then, as Graph does, accepting it from its cache while unexpired; default workers (one per core), default logging (`info`, `log.requests=failures`: a line per failed request; stderr drained through a pipe and scanned); user tokens RS256, {} users rotated per request",
         opts.users
     );
     let _ = writeln!(
@@ -767,9 +806,9 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
             if let Some(l) = r.load.get(&(c, s)) {
                 let _ = writeln!(
                     md,
-                    "| {} | {c} | {:.0} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
+                    "| {} | {c} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
                     s.label(),
-                    l.rps(),
+                    l.rps_cell(),
                     us(l.p50_us),
                     us(l.p90_us),
                     us(l.p99_us),
@@ -785,7 +824,7 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
     let g = &r.graph_ceiling;
     let _ = writeln!(
         md,
-        "| fake Graph `/v1.0/me` alone (RS256 verify per request) | {} | {:.0} | {} | {} | {} | {} | {} | – | – | {:.2} cores |",
+        "| fake Graph `/v1.0/me` alone (tokens verified once, then cached) | {} | {:.0} | {} | {} | {} | {} | {} | – | – | {:.2} cores |",
         r.graph_ceiling_conns,
         g.rps(),
         us(g.p50_us),
@@ -795,6 +834,21 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
         error_cell(g),
         g.harness_cores
     );
+    for (label, l) in &r.extras {
+        let _ = writeln!(
+            md,
+            "| comparison: {label} | 64 | {:.0} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
+            l.rps(),
+            us(l.p50_us),
+            us(l.p90_us),
+            us(l.p99_us),
+            us(l.max_us),
+            error_cell(l),
+            l.server_cores,
+            l.server_cores * 1e6 / l.rps(),
+            l.harness_cores
+        );
+    }
     let _ = writeln!(
         md,
         "\nCPU columns: CPU time (utime + stime from /proc) used during the run divided by its wall time (2 cores = the whole machine); `wrk` has the rest. Server CPU per request = server CPU time / requests: the cost independent of how the cores are shared.\n"
@@ -951,7 +1005,9 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
         mb(r.rss_10k_kb),
         pass(r.rss_10k_kb < 80 * 1024)
     );
-    let run_errors: u64 = r.load.values().map(Load::errors).sum::<u64>() + r.graph_ceiling.errors();
+    let run_errors: u64 = r.load.values().map(Load::errors).sum::<u64>()
+        + r.extras.iter().map(|(_, l)| l.errors()).sum::<u64>()
+        + r.graph_ceiling.errors();
     let call_errors = r.memory_failures + r.warm_failures + r.exchange_calls_failures;
     let _ = writeln!(
         md,
@@ -1181,50 +1237,128 @@ fn main() {
         }
         return;
     }
-    let mut load = BTreeMap::new();
+    let mut rounds: BTreeMap<(u32, Scenario), Vec<Load>> = BTreeMap::new();
     let before = fakes.issuer.exchanges();
-    for &c in &opts.connections {
-        for s in Scenario::ALL {
-            step(t0, &format!("wrk {} at {c} connections", s.label()));
-            let (server, args): (&Server, Vec<&str>) = match s {
-                Scenario::Healthz => (&auth, vec!["healthz"]),
-                Scenario::ListOff => (&none, vec!["list"]),
-                Scenario::ListOn => (&auth, vec!["list", &users_arg]),
-                Scenario::Hello => (&auth, vec!["hello", &users_arg]),
-            };
-            let path = if s == Scenario::Healthz {
-                "/healthz"
-            } else {
-                "/mcp"
-            };
-            let result = wrk.run(
-                c,
-                opts.duration,
-                &server.url(path),
-                &args,
-                Some(server.pid()),
-            );
-            eprintln!(
-                "         {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.2} cores, harness {:.2} cores",
-                result.rps(),
-                us(result.p50_us),
-                us(result.p99_us),
-                result.errors(),
-                result.server_cores,
-                result.harness_cores
-            );
-            if result.errors() > 0 || result.unchecked > c as u64 {
-                eprintln!(
-                    "         errors: {:?}, unchecked {}",
-                    result.sample, result.unchecked
+    // Rounds interleave every (connections, scenario) run, so a slow spell of this shared VM
+    // hits all of them alike; each cell reports the median round.
+    for round in 1..=opts.rounds {
+        for &c in &opts.connections {
+            for s in Scenario::ALL {
+                step(
+                    t0,
+                    &format!(
+                        "round {round}/{}: wrk {} at {c} connections",
+                        opts.rounds,
+                        s.label()
+                    ),
                 );
-                note_failure(result.sample.clone());
+                let (server, args): (&Server, Vec<&str>) = match s {
+                    Scenario::Healthz => (&auth, vec!["healthz"]),
+                    Scenario::ListOff => (&none, vec!["list"]),
+                    Scenario::ListOn => (&auth, vec!["list", &users_arg]),
+                    Scenario::Hello => (&auth, vec!["hello", &users_arg]),
+                };
+                let path = if s == Scenario::Healthz {
+                    "/healthz"
+                } else {
+                    "/mcp"
+                };
+                let result = wrk.run(
+                    c,
+                    opts.duration,
+                    &server.url(path),
+                    &args,
+                    Some(server.pid()),
+                );
+                eprintln!(
+                    "         {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.2} cores, harness {:.2} cores",
+                    result.rps(),
+                    us(result.p50_us),
+                    us(result.p99_us),
+                    result.errors(),
+                    result.server_cores,
+                    result.harness_cores
+                );
+                if result.errors() > 0 || result.unchecked > c as u64 {
+                    eprintln!(
+                        "         errors: {:?}, unchecked {}",
+                        result.sample, result.unchecked
+                    );
+                    note_failure(result.sample.clone());
+                }
+                rounds.entry((c, s)).or_default().push(result);
+                std::thread::sleep(Duration::from_millis(300));
             }
-            load.insert((c, s), result);
-            std::thread::sleep(Duration::from_millis(500));
         }
     }
+    let load: BTreeMap<(u32, Scenario), Load> = rounds
+        .into_iter()
+        .map(|(k, v)| (k, Load::median_of(v)))
+        .collect();
     let load_exchanges = fakes.issuer.exchanges() - before;
+
+    // 5b. Comparisons at 64 connections (not targets): what the stateless fast path and
+    // the default request logging are worth, each against the default server above.
+    step(t0, "comparisons: fast path off, access log on");
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = auth_env.clone();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    };
+    let variants: [(&str, Vec<(String, String)>, &str); 3] = [
+        (
+            "`tools/list`, auth off, `server.fast_path=false` (every request through rmcp's transport)",
+            vec![("MCP_OBO__SERVER__FAST_PATH".into(), "false".into())],
+            "list",
+        ),
+        (
+            "`tools/call HelloTool`, auth on, `server.fast_path=false`",
+            with(&[("MCP_OBO__SERVER__FAST_PATH", "false")]),
+            "hello",
+        ),
+        (
+            "`tools/call HelloTool`, auth on, `log.requests=all` (a line per request)",
+            with(&[("MCP_OBO__LOG__REQUESTS", "all")]),
+            "hello",
+        ),
+    ];
+    let mut extras = Vec::new();
+    let mut extra_logs = Vec::new();
+    for (label, env, mode) in variants {
+        let mut server = Server::spawn(&opts.binary, support::free_port(), &env);
+        rt.block_on(server.wait_ready());
+        let mut args = vec![mode];
+        if mode == "hello" {
+            let (failures, first) =
+                rt.block_on(call_each(&server.url("/mcp"), &tokens, CLIENT_CONCURRENCY));
+            note_failure(first);
+            assert_eq!(failures, 0, "{label}: warm-up calls failed");
+            args.push(&users_arg);
+        }
+        let result = wrk.run(
+            64,
+            opts.duration,
+            &server.url("/mcp"),
+            &args,
+            Some(server.pid()),
+        );
+        eprintln!(
+            "         {label}: {:.0} req/s, p99 {}, errors {}",
+            result.rps(),
+            us(result.p99_us),
+            result.errors()
+        );
+        if result.errors() > 0 {
+            note_failure(result.sample.clone());
+        }
+        extras.push((label.to_owned(), result));
+        extra_logs.push(server.log.clone());
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // 6. 10,000 calls from 100 new users: exactly 100 exchanges.
     step(t0, "token exchanges: 10,000 calls from 100 users");
@@ -1266,7 +1400,8 @@ fn main() {
         );
     }
 
-    let taps = [&memory_log, &auth.log, &none.log];
+    let mut taps = vec![&memory_log, &auth.log, &none.log];
+    taps.extend(extra_logs.iter());
     let server_log_problems: u64 = taps
         .iter()
         .map(|t| t.problems.load(Ordering::Relaxed))
@@ -1289,6 +1424,7 @@ fn main() {
         graph_ceiling,
         graph_ceiling_conns,
         load,
+        extras,
         load_exchanges,
         exchange_calls_failures,
         exchanges_for_100,

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The load benchmark of issue 8: builds the release binary, then runs benches/load.rs, which
 # starts the fakes, the server (auth on and off) and wrk, prints a Markdown table and writes
-# it into BENCHMARKS.md. About 4 minutes of measuring after the builds.
+# it into BENCHMARKS.md. About 5 minutes of measuring after the builds.
 #
 #   scripts/bench.sh            # load benchmark (BENCHMARKS.md updated)
 #   scripts/bench.sh --micro    # also the criterion micro-benchmarks (micro, obo_cache)
 #
-# Knobs (environment, see benches/load.rs): MCP_OBO_BENCH_DURATION, MCP_OBO_BENCH_CONNECTIONS,
+# Knobs (environment, see benches/load.rs): MCP_OBO_BENCH_DURATION, MCP_OBO_BENCH_ROUNDS, MCP_OBO_BENCH_CONNECTIONS,
 # MCP_OBO_BENCH_USERS, MCP_OBO_BENCH_OUT, MCP_OBO_BENCH_PERF.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
