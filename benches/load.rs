@@ -1309,7 +1309,7 @@ fn main() {
         );
         env
     };
-    let variants: [(&str, Vec<(String, String)>, &str); 3] = [
+    let variants = [
         (
             "`tools/list`, auth off, `server.fast_path=false` (every request through rmcp's transport)",
             vec![("MCP_OBO__SERVER__FAST_PATH".into(), "false".into())],

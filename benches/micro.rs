@@ -120,15 +120,30 @@ fn jsonrpc(c: &mut Criterion) {
     let settings = loaded.settings;
     let system = actix_web::rt::System::new();
     let tokens = support::StaticTokens::new("unused");
-    let app = system.block_on(async {
+    let (app, fast) = system.block_on(async {
         let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
         let registry = Arc::new(Registry::default().with(HelloTool::new(graph)));
         let service = mcp_obo::mcp::mount(
             &settings.server,
-            registry,
+            registry.clone(),
             rmcp_actix_web::transport::CancellationToken::new(),
         );
-        test::init_service(App::new().service(service.scope_with_path("/mcp"))).await
+        let rmcp_only =
+            test::init_service(App::new().service(service.clone().scope_with_path("/mcp"))).await;
+        // The same, with the stateless fast path in front as `server.rs` mounts it.
+        let direct = actix_web::web::Data::new(mcp_obo::mcp::Direct::new(
+            registry,
+            settings.server.max_body_bytes,
+        ));
+        let fast = test::init_service(
+            App::new().app_data(direct).service(
+                service
+                    .scope_with_path("/mcp")
+                    .wrap(actix_web::middleware::from_fn(mcp_obo::mcp::Direct::answer)),
+            ),
+        )
+        .await;
+        (rmcp_only, fast)
     });
     let list = || {
         let request = test::TestRequest::post()
@@ -166,6 +181,17 @@ fn jsonrpc(c: &mut Criterion) {
         b.iter(|| {
             system.block_on(async {
                 let response = test::call_service(&app, list()).await;
+                black_box(test::read_body(response).await)
+            })
+        })
+    });
+    let fast_body =
+        system.block_on(async { test::read_body(test::call_service(&fast, list()).await).await });
+    assert_eq!(fast_body, body, "the fast path answers as rmcp does");
+    group.bench_function("tools_list_in_process_fast_path", |b| {
+        b.iter(|| {
+            system.block_on(async {
+                let response = test::call_service(&fast, list()).await;
                 black_box(test::read_body(response).await)
             })
         })
