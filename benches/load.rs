@@ -657,6 +657,22 @@ fn error_cell(l: &Load) -> String {
     }
 }
 
+/// One row of the throughput table.
+fn load_row(label: &str, conns: u32, l: &Load) -> String {
+    format!(
+        "| {label} | {conns} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
+        l.rps_cell(),
+        us(l.p50_us),
+        us(l.p90_us),
+        us(l.p99_us),
+        us(l.max_us),
+        error_cell(l),
+        l.server_cores,
+        l.server_cores * 1e6 / l.rps(),
+        l.harness_cores
+    )
+}
+
 fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "**FAIL**" }
 }
@@ -804,20 +820,7 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
     for s in Scenario::ALL {
         for &c in &opts.connections {
             if let Some(l) = r.load.get(&(c, s)) {
-                let _ = writeln!(
-                    md,
-                    "| {} | {c} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
-                    s.label(),
-                    l.rps_cell(),
-                    us(l.p50_us),
-                    us(l.p90_us),
-                    us(l.p99_us),
-                    us(l.max_us),
-                    error_cell(l),
-                    l.server_cores,
-                    l.server_cores * 1e6 / l.rps(),
-                    l.harness_cores
-                );
+                let _ = writeln!(md, "{}", load_row(s.label(), c, l));
             }
         }
     }
@@ -835,19 +838,7 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
         g.harness_cores
     );
     for (label, l) in &r.extras {
-        let _ = writeln!(
-            md,
-            "| comparison: {label} | 64 | {:.0} | {} | {} | {} | {} | {} | {:.2} cores | {:.0} µs | {:.2} cores |",
-            l.rps(),
-            us(l.p50_us),
-            us(l.p90_us),
-            us(l.p99_us),
-            us(l.max_us),
-            error_cell(l),
-            l.server_cores,
-            l.server_cores * 1e6 / l.rps(),
-            l.harness_cores
-        );
+        let _ = writeln!(md, "{}", load_row(&format!("comparison: {label}"), 64, l));
     }
     let _ = writeln!(
         md,

@@ -608,6 +608,22 @@ impl Fields<'_> {
         }
     }
 
+    /// One of a fixed set of words, e.g. `text` or `json`.
+    fn choice<T: Copy>(&mut self, key: &str, options: &[(&str, T)]) -> Option<T> {
+        let raw = self.string(key);
+        if let Some((_, value)) = options.iter().find(|(word, _)| *word == raw) {
+            return Some(*value);
+        }
+        let words: Vec<&str> = options.iter().map(|(word, _)| *word).collect();
+        let allowed = match words.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.problem(key, format!("{raw:?} is not valid; expected {allowed}"));
+        None
+    }
+
     fn parsed<T: std::str::FromStr>(&mut self, key: &str, allowed: &str) -> Option<T> {
         let raw = self.string(key);
         match raw.parse::<T>() {
@@ -825,30 +841,17 @@ fn parse(
 
     let telemetry = parse_telemetry(f, env);
 
-    let format_raw = f.string("log.format");
-    let format = match format_raw.as_str() {
-        "text" => Some(LogFormat::Text),
-        "json" => Some(LogFormat::Json),
-        _ => {
-            f.problem(
-                "log.format",
-                format!("{format_raw:?} is not valid; expected text or json"),
-            );
-            None
-        }
-    };
-    let requests_raw = f.string("log.requests");
-    let requests = match requests_raw.as_str() {
-        "all" => Some(RequestLogging::All),
-        "failures" => Some(RequestLogging::Failures),
-        _ => {
-            f.problem(
-                "log.requests",
-                format!("{requests_raw:?} is not valid; expected all or failures"),
-            );
-            None
-        }
-    };
+    let format = f.choice(
+        "log.format",
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    );
+    let requests = f.choice(
+        "log.requests",
+        &[
+            ("all", RequestLogging::All),
+            ("failures", RequestLogging::Failures),
+        ],
+    );
     let level = f.string("log.level");
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
         f.problem(

@@ -17,14 +17,7 @@ use support::{FakeAzCli, ServerProcess, StaticTokens, TestApp, spawn_app};
 const TOKEN: &str = "graph-token-for-ada";
 
 async fn graph_with_ada() -> FakeGraph {
-    let graph = FakeGraph::start().await;
-    graph.add_user(
-        TOKEN,
-        "Ada Lovelace",
-        Some("ada@contoso.com"),
-        "ada@contoso.onmicrosoft.com",
-    );
-    graph
+    FakeGraph::with_ada(TOKEN).await
 }
 
 fn app_for(graph: &FakeGraph, tokens: Arc<StaticTokens>, extra: &[(&str, &str)]) -> TestApp {

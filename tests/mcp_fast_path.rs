@@ -251,13 +251,7 @@ fn same(what: &str, fast: &Reply, rmcp: &Reply) {
 
 #[tokio::test]
 async fn the_fast_path_answers_as_rmcp_does_and_passes_everything_else_on() {
-    let graph = FakeGraph::start().await;
-    graph.add_user(
-        TOKEN,
-        "Ada Lovelace",
-        Some("ada@contoso.com"),
-        "ada@contoso.onmicrosoft.com",
-    );
+    let graph = FakeGraph::with_ada(TOKEN).await;
     let tokens = || -> Arc<StaticTokens> { StaticTokens::new(TOKEN) };
     let base = [
         ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),

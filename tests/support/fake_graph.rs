@@ -130,6 +130,18 @@ impl FakeGraph {
         }
     }
 
+    /// A fake Graph that knows one user, Ada Lovelace, by `token`.
+    pub async fn with_ada(token: &str) -> Self {
+        let graph = Self::start().await;
+        graph.add_user(
+            token,
+            "Ada Lovelace",
+            Some("ada@contoso.com"),
+            "ada@contoso.onmicrosoft.com",
+        );
+        graph
+    }
+
     /// Answer `/me` for requests bearing `token` with this user's profile.
     pub fn add_user(&self, token: &str, display_name: &str, mail: Option<&str>, upn: &str) {
         let profile = json!({
