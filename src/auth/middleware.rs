@@ -149,8 +149,7 @@ impl Authorizer {
         mut req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let path = req.path().trim_end_matches('/').to_owned();
-        if !MCP_PATHS.contains(&path.as_str()) {
+        if !MCP_PATHS.contains(&req.path().trim_end_matches('/')) {
             return next
                 .call(req)
                 .await
@@ -176,7 +175,8 @@ impl Authorizer {
                         tracing::debug!(reason = error.reason(), "request not authorized");
                         crate::telemetry::metrics::auth_failure(error.reason());
                         let base = policy.metadata.base_for(req.request());
-                        let metadata_url = policy.metadata.metadata_url(&base, &path);
+                        let path = req.path().trim_end_matches('/');
+                        let metadata_url = policy.metadata.metadata_url(&base, path);
                         let scopes = policy.advertised(&policy.required_scopes);
                         let response = challenge::respond(&error, &metadata_url, &scopes);
                         return Ok(req.into_response(response).map_into_right_body());
@@ -189,6 +189,20 @@ impl Authorizer {
             .map(ServiceResponse::map_into_left_body)
     }
 }
+
+/// RFC 6750 `b64token` characters (what a bearer token may contain), as a table: the check
+/// runs over every byte of a 1–2 KB token on every request.
+const TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        i += 1;
+    }
+    table
+};
 
 /// The inbound authorization span; the outcome is recorded by [`TokenPolicy::authorize`].
 /// Never the token: only outcome, reason, client app and tenant.
@@ -270,7 +284,7 @@ impl TokenPolicy {
         } else {
             None
         };
-        let caller = self.validate_cached(&token).await?;
+        let caller = self.validate_cached(token).await?;
         if let Some(principal) = principal {
             let same_user = principal.oid.as_deref() == Some(caller.subject.as_str());
             let same_tenant = principal.tid.is_some() && principal.tid == caller.tenant_id;
@@ -336,7 +350,7 @@ impl TokenPolicy {
     }
 
     /// The bearer token from the `Authorization` header (or Easy Auth's token header).
-    fn bearer_token(&self, req: &ServiceRequest) -> Result<String, Error> {
+    fn bearer_token<'r>(&self, req: &'r ServiceRequest) -> Result<&'r str, Error> {
         let mut values = req.headers().get_all(header::AUTHORIZATION);
         let first = values.next();
         if values.next().is_some() {
@@ -351,14 +365,10 @@ impl TokenPolicy {
                 return Err(Error::MissingToken);
             }
             let token = rest.trim();
-            let valid_chars = token.bytes().all(|b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-            });
-            if token.is_empty() || !valid_chars {
+            if token.is_empty() || !token.bytes().all(|b| TOKEN68[usize::from(b)]) {
                 return Err(Error::InvalidRequest("malformed Authorization header"));
             }
-            return Ok(token.to_owned());
+            return Ok(token);
         }
         if self.easyauth
             && let Some(token) = req
@@ -367,7 +377,7 @@ impl TokenPolicy {
                 .and_then(|v| v.to_str().ok())
             && !token.trim().is_empty()
         {
-            return Ok(token.trim().to_owned());
+            return Ok(token.trim());
         }
         Err(Error::MissingToken)
     }
