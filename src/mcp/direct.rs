@@ -2,7 +2,7 @@
 //!
 //! For each stateless POST rmcp bridges the body through a spawned task and a channel,
 //! builds a one-shot transport, spawns a service task with its peer channels and waits on
-//! them: about half of a `tools/list`'s CPU and a third of a `tools/call`'s (BENCHMARKS.md).
+//! them: more than half of a `tools/list`'s CPU and a fifth of a HelloTool's (BENCHMARKS.md).
 //! A `tools/list` or `tools/call` from a sessions-era client (`MCP-Protocol-Version`
 //! 2025-06-18 or 2025-11-25) needs none of it: no handshake, no server-to-client messages
 //! (this server's tools send none), one JSON answer. Those are answered here by the same
@@ -99,9 +99,10 @@ impl Direct {
         };
         metrics::mcp_fast_path();
         let caller = req.extensions().get::<Arc<Caller>>().cloned();
-        let meta = match &call {
-            Call::Tool(params) => params.meta.clone(),
-            Call::List => None,
+        // As rmcp does, `_meta` travels beside the params (for the span), not in them.
+        let (meta, call) = match call {
+            Call::Tool(mut params) => (params.meta.take(), Call::Tool(params)),
+            Call::List => (None, Call::List),
         };
         let origin = Origin {
             caller,
