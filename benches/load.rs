@@ -320,7 +320,12 @@ impl Drop for Server {
 }
 
 fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    proc_kb(&format!("/proc/{pid}/status"), field)
+}
+
+/// A `Field:   1234 kB` value from a /proc file such as `status` or `meminfo` (0 if absent).
+fn proc_kb(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -696,7 +701,7 @@ fn machine() -> String {
         .map_or("unknown", |(_, v)| v.trim())
         .to_owned();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = proc_meminfo_kb("MemTotal");
+    let mem = proc_kb("/proc/meminfo", "MemTotal");
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
         .trim()
@@ -705,18 +710,6 @@ fn machine() -> String {
         "{model}, {cores} cores (nproc), {:.1} GiB memory, Linux {kernel}",
         mem as f64 / 1024.0 / 1024.0
     )
-}
-
-fn proc_meminfo_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Results {
