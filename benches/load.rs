@@ -129,7 +129,7 @@ fn graph_on_its_own_thread() -> FakeGraph {
                 .build()
                 .expect("fake Graph runtime");
             rt.block_on(async move {
-                let _ = tx.send(FakeGraph::start().await);
+                let _ = tx.send(FakeGraph::start_minimal().await);
                 std::future::pending::<()>().await;
             });
         })
@@ -1196,28 +1196,40 @@ fn main() {
 
     // 5. The wrk runs.
     let users_arg = users_file.display().to_string();
-    // A/B comparisons: `MCP_OBO_BENCH_HELLO_ONLY=N` runs HelloTool at 64 connections N
-    // times and stops (no report): run-to-run spread on this VM is 10-20%.
+    // A/B comparisons: `MCP_OBO_BENCH_HELLO_ONLY=N` runs unauthenticated tools/list and
+    // HelloTool at 64 connections N times, alternating, and stops (no report): run-to-run
+    // spread on this VM is 10-20%, so the ratio of neighbouring runs says more.
     if let Some(n) = std::env::var("MCP_OBO_BENCH_HELLO_ONLY")
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
     {
         for _ in 0..n {
-            let r = wrk.run(
+            let list = wrk.run(
+                64,
+                opts.duration,
+                &none.url("/mcp"),
+                &["list"],
+                Some(none.pid()),
+            );
+            let hello = wrk.run(
                 64,
                 opts.duration,
                 &auth.url("/mcp"),
                 &["hello", &users_arg],
                 Some(auth.pid()),
             );
-            eprintln!(
-                "hello@64: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req",
-                r.rps(),
-                us(r.p50_us),
-                us(r.p99_us),
-                r.errors(),
-                r.server_cores * 1e6 / r.rps()
-            );
+            for (what, r) in [("list (auth off)", &list), ("hello", &hello)] {
+                eprintln!(
+                    "{what}@64: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
+                    r.rps(),
+                    us(r.p50_us),
+                    us(r.p99_us),
+                    r.errors(),
+                    r.server_cores * 1e6 / r.rps(),
+                    r.harness_cores,
+                );
+            }
+            eprintln!("hello / list: {:.0}%", 100.0 * hello.rps() / list.rps());
         }
         return;
     }

@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("cannot initialise the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    GraphClient(#[from] crate::graph::BuildError),
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
     #[error("invalid configuration: {0}")]

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use thread_local::ThreadLocal;
 use tracing::Instrument;
 use url::Url;
 
 use super::Error;
+use super::transport::{BuildError, Transport, TransportError};
 use crate::auth::Caller;
 use crate::config::{GraphSettings, trim_slash};
 use crate::obo::DownstreamTokens;
@@ -35,12 +35,7 @@ pub struct Me {
 /// Microsoft Graph, called as a given caller.
 #[derive(Clone)]
 pub struct GraphClient {
-    /// One connection pool per worker thread. A pooled connection's I/O task runs on the
-    /// thread that opened it, so a pool shared by the actix workers hands a request to
-    /// another thread whenever it picks that thread's connection: a wake-up and a core hop
-    /// per call (BENCHMARKS.md).
-    http: Arc<ThreadLocal<reqwest::Client>>,
-    connect_timeout: Duration,
+    transport: Arc<Transport>,
     /// `{base_url}/v1.0/me`, parsed once.
     me_url: Url,
     base_url: String,
@@ -56,21 +51,33 @@ impl GraphClient {
     /// A client for the configured Graph cloud, getting its tokens from `tokens`.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built (TLS initialisation).
+    /// When the HTTP client cannot be built (TLS roots, a proxy URL in the environment).
     pub fn new(
         settings: &GraphSettings,
         tokens: Arc<dyn DownstreamTokens>,
-    ) -> Result<Self, reqwest::Error> {
-        let http = Arc::new(ThreadLocal::new());
-        // Built once here so a TLS initialisation failure stops start-up.
-        http.get_or_try(|| http_client(settings.connect_timeout, settings.timeout))?;
+    ) -> Result<Self, BuildError> {
+        Self::with_env(settings, tokens, |name| std::env::var(name).ok())
+    }
+
+    /// [`GraphClient::new`] reading proxy variables from `env` instead of the process's.
+    ///
+    /// # Errors
+    /// As [`GraphClient::new`].
+    pub fn with_env(
+        settings: &GraphSettings,
+        tokens: Arc<dyn DownstreamTokens>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, BuildError> {
+        let transport = Transport::new(settings, env)?;
+        if !transport.is_direct() {
+            tracing::info!("Graph requests go through the proxy named by the environment");
+        }
         let base_url = trim_slash(&settings.base_url);
         // Cannot fail: `base_url` is a valid http(s) URL and the suffix a plain path.
         let me_url = Url::parse(&format!("{base_url}/v1.0/me"))
             .unwrap_or_else(|_| settings.base_url.clone());
         Ok(Self {
-            http,
-            connect_timeout: settings.connect_timeout,
+            transport: Arc::new(transport),
             me_url,
             base_url,
             host: settings.base_url.host_str().unwrap_or_default().to_owned(),
@@ -100,10 +107,6 @@ impl GraphClient {
         path: &str,
     ) -> Result<T, Error> {
         let scopes = [self.scope.as_str()];
-        let http = self
-            .http
-            .get_or_try(|| http_client(self.connect_timeout, self.timeout))
-            .map_err(|e| self.transport_error(&e))?;
         let mut refreshed = false;
         let mut retries = 0;
         loop {
@@ -122,14 +125,14 @@ impl GraphClient {
             );
             let started = std::time::Instant::now();
             let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
-            let request = http.get(url.clone()).headers(headers);
-            let request = match token.authorization() {
-                Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
-                None => request.bearer_auth(token.secret()),
+            let Some(authorization) = token.authorization() else {
+                return Err(Error::Token(crate::obo::Error::Protocol {
+                    detail: "the access token has characters an HTTP header cannot carry".into(),
+                }));
             };
-            let sent = request
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
+            let sent = self
+                .transport
+                .get(url, authorization, &headers)
                 .instrument(span.clone())
                 .await;
             let response = match sent {
@@ -153,10 +156,13 @@ impl GraphClient {
                         },
                         started.elapsed(),
                     );
+                    tracing::debug!(error = %e, "graph request failed");
                     return Err(error);
                 }
             };
-            let status = response.status();
+            let status = StatusCode::from_u16(response.status).map_err(|_| Error::Malformed {
+                reason: format!("HTTP status {} is not valid", response.status),
+            })?;
             span.record("http.response.status_code", status.as_u16());
             metrics::graph_request(status.as_str(), started.elapsed());
             if !status.is_success() {
@@ -164,16 +170,12 @@ impl GraphClient {
                 span.record("error.type", status.as_str());
             }
             if status.is_success() {
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| self.transport_error(&e))?;
-                return serde_json::from_slice(&body).map_err(|e| Error::Malformed {
+                return serde_json::from_slice(&response.body).map_err(|e| Error::Malformed {
                     reason: e.to_string(),
                 });
             }
-            let retry_after = retry_after(response.headers());
-            let (code, message) = graph_error(response).await;
+            let retry_after = response.retry_after;
+            let (code, message) = graph_error(&response.body);
             match status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     // The token may have been revoked or the cache stale: one fresh try.
@@ -227,14 +229,14 @@ impl GraphClient {
         }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> Error {
+    fn transport_error(&self, e: &TransportError) -> Error {
         if e.is_timeout() {
             Error::Timeout {
                 timeout: self.timeout,
             }
-        } else if e.is_decode() || e.is_body() {
+        } else if e.is_malformed() {
             Error::Malformed {
-                reason: "the response body could not be read".into(),
+                reason: "the response could not be read as HTTP".into(),
             }
         } else {
             Error::Unreachable {
@@ -244,39 +246,13 @@ impl GraphClient {
     }
 }
 
-/// A Graph HTTP client. Redirects are not followed: Graph's JSON API does not redirect, and
-/// a bearer token must not follow one.
-fn http_client(
-    connect_timeout: Duration,
-    timeout: Duration,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 /// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.
 fn default_scope(base_url: &Url) -> String {
     format!("{}/.default", base_url.origin().ascii_serialization())
 }
 
-/// `Retry-After` in seconds (the form Graph sends).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// Graph's error body: `{"error": {"code": "...", "message": "..."}}`.
-async fn graph_error(response: reqwest::Response) -> (Option<String>, Option<String>) {
+fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
     #[derive(Deserialize)]
     struct Body {
         error: Inner,
@@ -286,10 +262,7 @@ async fn graph_error(response: reqwest::Response) -> (Option<String>, Option<Str
         code: Option<String>,
         message: Option<String>,
     }
-    let Ok(bytes) = response.bytes().await else {
-        return (None, None);
-    };
-    match serde_json::from_slice::<Body>(&bytes) {
+    match serde_json::from_slice::<Body>(body) {
         Ok(body) => (
             body.error.code,
             body.error.message.map(|m| m.chars().take(300).collect()),

@@ -130,6 +130,28 @@ impl FakeGraph {
         }
     }
 
+    /// The same `/v1.0/me` answers (verifying mode or known users; no scripting, no token
+    /// recording) from a bare HTTP/1.1 keep-alive loop instead of axum: a load run charges
+    /// the fake's CPU to the cores the server under test shares, and axum's routing and body
+    /// plumbing were most of it.
+    pub async fn start_minimal() -> Self {
+        let state = Arc::new(GraphState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake graph");
+        let addr = listener.local_addr().expect("fake graph address");
+        let serving = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_minimal(stream, serving.clone()));
+            }
+        });
+        Self {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
     /// A fake Graph that knows one user, Ada Lovelace, by `token`.
     pub async fn with_ada(token: &str) -> Self {
         let graph = Self::start().await;
@@ -239,22 +261,90 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
         }
         None => {}
     }
-    let Some(token) = token else {
-        return graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
-    };
+    match profile(&state, token.as_deref()) {
+        Some(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
+    }
+}
+
+/// `/v1.0/me`'s profile body for `token` (verifying mode, else the known users); `None` is
+/// Graph's 401 `InvalidAuthenticationToken`.
+fn profile(state: &GraphState, token: Option<&str>) -> Option<axum::body::Bytes> {
+    let token = token?;
     let verifier = lock(&state.verifier).clone();
     if let Some(v) = verifier {
-        return match v.profile(&token, &state) {
-            Some(body) => (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response(),
-            None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
-        };
+        return v.profile(token, state);
     }
-    match lock(&state.profiles).get(&token) {
-        Some(profile) => axum::Json(profile.clone()).into_response(),
-        None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
+    let profile = lock(&state.profiles).get(token)?.clone();
+    serde_json::to_vec(&profile).ok().map(Into::into)
+}
+
+/// One connection of [`FakeGraph::start_minimal`]: HTTP/1.1 keep-alive, `GET /v1.0/me` only.
+async fn serve_minimal(mut stream: tokio::net::TcpStream, state: Arc<GraphState>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        let parsed = match request.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => Some(n),
+            Ok(httparse::Status::Partial) => None,
+            Err(_) => {
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                return;
+            }
+        };
+        let Some(n) = parsed else {
+            if matches!(stream.read_buf(&mut buf).await, Ok(0) | Err(_)) {
+                return;
+            }
+            continue;
+        };
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+        };
+        let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        // Graph's GETs carry no body; one here means the client is out of step.
+        let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
+            || header("transfer-encoding").is_some();
+        let (status, body) = if has_body {
+            ("400 Bad Request", axum::body::Bytes::new())
+        } else if request.method != Some("GET") || request.path != Some("/v1.0/me") {
+            ("404 Not Found", axum::body::Bytes::new())
+        } else {
+            let token = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+            match profile(&state, token) {
+                Some(body) => ("200 OK", body),
+                None => (
+                    "401 Unauthorized",
+                    axum::body::Bytes::from_static(
+                        br#"{"error":{"code":"InvalidAuthenticationToken","message":"fake graph: InvalidAuthenticationToken"}}"#,
+                    ),
+                ),
+            }
+        };
+        buf.drain(..n);
+        out.clear();
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&body);
+        if stream.write_all(&out).await.is_err() || close || has_body {
+            return;
+        }
     }
 }
