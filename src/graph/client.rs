@@ -56,19 +56,7 @@ impl GraphClient {
         settings: &GraphSettings,
         tokens: Arc<dyn DownstreamTokens>,
     ) -> Result<Self, BuildError> {
-        Self::with_env(settings, tokens, |name| std::env::var(name).ok())
-    }
-
-    /// [`GraphClient::new`] reading proxy variables from `env` instead of the process's.
-    ///
-    /// # Errors
-    /// As [`GraphClient::new`].
-    pub fn with_env(
-        settings: &GraphSettings,
-        tokens: Arc<dyn DownstreamTokens>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, BuildError> {
-        let transport = Transport::new(settings, env)?;
+        let transport = Transport::new(settings, |name| std::env::var(name).ok())?;
         if !transport.is_direct() {
             tracing::info!("Graph requests go through the proxy named by the environment");
         }

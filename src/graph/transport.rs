@@ -588,3 +588,350 @@ async fn read_line(conn: &mut Conn) -> Result<Bytes, TransportError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the scripted server does with the next request it reads.
+    enum Step {
+        /// Write these bytes and keep the connection.
+        Answer(&'static [u8]),
+        /// Write these bytes and close.
+        AnswerAndClose(&'static [u8]),
+        /// Close without answering.
+        Close,
+        /// Never answer.
+        Hang,
+    }
+
+    const OK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\":\"one\"}";
+
+    /// A server answering from `script`; records each request head with its connection's
+    /// number.
+    struct Scripted {
+        url: Url,
+        requests: Arc<Mutex<Vec<(usize, String)>>>,
+    }
+
+    async fn scripted(script: Vec<Step>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = Url::parse(&format!(
+            "http://{}",
+            listener.local_addr().expect("address")
+        ))
+        .expect("url");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                n += 1;
+                let (seen, script) = (seen.clone(), script.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            if matches!(stream.read_buf(&mut buf).await, Ok(0) | Err(_)) {
+                                return;
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                        let head: Vec<u8> = buf.drain(..end).collect();
+                        seen.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((n, String::from_utf8_lossy(&head).into_owned()));
+                        let step = script
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .pop_front();
+                        match step {
+                            Some(Step::Answer(bytes)) => {
+                                let _ = stream.write_all(bytes).await;
+                            }
+                            Some(Step::AnswerAndClose(bytes)) => {
+                                let _ = stream.write_all(bytes).await;
+                                return;
+                            }
+                            Some(Step::Close) | None => return,
+                            Some(Step::Hang) => std::future::pending::<()>().await,
+                        }
+                    }
+                });
+            }
+        });
+        Scripted { url, requests }
+    }
+
+    impl Scripted {
+        fn requests(&self) -> Vec<(usize, String)> {
+            self.requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        }
+
+        fn transport(&self) -> Transport {
+            transport(&self.url, |_| None)
+        }
+    }
+
+    fn settings(base_url: &Url) -> GraphSettings {
+        GraphSettings {
+            base_url: base_url.clone(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn transport(base_url: &Url, env: impl Fn(&str) -> Option<String>) -> Transport {
+        Transport::new(&settings(base_url), env).expect("transport")
+    }
+
+    fn bearer() -> HeaderValue {
+        HeaderValue::from_static("Bearer t0k.en")
+    }
+
+    async fn get(t: &Transport, url: &Url) -> Result<Reply, TransportError> {
+        t.get(
+            &url.join("/v1.0/me").expect("url"),
+            &bearer(),
+            &HeaderMap::new(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn sends_the_request_head_and_reuses_the_connection() {
+        let server = scripted(vec![Step::Answer(OK), Step::Answer(OK)]).await;
+        let t = server.transport();
+        let mut extra = HeaderMap::new();
+        extra.insert("traceparent", HeaderValue::from_static("00-ab-cd-01"));
+        let url = server.url.join("/v1.0/users?$top=1").expect("url");
+        let reply = t.get(&url, &bearer(), &extra).await.expect("answer");
+        assert_eq!(reply.status, 200);
+        assert_eq!(&reply.body[..], br#"{"a":"one"}"#);
+        let reply = get(&t, &server.url).await.expect("second answer");
+        assert_eq!(&reply.body[..], br#"{"a":"one"}"#);
+
+        let requests = server.requests();
+        let host = server.url.host_str().expect("host");
+        let port = server.url.port().expect("port");
+        assert_eq!(
+            requests[0],
+            (
+                1,
+                format!(
+                    "GET /v1.0/users?$top=1 HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: application/json\r\nAuthorization: Bearer t0k.en\r\ntraceparent: 00-ab-cd-01\r\n\r\n"
+                )
+            )
+        );
+        assert_eq!(requests[1].0, 1, "the keep-alive connection is reused");
+    }
+
+    #[tokio::test]
+    async fn decodes_chunked_bodies_and_skips_interim_answers() {
+        let server = scripted(vec![
+            Step::Answer(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\n{\"a\"\r\n7\r\n:\"two\"}\r\n0\r\nX-Trailer: t\r\n\r\n",
+            ),
+            Step::Answer(OK),
+        ])
+        .await;
+        let t = server.transport();
+        let reply = get(&t, &server.url).await.expect("answer");
+        assert_eq!(&reply.body[..], br#"{"a":"two"}"#);
+        get(&t, &server.url).await.expect("second answer");
+        assert_eq!(server.requests()[1].0, 1, "reused after a chunked body");
+    }
+
+    #[tokio::test]
+    async fn reads_status_and_retry_after() {
+        let server = scripted(vec![Step::Answer(
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n{}",
+        )])
+        .await;
+        let reply = get(&server.transport(), &server.url).await.expect("answer");
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.retry_after, Some(Duration::from_secs(7)));
+    }
+
+    #[tokio::test]
+    async fn does_not_reuse_a_connection_the_server_closes_or_leaves_unframed() {
+        let server = scripted(vec![
+            Step::Answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"),
+            Step::AnswerAndClose(b"HTTP/1.1 200 OK\r\n\r\n{\"to\":\"eof\"}"),
+            Step::Answer(OK),
+        ])
+        .await;
+        let t = server.transport();
+        get(&t, &server.url).await.expect("first");
+        let reply = get(&t, &server.url).await.expect("second");
+        assert_eq!(&reply.body[..], br#"{"to":"eof"}"#, "body read to the end");
+        get(&t, &server.url).await.expect("third");
+        let conns: Vec<usize> = server.requests().iter().map(|(n, _)| *n).collect();
+        assert_eq!(conns, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn retries_once_on_a_fresh_connection_when_an_idle_one_was_closed() {
+        // The server answers, then drops the connection while it sits in the pool.
+        let server = scripted(vec![Step::AnswerAndClose(OK), Step::Answer(OK)]).await;
+        let t = server.transport();
+        get(&t, &server.url).await.expect("first");
+        let reply = get(&t, &server.url)
+            .await
+            .expect("second, on a new connection");
+        assert_eq!(reply.status, 200);
+        let conns: Vec<usize> = server.requests().iter().map(|(n, _)| *n).collect();
+        assert_eq!(conns, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_closed_without_an_answer_is_an_error_not_a_retry() {
+        let server = scripted(vec![Step::Close, Step::Answer(OK)]).await;
+        let err = get(&server.transport(), &server.url)
+            .await
+            .expect_err("no answer");
+        assert!(matches!(err, TransportError::Io(_)), "{err:?}");
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "a GET on a fresh connection is not resent"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_malformed_and_oversized_answers() {
+        for (answer, malformed) in [
+            (&b"HTTP/1.1 2OO OK\r\n\r\n"[..], true),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", true),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                true,
+            ),
+        ] {
+            let server = scripted(vec![Step::Answer(answer)]).await;
+            let err = get(&server.transport(), &server.url)
+                .await
+                .expect_err("refused");
+            assert_eq!(err.is_malformed(), malformed, "{err:?} for {answer:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_timeout() {
+        let server = scripted(vec![Step::Hang]).await;
+        let mut s = settings(&server.url);
+        s.timeout = Duration::from_millis(100);
+        let t = Transport::new(&s, |_| None).expect("transport");
+        let err = get(&t, &server.url).await.expect_err("timeout");
+        assert!(err.is_timeout(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_is_a_connect_error() {
+        // A port nothing listens on: bind, note it, close.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+        let err = get(&transport(&url, |_| None), &url)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+        assert!(!err.is_timeout() && !err.is_malformed());
+    }
+
+    #[tokio::test]
+    async fn https_refuses_a_certificate_the_platform_does_not_trust() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("self-signed");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let handshake = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            acceptor.accept(stream).await.map(|_| ())
+        });
+        let url = Url::parse(&format!("https://localhost:{port}")).expect("url");
+        let err = get(&transport(&url, |_| None), &url)
+            .await
+            .expect_err("an untrusted certificate");
+        assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+        assert!(err.to_string().contains("certificate"), "{err}");
+        assert!(
+            handshake.await.expect("server task").is_err(),
+            "the client aborted the handshake"
+        );
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_selects_reqwest() {
+        let https = Url::parse("https://graph.microsoft.com").expect("url");
+        let http = Url::parse("http://graph.test").expect("url");
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert!(transport(&https, env(&[])).is_direct());
+        assert!(transport(&https, env(&[("HTTPS_PROXY", " ")])).is_direct());
+        assert!(transport(&https, env(&[("HTTP_PROXY", "http://p:3128")])).is_direct());
+        assert!(!transport(&https, env(&[("HTTPS_PROXY", "http://p:3128")])).is_direct());
+        assert!(!transport(&https, env(&[("https_proxy", "http://p:3128")])).is_direct());
+        assert!(!transport(&https, env(&[("ALL_PROXY", "http://p:3128")])).is_direct());
+        assert!(!transport(&http, env(&[("http_proxy", "http://p:3128")])).is_direct());
+        assert!(transport(&http, env(&[("HTTPS_PROXY", "http://p:3128")])).is_direct());
+    }
+
+    #[tokio::test]
+    async fn requests_go_through_the_proxy_the_environment_names() {
+        let proxy = scripted(vec![Step::Answer(OK)]).await;
+        let graph = Url::parse("http://graph.invalid").expect("url");
+        let proxy_url = proxy.url.to_string();
+        let t = transport(&graph, move |name| {
+            (name == "HTTP_PROXY").then(|| proxy_url.clone())
+        });
+        let reply = get(&t, &graph).await.expect("answer through the proxy");
+        assert_eq!(&reply.body[..], br#"{"a":"one"}"#);
+        let head = &proxy.requests()[0].1;
+        assert!(
+            head.starts_with("GET http://graph.invalid/v1.0/me HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("authorization: Bearer t0k.en\r\n"), "{head}");
+    }
+}
