@@ -20,6 +20,39 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// SHA-256 of the concatenation of `parts`.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
+/// A `Hasher` for map keys that are SHA-256 digests: the digest is already uniform, so its
+/// first eight bytes are the hash. The caches that use it insert only digests of validated
+/// tokens, which an attacker cannot choose, so SipHash's flooding defence buys nothing there.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_ne_bytes(first);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `BuildHasher` for maps keyed by a SHA-256 digest.
+pub type DigestKeyed = std::hash::BuildHasherDefault<DigestHasher>;
+
 /// SHA-256 digest.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);

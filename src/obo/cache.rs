@@ -18,20 +18,22 @@ use futures_util::future::{BoxFuture, Shared};
 use lru::LruCache;
 
 use super::{AccessToken, Error};
+use crate::jose::DigestKeyed;
 
-/// Cache key: digest of the user's token and the scopes requested.
+/// Cache key: SHA-256 of the user's token digest and the scopes requested (fixed size, so a
+/// lookup allocates nothing).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    digest: [u8; 32],
-    scopes: Arc<str>,
-}
+pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
     pub fn new(digest: &[u8; 32], scopes: &[&str]) -> Self {
-        Self {
-            digest: *digest,
-            scopes: Arc::from(scopes.join(" ")),
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * scopes.len());
+        parts.push(digest);
+        for scope in scopes {
+            parts.push(b" ");
+            parts.push(scope.as_bytes());
         }
+        Self(crate::jose::sha256_parts(&parts))
     }
 }
 
@@ -65,8 +67,8 @@ type InFlight = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
 
 /// The cache; share it behind an `Arc`.
 pub struct OboCache {
-    entries: Mutex<LruCache<CacheKey, Entry>>,
-    in_flight: Mutex<HashMap<CacheKey, InFlight>>,
+    entries: Mutex<LruCache<CacheKey, Entry, DigestKeyed>>,
+    in_flight: Mutex<HashMap<CacheKey, InFlight, DigestKeyed>>,
     margin: Duration,
 }
 
@@ -74,8 +76,8 @@ impl OboCache {
     pub fn new(max_entries: usize, margin: Duration) -> Self {
         let cap = NonZeroUsize::new(max_entries.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            entries: Mutex::new(LruCache::new(cap)),
-            in_flight: Mutex::new(HashMap::new()),
+            entries: Mutex::new(LruCache::with_hasher(cap, DigestKeyed::default())),
+            in_flight: Mutex::new(HashMap::default()),
             margin,
         }
     }
@@ -194,6 +196,15 @@ mod tests {
             .get_or_exchange(key.clone(), later, || async { Ok(token(3600)) })
             .await;
         assert!(cache.get(&key).is_some());
+    }
+
+    #[test]
+    fn keys_differ_by_token_and_by_scopes() {
+        let key = CacheKey::new(&[1; 32], &["a", "b"]);
+        assert_eq!(key, CacheKey::new(&[1; 32], &["a", "b"]));
+        assert_ne!(key, CacheKey::new(&[2; 32], &["a", "b"]));
+        assert_ne!(key, CacheKey::new(&[1; 32], &["a"]));
+        assert_ne!(key, CacheKey::new(&[1; 32], &["b", "a"]));
     }
 
     #[tokio::test]

@@ -34,13 +34,15 @@ struct Verifier {
     /// The MCP server's own audience: a token for it here means passthrough.
     inbound_audiences: Vec<String>,
     /// Tokens already verified (as Graph caches validated tokens), so a load run measures
-    /// the MCP server rather than this fake's RSA checks: token → (signing kid, exp, the
-    /// serialized profile). A hit is honoured only while the token is unexpired and its key
-    /// is still published.
+    /// the MCP server rather than this fake's RSA checks: signature → (the whole token,
+    /// signing kid, exp, the serialized profile). A hit is honoured only for the identical
+    /// token, while it is unexpired and its key is still published. (Keyed by the signature,
+    /// a quarter of the token, to hash less per request.)
     verified: Mutex<HashMap<String, Verified>>,
 }
 
 struct Verified {
+    token: String,
     kid: String,
     exp: i64,
     body: axum::body::Bytes,
@@ -52,7 +54,9 @@ impl Verifier {
     fn profile(&self, token: &str, state: &GraphState) -> Option<axum::body::Bytes> {
         {
             let memo = lock(&self.verified);
-            if let Some(v) = memo.get(token) {
+            if let Some(v) = memo.get(signature(token))
+                && v.token == token
+            {
                 let key_published = lock(&self.keys).iter().any(|k| k["kid"] == v.kid.as_str());
                 if v.exp > super::tokens::now() && key_published {
                     return Some(v.body.clone());
@@ -82,8 +86,9 @@ impl Verifier {
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
         let exp = claims["exp"].as_i64()?;
         lock(&self.verified).insert(
-            token.to_owned(),
+            signature(token).to_owned(),
             Verified {
+                token: token.to_owned(),
                 kid,
                 exp,
                 body: body.clone(),
@@ -91,6 +96,11 @@ impl Verifier {
         );
         Some(body)
     }
+}
+
+/// A compact JWS's last segment.
+fn signature(token: &str) -> &str {
+    token.rsplit('.').next().unwrap_or(token)
 }
 
 #[derive(Default)]
