@@ -23,7 +23,8 @@
 //! `MCP_OBO_BENCH_USERS` (1000), `MCP_OBO_BENCH_OUT` (report file, `-` for none),
 //! `MCP_OBO_BENCH_PERF` (a perf.data path: one extra HelloTool run at 64 connections under
 //! `perf record`, not part of the table), `MCP_OBO_BENCH_HELLO_ONLY=N` (for A/B runs: after
-//! the warm-up, N HelloTool runs at 64 connections, printed, no report).
+//! the warm-up, N pairs of unauthenticated tools/list and HelloTool runs at each connection
+//! count, printed with their ratio, no report).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -1197,39 +1198,44 @@ fn main() {
     // 5. The wrk runs.
     let users_arg = users_file.display().to_string();
     // A/B comparisons: `MCP_OBO_BENCH_HELLO_ONLY=N` runs unauthenticated tools/list and
-    // HelloTool at 64 connections N times, alternating, and stops (no report): run-to-run
-    // spread on this VM is 10-20%, so the ratio of neighbouring runs says more.
+    // HelloTool at each connection count N times, alternating, and stops (no report):
+    // run-to-run spread on this VM is 10-20%, so the ratio of neighbouring runs says more.
     if let Some(n) = std::env::var("MCP_OBO_BENCH_HELLO_ONLY")
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
     {
         for _ in 0..n {
-            let list = wrk.run(
-                64,
-                opts.duration,
-                &none.url("/mcp"),
-                &["list"],
-                Some(none.pid()),
-            );
-            let hello = wrk.run(
-                64,
-                opts.duration,
-                &auth.url("/mcp"),
-                &["hello", &users_arg],
-                Some(auth.pid()),
-            );
-            for (what, r) in [("list (auth off)", &list), ("hello", &hello)] {
+            for &c in &opts.connections {
+                let list = wrk.run(
+                    c,
+                    opts.duration,
+                    &none.url("/mcp"),
+                    &["list"],
+                    Some(none.pid()),
+                );
+                let hello = wrk.run(
+                    c,
+                    opts.duration,
+                    &auth.url("/mcp"),
+                    &["hello", &users_arg],
+                    Some(auth.pid()),
+                );
+                for (what, r) in [("list (auth off)", &list), ("hello", &hello)] {
+                    eprintln!(
+                        "{what}@{c}: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
+                        r.rps(),
+                        us(r.p50_us),
+                        us(r.p99_us),
+                        r.errors(),
+                        r.server_cores * 1e6 / r.rps(),
+                        r.harness_cores,
+                    );
+                }
                 eprintln!(
-                    "{what}@64: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
-                    r.rps(),
-                    us(r.p50_us),
-                    us(r.p99_us),
-                    r.errors(),
-                    r.server_cores * 1e6 / r.rps(),
-                    r.harness_cores,
+                    "hello / list @{c}: {:.0}%",
+                    100.0 * hello.rps() / list.rps()
                 );
             }
-            eprintln!("hello / list: {:.0}%", 100.0 * hello.rps() / list.rps());
         }
         return;
     }

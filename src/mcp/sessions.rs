@@ -76,12 +76,16 @@ impl SessionOwners {
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let is_mcp = MCP_PATHS.contains(&req.path().trim_end_matches('/'));
+        // Stateless servers register no `SessionOwners`: nothing to compute per request.
         let owners = req.app_data::<web::Data<SessionOwners>>().cloned();
-        let caller = req
-            .extensions()
-            .get::<std::sync::Arc<Caller>>()
-            .map(|c| owner_key(c));
+        let is_mcp = owners.is_some() && MCP_PATHS.contains(&req.path().trim_end_matches('/'));
+        let caller = match is_mcp {
+            true => req
+                .extensions()
+                .get::<std::sync::Arc<Caller>>()
+                .map(|c| owner_key(c)),
+            false => None,
+        };
         let (Some(owners), Some(caller), true) = (owners, caller, is_mcp) else {
             return next
                 .call(req)

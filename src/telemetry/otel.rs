@@ -144,7 +144,12 @@ impl Injector for HeaderInjector<'_> {
 /// Headers carrying the current span's `traceparent`/`tracestate`, for an outgoing call.
 pub fn outgoing_headers() -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
-    let cx = tracing::Span::current().context();
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        // No exporter, so no span and nothing to propagate: skip the propagator's work.
+        return headers;
+    }
+    let cx = span.context();
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut headers));
     headers
 }
