@@ -794,7 +794,7 @@ fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> Stri
     );
     let _ = writeln!(
         md,
-        "- auth server: `auth.mode=oidc`, `obo.grant=token_exchange` (RFC 8693, client secret) against the in-process test issuer; Graph is the in-process fake (its own thread) verifying each downstream token's RS256 signature once and then, as Graph does, accepting it from its cache while unexpired; default workers (one per core), default logging (`info`, `log.requests=failures`: a line per failed request; stderr drained through a pipe and scanned); user tokens RS256, {} users rotated per request",
+        "- auth server: `auth.mode=oidc`, `obo.grant=token_exchange` (RFC 8693, client secret) against the in-process test issuer; Graph is the in-process fake (its own thread, a bare HTTP/1.1 keep-alive loop) verifying each downstream token's RS256 signature once and then, as Graph does, accepting it from its cache while unexpired; default workers (one per core), default logging (`info`, `log.requests=failures`: a line per failed request; stderr drained through a pipe and scanned); user tokens RS256, {} users rotated per request",
         opts.users
     );
     let _ = writeln!(

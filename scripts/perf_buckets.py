@@ -28,7 +28,7 @@ for line in open(path, errors='replace'):
 if cur: samples.append(cur)
 N = len(samples)
 GENERIC = ['core::', 'alloc::', 'std::', 'hashbrown', '<alloc::', '<core::', '<std::', 'bytes::', '<bytes::',
-           '[unknown]', 'smallvec', 'memchr', 'tracing::instrument::Instrumented', 'TaskLocalFuture',
+           '[unknown]', 'smallvec', 'memchr', 'httparse', 'tracing::instrument::Instrumented', 'TaskLocalFuture',
            '<&', '<T as ', 'indexmap', '<[', 'compiler_builtins', 'tokio::net::', 'tokio_util::util::poll_buf', 'tokio::io::', '<tokio::net', '<tokio::io']
 BUCKETS = [
   ('logging/tracing (request log line, spans)', ['tracing_subscriber', 'tracing_core', 'tracing::', 'nu_ansi_term', 'sharded_slab', 'mcp_obo::telemetry', 'tracing_log']),
@@ -37,8 +37,8 @@ BUCKETS = [
   ('JSON (serde_json, schemars)', ['serde_json', 'serde_core', 'serde::', 'schemars']),
   ('rmcp-actix-web transport', ['rmcp_actix_web']),
   ('rmcp (protocol, service, handler dispatch)', ['rmcp::']),
-  ('outbound HTTP to Graph (reqwest/hyper)', ['reqwest', 'hyper', 'h2::', 'mcp_obo::graph', 'tower']),
-  ('actix-web HTTP server', ['actix_http', 'actix_web', 'actix_server', 'actix_service', 'actix_router', 'actix_codec', 'actix_rt', 'actix_utils', 'mio::', 'httparse', 'http::', 'url::']),
+  ('outbound HTTP to Graph (graph transport; reqwest/hyper only behind a proxy)', ['reqwest', 'hyper', 'h2::', 'mcp_obo::graph', 'tower']),
+  ('actix-web HTTP server', ['actix_http', 'actix_web', 'actix_server', 'actix_service', 'actix_router', 'actix_codec', 'actix_rt', 'actix_utils', 'mio::', 'http::', 'url::']),
   ('mcp-obo auth middleware', ['mcp_obo::auth']),
   ('mcp-obo OBO cache', ['mcp_obo::obo', 'lru::']),
   ('mcp-obo other (guard, handler, HelloTool)', ['mcp_obo::']),

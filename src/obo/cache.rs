@@ -20,20 +20,20 @@ use lru::LruCache;
 use super::{AccessToken, Error};
 use crate::jose::DigestKeyed;
 
-/// Cache key: SHA-256 of the user's token digest and the scopes requested (fixed size, so a
-/// lookup allocates nothing).
+/// Cache key: digest of the user's token and the scopes requested.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey([u8; 32]);
+pub struct CacheKey {
+    /// First, so that [`DigestKeyed`] hashes the key by it.
+    digest: [u8; 32],
+    scopes: Arc<str>,
+}
 
 impl CacheKey {
     pub fn new(digest: &[u8; 32], scopes: &[&str]) -> Self {
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * scopes.len());
-        parts.push(digest);
-        for scope in scopes {
-            parts.push(b" ");
-            parts.push(scope.as_bytes());
+        Self {
+            digest: *digest,
+            scopes: Arc::from(scopes.join(" ")),
         }
-        Self(crate::jose::sha256_parts(&parts))
     }
 }
 
