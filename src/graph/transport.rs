@@ -309,13 +309,14 @@ impl Direct {
     }
 
     async fn send(&self, head: &[u8]) -> Result<Reply, TransportError> {
+        let mut fresh_only = false;
         loop {
             // No borrow of the pool lives across an await: the future may be Send.
-            let reused = self.pool().borrow_mut().pop();
-            let (mut conn, reused) = match reused {
-                Some(c) if c.idle_since.elapsed() < IDLE_TIMEOUT => (c, true),
-                Some(_) => continue,
-                None => (self.connect().await?, false),
+            let pooled = if fresh_only { None } else { self.take_idle() };
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => self.connect().await?,
             };
             match exchange(&mut conn, head).await {
                 Ok((reply, keep)) => {
@@ -326,9 +327,23 @@ impl Direct {
                     }
                     return Ok(reply);
                 }
-                Err(Failed { stale: true, .. }) if reused => {}
+                // The server closed it while it sat idle: once more, on a new connection.
+                Err(Failed { stale: true, .. }) if reused => fresh_only = true,
                 Err(f) => return Err(f.error),
             }
+        }
+    }
+
+    /// The most recently used idle connection, unless it has been idle too long, and then
+    /// so have all the others (they are kept in order of use).
+    fn take_idle(&self) -> Option<Conn> {
+        let mut idle = self.pool().borrow_mut();
+        let conn = idle.pop()?;
+        if conn.idle_since.elapsed() < IDLE_TIMEOUT {
+            Some(conn)
+        } else {
+            idle.clear();
+            None
         }
     }
 
@@ -556,7 +571,7 @@ async fn read_chunked(conn: &mut Conn) -> Result<Bytes, TransportError> {
             while !read_line(conn).await?.is_empty() {}
             return Ok(body.freeze());
         }
-        if body.len() + size > MAX_BODY {
+        if size > MAX_BODY - body.len() {
             return Err(TransportError::TooLarge);
         }
         while conn.buf.len() < size + 2 {
@@ -820,6 +835,11 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true),
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                true,
+            ),
+            // A chunk size near usize::MAX must not overflow the length check.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\nffffffffffffffff\r\n",
                 true,
             ),
         ] {
