@@ -269,3 +269,126 @@ async fn local_mode_without_the_azure_cli_answers_with_what_to_do() {
         .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+/// A TLS front for the fake Graph: `https://localhost:{port}` with a certificate from a test
+/// CA, forwarding the decrypted bytes to the plain fake.
+struct TlsGraph {
+    url: String,
+    ca_pem: String,
+    handshakes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsGraph {
+    async fn start(plain: &FakeGraph) -> Self {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mcp-obo test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca)
+            .expect("leaf");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let upstream = plain.url.trim_start_matches("http://").to_owned();
+        let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = handshakes.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, upstream, counted) =
+                    (acceptor.clone(), upstream.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        });
+        Self {
+            url: format!("https://localhost:{port}"),
+            ca_pem: ca.pem(),
+            handshakes,
+        }
+    }
+}
+
+#[tokio::test]
+async fn graph_over_https_is_verified_against_the_system_roots() {
+    let graph = graph_with_ada().await;
+    let tls = TlsGraph::start(&graph).await;
+    let az = FakeAzCli::new(TOKEN, &format!("{}/.default", tls.url));
+    let path = az.path_env();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
+    let hello = |server: &ServerProcess| {
+        let url = server.mcp_url();
+        async move {
+            let reply = post(
+                &url,
+                &request(1, "tools/call", json!({"name": "HelloTool"})),
+                Some("2025-06-18"),
+            )
+            .await;
+            reply.json.expect("json")["result"].clone()
+        }
+    };
+
+    // The platform's roots (SSL_CERT_FILE names them here) include the test CA: Graph answers.
+    let trusting = ServerProcess::start(&[
+        ("PATH", path.as_str()),
+        ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
+        ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
+    ])
+    .await;
+    let result = hello(&trusting).await;
+    assert_eq!(result["isError"], false, "{result} / {}", trusting.stderr());
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned()]);
+    assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
+
+    // The same server without the test CA: the handshake fails and no token is sent.
+    let refusing = ServerProcess::start(&[
+        ("PATH", path.as_str()),
+        ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
+    ])
+    .await;
+    let result = hello(&refusing).await;
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        error_text(&result).contains("cannot reach Microsoft Graph"),
+        "{result}"
+    );
+    assert_eq!(
+        graph.seen_tokens().len(),
+        1,
+        "no token over an untrusted connection"
+    );
+    assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
+}
