@@ -243,6 +243,11 @@ impl Direct {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
+        // An IPv6 literal's host_str is bracketed; connecting and TLS names want it bare.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let tls = if url.scheme() == "https" {
             use rustls_platform_verifier::BuilderVerifierExt;
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -251,22 +256,14 @@ impl Direct {
                 .with_platform_verifier()?
                 .with_no_client_auth();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            // An IPv6 literal's host_str is bracketed; ServerName wants it bare.
-            let name = rustls::pki_types::ServerName::try_from(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            )
-            .map_err(|_| BuildError::NoHost(url.clone()))?;
+            let name = rustls::pki_types::ServerName::try_from(bare.clone())
+                .map_err(|_| BuildError::NoHost(url.clone()))?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
             None
         };
         Ok(Self {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
+            host: bare,
             port,
             fixed_headers: format!(
                 "Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\nAccept: application/json\r\n"
