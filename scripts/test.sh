@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# One full build, not an edit loop: incremental caches would only add ~1.5 GB to target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 scripts/setup-test-tools.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
