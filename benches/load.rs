@@ -24,7 +24,8 @@
 //! `MCP_OBO_BENCH_PERF` (a perf.data path: one extra HelloTool run at 64 connections under
 //! `perf record`, not part of the table), `MCP_OBO_BENCH_HELLO_ONLY=N` (for A/B runs: after
 //! the warm-up, N pairs of unauthenticated tools/list and HelloTool runs at each connection
-//! count, printed with their ratio, no report).
+//! count, printed with their ratio, no report). `MCP_OBO__*` settings in its environment
+//! (e.g. `MCP_OBO__SERVER__WORKERS=1`) reach every server it starts.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -246,6 +247,9 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())
+            // Settings in the harness's environment (e.g. MCP_OBO__SERVER__WORKERS) reach
+            // every server; the harness's own settings take precedence.
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MCP_OBO__")))
             .env("MCP_OBO__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
