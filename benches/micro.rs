@@ -126,6 +126,7 @@ fn jsonrpc(c: &mut Criterion) {
         let service = mcp_obo::mcp::mount(
             &settings.server,
             registry.clone(),
+            mcp_obo::mcp::RmcpSessions::default(),
             rmcp_actix_web::transport::CancellationToken::new(),
         );
         let rmcp_only =

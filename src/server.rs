@@ -19,7 +19,7 @@ use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
 use crate::config::{AuthMode, Settings, trim_slash};
 use crate::graph::GraphClient;
 use crate::mcp::{
-    self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners,
+    self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners, ToolAccess,
 };
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
@@ -145,12 +145,7 @@ impl Application {
             );
         }
         let metadata = Arc::new(ResourceMetadata::from_settings(settings, &tool_scopes));
-        let authorizer = web::Data::new(Authorizer::new(
-            settings,
-            &registry,
-            metadata.clone(),
-            jwks.clone(),
-        ));
+        let authorizer = web::Data::new(Authorizer::new(settings, metadata.clone(), jwks.clone()));
         let serve_metadata = jwks.is_some();
         let metadata = web::Data::from(metadata);
         let registry = Arc::new(registry);
@@ -161,7 +156,12 @@ impl Application {
                 settings.server.max_body_bytes,
             ))
         });
-        let mcp_service = mcp::mount(&settings.server, registry, cancel.clone());
+        let tool_access = web::Data::new(ToolAccess::new(
+            registry.clone(),
+            settings.server.max_body_bytes,
+        ));
+        let sessions = mcp::RmcpSessions::default();
+        let mcp_service = mcp::mount(&settings.server, registry, sessions.clone(), cancel.clone());
         let origins = web::Data::new(Origins::from_settings(&settings.server));
         let readiness = Arc::new(Readiness {
             serving: AtomicBool::new(false),
@@ -172,7 +172,7 @@ impl Application {
         let session_owners = settings
             .server
             .sessions
-            .then(|| web::Data::new(SessionOwners::default()));
+            .then(|| web::Data::new(SessionOwners::new(sessions)));
         let metrics_here =
             settings.telemetry.metrics && settings.telemetry.metrics_listen.is_none();
         let tracing_on = settings.telemetry.otlp_traces_endpoint.is_some();
@@ -198,6 +198,7 @@ impl Application {
             let mut app = App::new()
                 .app_data(origins.clone())
                 .app_data(authorizer.clone())
+                .app_data(tool_access.clone())
                 .app_data(ready_data.clone())
                 .app_data(request_log.clone())
                 .app_data(metadata.clone())
@@ -213,33 +214,36 @@ impl Application {
                 app = app.app_data(owners.clone());
             }
             if serve_metadata {
-                app = app.configure(ResourceMetadata::routes);
+                app = app.configure(|cfg| ResourceMetadata::routes(cfg, &MCP_PATHS));
             }
             if let Some(direct) = &direct {
                 app = app.app_data(direct.clone());
             }
+            // The MCP boundary is the route scope: whatever the router sends to an MCP
+            // path, in any spelling it decodes to, has passed every layer wrapped here.
+            // actix runs the last `wrap` first. Request order inside the scope:
+            //   1. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
+            //   2. Authorizer: establishes the Caller (or answers the challenge);
+            //   3. SessionOwners: (session mode) a session id only works for its owner;
+            //   4. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
+            //   5. ToolAccess: `tools/call` of a tool needing more scopes → 403 step-up;
+            //   6. Direct: the stateless fast path; then rmcp's Streamable HTTP service.
             for path in MCP_PATHS {
                 app = app.service(
                     mcp_service
                         .clone()
                         .scope_with_path(path)
-                        .wrap(from_fn(mcp::Direct::answer)),
+                        .wrap(from_fn(mcp::Direct::answer))
+                        .wrap(from_fn(ToolAccess::check))
+                        .wrap(from_fn(JsonRpcErrors::map))
+                        .wrap(from_fn(SessionOwners::bind_to_caller))
+                        .wrap(from_fn(Authorizer::authorize))
+                        .wrap(from_fn(HostOriginGuard::check)),
                 );
             }
-            // actix runs the last `wrap` first. Request order:
-            //   0. RequestTracing (when exporting traces): the HTTP server span, parented
-            //      to an incoming `traceparent`;
-            //   1. RequestLog: a line per request (or per failed one), whatever happens below;
-            //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
-            //   3. Authorizer: establishes the Caller (or answers the challenge);
-            //   4. SessionOwners: (session mode) a session id only works for its owner;
-            //   5. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
-            //   then the route (health, metadata, MCP: the stateless fast path, then rmcp).
-            app.wrap(from_fn(JsonRpcErrors::map))
-                .wrap(from_fn(SessionOwners::bind_to_caller))
-                .wrap(from_fn(Authorizer::authorize))
-                .wrap(from_fn(HostOriginGuard::check))
-                .wrap(from_fn(RequestLog::log))
+            // Around every route: the HTTP server span (when exporting traces), parented
+            // to an incoming `traceparent`, then a log line per request (or failed one).
+            app.wrap(from_fn(RequestLog::log))
                 .wrap(Condition::new(tracing_on, RequestTracing::new()))
         })
         .disable_signals()

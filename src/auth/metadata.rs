@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::config::{AuthMode, Settings, trim_slash};
-use crate::mcp::MCP_PATHS;
 
 /// The well-known prefix (RFC 9728 §3).
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -139,11 +138,17 @@ impl ResourceMetadata {
         })
     }
 
-    /// Registers the metadata routes.
-    pub fn routes(cfg: &mut web::ServiceConfig) {
+    /// Registers the metadata routes: the root document and one per protected path (the
+    /// MCP mount points, which the caller passes in).
+    pub fn routes(cfg: &mut web::ServiceConfig, protected: &[&'static str]) {
         cfg.route(WELL_KNOWN, web::get().to(serve_root));
-        for path in MCP_PATHS {
-            cfg.route(&format!("{WELL_KNOWN}{path}"), web::get().to(serve_path));
+        for path in protected.iter().copied() {
+            cfg.route(
+                &format!("{WELL_KNOWN}{path}"),
+                web::get().to(move |req: HttpRequest, meta: web::Data<ResourceMetadata>| {
+                    serve_path(req, meta, path)
+                }),
+            );
         }
     }
 }
@@ -169,14 +174,14 @@ async fn serve_root(req: HttpRequest, meta: web::Data<ResourceMetadata>) -> Http
     respond(meta.document(&base, ""))
 }
 
-async fn serve_path(req: HttpRequest, meta: web::Data<ResourceMetadata>) -> HttpResponse {
+/// The document for one protected path, named as mounted whatever spelling was requested.
+async fn serve_path(
+    req: HttpRequest,
+    meta: web::Data<ResourceMetadata>,
+    path: &'static str,
+) -> HttpResponse {
     let base = meta.base_for(&req);
-    let path = req
-        .path()
-        .strip_prefix(WELL_KNOWN)
-        .unwrap_or("/mcp")
-        .to_owned();
-    respond(meta.document(&base, &path))
+    respond(meta.document(&base, path))
 }
 
 fn respond(doc: serde_json::Value) -> HttpResponse {

@@ -1,5 +1,7 @@
 //! The HTTP layer of inbound authorization: establishes the [`Caller`] of each MCP request
-//! or answers with the challenge, before the MCP layer sees the request.
+//! or answers with the challenge, before the MCP layer sees the request. It is wrapped on
+//! the MCP route scopes (`server.rs`), so every request routed to MCP passes through it,
+//! whatever spelling of the path the router decoded.
 //!
 //! Order of checks, each failing closed:
 //! 1. token in the query string → 400 (MCP: only the `Authorization` header counts);
@@ -7,19 +9,19 @@
 //!    missing → 401 with `resource_metadata` and `scope`;
 //! 3. Easy Auth only: `X-MS-CLIENT-PRINCIPAL` required and must match the token's user;
 //! 4. full token validation (`jwt.rs`) → 401 `invalid_token`;
-//! 5. the server's required scopes (or, for app-only callers, an accepted role) → 403;
-//! 6. `tools/call` of a tool needing more scopes → 403 `insufficient_scope` naming them
-//!    (the body is read only when the caller lacks some tool's scopes).
+//! 5. the server's required scopes (or, for app-only callers, an accepted role) → 403.
+//!
+//! Per-tool scopes are MCP's to enforce (`mcp/tool_access.rs`, `mcp/handler.rs`); they ask
+//! [`Authorizer::step_up`] for the 403 challenge.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
-use futures_util::StreamExt;
+use actix_web::{HttpMessage, HttpResponse, web};
 use tracing::Instrument;
 
 use super::jwks::JwksCache;
@@ -27,7 +29,6 @@ use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
 use super::metadata::ResourceMetadata;
 use super::{Caller, Error, Reason, challenge, easyauth, scopes};
 use crate::config::{AuthMode, Settings, trim_slash};
-use crate::mcp::{MCP_PATHS, Registry};
 
 /// The configured authorization policy, shared by all workers.
 pub struct Authorizer {
@@ -54,16 +55,12 @@ struct TokenPolicy {
     required_scopes: Vec<String>,
     accepted_roles: Vec<String>,
     implies: Vec<(String, String)>,
-    /// `(tool, scopes beyond required_scopes)`.
-    tools: Vec<(String, Vec<String>)>,
-    max_body_bytes: usize,
 }
 
 impl Authorizer {
     /// Builds the policy for `settings.auth.mode`.
     pub fn new(
         settings: &Settings,
-        registry: &Registry,
         metadata: Arc<ResourceMetadata>,
         jwks: Option<Arc<JwksCache>>,
     ) -> Self {
@@ -135,27 +132,16 @@ impl Authorizer {
                 required_scopes: auth.required_scopes.clone(),
                 accepted_roles: auth.accepted_roles.clone(),
                 implies: auth.scope_implies.clone(),
-                tools: registry
-                    .requirements()
-                    .into_iter()
-                    .filter(|(_, s)| !s.is_empty())
-                    .collect(),
-                max_body_bytes: settings.server.max_body_bytes,
             })),
         }
     }
 
-    /// The middleware: MCP paths get a `Caller` or a challenge; other paths pass untouched.
+    /// The middleware, wrapped on the MCP route scopes: every request gets a `Caller` or a
+    /// challenge.
     pub async fn authorize(
         mut req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        if !MCP_PATHS.contains(&req.path().trim_end_matches('/')) {
-            return next
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
-        }
         let Some(authorizer) = req.app_data::<web::Data<Authorizer>>().cloned() else {
             // Fail closed: no policy configured means nobody gets in.
             let response = actix_web::HttpResponse::InternalServerError().finish();
@@ -175,11 +161,9 @@ impl Authorizer {
                     Err(error) => {
                         tracing::debug!(reason = error.reason(), "request not authorized");
                         crate::telemetry::metrics::auth_failure(error.reason());
-                        let base = policy.metadata.base_for(req.request());
-                        let path = req.path().trim_end_matches('/');
-                        let metadata_url = policy.metadata.metadata_url(&base, path);
                         let scopes = policy.advertised(&policy.required_scopes);
-                        let response = challenge::respond(&error, &metadata_url, &scopes);
+                        let response =
+                            challenge::respond(&error, &policy.metadata_url(&req), &scopes);
                         return Ok(req.into_response(response).map_into_right_body());
                     }
                 }
@@ -189,6 +173,39 @@ impl Authorizer {
             .await
             .map(ServiceResponse::map_into_left_body)
     }
+
+    /// The 403 `insufficient_scope` challenge for a request whose caller lacks `extra`
+    /// scopes (a tool's, beyond the server's required ones): MCP's step-up signal.
+    pub fn step_up(&self, req: &ServiceRequest, extra: &[String]) -> HttpResponse {
+        let error = |scopes| Error::InsufficientScope {
+            scopes,
+            description: "this tool needs a scope the token does not have",
+        };
+        match &self.policy {
+            Policy::LocalDeveloper => challenge::respond(&error(extra.to_vec()), "", &[]),
+            Policy::Tokens(policy) => {
+                let mut all = policy.required_scopes.clone();
+                all.extend(
+                    extra
+                        .iter()
+                        .filter(|s| !all.contains(s))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                let scopes = policy.advertised(&all);
+                challenge::respond(&error(scopes), &policy.metadata_url(req), &[])
+            }
+        }
+    }
+}
+
+/// The MCP path a request was routed to, as mounted (`/mcp`), whatever spelling the client
+/// sent (`/%6Dcp/`): the part of the decoded path the route scope consumed.
+fn mount_path(req: &ServiceRequest) -> &str {
+    let path = req.match_info();
+    let full = path.as_str();
+    let rest = path.unprocessed();
+    full.strip_suffix(rest).unwrap_or(full)
 }
 
 /// RFC 6750 `b64token` characters (what a bearer token may contain).
@@ -228,6 +245,12 @@ fn entra_v1_issuer_host(authority: &str) -> String {
 impl TokenPolicy {
     fn advertised(&self, scopes: &[String]) -> Vec<String> {
         scopes.iter().map(|s| self.metadata.advertise(s)).collect()
+    }
+
+    /// The challenge's `resource_metadata`: the metadata of the MCP path as mounted.
+    fn metadata_url(&self, req: &ServiceRequest) -> String {
+        let base = self.metadata.base_for(req.request());
+        self.metadata.metadata_url(&base, mount_path(req))
     }
 
     async fn authorize(&self, req: &mut ServiceRequest) -> Result<Arc<Caller>, Error> {
@@ -297,7 +320,6 @@ impl TokenPolicy {
                 description: "the token lacks a scope this server requires",
             });
         }
-        self.check_tool_scopes(req, &caller).await?;
         Ok(caller)
     }
 
@@ -381,78 +403,4 @@ impl TokenPolicy {
         }
         Err(Error::MissingToken)
     }
-
-    /// 403 for a `tools/call` of a tool whose extra scopes the caller lacks.
-    async fn check_tool_scopes(
-        &self,
-        req: &mut ServiceRequest,
-        caller: &Caller,
-    ) -> Result<(), Error> {
-        let blocked: Vec<&(String, Vec<String>)> = self
-            .tools
-            .iter()
-            .filter(|(_, needed)| !scopes::satisfies_all(&caller.scopes, needed, &self.implies))
-            .collect();
-        if blocked.is_empty() || req.method() != actix_web::http::Method::POST {
-            return Ok(());
-        }
-        let body = self.read_body(req).await?;
-        for name in called_tools(&body) {
-            if let Some((_, needed)) = blocked.iter().find(|(tool, _)| *tool == name) {
-                let mut all = self.required_scopes.clone();
-                all.extend(needed.iter().cloned());
-                return Err(Error::InsufficientScope {
-                    scopes: self.advertised(&all),
-                    description: "this tool needs a scope the token does not have",
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the body (bounded) and puts it back for the transport.
-    async fn read_body(&self, req: &mut ServiceRequest) -> Result<web::Bytes, Error> {
-        let mut payload = req.take_payload();
-        let mut buf = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|_| Error::InvalidRequest("the request body could not be read"))?;
-            if buf.len() + chunk.len() > self.max_body_bytes {
-                return Err(Error::InvalidRequest("the request body is too large"));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        let bytes = buf.freeze();
-        req.set_payload(Payload::from(bytes.clone()));
-        Ok(bytes)
-    }
-}
-
-/// Names of the tools a JSON-RPC message (or batch) calls.
-fn called_tools(body: &[u8]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        method: Option<String>,
-        params: Option<Params>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Params {
-        name: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Body {
-        One(Message),
-        Batch(Vec<Message>),
-    }
-    let messages = match serde_json::from_slice::<Body>(body) {
-        Ok(Body::One(m)) => vec![m],
-        Ok(Body::Batch(b)) => b,
-        Err(_) => return Vec::new(),
-    };
-    messages
-        .into_iter()
-        .filter(|m| m.method.as_deref() == Some("tools/call"))
-        .filter_map(|m| m.params.and_then(|p| p.name))
-        .collect()
 }

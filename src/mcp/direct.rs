@@ -203,7 +203,7 @@ type Replay = std::pin::Pin<
 
 /// The whole body, or — past the limit or on a read error — a payload that replays what
 /// was read followed by the rest, for rmcp to answer.
-async fn read_body(mut payload: Payload, max_body: usize) -> Result<Bytes, Payload> {
+pub(super) async fn read_body(mut payload: Payload, max_body: usize) -> Result<Bytes, Payload> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         match chunk {

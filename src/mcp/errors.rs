@@ -1,15 +1,14 @@
 //! Turns the transport's plain-text HTTP errors into JSON-RPC error bodies, and a body that
 //! is not JSON into the spec's parse error (-32700, HTTP 400) rather than a 415.
 //!
-//! Only error responses on MCP paths are touched; successful traffic passes untouched.
+//! Wrapped on the MCP route scopes; only error responses are touched, successful traffic
+//! passes untouched.
 
 use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
-
-use super::MCP_PATHS;
 
 /// JSON-RPC 2.0 parse error.
 const PARSE_ERROR: i32 = -32700;
@@ -24,7 +23,6 @@ impl JsonRpcErrors {
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let is_mcp = MCP_PATHS.contains(&req.path().trim_end_matches('/'));
         let sent_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -41,7 +39,7 @@ impl JsonRpcErrors {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_none_or(|ct| !ct.contains("json"));
-        if !is_mcp || !status.is_client_error() || !plain || status == StatusCode::UNAUTHORIZED {
+        if !status.is_client_error() || !plain || status == StatusCode::UNAUTHORIZED {
             return Ok(res.map_into_left_body());
         }
         let (code, status, message) = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && sent_json {

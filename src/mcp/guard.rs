@@ -15,7 +15,6 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use url::Url;
 
-use super::MCP_PATHS;
 use crate::config::ServerSettings;
 
 /// One allowed host: a name (any port) or a `name:port` pair.
@@ -153,18 +152,12 @@ fn parse_host(value: &str) -> Option<HostRule> {
 pub struct HostOriginGuard;
 
 impl HostOriginGuard {
-    /// The middleware function: checks MCP paths, passes everything else through.
+    /// The middleware function, wrapped on the MCP route scopes: every request it sees is
+    /// checked.
     pub async fn check(
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let path = req.path().trim_end_matches('/');
-        if !MCP_PATHS.contains(&path) {
-            return next
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
-        }
         let Some(origins) = req.app_data::<web::Data<Origins>>().cloned() else {
             return Ok(reject(req, 500, "server misconfigured: no origin policy"));
         };

@@ -223,6 +223,18 @@ impl McpServer {
                 None,
             ));
         };
+        // The boundary for per-tool scopes: whatever the HTTP layer concluded from the body,
+        // a tool the caller may not use is not run.
+        if !self.registry.permits(&caller, &request.name) {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "Forbidden: {} needs the scope(s) {}, which this token does not have. Sign in again and consent to them.",
+                    request.name,
+                    self.registry.scopes_of(&request.name).join(" ")
+                ),
+                None,
+            ));
+        }
         if tool.needs_user() && caller.app_only {
             return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                 "{} acts on behalf of a signed-in user, but this request was made by an application with no user (an app-only token). Call it from a client where a user signs in.",
@@ -231,5 +243,75 @@ impl McpServer {
             .into());
         }
         Ok(tool.call(&caller, request.arguments).await.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::Tool;
+    use async_trait::async_trait;
+    use rmcp::model::JsonObject;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A tool that needs `Mail.Read` and counts its runs.
+    struct MailTool {
+        definition: rmcp::model::Tool,
+        runs: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Tool for MailTool {
+        fn definition(&self) -> &rmcp::model::Tool {
+            &self.definition
+        }
+
+        fn required_scopes(&self) -> Vec<String> {
+            vec!["Mail.Read".into()]
+        }
+
+        async fn call(&self, _caller: &Caller, _arguments: Option<JsonObject>) -> CallToolResult {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            CallToolResult::success(vec![ContentBlock::text("mail")])
+        }
+    }
+
+    fn user(scopes: &[&str]) -> Arc<Caller> {
+        Arc::new(Caller {
+            subject: "ada".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            ..Caller::local_developer()
+        })
+    }
+
+    async fn call_as(caller: Arc<Caller>) -> (Result<CallToolResponse, ErrorData>, usize) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tool = MailTool {
+            definition: rmcp::model::Tool::new("MailTool", "reads mail", JsonObject::new()),
+            runs: runs.clone(),
+        };
+        let server = McpServer::new(Arc::new(Registry::default().with(tool)));
+        let id = RequestId::Number(1);
+        let origin = Origin {
+            caller: Some(caller),
+            id: &id,
+            version: "2025-06-18".into(),
+            meta: None,
+            http: None,
+        };
+        let request = CallToolRequestParams::new("MailTool");
+        let result = server.call(request, &origin).await;
+        (result, runs.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn dispatch_refuses_a_tool_whose_scopes_the_caller_lacks() {
+        let (result, runs) = call_as(user(&["user_impersonation"])).await;
+        let error = result.expect_err("refused");
+        assert!(error.message.contains("Mail.Read"), "{}", error.message);
+        assert_eq!(runs, 0, "the tool did not run");
+        let (result, runs) = call_as(user(&["user_impersonation", "Mail.Read"])).await;
+        assert!(result.is_ok());
+        assert_eq!(runs, 1);
     }
 }

@@ -4,14 +4,17 @@
 //! - `handler.rs`: [`McpServer`], rmcp's `ServerHandler`: lists and dispatches tools with
 //!   the request's [`crate::auth::Caller`].
 //! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
-//!   anything else on the MCP paths.
+//!   anything else in the MCP route scopes.
 //! - `errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
 //! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
+//! - `tool_access.rs`: a `tools/call` of a tool whose scopes the caller lacks gets the HTTP
+//!   403 step-up challenge; dispatch (`handler.rs`) refuses it again whatever this concluded.
 //! - `direct.rs`: stateless fast path: a sessions-era `tools/list` / `tools/call` answered
 //!   without rmcp's per-request transport; everything else goes on to rmcp.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
-//! This module sees a `Caller`, never a token.
+//! Every middleware here is wrapped on the MCP route scopes (`server.rs`), so none of them
+//! looks at the request path. This module sees a `Caller`, never a token.
 
 mod direct;
 mod errors;
@@ -19,6 +22,7 @@ mod guard;
 mod handler;
 mod registry;
 mod sessions;
+mod tool_access;
 mod transport;
 
 pub use direct::Direct;
@@ -27,4 +31,5 @@ pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use registry::{Registry, Tool};
 pub use sessions::SessionOwners;
-pub use transport::{HttpTraceContext, MCP_PATHS, ProtocolVersionHeader, mount};
+pub use tool_access::ToolAccess;
+pub use transport::{HttpTraceContext, MCP_PATHS, ProtocolVersionHeader, RmcpSessions, mount};

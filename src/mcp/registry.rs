@@ -109,10 +109,24 @@ impl Registry {
         }
     }
 
+    /// Whether some tool needs a scope `caller` lacks (so a call may need refusing).
+    pub fn restricts(&self, caller: &Caller) -> bool {
+        self.tools.keys().any(|name| !self.permits(caller, name))
+    }
+
+    /// The scopes tool `name` needs beyond the server's required scopes.
+    pub fn scopes_of(&self, name: &str) -> Vec<String> {
+        self.tools
+            .get(name)
+            .map(|e| e.scopes.clone())
+            .unwrap_or_default()
+    }
+
     /// The definitions of the tools `caller` may call, in name order.
     ///
-    /// Tools the caller lacks scopes for are hidden from `tools/list` (calling one anyway
-    /// gets 403 `insufficient_scope` naming the scopes, so a client can step up).
+    /// Tools the caller lacks scopes for are hidden from `tools/list`; calling one anyway
+    /// gets 403 `insufficient_scope` naming the scopes (`tool_access.rs`), so a client can
+    /// step up, and dispatch refuses it whatever reaches it.
     pub fn definitions_for(&self, caller: &Caller) -> Vec<rmcp::model::Tool> {
         self.tools
             .iter()

@@ -18,7 +18,13 @@ pub struct HttpTraceContext(pub opentelemetry::Context);
 pub struct ProtocolVersionHeader(pub String);
 
 /// The MCP endpoint, and the same endpoint at the path the Functions sample's clients use.
+/// These are mount points only: what is MCP is decided by the route scopes `server.rs`
+/// mounts here, never by comparing a request's path to these strings.
 pub const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
+
+/// rmcp's live sessions (session mode), shared with [`super::SessionOwners`] so that a
+/// forgotten binding also ends its session.
+pub type RmcpSessions = Arc<LocalSessionManager>;
 
 /// The configured Streamable HTTP service; clone it into each actix worker.
 ///
@@ -27,11 +33,12 @@ pub const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
 pub fn mount(
     settings: &ServerSettings,
     registry: Arc<Registry>,
+    sessions: RmcpSessions,
     cancel: CancellationToken,
 ) -> StreamableHttpService<McpServer, LocalSessionManager> {
     StreamableHttpService::builder()
         .service_factory(Arc::new(move || Ok(McpServer::new(registry.clone()))))
-        .session_manager(Arc::new(LocalSessionManager::default()))
+        .session_manager(sessions)
         .stateful_mode(settings.sessions)
         .json_response(true)
         .max_request_body_bytes(settings.max_body_bytes)
