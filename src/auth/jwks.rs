@@ -245,3 +245,74 @@ fn algorithm_for(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `discovery` at `/.well-known/openid-configuration` and an empty-ish key set at
+    /// `/jwks`; returns the base URL.
+    async fn issuer_serving(discovery: impl Fn(&str) -> serde_json::Value) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let doc = discovery(&base);
+        let key = crate::jose::SigningKey::generate_rsa("k1").expect("rsa");
+        let jwks = serde_json::json!({"keys": [key.public_jwk()]});
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        base
+    }
+
+    fn cache(base: &str) -> JwksCache {
+        let url = Url::parse(&format!("{base}/.well-known/openid-configuration")).expect("url");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        JwksCache::new(url, http, Duration::ZERO)
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_jwks_uri_is_refused_unless_loopback() {
+        let base = issuer_serving(|base| {
+            serde_json::json!({"issuer": base, "jwks_uri": "http://jwks.invalid/jwks"})
+        })
+        .await;
+        let jwks = cache(&base);
+        let error = jwks.refresh().await.expect_err("http jwks_uri");
+        assert!(
+            error.contains("https") && error.contains("jwks_uri"),
+            "{error}"
+        );
+        assert!(!jwks.is_loaded());
+    }
+
+    #[tokio::test]
+    async fn a_loopback_http_jwks_uri_is_accepted() {
+        let base = issuer_serving(|base| {
+            serde_json::json!({"issuer": base, "jwks_uri": format!("{base}/jwks")})
+        })
+        .await;
+        let jwks = cache(&base);
+        assert_eq!(jwks.refresh().await, Ok(1));
+        assert!(jwks.is_loaded());
+    }
+}
