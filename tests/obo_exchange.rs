@@ -344,7 +344,8 @@ async fn certificate_assertions_made_in_the_same_second_have_distinct_random_jti
     let (w, _dir) = certificate_world().await;
     let mut same_second = false;
     for round in 0..5 {
-        let calls = (0..4).map(|i| call_hello(&w.app, &w.user(round * 4 + i)));
+        let users: Vec<String> = (0..4).map(|i| w.user(round * 4 + i)).collect();
+        let calls = users.iter().map(|user| call_hello(&w.app, user));
         for result in futures_util::future::join_all(calls).await {
             assert_eq!(result["isError"], false, "{result}");
         }
