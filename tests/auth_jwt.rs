@@ -252,6 +252,11 @@ fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
             Expect::InvalidToken,
         ),
         (
+            "crit header, null",
+            sign_with_header(issuer, json!({"crit": null}), &valid_claims),
+            Expect::InvalidToken,
+        ),
+        (
             "crit header naming an extension",
             sign_with_header(
                 issuer,
