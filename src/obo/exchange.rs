@@ -2,7 +2,7 @@
 //! RFC 8693 token exchange, with bounded retries on 429/5xx honouring `Retry-After`, and
 //! AADSTS codes mapped to [`Error`] variants. No retry on 4xx grant errors.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -33,19 +33,25 @@ pub enum TokenEndpoint {
 }
 
 impl TokenEndpoint {
-    fn for_caller(&self, caller: &Caller) -> String {
+    /// The token endpoint for `caller`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCallerTenant`] when the caller's `tid` would go into the URL and is
+    /// not a GUID (it is never put in a URL otherwise).
+    fn for_caller(&self, caller: &Caller) -> Result<String, Error> {
         match self {
-            Self::Fixed(url) => url.clone(),
+            Self::Fixed(url) => Ok(url.clone()),
             Self::Entra {
                 authority,
                 tenant,
                 per_caller_tenant,
             } => {
                 let tenant = match (&caller.tenant_id, per_caller_tenant) {
-                    (Some(tid), true) => tid.as_str(),
+                    (Some(tid), true) if crate::config::is_guid(tid) => tid.as_str(),
+                    (Some(_), true) => return Err(Error::InvalidCallerTenant),
                     _ => tenant.as_str(),
                 };
-                format!("{authority}/{tenant}/oauth2/v2.0/token")
+                Ok(format!("{authority}/{tenant}/oauth2/v2.0/token"))
             }
         }
     }
@@ -129,7 +135,7 @@ impl Exchanger {
         scopes: &[&str],
         attempts: &mut Attempts,
     ) -> Result<AccessToken, Error> {
-        let endpoint = self.endpoint.for_caller(caller);
+        let endpoint = self.endpoint.for_caller(caller)?;
         let host = url::Url::parse(&endpoint)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -205,7 +211,12 @@ impl Exchanger {
                             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                     })
                     .unwrap_or(300);
-                let expires_at = SystemTime::now() + Duration::from_secs(lifetime);
+                let expires_at =
+                    crate::jose::expiry_in(lifetime).ok_or_else(|| Error::Protocol {
+                        detail: format!(
+                            "expires_in of {lifetime} seconds is beyond any real token lifetime, so the token was not used"
+                        ),
+                    })?;
                 return Ok(AccessToken::new(body.access_token, expires_at));
             }
             let retry_after = response
