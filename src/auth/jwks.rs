@@ -384,9 +384,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_http_jwks_uri_is_refused_unless_loopback() {
-        let base = issuer_serving(|base| {
-            serde_json::json!({"issuer": base, "jwks_uri": "http://jwks.invalid/jwks"})
-        })
+        let base = issuer_serving(
+            |base| serde_json::json!({"issuer": base, "jwks_uri": "http://jwks.invalid/jwks"}),
+        )
         .await;
         let jwks = cache(&base);
         let error = jwks.refresh().await.expect_err("http jwks_uri");
@@ -399,12 +399,57 @@ mod tests {
 
     #[tokio::test]
     async fn a_loopback_http_jwks_uri_is_accepted() {
-        let base = issuer_serving(|base| {
-            serde_json::json!({"issuer": base, "jwks_uri": format!("{base}/jwks")})
-        })
+        let base = issuer_serving(
+            |base| serde_json::json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}),
+        )
         .await;
         let jwks = cache(&base);
         assert_eq!(jwks.refresh().await, Ok(1));
         assert!(jwks.is_loaded());
+    }
+
+    fn cache_expecting(base: &str, configured: &str) -> JwksCache {
+        cache(base).with_issuer(&Url::parse(configured).expect("issuer"))
+    }
+
+    #[tokio::test]
+    async fn the_declared_issuer_must_be_the_configured_one_exactly() {
+        let base = issuer_serving(|b| serde_json::json!({"issuer": format!("{b}/realm"), "jwks_uri": format!("{b}/jwks")})).await;
+        let jwks = cache_expecting(&base, &format!("{base}/realm/"));
+        let error = jwks.refresh().await.expect_err("issuer mismatch");
+        assert!(error.contains("auth.issuer"), "{error}");
+        assert!(!jwks.is_loaded());
+        assert_eq!(jwks.issuer(), None);
+        let jwks = cache_expecting(&base, &format!("{base}/realm"));
+        assert_eq!(jwks.refresh().await, Ok(1));
+        assert_eq!(
+            jwks.issuer().as_deref(),
+            Some(format!("{base}/realm").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_document_without_issuer_is_refused_when_one_is_expected() {
+        let base = issuer_serving(|b| serde_json::json!({"jwks_uri": format!("{b}/jwks")})).await;
+        let jwks = cache_expecting(&base, &base);
+        let error = jwks.refresh().await.expect_err("no issuer");
+        assert!(error.contains("no issuer"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_bare_origin_issuer_is_the_spelling_the_provider_declares() {
+        for declared in ["", "/"] {
+            let base = issuer_serving(|b| {
+                serde_json::json!({"issuer": format!("{b}{declared}"), "jwks_uri": format!("{b}/jwks")})
+            })
+            .await;
+            // Parsed, the configured `http://127.0.0.1:port` reads `http://127.0.0.1:port/`.
+            let jwks = cache_expecting(&base, &base);
+            assert_eq!(jwks.refresh().await, Ok(1), "declared {declared:?}");
+            assert_eq!(
+                jwks.issuer().as_deref(),
+                Some(format!("{base}{declared}").as_str())
+            );
+        }
     }
 }
