@@ -258,11 +258,7 @@ fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
         ),
         (
             "crit header naming an extension",
-            sign_with_header(
-                issuer,
-                json!({"crit": ["b64"], "b64": true}),
-                &valid_claims,
-            ),
+            sign_with_header(issuer, json!({"crit": ["b64"], "b64": true}), &valid_claims),
             Expect::InvalidToken,
         ),
         (

@@ -497,18 +497,18 @@ async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_s
         );
     }
     imds.set_expires_on(None);
-    assert_eq!(issuer.exchanges(), 0, "no exchange with an absurd assertion");
+    assert_eq!(
+        issuer.exchanges(),
+        0,
+        "no exchange with an absurd assertion"
+    );
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port))
         .await
         .expect("healthz");
     assert_eq!(health.status().as_u16(), 200, "{}", server.stderr());
     let list = call(9, "tools/list").await;
     assert_eq!(list.status, 200, "{}\n{}", list.text, server.stderr());
-    assert!(
-        !server.stderr().contains("panicked"),
-        "{}",
-        server.stderr()
-    );
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
 
 #[tokio::test]

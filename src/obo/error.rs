@@ -32,7 +32,9 @@ pub enum Error {
     FederationNotReady { code: String },
     /// A multi-tenant exchange would put the caller's `tid` in the token endpoint URL, and it
     /// is not a GUID. The value is not repeated: it came from the caller.
-    #[error("the caller's tenant id (tid) is not a GUID, so no token endpoint can be derived from it")]
+    #[error(
+        "the caller's tenant id (tid) is not a GUID, so no token endpoint can be derived from it"
+    )]
     InvalidCallerTenant,
     /// The user's token was refused for the exchange (expired, revoked, wrong audience).
     #[error("the token endpoint refused the user's token ({code})")]

@@ -389,7 +389,11 @@ mod tests {
             "",
         ] {
             let result = exchanger
-                .exchange(&caller(tid), "user-token", &["https://graph.microsoft.com/.default"])
+                .exchange(
+                    &caller(tid),
+                    "user-token",
+                    &["https://graph.microsoft.com/.default"],
+                )
                 .await;
             let Err(error) = result else {
                 panic!("{tid:?}: the exchange must fail");
@@ -399,7 +403,11 @@ mod tests {
             if !tid.is_empty() {
                 assert!(!message.contains(tid), "{tid:?} echoed: {message}");
             }
-            assert_eq!(connections.load(Ordering::SeqCst), 0, "{tid:?}: a request was sent");
+            assert_eq!(
+                connections.load(Ordering::SeqCst),
+                0,
+                "{tid:?}: a request was sent"
+            );
         }
         // A GUID tenant is used as is.
         let ok = exchanger
