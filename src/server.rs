@@ -348,11 +348,14 @@ fn issuer_keys(settings: &Settings) -> Result<Option<Arc<JwksCache>>, StartError
         .timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    Ok(Some(Arc::new(JwksCache::new(
-        url,
-        http,
-        settings.auth.jwks_min_refresh_interval,
-    ))))
+    let jwks = JwksCache::new(url, http, settings.auth.jwks_min_refresh_interval);
+    // OIDC: the discovery document must name the configured issuer. Entra's multi-tenant
+    // documents name a `{tenantid}` template; its issuers are checked per token instead.
+    let jwks = match (settings.auth.mode, &settings.auth.issuer) {
+        (AuthMode::Oidc, Some(issuer)) => jwks.with_issuer(issuer),
+        _ => jwks,
+    };
+    Ok(Some(Arc::new(jwks)))
 }
 
 /// Fetches the issuer's keys now (retrying with backoff until it works) and then every

@@ -246,6 +246,50 @@ fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
             },
             Expect::InvalidToken,
         ),
+        (
+            "crit header, empty list",
+            sign_with_header(issuer, json!({"crit": []}), &valid_claims),
+            Expect::InvalidToken,
+        ),
+        (
+            "crit header, null",
+            sign_with_header(issuer, json!({"crit": null}), &valid_claims),
+            Expect::InvalidToken,
+        ),
+        (
+            "crit header naming an extension",
+            sign_with_header(issuer, json!({"crit": ["b64"], "b64": true}), &valid_claims),
+            Expect::InvalidToken,
+        ),
+        (
+            "crit header naming a registered claim",
+            sign_with_header(issuer, json!({"crit": ["exp"]}), &valid_claims),
+            Expect::InvalidToken,
+        ),
+        (
+            "v2 issuer with a trailing slash",
+            t(json!({"iss": format!("{}/", issuer.entra_issuer(TENANT))})),
+            Expect::InvalidToken,
+        ),
+        (
+            "v2 issuer with two trailing slashes",
+            t(json!({"iss": format!("{}//", issuer.entra_issuer(TENANT))})),
+            Expect::InvalidToken,
+        ),
+        (
+            "v1 issuer without its trailing slash",
+            t(
+                json!({"iss": format!("{}/{TENANT}", issuer.base), "ver": "1.0", "azp": null, "appid": VSCODE}),
+            ),
+            Expect::InvalidToken,
+        ),
+        (
+            "v1 issuer with two trailing slashes",
+            t(
+                json!({"iss": format!("{}/{TENANT}//", issuer.base), "ver": "1.0", "azp": null, "appid": VSCODE}),
+            ),
+            Expect::InvalidToken,
+        ),
         ("not a JWT", "abc.def".to_owned(), Expect::InvalidToken),
         ("garbage segments", "a.b.c".to_owned(), Expect::InvalidToken),
         (
@@ -269,6 +313,12 @@ fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
             Expect::InsufficientScope,
         ),
     ]
+}
+
+/// `claims` signed with the issuer's current key, with `extra` header fields.
+fn sign_with_header(issuer: &TestIssuer, extra: Value, claims: &Value) -> String {
+    let key = issuer.signer.lock().expect("lock").clone();
+    key.sign("JWT", extra, claims).expect("sign")
 }
 
 #[tokio::test]
@@ -640,6 +690,131 @@ async fn oidc_mode_validates_against_any_issuer() {
             .header("www-authenticate")
             .unwrap_or_default()
             .contains("scope=\"mcp:tools\"")
+    );
+}
+
+#[tokio::test]
+async fn oidc_mode_compares_the_issuer_exactly() {
+    let issuer = TestIssuer::start().await;
+    let env = oidc_env(&issuer);
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    wait_ready(&app).await;
+    let claims = |iss: String| {
+        json!({
+            "iss": iss, "aud": "https://mcp.example.com/mcp", "sub": "user-1",
+            "exp": now() + 600, "iat": now(), "scope": "openid mcp:tools",
+        })
+    };
+    let exact = issuer.sign(&claims(issuer.oidc_issuer()));
+    assert_eq!(with_token(&app, &exact).await.status, 200);
+    for iss in [
+        format!("{}/", issuer.oidc_issuer()),
+        format!("{}//", issuer.oidc_issuer()),
+        issuer.oidc_issuer().to_uppercase(),
+        issuer.base.clone(),
+    ] {
+        let reply = with_token(&app, &issuer.sign(&claims(iss.clone()))).await;
+        assert_challenge_for(&reply, 401, Some("invalid_token"), &iss);
+    }
+}
+
+#[tokio::test]
+async fn oidc_discovery_naming_another_issuer_keeps_the_server_not_ready() {
+    let issuer = TestIssuer::start().await;
+    let mut env = oidc_env(&issuer);
+    // Configured with a trailing slash; the discovery document says `{base}/oidc`.
+    for (k, v) in &mut env {
+        if k == "MCP_OBO__AUTH__ISSUER" {
+            *v = format!("{}/oidc/", issuer.base);
+        }
+    }
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    let token = issuer.sign(&json!({
+        "iss": format!("{}/oidc/", issuer.base), "aud": "https://mcp.example.com/mcp",
+        "sub": "user-1", "exp": now() + 600, "iat": now(), "scope": "openid mcp:tools",
+    }));
+    // Give the first refresh (and a retry) time to run.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while tokio::time::Instant::now() < deadline {
+        let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
+        assert_eq!(
+            ready.status().as_u16(),
+            503,
+            "a discovery document naming another issuer must not be trusted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(issuer.jwks_fetches() == 0, "the JWKS must not be fetched");
+    let reply = with_token(&app, &token).await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn absurd_expiry_times_are_refused_and_the_server_keeps_serving() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[]).await;
+    let cases = [
+        json!({"exp": u64::MAX}),
+        json!({"exp": i64::MAX}),
+        json!({"exp": 1u64 << 63}),
+        json!({"exp": 1u64 << 53}),
+        json!({"exp": 253_402_300_800u64}),
+        json!({"exp": 1.8e19}),
+        json!({"nbf": u64::MAX}),
+        json!({"nbf": i64::MAX, "exp": i64::MAX}),
+    ];
+    for overrides in cases {
+        let token = issuer.entra_token(overrides.clone());
+        // Twice: the second request would be answered from the validated-token cache.
+        for attempt in 0..2 {
+            let reply = with_token(&app, &token).await;
+            assert_challenge_for(
+                &reply,
+                401,
+                Some("invalid_token"),
+                &format!("{overrides} (attempt {attempt})"),
+            );
+        }
+        let good = with_token(&app, &issuer.entra_token(json!({}))).await;
+        assert_eq!(good.status, 200, "after {overrides}: {}", good.text);
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_stops_working_once_its_key_is_withdrawn() {
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(
+        &issuer,
+        &[
+            ("MCP_OBO__AUTH__JWKS_REFRESH_INTERVAL", "1s"),
+            ("MCP_OBO__AUTH__JWKS_MIN_REFRESH_INTERVAL", "1h"),
+        ],
+    )
+    .await;
+    let token = issuer.entra_token(json!({}));
+    assert_eq!(with_token(&app, &token).await.status, 200);
+    assert_eq!(with_token(&app, &token).await.status, 200, "cached");
+    let before = issuer.jwks_fetches();
+    issuer.rotate("key-2");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Two fetches: the first may have started before the rotation.
+    while issuer.jwks_fetches() < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the periodic refresh never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Let the refresh that was just served be installed.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let reply = with_token(&app, &token).await;
+    assert_challenge_for(&reply, 401, Some("invalid_token"), "withdrawn key");
+    // Tokens signed with the new key work.
+    assert_eq!(
+        with_token(&app, &issuer.entra_token(json!({})))
+            .await
+            .status,
+        200
     );
 }
 

@@ -275,8 +275,43 @@ async fn client_secret_authenticates_the_exchange_and_is_never_in_the_config_out
     assert!(!format!("{:?}", loaded.settings).contains("s3cr3t"));
 }
 
+#[rstest::rstest]
+#[case::u64_max_number(json!(u64::MAX))]
+#[case::u64_max_string(json!("18446744073709551615"))]
+#[case::i64_max(json!(i64::MAX))]
+#[case::two_pow_53(json!(1u64 << 53))]
 #[tokio::test]
-async fn a_certificate_signs_a_private_key_jwt_with_its_thumbprint() {
+async fn an_absurd_expires_in_fails_the_exchange_and_the_server_keeps_serving(
+    #[case] expires_in: Value,
+) {
+    let w = World::start(&[]).await;
+    w.issuer.script_token_endpoint(
+        200,
+        None,
+        json!({"token_type": "Bearer", "access_token": "downstream-token-value", "expires_in": expires_in}),
+    );
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    assert!(
+        text.contains("expires_in") && !text.contains("downstream-token-value"),
+        "{text}"
+    );
+    // Nothing was cached and the server still serves: the next call exchanges afresh.
+    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+    assert_eq!(call_hello(&w.app, &w.user(2)).await["isError"], false);
+}
+
+/// The payload of a compact JWT.
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a compact JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// A world whose exchanges authenticate with a certificate (`private_key_jwt`).
+async fn certificate_world() -> (World, tempfile::TempDir) {
     let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
     let cert = rcgen::CertificateParams::new(vec!["mcp-obo".into()])
         .expect("params")
@@ -301,6 +336,57 @@ async fn a_certificate_signs_a_private_key_jwt_with_its_thumbprint() {
     .await;
     w.issuer
         .configure_token_endpoint(|p| p.certificates = vec![(thumbprint, public)]);
+    (w, dir)
+}
+
+#[tokio::test]
+async fn certificate_assertions_made_in_the_same_second_have_distinct_random_jtis() {
+    let (w, _dir) = certificate_world().await;
+    let mut same_second = false;
+    for round in 0..5 {
+        let users: Vec<String> = (0..4).map(|i| w.user(round * 4 + i)).collect();
+        let calls = users.iter().map(|user| call_hello(&w.app, user));
+        for result in futures_util::future::join_all(calls).await {
+            assert_eq!(result["isError"], false, "{result}");
+        }
+        let claims: Vec<Value> = w
+            .issuer
+            .client_assertions()
+            .iter()
+            .map(|a| jwt_claims(a))
+            .collect();
+        let mut seconds: Vec<i64> = claims.iter().filter_map(|c| c["iat"].as_i64()).collect();
+        seconds.sort_unstable();
+        if seconds.windows(2).any(|w| w[0] == w[1]) {
+            same_second = true;
+            break;
+        }
+    }
+    assert!(
+        same_second,
+        "no two assertions were made in the same second; the test proved nothing"
+    );
+    let jtis: Vec<String> = w
+        .issuer
+        .client_assertions()
+        .iter()
+        .map(|a| jwt_claims(a)["jti"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for jti in &jtis {
+        assert_eq!(jti.len(), 22, "128 bits as base64url: {jti}");
+        assert!(
+            jti.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{jti}"
+        );
+    }
+    let distinct: std::collections::HashSet<&String> = jtis.iter().collect();
+    assert_eq!(distinct.len(), jtis.len(), "repeated jti: {jtis:?}");
+}
+
+#[tokio::test]
+async fn a_certificate_signs_a_private_key_jwt_with_its_thumbprint() {
+    let (w, _dir) = certificate_world().await;
     assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
 }
 
@@ -346,6 +432,83 @@ async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
     assert_eq!(result["isError"], false, "{result}");
     assert_eq!(result["structuredContent"]["email"], "kim@example.org");
     assert!(!graph.passthrough_seen());
+}
+
+#[tokio::test]
+async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_serving() {
+    use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::start().await;
+    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
+    let imds = FakeImds::start(EXCHANGE_AUDIENCE).await;
+    let resource = graph.url.clone();
+    let fic = imds.federated_credential();
+    issuer.configure_token_endpoint(|p| {
+        p.resource = resource;
+        p.federated = vec![fic];
+    });
+    let env = entra_env(&issuer);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ("IDENTITY_ENDPOINT", imds.endpoint.as_str()),
+        ("IDENTITY_HEADER", IDENTITY_HEADER),
+        ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
+    ]);
+    let server = support::ServerProcess::start(&env).await;
+    server.wait_ready().await;
+    let call = |n: usize, method: &'static str| {
+        let token = issuer.entra_token(json!({"oid": format!("mi-user-{n}")}));
+        let url = server.mcp_url();
+        async move {
+            let auth = format!("Bearer {token}");
+            post_raw(
+                &url,
+                serde_json::to_vec(&request(1, method, json!({"name": "HelloTool"})))
+                    .expect("json"),
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", ACCEPT_BOTH),
+                    ("mcp-protocol-version", "2025-06-18"),
+                    ("authorization", &auth),
+                ],
+            )
+            .await
+        }
+    };
+    // The last one (year 9999) is representable; the identity library then caches it, so
+    // it comes after the ones it refuses itself.
+    for (n, expires_on) in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "253402300799",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        imds.set_expires_on(Some(expires_on));
+        let reply = call(n, "tools/call").await;
+        assert_eq!(reply.status, 200, "{}\n{}", reply.text, server.stderr());
+        let result = &reply.json.expect("json")["result"];
+        let text = tool_error(result);
+        assert!(
+            text.contains("managed identity") && text.contains("operator"),
+            "expires_on {expires_on}: {text}"
+        );
+    }
+    imds.set_expires_on(None);
+    assert_eq!(
+        issuer.exchanges(),
+        0,
+        "no exchange with an absurd assertion"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200, "{}", server.stderr());
+    let list = call(9, "tools/list").await;
+    assert_eq!(list.status, 200, "{}\n{}", list.text, server.stderr());
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
 
 #[tokio::test]

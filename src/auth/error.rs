@@ -7,10 +7,15 @@ pub enum Reason {
     Malformed,
     MissingKid,
     UnknownKid,
+    /// The JWS header has `crit`: it names extensions that must be understood, and this
+    /// server understands none (RFC 7515 §4.1.11).
+    CriticalHeader,
     DisallowedAlgorithm,
     BadSignature,
     Expired,
     NotYetValid,
+    /// `exp` lies further in the future than any real token lives (or overflows).
+    ExpiryOutOfRange,
     WrongIssuer,
     WrongAudience,
     WrongTenant,
@@ -27,10 +32,12 @@ impl Reason {
             Self::Malformed => "malformed",
             Self::MissingKid => "missing_kid",
             Self::UnknownKid => "unknown_kid",
+            Self::CriticalHeader => "critical_header",
             Self::DisallowedAlgorithm => "disallowed_algorithm",
             Self::BadSignature => "bad_signature",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
+            Self::ExpiryOutOfRange => "expiry_out_of_range",
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
             Self::WrongTenant => "wrong_tenant",

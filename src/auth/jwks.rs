@@ -5,9 +5,12 @@
 //! - A periodic refresh keeps the set current; a failed fetch keeps the last good keys.
 //! - Start-up does not wait: until the first fetch succeeds, readiness says not ready and
 //!   tokens are answered 503 (not 401, which would send users back to sign in).
+//! - The discovery document is checked before its keys are trusted: `jwks_uri` must be https
+//!   (plain http only on loopback), and with an expected issuer (`oidc` mode) its `issuer`
+//!   must be that issuer exactly (OIDC Discovery §4.3). A failed check is a failed refresh.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,10 +46,18 @@ pub struct JwksCache {
     /// Single flight: one refresh at a time; others wait and then reuse its result.
     refreshing: tokio::sync::Mutex<()>,
     loaded: AtomicBool,
+    /// Bumped whenever a new key set is installed.
+    generation: AtomicU64,
+    /// The spellings of the issuer the discovery document must declare; `None` checks none
+    /// (Entra's multi-tenant documents declare a `{tenantid}` template).
+    expected_issuer: Option<Vec<String>>,
+    /// The issuer the discovery document declared, once checked against `expected_issuer`.
+    issuer: RwLock<Option<Arc<str>>>,
 }
 
 #[derive(Deserialize)]
 struct Discovery {
+    issuer: Option<String>,
     jwks_uri: Url,
 }
 
@@ -61,7 +72,48 @@ impl JwksCache {
             last_attempt: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             loaded: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            expected_issuer: None,
+            issuer: RwLock::new(None),
         }
+    }
+
+    /// Requires the discovery document's `issuer` to be exactly `issuer` (OIDC mode).
+    ///
+    /// A URL that is a bare origin reads the same with or without its trailing slash once
+    /// parsed (`https://idp` becomes `https://idp/`), so for one both spellings are accepted
+    /// here, and the one the document declares is then the only one tokens may carry.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: &Url) -> Self {
+        let exact = issuer.as_str().to_owned();
+        let mut spellings = vec![exact.clone()];
+        if issuer.path() == "/" && issuer.query().is_none() && issuer.fragment().is_none() {
+            spellings.push(exact.trim_end_matches('/').to_owned());
+        }
+        self.expected_issuer = Some(spellings);
+        self
+    }
+
+    /// The issuer the discovery document declared, when [`Self::with_issuer`] required one
+    /// and the document matched it.
+    pub fn issuer(&self) -> Option<Arc<str>> {
+        self.issuer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes whenever a new key set is installed; compare before [`Self::publishes`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the current key set has `kid` (no refresh).
+    pub fn publishes(&self, kid: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(kid)
     }
 
     /// Whether a key set has been fetched at least once.
@@ -141,6 +193,11 @@ impl JwksCache {
             Some(uri) => uri,
             None => {
                 let discovery: Discovery = self.get_json(&self.discovery_url).await?;
+                let issuer = self.check_discovery(&discovery)?;
+                *self
+                    .issuer
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = issuer;
                 *self
                     .jwks_uri
                     .lock()
@@ -152,6 +209,40 @@ impl JwksCache {
         let set: JwkSet = self.get_json(&jwks_uri).await?;
         self.install(&set)
             .ok_or_else(|| format!("{jwks_uri} lists no usable signing keys"))
+    }
+
+    /// The checked issuer (when one is expected), or why the document is not trusted.
+    fn check_discovery(&self, discovery: &Discovery) -> Result<Option<Arc<str>>, String> {
+        let url = &self.discovery_url;
+        let jwks_uri = &discovery.jwks_uri;
+        let secure = match jwks_uri.scheme() {
+            "https" => true,
+            "http" => crate::config::is_loopback_url(jwks_uri),
+            _ => false,
+        };
+        if !secure {
+            return Err(format!(
+                "the discovery document at {url} gives jwks_uri {jwks_uri}, which does not use https (plain http is accepted only for loopback hosts); the issuer's signing keys must come over TLS, so fix the identity provider's configuration"
+            ));
+        }
+        let Some(expected) = &self.expected_issuer else {
+            return Ok(None);
+        };
+        match discovery.issuer.as_deref() {
+            Some(declared) if expected.iter().any(|e| e == declared) => {
+                Ok(Some(Arc::from(declared)))
+            }
+            declared => {
+                let configured = expected.first().map(String::as_str).unwrap_or_default();
+                let declared = match declared {
+                    Some(d) => format!("issuer {d:?}"),
+                    None => "no issuer".to_owned(),
+                };
+                Err(format!(
+                    "the discovery document at {url} declares {declared}, but auth.issuer is {configured:?}; they must be identical (OpenID Connect Discovery 4.3): set auth.issuer to exactly the issuer the provider declares"
+                ))
+            }
+        }
     }
 
     /// Replaces the cached keys with the usable signing keys of `set`; `None` (keeping the
@@ -186,6 +277,7 @@ impl JwksCache {
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.loaded.store(true, Ordering::Release);
         Some(count)
     }
@@ -243,5 +335,121 @@ fn algorithm_for(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `discovery` at `/.well-known/openid-configuration` and an empty-ish key set at
+    /// `/jwks`; returns the base URL.
+    async fn issuer_serving(discovery: impl Fn(&str) -> serde_json::Value) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let doc = discovery(&base);
+        let key = crate::jose::SigningKey::generate_rsa("k1").expect("rsa");
+        let jwks = serde_json::json!({"keys": [key.public_jwk()]});
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        base
+    }
+
+    fn cache(base: &str) -> JwksCache {
+        let url = Url::parse(&format!("{base}/.well-known/openid-configuration")).expect("url");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        JwksCache::new(url, http, Duration::ZERO)
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_jwks_uri_is_refused_unless_loopback() {
+        let base = issuer_serving(
+            |base| serde_json::json!({"issuer": base, "jwks_uri": "http://jwks.invalid/jwks"}),
+        )
+        .await;
+        let jwks = cache(&base);
+        let error = jwks.refresh().await.expect_err("http jwks_uri");
+        assert!(
+            error.contains("https") && error.contains("jwks_uri"),
+            "{error}"
+        );
+        assert!(!jwks.is_loaded());
+    }
+
+    #[tokio::test]
+    async fn a_loopback_http_jwks_uri_is_accepted() {
+        let base = issuer_serving(
+            |base| serde_json::json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}),
+        )
+        .await;
+        let jwks = cache(&base);
+        assert_eq!(jwks.refresh().await, Ok(1));
+        assert!(jwks.is_loaded());
+    }
+
+    fn cache_expecting(base: &str, configured: &str) -> JwksCache {
+        cache(base).with_issuer(&Url::parse(configured).expect("issuer"))
+    }
+
+    #[tokio::test]
+    async fn the_declared_issuer_must_be_the_configured_one_exactly() {
+        let base = issuer_serving(|b| serde_json::json!({"issuer": format!("{b}/realm"), "jwks_uri": format!("{b}/jwks")})).await;
+        let jwks = cache_expecting(&base, &format!("{base}/realm/"));
+        let error = jwks.refresh().await.expect_err("issuer mismatch");
+        assert!(error.contains("auth.issuer"), "{error}");
+        assert!(!jwks.is_loaded());
+        assert_eq!(jwks.issuer(), None);
+        let jwks = cache_expecting(&base, &format!("{base}/realm"));
+        assert_eq!(jwks.refresh().await, Ok(1));
+        assert_eq!(
+            jwks.issuer().as_deref(),
+            Some(format!("{base}/realm").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_document_without_issuer_is_refused_when_one_is_expected() {
+        let base = issuer_serving(|b| serde_json::json!({"jwks_uri": format!("{b}/jwks")})).await;
+        let jwks = cache_expecting(&base, &base);
+        let error = jwks.refresh().await.expect_err("no issuer");
+        assert!(error.contains("no issuer"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_bare_origin_issuer_is_the_spelling_the_provider_declares() {
+        for declared in ["", "/"] {
+            let base = issuer_serving(|b| {
+                serde_json::json!({"issuer": format!("{b}{declared}"), "jwks_uri": format!("{b}/jwks")})
+            })
+            .await;
+            // Parsed, the configured `http://127.0.0.1:port` reads `http://127.0.0.1:port/`.
+            let jwks = cache_expecting(&base, &base);
+            assert_eq!(jwks.refresh().await, Ok(1), "declared {declared:?}");
+            assert_eq!(
+                jwks.issuer().as_deref(),
+                Some(format!("{base}{declared}").as_str())
+            );
+        }
     }
 }

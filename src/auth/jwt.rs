@@ -6,6 +6,11 @@
 //!   `none` and HMAC are refused whatever the header says (no HS256-with-public-key trick).
 //! - A token without `kid` is refused: every issuer this server trusts sets it.
 //! - Oversized tokens are refused before parsing.
+//! - A header with `crit` is refused: it names extensions this server does not understand.
+//! - `iss` is compared exactly (no slash trimming): OIDC issuers as configured (and as the
+//!   discovery document declares), Entra v2 `{authority}/{tid}/v2.0`, v1 `{v1_host}/{tid}/`.
+//! - `exp` further than [`crate::jose::MAX_EXPIRY_HORIZON`] away is refused, so no time
+//!   arithmetic on a token's claims can overflow.
 //! - Why a token failed is returned as a [`Reason`] for logs, never echoed to the client.
 
 use std::collections::HashSet;
@@ -21,7 +26,11 @@ use super::{Caller, Error, Reason, UserAssertion};
 /// Which issuers are trusted.
 #[derive(Debug, Clone)]
 pub enum IssuerPolicy {
-    /// Exactly this issuer (OIDC). Compared without a trailing slash.
+    /// Exactly this issuer (OIDC), character for character. When the key cache checked the
+    /// discovery document's `issuer` against the configuration ([`JwksCache::issuer`]), that
+    /// declared issuer is the one compared: it is the configured one, spelled as the provider
+    /// spells it (a bare origin `https://idp` cannot be told from `https://idp/` once parsed
+    /// as a URL, and providers use both).
     Exact(String),
     /// Entra ID: v2 `{authority}/{tid}/v2.0` or v1 `{v1_host}/{tid}/`, `tid` allowed.
     Entra {
@@ -47,6 +56,26 @@ impl TenantPolicy {
     }
 }
 
+/// A validated token's caller and the `kid` of the key that verified it.
+#[derive(Debug)]
+pub struct Validated {
+    pub caller: Caller,
+    pub kid: Box<str>,
+}
+
+/// Whether the JWS protected header has a `crit` member at all (even `null`, which the
+/// header type reads as absent).
+fn names_crit(token: &str) -> Result<bool, Error> {
+    use base64::Engine;
+    let segment = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Error::InvalidToken(Reason::Malformed))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| Error::InvalidToken(Reason::Malformed))?;
+    Ok(header.contains_key("crit"))
+}
+
 /// Everything needed to validate one issuer's tokens.
 pub struct TokenValidator {
     pub jwks: Arc<JwksCache>,
@@ -54,9 +83,14 @@ pub struct TokenValidator {
     pub audiences: Vec<String>,
     /// `azp`/`appid` allow-list; empty allows any client.
     pub allowed_client_apps: HashSet<String>,
+    /// Clock skew allowed on `exp`/`nbf`; at most [`MAX_LEEWAY_SECS`] is used.
     pub leeway_secs: u64,
     pub max_token_bytes: usize,
 }
+
+/// The largest leeway applied (the configuration allows at most 10 minutes too); a larger
+/// value would only make the time checks overflow.
+pub const MAX_LEEWAY_SECS: u64 = 600;
 
 const ALLOWED: [Algorithm; 8] = [
     Algorithm::RS256,
@@ -115,11 +149,25 @@ impl TokenValidator {
     /// [`Error::InvalidToken`] with the reason, or [`Error::KeysUnavailable`] when the
     /// issuer's keys cannot be had at all.
     pub async fn validate(&self, token: &str) -> Result<Caller, Error> {
+        self.validate_with_kid(token)
+            .await
+            .map(|validated| validated.caller)
+    }
+
+    /// As [`Self::validate`], also returning the `kid` of the key that verified the token
+    /// (so a cache of validated tokens can forget those whose key is withdrawn).
+    ///
+    /// # Errors
+    /// As [`Self::validate`].
+    pub async fn validate_with_kid(&self, token: &str) -> Result<Validated, Error> {
         let invalid = Error::InvalidToken;
         if token.len() > self.max_token_bytes {
             return Err(invalid(Reason::TooLarge));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(Reason::Malformed))?;
+        if header.crit.is_some() || names_crit(token)? {
+            return Err(invalid(Reason::CriticalHeader));
+        }
         if !ALLOWED.contains(&header.alg) {
             return Err(invalid(Reason::DisallowedAlgorithm));
         }
@@ -132,7 +180,7 @@ impl TokenValidator {
             return Err(invalid(Reason::DisallowedAlgorithm));
         }
         let mut validation = Validation::new(key.algorithm);
-        validation.leeway = self.leeway_secs;
+        validation.leeway = self.leeway_secs.min(MAX_LEEWAY_SECS);
         validation.validate_nbf = true;
         validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
@@ -149,7 +197,8 @@ impl TokenValidator {
         })?;
         let claims = data.claims;
         self.check_issuer(&claims)?;
-        let exp = claims.exp;
+        let expires_at =
+            crate::jose::expiry_at_unix(claims.exp).ok_or(invalid(Reason::ExpiryOutOfRange))?;
         let client_app = claims
             .azp
             .clone()
@@ -174,7 +223,7 @@ impl TokenValidator {
             .unwrap_or_default();
         // Entra app-only tokens carry roles but no delegated scopes (and `idtyp: app`).
         let app_only = claims.idtyp.as_deref() == Some("app") || scopes.is_empty();
-        Ok(Caller {
+        let caller = Caller {
             subject,
             tenant_id: claims.tid,
             name: claims.name,
@@ -187,18 +236,23 @@ impl TokenValidator {
             roles: claims.roles,
             client_app,
             app_only,
-            assertion: Some(UserAssertion::new(
-                token,
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
-            )),
+            assertion: Some(UserAssertion::new(token, expires_at)),
+        };
+        Ok(Validated {
+            caller,
+            kid: kid.into(),
         })
     }
 
     fn check_issuer(&self, claims: &Claims) -> Result<(), Error> {
-        let iss = claims.iss.trim_end_matches('/');
+        let iss = claims.iss.as_str();
         match &self.issuer {
             IssuerPolicy::Exact(expected) => {
-                if iss != expected.trim_end_matches('/') {
+                let same = match self.jwks.issuer() {
+                    Some(declared) => *declared == *iss,
+                    None => iss == expected,
+                };
+                if !same {
                     return Err(Error::InvalidToken(Reason::WrongIssuer));
                 }
             }
@@ -212,7 +266,8 @@ impl TokenValidator {
                     .as_deref()
                     .ok_or(Error::InvalidToken(Reason::MissingClaim))?;
                 let v2 = format!("{authority}/{tid}/v2.0");
-                let v1 = format!("{v1_host}/{tid}");
+                // Exactly as Entra issues them: v2 without, v1 with a trailing slash.
+                let v1 = format!("{v1_host}/{tid}/");
                 if iss != v2 && iss != v1 {
                     return Err(Error::InvalidToken(Reason::WrongIssuer));
                 }

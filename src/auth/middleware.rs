@@ -46,15 +46,25 @@ const VALIDATED_CACHE_ENTRIES: usize = 4096;
 
 struct TokenPolicy {
     validator: TokenValidator,
-    /// SHA-256 of a validated token → its caller, until the token expires. Only successes
-    /// are kept; a refused token is checked in full every time.
-    validated: std::sync::Mutex<lru::LruCache<[u8; 32], Arc<Caller>, crate::jose::DigestKeyed>>,
+    /// SHA-256 of a validated token → its caller, until the token expires or its key is
+    /// withdrawn. Only successes are kept; a refused token is checked in full every time.
+    validated: std::sync::Mutex<lru::LruCache<[u8; 32], ValidatedToken, crate::jose::DigestKeyed>>,
     leeway: std::time::Duration,
     easyauth: bool,
     metadata: Arc<ResourceMetadata>,
     required_scopes: Vec<String>,
     accepted_roles: Vec<String>,
     implies: Vec<(String, String)>,
+}
+
+/// An entry of [`TokenPolicy::validated`].
+struct ValidatedToken {
+    caller: Arc<Caller>,
+    /// The key that verified the token: once the issuer stops publishing it, the entry is
+    /// no longer served.
+    kid: Box<str>,
+    /// The key set generation in which `kid` was last seen published.
+    generation: u64,
 }
 
 impl Authorizer {
@@ -72,7 +82,12 @@ impl Authorizer {
         };
         let (issuer, audiences) = match auth.mode {
             AuthMode::Oidc => (
-                IssuerPolicy::Exact(auth.issuer.as_ref().map(trim_slash).unwrap_or_default()),
+                IssuerPolicy::Exact(
+                    auth.issuer
+                        .as_ref()
+                        .map(|u| u.as_str().to_owned())
+                        .unwrap_or_default(),
+                ),
                 auth.audiences.clone(),
             ),
             _ => {
@@ -323,35 +338,40 @@ impl TokenPolicy {
         Ok(caller)
     }
 
-    /// Full validation, or the caller of an identical token validated before and not yet
-    /// expired (the signature, issuer and audience of the same bytes cannot have changed).
+    /// Full validation, or the caller of an identical token validated before, not yet
+    /// expired and whose key the issuer still publishes (the signature, issuer and audience
+    /// of the same bytes cannot have changed).
     async fn validate_cached(&self, token: &str) -> Result<Arc<Caller>, Error> {
         if token.len() > self.validator.max_token_bytes {
             return Err(Error::InvalidToken(Reason::TooLarge));
         }
         let digest = crate::jose::sha256(token.as_bytes());
         let now = std::time::SystemTime::now();
+        let jwks = &self.validator.jwks;
+        // Read before validating: a key set installed meanwhile makes the entry re-checked.
+        let generation = jwks.generation();
         {
             let mut cache = self
                 .validated
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match cache.get(&digest) {
-                Some(caller)
-                    if caller
-                        .assertion
-                        .as_ref()
-                        .is_some_and(|a| a.expires_at() + self.leeway > now) =>
-                {
-                    return Ok(Arc::clone(caller));
+            if let Some(entry) = cache.get_mut(&digest) {
+                let unexpired = entry.caller.assertion.as_ref().is_some_and(|a| {
+                    a.expires_at()
+                        .checked_add(self.leeway)
+                        .is_some_and(|until| until > now)
+                });
+                // Only after a key refresh is the (cheap) lookup of the kid needed.
+                let published = entry.generation == generation || jwks.publishes(&entry.kid);
+                if unexpired && published {
+                    entry.generation = generation;
+                    return Ok(Arc::clone(&entry.caller));
                 }
-                Some(_) => {
-                    cache.pop(&digest);
-                }
-                None => {}
+                cache.pop(&digest);
             }
         }
-        let caller = Arc::new(self.validator.validate(token).await?);
+        let validated = self.validator.validate_with_kid(token).await?;
+        let caller = Arc::new(validated.caller);
         if let Some(assertion) = &caller.assertion {
             // Computed once here; the on-behalf-of cache keys on the same digest.
             let _ = assertion.digest();
@@ -359,7 +379,14 @@ impl TokenPolicy {
         self.validated
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .put(digest, caller.clone());
+            .put(
+                digest,
+                ValidatedToken {
+                    caller: caller.clone(),
+                    kid: validated.kid,
+                    generation,
+                },
+            );
         Ok(caller)
     }
 

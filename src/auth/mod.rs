@@ -27,6 +27,6 @@ pub mod scopes;
 pub use caller::{Caller, UserAssertion};
 pub use error::{Error, Reason};
 pub use jwks::JwksCache;
-pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
+pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
 pub use middleware::Authorizer;

@@ -153,7 +153,9 @@ impl AssertionSource {
             } => {
                 let mut cached = cached.lock().await;
                 if let Some((token, expires)) = cached.as_ref()
-                    && SystemTime::now() + ASSERTION_MARGIN < *expires
+                    && SystemTime::now()
+                        .checked_add(ASSERTION_MARGIN)
+                        .is_some_and(|deadline| deadline < *expires)
                 {
                     return Ok(ClientAuth::Assertion(token.to_string()));
                 }
@@ -164,10 +166,15 @@ impl AssertionSource {
                         source_name: "managed identity",
                         detail: first_line(&e.to_string()),
                     })?;
-                let expires = UNIX_EPOCH
-                    + Duration::from_secs(
-                        u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0),
-                    );
+                let expires_on = token.expires_on.unix_timestamp();
+                // Before 1970 reads as already expired: used once, never cached.
+                let expires = crate::jose::expiry_at_unix(u64::try_from(expires_on).unwrap_or(0))
+                    .ok_or_else(|| Error::AssertionUnavailable {
+                        source_name: "managed identity",
+                        detail: format!(
+                            "the identity endpoint says its token expires at unix time {expires_on}, more than ten years from now; refusing it (check the platform's identity endpoint and clock)"
+                        ),
+                    })?;
                 let value: Arc<str> = Arc::from(token.token.secret());
                 *cached = Some((value.clone(), expires));
                 Ok(ClientAuth::Assertion(value.to_string()))
@@ -196,9 +203,14 @@ impl AssertionSource {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                let jti = b64url(
-                    &sha256(format!("{client_id}{now}{}", std::process::id()).as_bytes())[..16],
-                );
+                // 128 random bits: unique per assertion, so the token endpoint can detect a
+                // replayed one (RFC 7523 §3).
+                let mut jti = [0u8; 16];
+                aws_lc_rs::rand::fill(&mut jti).map_err(|_| Error::AssertionUnavailable {
+                    source_name: "certificate",
+                    detail: "the system's random number generator failed".into(),
+                })?;
+                let jti = b64url(&jti);
                 let claims = serde_json::json!({
                     "aud": token_endpoint,
                     "iss": client_id,
@@ -206,7 +218,7 @@ impl AssertionSource {
                     "jti": jti,
                     "nbf": now,
                     "iat": now,
-                    "exp": now + 600,
+                    "exp": now.saturating_add(600),
                 });
                 let jwt = key
                     .sign(

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
@@ -80,8 +80,14 @@ impl DownstreamTokens for DeveloperTokens {
                 detail: first_line(&e.to_string()),
             }
         })?;
-        let expires_at = SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(fresh.expires_on.unix_timestamp()).unwrap_or(0));
+        let expires_on = fresh.expires_on.unix_timestamp();
+        // Before 1970 reads as already expired: used once, never cached.
+        let expires_at = crate::jose::expiry_at_unix(u64::try_from(expires_on).unwrap_or(0))
+            .ok_or_else(|| Error::DeveloperCredentialUnavailable {
+                detail: format!(
+                    "the developer tool's token expires at unix time {expires_on}, more than ten years from now; refusing it (check the system clock)"
+                ),
+            })?;
         let token = AccessToken::new(fresh.token.secret(), expires_at);
         cache.insert(key, token.clone());
         Ok(token)

@@ -30,6 +30,12 @@ pub enum Error {
     /// does not (yet) trust the assertion; common right after deployment.
     #[error("federated credential not accepted ({code})")]
     FederationNotReady { code: String },
+    /// A multi-tenant exchange would put the caller's `tid` in the token endpoint URL, and it
+    /// is not a GUID. The value is not repeated: it came from the caller.
+    #[error(
+        "the caller's tenant id (tid) is not a GUID, so no token endpoint can be derived from it"
+    )]
+    InvalidCallerTenant,
     /// The user's token was refused for the exchange (expired, revoked, wrong audience).
     #[error("the token endpoint refused the user's token ({code})")]
     InvalidGrant { code: String },
@@ -65,6 +71,7 @@ impl Error {
             }
             Self::NotConfigured => "not_configured".into(),
             Self::NoUserToken => "no_user_token".into(),
+            Self::InvalidCallerTenant => "invalid_caller_tenant".into(),
             Self::AppOnly { code }
             | Self::FederationNotReady { code }
             | Self::InvalidGrant { code }
@@ -87,6 +94,7 @@ impl Error {
             Self::NotConfigured => "This server cannot call Microsoft Graph for you yet: its on-behalf-of exchange is not configured (obo.client_assertion). Ask the server's operator.".to_owned(),
             Self::NoUserToken => "This tool acts on your behalf, but the request carried no user token to act with. Sign in from your MCP client and try again.".to_owned(),
             Self::AppOnly { .. } => "This tool needs a signed-in user: it acts on behalf of a person, and the caller is an application without a user (app-only token). Call it from a client where a user signs in.".to_owned(),
+            Self::InvalidCallerTenant => "Your sign-in names a tenant that is not a Microsoft Entra tenant id (a GUID), so this server cannot ask your organization for a token on your behalf. Sign in with a work or school account; if this persists, ask the server's operator.".to_owned(),
             Self::ConsentRequired { consent_url } => format!(
                 "You have not yet consented to let this server read your Microsoft 365 profile. Open {consent_url} in a browser, sign in and accept, then call the tool again. (If your organization requires it, ask an administrator to grant consent for everyone.)"
             ),

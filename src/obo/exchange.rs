@@ -2,7 +2,7 @@
 //! RFC 8693 token exchange, with bounded retries on 429/5xx honouring `Retry-After`, and
 //! AADSTS codes mapped to [`Error`] variants. No retry on 4xx grant errors.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -33,19 +33,25 @@ pub enum TokenEndpoint {
 }
 
 impl TokenEndpoint {
-    fn for_caller(&self, caller: &Caller) -> String {
+    /// The token endpoint for `caller`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCallerTenant`] when the caller's `tid` would go into the URL and is
+    /// not a GUID (it is never put in a URL otherwise).
+    fn for_caller(&self, caller: &Caller) -> Result<String, Error> {
         match self {
-            Self::Fixed(url) => url.clone(),
+            Self::Fixed(url) => Ok(url.clone()),
             Self::Entra {
                 authority,
                 tenant,
                 per_caller_tenant,
             } => {
                 let tenant = match (&caller.tenant_id, per_caller_tenant) {
-                    (Some(tid), true) => tid.as_str(),
+                    (Some(tid), true) if crate::config::is_guid(tid) => tid.as_str(),
+                    (Some(_), true) => return Err(Error::InvalidCallerTenant),
                     _ => tenant.as_str(),
                 };
-                format!("{authority}/{tenant}/oauth2/v2.0/token")
+                Ok(format!("{authority}/{tenant}/oauth2/v2.0/token"))
             }
         }
     }
@@ -129,7 +135,7 @@ impl Exchanger {
         scopes: &[&str],
         attempts: &mut Attempts,
     ) -> Result<AccessToken, Error> {
-        let endpoint = self.endpoint.for_caller(caller);
+        let endpoint = self.endpoint.for_caller(caller)?;
         let host = url::Url::parse(&endpoint)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -205,7 +211,12 @@ impl Exchanger {
                             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                     })
                     .unwrap_or(300);
-                let expires_at = SystemTime::now() + Duration::from_secs(lifetime);
+                let expires_at =
+                    crate::jose::expiry_in(lifetime).ok_or_else(|| Error::Protocol {
+                        detail: format!(
+                            "expires_in of {lifetime} seconds is beyond any real token lifetime, so the token was not used"
+                        ),
+                    })?;
                 return Ok(AccessToken::new(body.access_token, expires_at));
             }
             let retry_after = response
@@ -304,5 +315,109 @@ impl Exchanger {
                 detail: format!("{error} {code}").trim().to_owned(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::Secret;
+
+    /// A token endpoint that counts connections and answers a valid token response.
+    async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = vec![0u8; 65536];
+                let _ = stream.read(&mut buf).await;
+                let body = r#"{"access_token":"t","expires_in":3600}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        (base, connections)
+    }
+
+    fn exchanger(authority: String) -> Exchanger {
+        Exchanger {
+            http: reqwest::Client::new(),
+            grant: OboGrant::EntraObo,
+            client_id: "00000000-aaaa-bbbb-cccc-111111111111".into(),
+            endpoint: TokenEndpoint::Entra {
+                authority,
+                tenant: "organizations".into(),
+                per_caller_tenant: true,
+            },
+            assertion: AssertionSource::ClientSecret(Secret::new("secret")),
+            max_retries: 0,
+            consent_url: "https://mcp.example.com/consent".into(),
+            audience: None,
+        }
+    }
+
+    fn caller(tid: &str) -> Caller {
+        Caller {
+            tenant_id: Some(tid.to_owned()),
+            ..Caller::local_developer()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_tenant_that_is_not_a_guid_never_reaches_the_token_endpoint() {
+        let (base, connections) = counting_endpoint().await;
+        let exchanger = exchanger(base);
+        for tid in [
+            "../../evil",
+            "organizations",
+            "common",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47/../x",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47?x=1",
+            "contoso.onmicrosoft.com",
+            "",
+        ] {
+            let result = exchanger
+                .exchange(
+                    &caller(tid),
+                    "user-token",
+                    &["https://graph.microsoft.com/.default"],
+                )
+                .await;
+            let Err(error) = result else {
+                panic!("{tid:?}: the exchange must fail");
+            };
+            let message = error.to_string();
+            assert!(message.contains("tenant"), "{tid:?}: {message}");
+            if !tid.is_empty() {
+                assert!(!message.contains(tid), "{tid:?} echoed: {message}");
+            }
+            assert_eq!(
+                connections.load(Ordering::SeqCst),
+                0,
+                "{tid:?}: a request was sent"
+            );
+        }
+        // A GUID tenant is used as is.
+        let ok = exchanger
+            .exchange(
+                &caller("72f988bf-86f1-41af-91ab-2d7cd011db47"),
+                "user-token",
+                &["https://graph.microsoft.com/.default"],
+            )
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 }

@@ -3,8 +3,8 @@
 //! with a JWT signed by the managed identity's (fake) issuer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +22,8 @@ struct ImdsState {
     key: SigningKey,
     calls: AtomicUsize,
     audience: String,
+    /// `expires_on` to answer instead of the real expiry (a string, as the endpoint sends it).
+    expires_on: Mutex<Option<String>>,
 }
 
 pub struct FakeImds {
@@ -36,6 +38,7 @@ impl FakeImds {
             key: SigningKey::generate_rsa("mi-key").expect("rsa"),
             calls: AtomicUsize::new(0),
             audience: audience.to_owned(),
+            expires_on: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/msi/token", axum::routing::get(token))
@@ -58,6 +61,15 @@ impl FakeImds {
             audience: self.state.audience.clone(),
             jwk: self.state.key.public_jwk(),
         }
+    }
+
+    /// Answers `expires_on` (verbatim) from now on; `None` restores the real expiry.
+    pub fn set_expires_on(&self, expires_on: Option<&str>) {
+        *self
+            .state
+            .expires_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = expires_on.map(str::to_owned);
     }
 
     pub fn calls(&self) -> usize {
@@ -103,7 +115,12 @@ async fn token(
     let jwt = s.key.sign("JWT", json!({}), &claims).expect("sign");
     axum::Json(json!({
         "access_token": jwt,
-        "expires_on": exp.to_string(),
+        "expires_on": s
+            .expires_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| exp.to_string()),
         "resource": s.audience,
         "token_type": "Bearer",
         "client_id": MI_CLIENT_ID,
