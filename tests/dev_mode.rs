@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::dev_login::{self, AuthorizationRequest, Authorize, Pkce};
-use support::mcp_http::{ACCEPT_BOTH, Reply, post_raw, request};
+use support::mcp_http::{post_as, request};
 
 const SETUP: &str = "run scripts/setup-test-tools.sh";
 
@@ -224,25 +224,9 @@ async fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
     run
 }
 
-/// An MCP request over raw 2025-06-18 JSON-RPC with a bearer token.
-async fn post_mcp(url: &str, token: &str, body: &Value) -> Reply {
-    let auth = format!("Bearer {token}");
-    post_raw(
-        url,
-        serde_json::to_vec(body).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &auth),
-        ],
-    )
-    .await
-}
-
 /// `initialize` then `tools/call HelloTool` with `token`; returns the tool result.
 async fn call_hello(dev: &DevProcess, token: &str) -> Value {
-    let init = post_mcp(
+    let init = post_as(
         &dev.mcp_url(),
         token,
         &support::mcp_http::initialize("2025-06-18"),
@@ -255,7 +239,7 @@ async fn call_hello(dev: &DevProcess, token: &str) -> Value {
         init.text,
         dev.logs()
     );
-    let call = post_mcp(
+    let call = post_as(
         &dev.mcp_url(),
         token,
         &request(

@@ -7,7 +7,7 @@ mod support;
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 use support::fake_graph::{FakeGraph, Scripted};
-use support::mcp_http::{ACCEPT_BOTH, post_raw, post_with, request};
+use support::mcp_http::{ACCEPT_BOTH, post_as, post_with, request};
 use support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
 use support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
 use support::{entra_env, oidc_env, spawn_production_app, wait_ready};
@@ -434,8 +434,14 @@ async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
     assert!(!graph.passthrough_seen());
 }
 
-#[tokio::test]
-async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_serving() {
+/// The real binary on Container Apps' managed identity: a fake identity endpoint whose
+/// tokens the issuer trusts as a federated credential, a fake Graph checking its tokens.
+async fn managed_identity_world() -> (
+    TestIssuer,
+    FakeGraph,
+    support::fake_imds::FakeImds,
+    support::ServerProcess,
+) {
     use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
     let issuer = TestIssuer::start().await;
     let graph = FakeGraph::start().await;
@@ -457,23 +463,18 @@ async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_s
     ]);
     let server = support::ServerProcess::start(&env).await;
     server.wait_ready().await;
+    (issuer, graph, imds, server)
+}
+
+#[tokio::test]
+async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_serving() {
+    let (issuer, _graph, imds, server) = managed_identity_world().await;
     let call = |n: usize, method: &'static str| {
         let token = issuer.entra_token(json!({"oid": format!("mi-user-{n}")}));
         let url = server.mcp_url();
         async move {
-            let auth = format!("Bearer {token}");
-            post_raw(
-                &url,
-                serde_json::to_vec(&request(1, method, json!({"name": "HelloTool"})))
-                    .expect("json"),
-                &[
-                    ("content-type", "application/json"),
-                    ("accept", ACCEPT_BOTH),
-                    ("mcp-protocol-version", "2025-06-18"),
-                    ("authorization", &auth),
-                ],
-            )
-            .await
+            let body = request(1, method, json!({"name": "HelloTool"}));
+            post_as(&url, &token, &body).await
         }
     };
     // The last one (year 9999) is representable; the identity library then caches it, so
@@ -513,42 +514,11 @@ async fn an_absurd_managed_identity_expiry_fails_the_call_and_the_server_keeps_s
 
 #[tokio::test]
 async fn managed_identity_assertion_from_identity_endpoint_is_fetched_once_and_reused() {
-    use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::start().await;
-    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
-    let imds = FakeImds::start(EXCHANGE_AUDIENCE).await;
-    let resource = graph.url.clone();
-    let fic = imds.federated_credential();
-    issuer.configure_token_endpoint(|p| {
-        p.resource = resource;
-        p.federated = vec![fic];
-    });
-    let env = entra_env(&issuer);
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    env.extend([
-        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-        ("IDENTITY_ENDPOINT", imds.endpoint.as_str()),
-        ("IDENTITY_HEADER", IDENTITY_HEADER),
-        ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
-    ]);
-    let server = support::ServerProcess::start(&env).await;
-    server.wait_ready().await;
+    let (issuer, _graph, imds, server) = managed_identity_world().await;
     for n in 0..2 {
         let token = issuer.entra_token(json!({"oid": format!("mi-user-{n}"), "preferred_username": format!("mi{n}@contoso.com")}));
-        let auth = format!("Bearer {token}");
-        let reply = post_raw(
-            &server.mcp_url(),
-            serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
-                .expect("json"),
-            &[
-                ("content-type", "application/json"),
-                ("accept", ACCEPT_BOTH),
-                ("mcp-protocol-version", "2025-06-18"),
-                ("authorization", &auth),
-            ],
-        )
-        .await;
+        let body = request(1, "tools/call", json!({"name": "HelloTool"}));
+        let reply = post_as(&server.mcp_url(), &token, &body).await;
         let result = &reply.json.expect("json")["result"];
         assert_eq!(result["isError"], false, "{result}\n{}", server.stderr());
         assert_eq!(

@@ -48,6 +48,22 @@ pub async fn post_with(
     }
 }
 
+/// POSTs a 2025-06-18 JSON-RPC message to `url` with `token` as the bearer token.
+pub async fn post_as(url: &str, token: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {token}");
+    post_raw(
+        url,
+        serde_json::to_vec(body).expect("json"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2025-06-18"),
+            ("authorization", &auth),
+        ],
+    )
+    .await
+}
+
 /// POSTs a JSON-RPC message with JSON content type, both Accept types, and a protocol
 /// version header when `version` is given.
 pub async fn post(url: &str, body: &Value, version: Option<&str>) -> Reply {

@@ -8,7 +8,7 @@ use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 
 use super::fake_graph::FakeGraph;
-use super::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use super::mcp_http::{post_as, request};
 use super::tokens::{CLIENT_ID, FederatedCredential, TestIssuer, USER_OID, now};
 use super::{TestApp, entra_env, spawn_production_app, wait_ready};
 
@@ -98,18 +98,8 @@ pub fn write_sa_token(key: &SigningKey, path: &std::path::Path, jti: &str) {
 }
 
 pub async fn call_hello(app: &TestApp, token: &str) -> Value {
-    let auth = format!("Bearer {token}");
-    let reply = post_raw(
-        &app.mcp_url(),
-        serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"}))).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &auth),
-        ],
-    )
-    .await;
+    let body = request(1, "tools/call", json!({"name": "HelloTool"}));
+    let reply = post_as(&app.mcp_url(), token, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json.expect("json")["result"].clone()
 }
