@@ -240,7 +240,16 @@ impl Application {
                 .wrap(from_fn(Authorizer::authorize))
                 .wrap(from_fn(HostOriginGuard::check))
                 .wrap(from_fn(RequestLog::log))
+                // RequestTracing records url.query: it never sees the query (telemetry/query.rs).
+                .wrap(Condition::new(
+                    tracing_on,
+                    from_fn(crate::telemetry::QueryRedaction::restore),
+                ))
                 .wrap(Condition::new(tracing_on, RequestTracing::new()))
+                .wrap(Condition::new(
+                    tracing_on,
+                    from_fn(crate::telemetry::QueryRedaction::hide),
+                ))
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));
