@@ -717,6 +717,19 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
+/// Variables only a hosting platform sets, and the platform each reveals.
+const HOSTING_PLATFORM_VARS: &[(&str, &str)] = &[
+    ("FUNCTIONS_CUSTOMHANDLER_PORT", "Azure Functions"),
+    ("WEBSITE_HOSTNAME", "Azure App Service or Functions"),
+    ("CONTAINER_APP_NAME", "Azure Container Apps"),
+    ("KUBERNETES_SERVICE_HOST", "Kubernetes"),
+];
+
+/// Whether `name` is in `env` with a non-blank value.
+fn is_set(env: &Env, name: &str) -> bool {
+    env.iter().any(|(k, v)| k == name && !v.trim().is_empty())
+}
+
 fn parse(
     f: &mut Fields<'_>,
     sources: &mut BTreeMap<String, Source>,
@@ -789,6 +802,24 @@ fn parse(
                 "\"none\" (no inbound authorization) is allowed only on a loopback listen address, but server.listen is {addr}; listen on 127.0.0.1 or configure authorization"
             ),
         );
+    }
+    if mode == Some(AuthMode::None) {
+        // On a hosting platform a loopback address proves nothing: the Functions host, for
+        // one, forwards public traffic to a handler listening on 127.0.0.1.
+        let platform: Vec<String> = HOSTING_PLATFORM_VARS
+            .iter()
+            .filter(|(name, _)| is_set(env, name))
+            .map(|(name, platform)| format!("{name} is set: {platform}"))
+            .collect();
+        if !platform.is_empty() {
+            f.problem(
+                "auth.mode",
+                format!(
+                    "\"none\" (no inbound authorization) is refused on a hosting platform, where the public can reach the server even on a loopback address ({}); set auth.mode (MCP_OBO__AUTH__MODE) to entra, easyauth or oidc",
+                    platform.join(", ")
+                ),
+            );
+        }
     }
 
     let tenant_id = f.optional("entra.tenant_id");
@@ -1068,9 +1099,11 @@ fn parse_obo(
         ),
         _ => {}
     }
-    let token_endpoint = match f.optional("obo.token_endpoint") {
-        Some(_) => f.url("obo.token_endpoint", false),
-        None => None,
+    let token_endpoint_set = f.optional("obo.token_endpoint").is_some();
+    let token_endpoint = if token_endpoint_set {
+        f.url("obo.token_endpoint", false)
+    } else {
+        None
     };
     if grant == Some(OboGrant::TokenExchange)
         && client_assertion.is_some()
@@ -1079,6 +1112,18 @@ fn parse_obo(
         f.problem(
             "obo.token_endpoint",
             "required with obo.grant = token_exchange: the issuer's token endpoint".into(),
+        );
+    }
+    // Without it the Entra endpoint is built per caller from the token's tenant claim, which
+    // a non-Entra issuer's tokens can set to anything.
+    if mode == Some(AuthMode::Oidc)
+        && grant == Some(OboGrant::EntraObo)
+        && client_assertion.is_some()
+        && !token_endpoint_set
+    {
+        f.problem(
+            "obo.token_endpoint",
+            "required with auth.mode = oidc and obo.grant = entra_obo: set MCP_OBO__OBO__TOKEN_ENDPOINT (obo.token_endpoint) to the Entra token endpoint to exchange at, e.g. https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token, or use obo.grant = token_exchange with the issuer's own token endpoint".into(),
         );
     }
     let consent_url = match f.optional("obo.consent_url") {
@@ -1373,6 +1418,10 @@ mod tests {
             &env(&[
                 ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:9000"),
                 ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
+                // auth.mode = none is refused under the Functions host.
+                ("MCP_OBO__AUTH__MODE", "entra"),
+                ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+                ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
             ]),
         )
         .expect("valid");
@@ -1417,6 +1466,89 @@ mod tests {
             panic!("auth none on 0.0.0.0 must be refused");
         };
         assert!(problems.iter().any(|p| p.key == "auth.mode"));
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<Problem> {
+        match load(None, &env(pairs)) {
+            Err(Error::Invalid(problems)) => problems,
+            Err(e) => panic!("expected configuration problems, got {e}"),
+            Ok(_) => panic!("expected configuration problems for {pairs:?}"),
+        }
+    }
+
+    const OIDC: &[(&str, &str)] = &[
+        ("MCP_OBO__AUTH__MODE", "oidc"),
+        ("MCP_OBO__AUTH__ISSUER", "https://idp.example/realms/x"),
+        ("MCP_OBO__AUTH__AUDIENCES", "https://mcp.example.com/mcp"),
+        ("MCP_OBO__OBO__CLIENT_ASSERTION", "client_secret"),
+        ("MCP_OBO__OBO__CLIENT_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn oidc_with_the_entra_grant_needs_an_explicit_token_endpoint() {
+        let found = problems(OIDC);
+        let problem = found
+            .iter()
+            .find(|p| p.key == "obo.token_endpoint")
+            .unwrap_or_else(|| panic!("obo.token_endpoint missing from {found:?}"));
+        assert!(
+            problem.message.contains("MCP_OBO__OBO__TOKEN_ENDPOINT"),
+            "{problem}"
+        );
+        // The platform's federation, detected, counts as a configured exchange too.
+        let mut detected: Vec<(&str, &str)> = OIDC[..3].to_vec();
+        detected.push(("IDENTITY_ENDPOINT", "http://127.0.0.1:42356/msi/token"));
+        assert!(
+            problems(&detected)
+                .iter()
+                .any(|p| p.key == "obo.token_endpoint")
+        );
+    }
+
+    #[test]
+    fn oidc_with_the_entra_grant_is_valid_with_a_token_endpoint_or_without_an_exchange() {
+        let mut with_endpoint = OIDC.to_vec();
+        with_endpoint.push((
+            "MCP_OBO__OBO__TOKEN_ENDPOINT",
+            "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/oauth2/v2.0/token",
+        ));
+        load(None, &env(&with_endpoint)).expect("an explicit token endpoint is enough");
+        load(None, &env(&OIDC[..3])).expect("no exchange configured: nothing to call");
+    }
+
+    #[test]
+    fn auth_none_refuses_to_start_on_a_hosting_platform_even_on_loopback() {
+        for (name, value) in [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
+            ("WEBSITE_HOSTNAME", "mcp.azurewebsites.net"),
+            ("CONTAINER_APP_NAME", "mcp"),
+            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+        ] {
+            let found = problems(&[("MCP_OBO__SERVER__LISTEN", "127.0.0.1:7071"), (name, value)]);
+            let problem = found
+                .iter()
+                .find(|p| p.key == "auth.mode")
+                .unwrap_or_else(|| panic!("{name}: auth.mode missing from {found:?}"));
+            for word in [name, "MCP_OBO__AUTH__MODE", "entra", "easyauth", "oidc"] {
+                assert!(problem.message.contains(word), "{word} missing: {problem}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_platform_variable_does_not_stop_authorized_modes() {
+        load(
+            None,
+            &env(&[
+                ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+                ("MCP_OBO__AUTH__MODE", "entra"),
+                ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+                ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
+            ]),
+        )
+        .expect("entra on a platform is fine");
+        // An empty variable is no platform.
+        load(None, &env(&[("WEBSITE_HOSTNAME", " ")])).expect("empty is unset");
     }
 
     #[test]

@@ -243,8 +243,18 @@ impl Application {
             }
             // Around every route: the HTTP server span (when exporting traces), parented
             // to an incoming `traceparent`, then a log line per request (or failed one).
+            // RequestTracing records url.query, so it never sees the query
+            // (telemetry/query.rs hides it before the span and restores it after).
             app.wrap(from_fn(RequestLog::log))
+                .wrap(Condition::new(
+                    tracing_on,
+                    from_fn(crate::telemetry::QueryRedaction::restore),
+                ))
                 .wrap(Condition::new(tracing_on, RequestTracing::new()))
+                .wrap(Condition::new(
+                    tracing_on,
+                    from_fn(crate::telemetry::QueryRedaction::hide),
+                ))
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));

@@ -158,3 +158,121 @@ async fn without_authorization_there_is_no_metadata() {
     let (status, _) = get_json(&app.url("/.well-known/oauth-protected-resource/mcp"), &[]).await;
     assert_eq!(status, 404);
 }
+
+/// GETs `url` with `headers` (a name may repeat: each is its own header line).
+async fn get_with_headers(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = req.send().await.expect("request");
+    let status = response.status().as_u16();
+    let response_headers = response.headers().clone();
+    (
+        status,
+        response_headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// `entra_env` without `public_url`, believing forwarded headers from `trusted`.
+fn behind_proxies(issuer: &TestIssuer, trusted: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = entra_env(issuer)
+        .into_iter()
+        .filter(|(k, _)| k != "MCP_OBO__SERVER__PUBLIC_URL")
+        .collect();
+    env.push(("MCP_OBO__SERVER__TRUSTED_PROXIES".into(), trusted.into()));
+    env
+}
+
+#[tokio::test]
+async fn forwarded_headers_count_by_the_value_the_trusted_proxy_appended() {
+    let issuer = TestIssuer::start().await;
+    let app = spawn_app_owned(
+        &behind_proxies(&issuer, "127.0.0.1"),
+        StaticTokens::new("t"),
+    );
+    let url = app.url("/.well-known/oauth-protected-resource/mcp");
+    for (what, headers, resource) in [
+        (
+            "comma-separated: the client's value first, the proxy's last",
+            vec![
+                ("x-forwarded-host", "evil.example, mcp.contoso.com"),
+                ("x-forwarded-proto", "http, https"),
+            ],
+            "https://mcp.contoso.com/mcp",
+        ),
+        (
+            "repeated header lines: the proxy's line last",
+            vec![
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-host", "mcp.contoso.com"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-proto", "http"),
+            ],
+            "http://mcp.contoso.com/mcp",
+        ),
+        (
+            "both, across lines",
+            vec![
+                ("x-forwarded-host", "evil.example, evil2.example"),
+                ("x-forwarded-host", "evil3.example,mcp.contoso.com"),
+            ],
+            "https://mcp.contoso.com/mcp",
+        ),
+    ] {
+        let (status, _, doc) = get_with_headers(&url, &headers).await;
+        assert_eq!(status, 200, "{what}");
+        assert_eq!(doc["resource"], resource, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn metadata_that_can_vary_by_forwarded_headers_is_not_publicly_cacheable() {
+    let issuer = TestIssuer::start().await;
+    let forwarded = [
+        ("x-forwarded-host", "mcp.contoso.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let proxied = spawn_app_owned(
+        &behind_proxies(&issuer, "127.0.0.1"),
+        StaticTokens::new("t"),
+    );
+    let fixed = spawn_app_owned(&entra_env(&issuer), StaticTokens::new("t"));
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let (status, headers, _) = get_with_headers(&proxied.url(path), &forwarded).await;
+        assert_eq!(status, 200, "{path}");
+        let header = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(header("cache-control"), "private, max-age=3600", "{path}");
+        let vary = header("vary").to_ascii_lowercase();
+        for name in ["x-forwarded-host", "x-forwarded-proto"] {
+            assert!(
+                vary.contains(name),
+                "{path}: {name} missing from Vary {vary:?}"
+            );
+        }
+
+        // A configured public_url never varies: public caches may keep it.
+        let (status, headers, _) = get_with_headers(&fixed.url(path), &forwarded).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("public, max-age=3600"),
+            "{path}"
+        );
+    }
+}

@@ -17,6 +17,31 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     cmd.output().expect("run mcp-obo")
 }
 
+/// `run` for a command expected to exit by itself: killed after 15 s (a `serve` that starts
+/// would otherwise run forever), so the test fails instead of hanging.
+fn run_expecting_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run mcp-obo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while child.try_wait().expect("poll mcp-obo").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("mcp-obo output")
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -40,6 +65,10 @@ fn config_prints_each_value_with_its_source() {
             ("MCP_OBO__LOG__FORMAT", "text"),
             ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
             ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
+            // Under the Functions host inbound authorization is required (auth.mode = none
+            // is refused there).
+            ("MCP_OBO__AUTH__MODE", "entra"),
+            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -93,6 +122,51 @@ fn serve_refuses_bad_config_with_exit_2_before_listening() {
     let out = run(&["serve"], &[("MCP_OBO__SERVER__LISTEN", "0.0.0.0:7071")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_refuses_auth_none_on_a_hosting_platform_with_exit_2() {
+    for (name, value) in [
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
+        ("WEBSITE_HOSTNAME", "mcp.azurewebsites.net"),
+        ("CONTAINER_APP_NAME", "mcp"),
+        ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+    ] {
+        let out = run_expecting_exit(
+            &["serve"],
+            &[("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0"), (name, value)],
+        );
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        for word in ["auth.mode", name, "MCP_OBO__AUTH__MODE", "entra"] {
+            assert!(err.contains(word), "{name}: {word} missing from: {err}");
+        }
+    }
+}
+
+#[test]
+fn serve_refuses_oidc_with_the_entra_grant_and_no_token_endpoint_with_exit_2() {
+    let out = run_expecting_exit(
+        &["serve"],
+        &[
+            ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0"),
+            ("MCP_OBO__AUTH__MODE", "oidc"),
+            ("MCP_OBO__AUTH__ISSUER", "https://idp.example/realms/x"),
+            ("MCP_OBO__AUTH__AUDIENCES", "https://mcp.example.com/mcp"),
+            ("MCP_OBO__OBO__CLIENT_ASSERTION", "client_secret"),
+            ("MCP_OBO__OBO__CLIENT_SECRET", "s3cret"),
+            // Every problem at once: this one is listed too.
+            ("MCP_OBO__GRAPH__TIMEOUT", "soonish"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("obo.token_endpoint") && err.contains("MCP_OBO__OBO__TOKEN_ENDPOINT"),
+        "{err}"
+    );
+    assert!(err.contains("graph.timeout"), "{err}");
+    assert!(!err.contains("s3cret"), "the secret appeared: {err}");
 }
 
 #[test]

@@ -298,3 +298,133 @@ async fn failed_requests_are_logged_by_default_and_every_request_with_log_reques
         );
     }
 }
+
+/// Every attribute value of every exported span (its events and links too) and of every
+/// resource, as text.
+fn exported_attribute_values(received: &Received) -> Vec<(String, String)> {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    fn values(out: &mut Vec<(String, String)>, attributes: &[KeyValue]) {
+        out.extend(
+            attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), format!("{:?}", kv.value))),
+        );
+    }
+    let mut out = Vec::new();
+    let requests = received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for resource_spans in requests.iter().flat_map(|r| r.resource_spans.iter()) {
+        if let Some(resource) = &resource_spans.resource {
+            values(&mut out, &resource.attributes);
+        }
+        for span in resource_spans
+            .scope_spans
+            .iter()
+            .flat_map(|ss| ss.spans.iter())
+        {
+            out.push(("(span name)".into(), span.name.clone()));
+            values(&mut out, &span.attributes);
+            for event in &span.events {
+                values(&mut out, &event.attributes);
+            }
+            for link in &span.links {
+                values(&mut out, &link.attributes);
+            }
+            if let Some(status) = &span.status {
+                out.push(("(status)".into(), status.message.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_reaches_no_span_attribute() {
+    let (otlp, received) = receiver().await;
+    let issuer = TestIssuer::start().await;
+    let env = entra_env(&issuer);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        ("OTEL_SERVICE_NAME", "mcp-obo-test"),
+    ]);
+    let mut server = ServerProcess::start(&env).await;
+    server.wait_ready().await;
+    // A valid token: the query must not reach a trace whatever the token's fate.
+    let token = issuer.entra_token(json!({}));
+    let auth = format!("Bearer {token}");
+    let trace_id = "7d8efff798038103d269b633813fc60e";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let list = serde_json::to_vec(&request(1, "tools/list", json!({}))).expect("json");
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", ACCEPT_BOTH),
+        ("mcp-protocol-version", "2025-06-18"),
+        ("traceparent", traceparent.as_str()),
+    ];
+    let in_query = post_raw(
+        &format!("{}?access_token={token}", server.mcp_url()),
+        list.clone(),
+        &headers,
+    )
+    .await;
+    assert_eq!(
+        in_query.status, 400,
+        "the query still reaches the authorization check: {}",
+        in_query.text
+    );
+    let mut with_auth = headers.to_vec();
+    with_auth.push(("authorization", auth.as_str()));
+    let other_param = post_raw(
+        &format!("{}?state=x&code={token}", server.mcp_url()),
+        list.clone(),
+        &with_auth,
+    )
+    .await;
+    assert_eq!(other_param.status, 200, "{}", other_param.text);
+    let health = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/healthz?code={token}",
+            server.port
+        ))
+        .header("traceparent", &traceparent)
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || server.child.wait())
+        .await
+        .expect("join");
+    assert!(status.expect("wait").success());
+
+    let http_spans: Vec<Span> = spans(&received)
+        .into_iter()
+        .filter(|s| hex(&s.trace_id) == trace_id && hex(&s.parent_span_id) == "00f067aa0ba902b7")
+        .collect();
+    assert_eq!(
+        http_spans.len(),
+        3,
+        "one HTTP server span per request: {:?}",
+        http_spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let signature = token.rsplit('.').next().unwrap_or(&token);
+    let values = exported_attribute_values(&received);
+    assert!(
+        values.iter().any(|(k, _)| k == "url.path"),
+        "the HTTP spans' attributes were inspected"
+    );
+    for (key, value) in &values {
+        assert!(
+            !value.contains(&token) && !value.contains(signature),
+            "the token appeared in the exported attribute {key}"
+        );
+    }
+}

@@ -99,11 +99,14 @@ impl ResourceMetadata {
             .peer_addr()
             .is_some_and(|peer| self.trusted_proxies.contains(&peer.ip()));
         if trusted {
+            // Each proxy appends to what it received: the last value (of the last header
+            // line) is the trusted proxy's own, earlier ones are whatever the client sent.
             let header = |name: &str| {
                 req.headers()
-                    .get(name)
+                    .get_all(name)
+                    .last()
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.rsplit(',').next())
                     .map(|v| v.trim().to_owned())
                     .filter(|v| !v.is_empty())
             };
@@ -171,7 +174,7 @@ fn canonical(url: &str) -> String {
 
 async fn serve_root(req: HttpRequest, meta: web::Data<ResourceMetadata>) -> HttpResponse {
     let base = meta.base_for(&req);
-    respond(meta.document(&base, ""))
+    respond(meta.document(&base, ""), !meta.trusted_proxies.is_empty())
 }
 
 /// The document for one protected path, named as mounted whatever spelling was requested.
@@ -181,12 +184,21 @@ async fn serve_path(
     path: &'static str,
 ) -> HttpResponse {
     let base = meta.base_for(&req);
-    respond(meta.document(&base, path))
+    respond(meta.document(&base, path), !meta.trusted_proxies.is_empty())
 }
 
-fn respond(doc: serde_json::Value) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "public, max-age=3600"))
+/// `forwarded`: the document may depend on `X-Forwarded-Host`/`-Proto` (trusted proxies are
+/// configured), so a shared cache must neither keep it nor serve it for other values.
+fn respond(doc: serde_json::Value, forwarded: bool) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if forwarded {
+        response
+            .insert_header(("cache-control", "private, max-age=3600"))
+            .insert_header(("vary", "X-Forwarded-Host, X-Forwarded-Proto"));
+    } else {
+        response.insert_header(("cache-control", "public, max-age=3600"));
+    }
+    response
         .insert_header(("access-control-allow-origin", "*"))
         .json(doc)
 }

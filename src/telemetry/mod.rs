@@ -4,6 +4,8 @@
 //!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
 //! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
 //! - `metrics.rs`: Prometheus metrics and `/metrics`.
+//! - [`QueryRedaction`]: keeps the query string (a client may put a token there) out of the
+//!   HTTP server span.
 //! - [`RequestLog`]: an info line per HTTP request (`log.requests = all`) or per failed one
 //!   (the default), with the trace and span ids.
 //!
@@ -14,6 +16,9 @@
 
 pub mod metrics;
 pub mod otel;
+mod query;
+
+pub use query::QueryRedaction;
 
 use std::time::Instant;
 
