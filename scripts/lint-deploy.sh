@@ -3,6 +3,7 @@
 # Bicep infrastructure, azure.yaml, docker-compose.yml and every YAML file. No network, no
 # Docker engine, no cluster, no Azure: each artifact is checked with its field's own tools,
 # installed into .tools/venv by scripts/setup-test-tools.sh (pins: scripts/requirements-lint.txt).
+# Nothing outside the repository is read: the schemas are in tests/schemas/ or in the tools.
 #
 # Usage: scripts/lint-deploy.sh CHECK
 #   helm      helm lint --strict + render with each charts/mcp-obo/ci/*.yaml (Helm 4 SDK), schema
@@ -10,8 +11,9 @@
 #   hadolint  hadolint on the Dockerfile (failure threshold: style)
 #   checkov   checkov --skip-download: kubernetes (rendered chart), dockerfile, bicep; zero failed
 #   bicep     every .bicep file parses with checkov's pycep-parser; Graph extension declared
-#   schemas   azure.yaml and docker-compose.yml against ../shared/schemas/*.json
-#             (check-jsonschema), values.schema.json against its metaschema, host.json shape
+#   schemas   azure.yaml against tests/schemas/azure.yaml.json (azd's schema, vendored) and
+#             docker-compose.yml against check-jsonschema's built-in vendor.compose-spec;
+#             values.schema.json against its metaschema, host.json shape
 #   yamllint  yamllint with the repository's .yamllint
 #   all       every check above
 #
@@ -22,7 +24,7 @@ set -uo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.tools/venv"
 PY="$VENV/bin/python"
-SCHEMAS="$REPO_ROOT/../shared/schemas"
+SCHEMAS="$REPO_ROOT/tests/schemas"
 CHART="$REPO_ROOT/charts/mcp-obo"
 # Kubernetes version the chart is linted and validated against (kubernetes-validate bundles
 # the schemas of 1.30 … 1.37).
@@ -106,15 +108,22 @@ check_bicep() {
 
 check_schemas() {
   local rc=0
-  if [[ ! -f "$SCHEMAS/azure.yaml.json" || ! -f "$SCHEMAS/compose-spec.json" ]]; then
-    say "schemas not found in $SCHEMAS (expected azure.yaml.json and compose-spec.json beside the repository)"
+  if [[ ! -f "$SCHEMAS/azure.yaml.json" ]]; then
+    say "schema not found: $SCHEMAS/azure.yaml.json (it is part of the repository)"
     return 1
   fi
-  local cj=("$VENV/bin/check-jsonschema" --no-cache)
-  echo "  azure.yaml against azure.yaml.json"
+  # No schema may come from the network: azd's schema names other schemas by URL (only
+  # under hosts this repository does not use, see tests/schemas/README.md). A proxy on a
+  # closed local port makes any such download fail at once, on every machine, instead of
+  # quietly depending on the internet.
+  local offline=http://127.0.0.1:9
+  local cj=(env "HTTP_PROXY=$offline" "HTTPS_PROXY=$offline" "ALL_PROXY=$offline"
+    "http_proxy=$offline" "https_proxy=$offline" "all_proxy=$offline" NO_PROXY= no_proxy=
+    "$VENV/bin/check-jsonschema" --no-cache)
+  echo "  azure.yaml against tests/schemas/azure.yaml.json"
   "${cj[@]}" --schemafile "$SCHEMAS/azure.yaml.json" "$REPO_ROOT/azure.yaml" || rc=1
-  echo "  docker-compose.yml against compose-spec.json"
-  "${cj[@]}" --schemafile "$SCHEMAS/compose-spec.json" "$REPO_ROOT/docker-compose.yml" || rc=1
+  echo "  docker-compose.yml against check-jsonschema's built-in vendor.compose-spec"
+  "${cj[@]}" --builtin-schema vendor.compose-spec "$REPO_ROOT/docker-compose.yml" || rc=1
   echo "  charts/mcp-obo/values.schema.json against its metaschema"
   "${cj[@]}" --check-metaschema "$CHART/values.schema.json" || rc=1
   "$PY" "$REPO_ROOT/scripts/lint_deploy.py" hostjson "$REPO_ROOT/host.json" "$REPO_ROOT/Dockerfile" || rc=1

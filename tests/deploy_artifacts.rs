@@ -4,8 +4,10 @@
 //!
 //! The tools (Helm SDK, kubernetes-validate, hadolint, checkov, check-jsonschema, yamllint) live
 //! in `.tools/venv`, installed by `scripts/setup-test-tools.sh`; without them every test here
-//! fails and says so. Nothing reaches the network, a container engine or Azure. The schemas
-//! for `azure.yaml` and the compose file are read from `../shared/schemas/`.
+//! fails and says so. Nothing reaches the network, a container engine or Azure, and nothing
+//! outside the repository is read: `azure.yaml` is checked against the vendored
+//! `tests/schemas/azure.yaml.json`, the compose file against check-jsonschema's built-in
+//! `vendor.compose-spec` schema.
 //!
 //! These tests need no server code and no `tests/support`: they only run the script.
 
