@@ -136,8 +136,7 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
         );
         let loaded = config::load(config_file, &vars).map_err(|e| e.to_string())?;
         let settings = loaded.settings;
-        let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry)
-            .map_err(|e| e.to_string())?;
+        let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
         if !settings.server.listen.ip().is_loopback() {
             return Err("mcp-obo dev listens on loopback only".to_owned());
         }

@@ -73,13 +73,7 @@ fn main() -> ExitCode {
 
 fn serve(loaded: &Loaded) -> ExitCode {
     let settings = &loaded.settings;
-    let _telemetry = match mcp_obo::telemetry::init(&settings.log, &settings.telemetry) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("mcp-obo: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let _telemetry = mcp_obo::telemetry::init(&settings.log, &settings.telemetry);
     let result = actix_web::rt::System::new().block_on(async {
         let app = Application::build(settings, Dependencies::from_settings(settings)?)?;
         tracing::info!(

@@ -68,12 +68,21 @@ fn filter(settings: &LogSettings) -> EnvFilter {
 
 /// Installs the global subscriber (logs, and traces when configured).
 ///
-/// # Errors
-/// When the OTLP exporter cannot be built.
-pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetry, otel::Error> {
-    let provider = otel::provider(telemetry)?;
+/// Telemetry never stops the server: a trace export this binary cannot set up (a gRPC
+/// endpoint in a build without `otlp-grpc`, an exporter that fails to build) is logged as
+/// one warning and export stays off; the MCP server serves regardless. Hosting platforms
+/// inject `OTEL_*` settings of their own (the Container Apps agent: gRPC on 4317), so an
+/// exit here would take the whole revision down for want of traces.
+pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Telemetry {
+    let (provider, failure) = match otel::provider(telemetry) {
+        Ok(provider) => (provider, None),
+        Err(e) => (None, Some(e)),
+    };
     install(log, provider.clone());
-    Ok(Telemetry { provider })
+    if let Some(e) = failure {
+        tracing::warn!(error = %e, "trace export is off: {e}");
+    }
+    Telemetry { provider }
 }
 
 /// Installs the subscriber with a given tracer provider (tests use an in-memory exporter).

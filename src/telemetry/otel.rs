@@ -15,7 +15,7 @@ use crate::config::{OtlpProtocol, Sampler, TelemetrySettings};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs a build with the otlp-grpc feature; use http/protobuf (port 4318)"
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs a build with the otlp-grpc feature (on by default); set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (port 4318) or rebuild with default features"
     )]
     GrpcNotBuilt,
     #[error("cannot build the OTLP exporter: {0}")]
