@@ -442,8 +442,7 @@ impl ForwardProxy {
                         }
                         server
                     } else {
-                        let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await
-                        else {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
                             return;
                         };
                         if server.write_all(&head).await.is_err() {
@@ -469,7 +468,10 @@ impl ForwardProxy {
 
 /// HelloTool through a server process started with `env` and a fake Azure CLI for `graph_url`.
 async fn hello_via_process(graph_url: &str, env: &[(&str, &str)]) -> serde_json::Value {
-    let az = FakeAzCli::new(TOKEN, &format!("{}/.default", graph_url.trim_end_matches('/')));
+    let az = FakeAzCli::new(
+        TOKEN,
+        &format!("{}/.default", graph_url.trim_end_matches('/')),
+    );
     let path = az.path_env();
     let mut vars = vec![
         ("PATH", path.as_str()),
@@ -495,8 +497,7 @@ async fn http_graph_calls_go_through_the_proxy_in_http_proxy() {
     // Plain http is allowed for loopback only; nothing listens on this port, so only the
     // proxy (forwarding to the fake Graph) can answer.
     let unreachable = format!("http://localhost:{}", support::free_port());
-    let result =
-        hello_via_process(&unreachable, &[("HTTP_PROXY", proxy.url.as_str())]).await;
+    let result = hello_via_process(&unreachable, &[("HTTP_PROXY", proxy.url.as_str())]).await;
     assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
     assert_eq!(
         proxy.requests(),

@@ -572,10 +572,17 @@ mod tests {
         let requests = server.requests();
         let head = requests[0].1.to_ascii_lowercase();
         assert!(head.starts_with("get /v1.0/me http/1.1\r\n"), "{head}");
-        assert!(head.contains("\r\nauthorization: bearer t0k.en\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nauthorization: bearer t0k.en\r\n"),
+            "{head}"
+        );
         assert!(head.contains("\r\naccept: application/json\r\n"), "{head}");
         assert!(head.contains("\r\nuser-agent: mcp-obo/"), "{head}");
-        assert_eq!(server.connections(), [1, 1], "the keep-alive connection is reused");
+        assert_eq!(
+            server.connections(),
+            [1, 1],
+            "the keep-alive connection is reused"
+        );
     }
 
     #[tokio::test]
@@ -725,7 +732,9 @@ mod tests {
         // A listener with a full accept queue: Linux drops further SYNs (unless
         // net.ipv4.tcp_abort_on_overflow is set), so the next connect never completes.
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
         let addr = socket.local_addr().expect("address");
         let _listener = socket.listen(0).expect("listen");
         let _fills_the_queue = tokio::net::TcpStream::connect(addr)
