@@ -392,3 +392,159 @@ async fn graph_over_https_is_verified_against_the_system_roots() {
     );
     assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
 }
+
+/// A forward proxy: `CONNECT host:port` is tunnelled to that address; a request in absolute
+/// form (`GET http://host/path`) is passed on, as written, to `upstream`. Records the first
+/// line of each connection's first request.
+struct ForwardProxy {
+    url: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ForwardProxy {
+    async fn start(upstream: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (upstream, seen) = (upstream.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if matches!(client.read_buf(&mut head).await, Ok(0) | Err(_)) {
+                            return;
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let line = text.lines().next().unwrap_or_default().to_owned();
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(line.clone());
+                    let mut parts = line.split(' ');
+                    let (method, target) = (parts.next(), parts.next().unwrap_or_default());
+                    let server = if method == Some("CONNECT") {
+                        let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                            return;
+                        };
+                        if client
+                            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        server
+                    } else {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        if server.write_all(&head).await.is_err() {
+                            return;
+                        }
+                        server
+                    };
+                    let mut server = server;
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { url, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// HelloTool through a server process started with `env` and a fake Azure CLI for `graph_url`.
+async fn hello_via_process(graph_url: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let az = FakeAzCli::new(
+        TOKEN,
+        &format!("{}/.default", graph_url.trim_end_matches('/')),
+    );
+    let path = az.path_env();
+    let mut vars = vec![
+        ("PATH", path.as_str()),
+        ("MCP_OBO__GRAPH__BASE_URL", graph_url),
+    ];
+    vars.extend_from_slice(env);
+    let server = ServerProcess::start(&vars).await;
+    let reply = post(
+        &server.mcp_url(),
+        &request(1, "tools/call", json!({"name": "HelloTool"})),
+        Some("2025-06-18"),
+    )
+    .await;
+    let result = reply.json.expect("json")["result"].clone();
+    assert_eq!(result["isError"], false, "{result} / {}", server.stderr());
+    result
+}
+
+#[tokio::test]
+async fn http_graph_calls_go_through_the_proxy_in_http_proxy() {
+    let graph = graph_with_ada().await;
+    let proxy = ForwardProxy::start(&graph.url).await;
+    // Plain http is allowed for loopback only; nothing listens on this port, so only the
+    // proxy (forwarding to the fake Graph) can answer.
+    let unreachable = format!("http://localhost:{}", support::free_port());
+    let result = hello_via_process(&unreachable, &[("HTTP_PROXY", proxy.url.as_str())]).await;
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    assert_eq!(
+        proxy.requests(),
+        vec![format!("GET {unreachable}/v1.0/me HTTP/1.1")]
+    );
+    assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned()]);
+}
+
+#[tokio::test]
+async fn https_graph_calls_are_tunnelled_through_the_proxy_in_https_proxy() {
+    let graph = graph_with_ada().await;
+    let tls = TlsGraph::start(&graph).await;
+    let proxy = ForwardProxy::start(&graph.url).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
+    let result = hello_via_process(
+        &tls.url,
+        &[
+            ("HTTPS_PROXY", proxy.url.as_str()),
+            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    let authority = tls.url.trim_start_matches("https://");
+    assert_eq!(
+        proxy.requests(),
+        vec![format!("CONNECT {authority} HTTP/1.1")],
+        "one tunnel, through which TLS to Graph itself"
+    );
+    assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn hosts_in_no_proxy_bypass_the_proxy() {
+    let graph = graph_with_ada().await;
+    let proxy = ForwardProxy::start(&graph.url).await;
+    let result = hello_via_process(
+        &graph.url,
+        &[
+            ("HTTP_PROXY", proxy.url.as_str()),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
+    )
+    .await;
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+    assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned()]);
+}
