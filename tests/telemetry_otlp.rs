@@ -45,6 +45,50 @@ async fn receiver() -> (String, Received) {
     (url, received)
 }
 
+/// A real OTLP/gRPC receiver: the collector's `TraceService` on tonic, as the Container Apps
+/// managed OpenTelemetry agent serves it on port 4317.
+async fn grpc_receiver() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    struct Collector(Received);
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(request.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gRPC receiver");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let service = TraceServiceServer::new(Collector(received.clone()));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (url, received)
+}
+
+/// How the binary exports: OTLP/HTTP (protobuf) or OTLP/gRPC.
+#[derive(Clone, Copy, PartialEq)]
+enum Protocol {
+    Http,
+    Grpc,
+}
+
 fn spans(received: &Received) -> Vec<Span> {
     received
         .lock()
@@ -67,8 +111,11 @@ struct Run {
     secrets: Vec<String>,
 }
 
-async fn run_flow(trace_id: &str) -> Run {
-    let (otlp, received) = receiver().await;
+async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
+    let (otlp, received) = match protocol {
+        Protocol::Http => receiver().await,
+        Protocol::Grpc => grpc_receiver().await,
+    };
     let issuer = TestIssuer::start().await;
     let graph = FakeGraph::start().await;
     graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
@@ -94,6 +141,13 @@ async fn run_flow(trace_id: &str) -> Run {
         ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
         ("AZURE_FEDERATED_TOKEN_FILE", sa_path.as_str()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            match protocol {
+                Protocol::Http => "http/protobuf",
+                Protocol::Grpc => "grpc",
+            },
+        ),
         ("OTEL_SERVICE_NAME", "mcp-obo-test"),
         ("RUST_LOG", "trace"),
         ("MCP_OBO__LOG__FORMAT", "json"),
@@ -162,7 +216,18 @@ async fn run_flow(trace_id: &str) -> Run {
 #[tokio::test]
 async fn spans_reach_a_real_otlp_receiver_with_the_callers_trace_id_and_parentage() {
     let trace_id = "5b8efff798038103d269b633813fc60c";
-    let run = run_flow(trace_id).await;
+    assert_flow_spans(&run_flow(trace_id, Protocol::Http).await, trace_id).await;
+}
+
+/// What the Container Apps agent injects: `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` and a base
+/// endpoint on 4317. The release images are built with default features, as this test is.
+#[tokio::test]
+async fn spans_reach_a_real_otlp_grpc_receiver_with_the_callers_trace_id() {
+    let trace_id = "7a8efff798038103d269b633813fc60e";
+    assert_flow_spans(&run_flow(trace_id, Protocol::Grpc).await, trace_id).await;
+}
+
+async fn assert_flow_spans(run: &Run, trace_id: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while spans(&run.received).is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -224,7 +289,7 @@ async fn spans_reach_a_real_otlp_receiver_with_the_callers_trace_id_and_parentag
 
 #[tokio::test]
 async fn no_token_appears_in_logs_or_spans_even_at_trace_level() {
-    let run = run_flow("6c8efff798038103d269b633813fc60d").await;
+    let run = run_flow("6c8efff798038103d269b633813fc60d", Protocol::Http).await;
     let exported = format!(
         "{:?}",
         *run.received

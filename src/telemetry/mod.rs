@@ -35,24 +35,23 @@ use crate::config::{LogFormat, LogSettings, RequestLogging, TelemetrySettings};
 /// Dependencies that may log request/response data below info.
 const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
 
-/// Keeps the tracer provider alive; flushes pending spans when dropped.
+/// Keeps the trace export alive; flushes pending spans when dropped.
 #[must_use = "dropping the guard flushes and stops trace export"]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    export: Option<otel::Export>,
 }
 
 impl Telemetry {
     /// Whether spans are exported.
     pub fn tracing_enabled(&self) -> bool {
-        self.provider.is_some()
+        self.export.is_some()
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            let _ = provider.force_flush();
-            let _ = provider.shutdown();
+        if let Some(export) = self.export.take() {
+            export.shutdown();
         }
     }
 }
@@ -74,22 +73,22 @@ fn filter(settings: &LogSettings) -> EnvFilter {
 /// inject `OTEL_*` settings of their own (the Container Apps agent: gRPC on 4317), so an
 /// exit here would take the whole revision down for want of traces.
 pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Telemetry {
-    let (provider, failure) = match otel::provider(telemetry) {
-        Ok(provider) => (provider, None),
+    let (export, failure) = match otel::provider(telemetry) {
+        Ok(export) => (export, None),
         Err(e) => (None, Some(e)),
     };
-    install(log, provider.clone());
+    install(log, export.as_ref().map(|e| e.provider.clone()));
     if let Some(e) = failure {
         tracing::warn!(error = %e, "trace export is off: {e}");
     }
-    Telemetry { provider }
+    Telemetry { export }
 }
 
 /// Installs the subscriber with a given tracer provider (tests use an in-memory exporter).
 pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Telemetry {
     install(log, Some(provider.clone()));
     Telemetry {
-        provider: Some(provider),
+        export: Some(otel::Export::from_provider(provider)),
     }
 }
 

@@ -22,26 +22,66 @@ pub enum Error {
     Exporter(String),
 }
 
-/// The tracer provider for the configured OTLP endpoint, or `None` when export is off.
+/// A configured trace export: the provider, and for gRPC the Tokio runtime its channel
+/// lives on.
+pub struct Export {
+    pub provider: SdkTracerProvider,
+    /// tonic's channel needs a Tokio reactor, and telemetry starts before (and outlives)
+    /// the server's actix runtime; the batch processor exports from its own thread, so the
+    /// channel gets one small runtime of its own.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Export {
+    /// An export through a provider built elsewhere (tests: an in-memory exporter).
+    pub fn from_provider(provider: SdkTracerProvider) -> Self {
+        Self {
+            provider,
+            runtime: None,
+        }
+    }
+
+    /// Flushes and stops the export (then the gRPC runtime, without blocking).
+    pub fn shutdown(self) {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+        if let Some(runtime) = self.runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The export for the configured OTLP endpoint, or `None` when export is off.
 ///
 /// # Errors
 /// [`Error`] when the exporter cannot be built.
-pub fn provider(settings: &TelemetrySettings) -> Result<Option<SdkTracerProvider>, Error> {
+pub fn provider(settings: &TelemetrySettings) -> Result<Option<Export>, Error> {
     let Some(endpoint) = &settings.otlp_traces_endpoint else {
         return Ok(None);
     };
-    let exporter = if settings.otlp_protocol == OtlpProtocol::Grpc {
-        grpc_exporter(settings, endpoint)?
+    let (exporter, runtime) = if settings.otlp_protocol == OtlpProtocol::Grpc {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-grpc")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Exporter(format!("no runtime for the gRPC exporter: {e}")))?;
+        let exporter = {
+            let _context = runtime.enter();
+            grpc_exporter(settings, endpoint)?
+        };
+        (exporter, Some(runtime))
     } else {
-        http_exporter(settings, endpoint)?
+        (http_exporter(settings, endpoint)?, None)
     };
-    Ok(Some(
-        SdkTracerProvider::builder()
+    Ok(Some(Export {
+        provider: SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(sampler(settings.sampler))
             .with_resource(resource(settings))
             .build(),
-    ))
+        runtime,
+    }))
 }
 
 #[cfg(feature = "otlp-grpc")]
