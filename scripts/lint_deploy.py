@@ -26,8 +26,16 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       (INVARIANTS below: what checkov has no check for). checkov's bicep scan reads COPY_DIR.
 
   hostjson HOST_JSON DOCKERFILE
-      Structural checks of host.json (the Functions MCP custom-handler shape) and that the
-      Dockerfile's functions stage ships it and the binary under /home/site/wwwroot.
+      Structural checks of host.json (the Functions MCP custom-handler shape, with the
+      profile's routing stated explicitly) and that the Dockerfile's functions stage ships it
+      and the binary under /home/site/wwwroot (and no function.json).
+
+  claims REPO_ROOT
+      The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
+      (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
+      compose section of docs/deploy.md names it, and every paragraph of README.md,
+      docs/deploy.md and docs/architecture.md that names it says the Functions host does not
+      pass it on.
 """
 
 from __future__ import annotations
@@ -357,7 +365,6 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
         [
             "/.well-known/oauth-protected-resource",
             "/.well-known/oauth-protected-resource/mcp",
-            "/.well-known/oauth-protected-resource/runtime/webhooks/mcp",
             "/healthz",
             "/readyz",
         ],
@@ -472,6 +479,27 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     level = handler.get("http", {}).get("DefaultAuthorizationLevel") or handler.get("http", {}).get("defaultAuthorizationLevel")
     expect(level == "anonymous", f"{host_json}: customHandler.http.DefaultAuthorizationLevel is not anonymous")
     expect("port" not in handler, f"{host_json}: a fixed customHandler.port; mcp-obo follows FUNCTIONS_CUSTOMHANDLER_PORT")
+    # What the mcp-custom-handler profile implies (Azure/azure-functions-host,
+    # HostConfigurationProfile), stated explicitly so that the routing does not depend on the
+    # profile alone (issue 15): proxying, one catch-all route, no route prefix.
+    expect(handler.get("enableProxyingHttpRequest") is True, f"{host_json}: customHandler.enableProxyingHttpRequest is not true")
+    expect(
+        "enableForwardingHttpRequest" not in handler,
+        f"{host_json}: customHandler.enableForwardingHttpRequest is set; the MCP profile proxies (enableProxyingHttpRequest), forwarding is the function.json-era mode",
+    )
+    routes = handler.get("http", {}).get("routes")
+    expect(
+        isinstance(routes, list) and len(routes) == 1 and isinstance(routes[0], dict) and routes[0].get("route") == "{*route}",
+        f"{host_json}: customHandler.http.routes is not exactly one catch-all route {{*route}}",
+    )
+    if isinstance(routes, list):
+        for route in routes:
+            level = (route or {}).get("authorizationLevel", level) if isinstance(route, dict) else None
+            expect(str(level).lower() == "anonymous", f"{host_json}: route {route} is not anonymous")
+    expect(
+        host.get("extensions", {}).get("http", {}).get("routePrefix") == "",
+        f"{host_json}: extensions.http.routePrefix is not \"\" (the host would serve /api/mcp)",
+    )
     text = Path(dockerfile).read_text()
     stage = text.split(" AS functions", 1)[-1] if " AS functions" in text else ""
     expect(bool(stage), f"{dockerfile}: no `functions` stage")
@@ -479,10 +507,65 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     expect("/home/site/wwwroot/mcp-obo" in stage, f"{dockerfile}: functions stage does not put the binary in /home/site/wwwroot")
     expect("AzureWebJobsScriptRoot=/home/site/wwwroot" in stage, f"{dockerfile}: AzureWebJobsScriptRoot is not /home/site/wwwroot")
     expect("AzureFunctionsJobHost__Logging__Console__IsEnabled=true" in stage, f"{dockerfile}: console logging of the host is not enabled")
+    # The host refuses to start when function.json files and customHandler.http.routes are
+    # both present (HttpWorkerFunctionProvider): the routes in host.json are the only source.
+    expect("function.json" not in stage, f"{dockerfile}: the functions stage ships a function.json next to customHandler.http.routes")
     last_from = [line for line in text.splitlines() if line.startswith("FROM ")][-1:]
     expect(bool(last_from) and last_from[0].endswith(" AS functions"), f"{dockerfile}: functions is not the last stage (azd builds the last stage)")
     if not problems:
         info(f"{host_json} and the functions stage of {dockerfile}: ok")
+    return finish()
+
+
+# --- claims: docs and artifacts agree ------------------------------------------------------
+
+# The Functions host reserves /runtime/* for itself (webhooks, admin), so the server's alias
+# /runtime/webhooks/mcp never reaches the custom handler behind it; only the standalone image
+# (AKS, any plain container host) serves it.
+RUNTIME_ALIAS = "/runtime/webhooks"
+# Artifacts of the Functions-host deployments (Container Apps, compose): none may name it.
+FUNCTIONS_ARTIFACTS = ["host.json", "azure.yaml", "docker-compose.yml", "Dockerfile", "infra"]
+# Sections of docs/deploy.md about a Functions-host deployment (by heading words).
+FUNCTIONS_SECTION_WORDS = ("Container Apps", "Docker Compose", "Functions host")
+# Documents whose every paragraph naming the alias must also say it is not served behind the
+# Functions host.
+ALIAS_DOCS = ["README.md", "docs/deploy.md", "docs/architecture.md"]
+
+
+def markdown_sections(text: str) -> list[tuple[str, str]]:
+    """(heading, body) for each `#`-heading of a Markdown document (code fences respected)."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and re.match(r"^#{1,6} ", line):
+            sections.append((line, []))
+        else:
+            sections[-1][1].append(line)
+    return [(h, "\n".join(body)) for h, body in sections]
+
+
+def cmd_claims(root: str) -> int:
+    base = Path(root)
+    for entry in FUNCTIONS_ARTIFACTS:
+        path = base / entry
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if RUNTIME_ALIAS in f.read_text(errors="replace"):
+                problem(f"{f.relative_to(base)}: names {RUNTIME_ALIAS}/mcp, which the Functions host reserves (never reaches mcp-obo)")
+    deploy = base / "docs/deploy.md"
+    for heading, body in markdown_sections(deploy.read_text()):
+        if any(word in heading for word in FUNCTIONS_SECTION_WORDS) and RUNTIME_ALIAS in body:
+            problem(f"docs/deploy.md: section {heading.strip()!r} names {RUNTIME_ALIAS}/mcp (a Functions-host deployment)")
+    for doc in ALIAS_DOCS:
+        text = (base / doc).read_text()
+        for paragraph in re.split(r"\n\s*\n", text):
+            if f"{RUNTIME_ALIAS}/mcp" in paragraph and "Functions host" not in paragraph:
+                first = paragraph.strip().splitlines()[0][:80]
+                problem(f"{doc}: a paragraph names {RUNTIME_ALIAS}/mcp without saying the Functions host does not pass it on: {first!r}")
+    if not problems:
+        info(f"{RUNTIME_ALIAS}/mcp: not claimed by any Functions-host artifact or section; every mention carries the caveat")
     return finish()
 
 
@@ -499,6 +582,8 @@ def main(argv: list[str]) -> int:
         return cmd_bicep(*args)
     if command == "hostjson" and len(args) == 2:
         return cmd_hostjson(*args)
+    if command == "claims" and len(args) == 1:
+        return cmd_claims(*args)
     print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
     return 2
 

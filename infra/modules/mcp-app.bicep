@@ -73,11 +73,11 @@ var allowedApplications = union(preAuthorizedClientIds, [
 ])
 
 // Paths the built-in authentication must never block: the server's RFC 9728 protected
-// resource metadata (for /mcp and the Functions-style /runtime/webhooks/mcp) and the probes.
+// resource metadata (for /mcp, the only MCP path behind the Functions host, which keeps
+// /runtime/* for itself) and the probes.
 var unauthenticatedPaths = [
   '/.well-known/oauth-protected-resource'
   '/.well-known/oauth-protected-resource/mcp'
-  '/.well-known/oauth-protected-resource/runtime/webhooks/mcp'
   '/healthz'
   '/readyz'
 ]
