@@ -43,6 +43,9 @@ param mcpMinReplicas int = 1
 @minValue(1)
 param mcpMaxReplicas int = 10
 
+@description('Expose mcp-obo\'s /metrics port (9464) to other apps of the Container Apps environment (MCP_METRICS_IN_ENVIRONMENT). Never exposed publicly.')
+param mcpExposeMetricsInEnvironment bool = false
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -151,6 +154,7 @@ module mcpApp 'modules/mcp-app.bicep' = {
     tokenExchangeAudience: tokenExchangeAudience
     minReplicas: mcpMinReplicas
     maxReplicas: mcpMaxReplicas
+    exposeMetricsInEnvironment: mcpExposeMetricsInEnvironment
     environmentName: environmentName
   }
 }

@@ -369,6 +369,9 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
             "/readyz",
         ],
     ),
+    # Probes on every revision, the placeholder's included (issue 15: no provision without them).
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "properties", "template", "containers", "0", "probes"), "probes"),
+    ("modules/mcp-app.bicep", ("variables", "metricsPort", "value"), 9464),
     ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
     ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
     ("modules/entra-app.bicep", ("variables", "graphUserReadScopeId", "value"), "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
@@ -389,10 +392,45 @@ REQUIRED_OUTPUTS = [
 
 def dig(tree: Any, path: tuple[str, ...]) -> Any:
     for key in path:
+        if isinstance(tree, list) and key.isdigit() and int(key) < len(tree):
+            tree = tree[int(key)]
+            continue
         if not isinstance(tree, dict) or key not in tree:
             return KeyError
         tree = tree[key]
     return tree
+
+
+def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
+    """mcp-app.bicep: startup probe sized for a cold Functions host, /metrics off the ingress port."""
+    probes = dig(app, ("variables", "probes", "value"))
+    if not isinstance(probes, list):
+        problem("modules/mcp-app.bicep: variable probes is not a list")
+        return
+    by_type = {p.get("type"): p for p in probes if isinstance(p, dict)}
+    startup = by_type.get("Startup", {})
+    expect(
+        startup.get("periodSeconds") == 5 and startup.get("failureThreshold") == 30,
+        f"modules/mcp-app.bicep: the startup probe is not 5 s x 30 (got {startup.get('periodSeconds')} x {startup.get('failureThreshold')})",
+    )
+    for kind, path in (("Startup", "/healthz"), ("Liveness", "/healthz"), ("Readiness", "/readyz")):
+        got = dig(by_type.get(kind, {}), ("httpGet", "path"))
+        expect(got == path, f"modules/mcp-app.bicep: {kind} probe path is {got}, expected {path}")
+        port = dig(by_type.get(kind, {}), ("httpGet", "port"))
+        expect(port == 80, f"modules/mcp-app.bicep: {kind} probe port is {port}, expected the host's 80")
+    container = dig(app, ("resources", "app", "config", "properties", "template", "containers", "0"))
+    env = {e.get("name"): e.get("value") for e in (container or {}).get("env", []) if isinstance(e, dict)}
+    expect(
+        env.get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == "0.0.0.0:${metricsPort}",
+        "modules/mcp-app.bicep: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:${metricsPort}",
+    )
+    ingress = dig(app, ("resources", "app", "config", "properties", "configuration", "ingress"))
+    extra = dig(ingress, ("additionalPortMappings", "operator", "operands", "true_value"))
+    mappings = extra if isinstance(extra, list) else dig(ingress, ("additionalPortMappings",))
+    if isinstance(mappings, list):
+        for m in mappings:
+            expect(m.get("external") is False, f"modules/mcp-app.bicep: additional port mapping {m} is external")
+    expect(dig(ingress, ("targetPort",)) == 80, "modules/mcp-app.bicep: ingress does not target the host's port 80 only")
 
 
 def cmd_bicep(infra: str, copy_dir: str) -> int:
@@ -443,6 +481,8 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
         if got != want:
             shown = "absent" if got is KeyError else json.dumps(got)
             problem(f"{file}: {'.'.join(path)} is {shown}, expected {json.dumps(want)}")
+    if "modules/mcp-app.bicep" in parsed:
+        check_app_probes_and_metrics(parsed["modules/mcp-app.bicep"])
     # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
     # or a deploy round-trips the app through a model without `kind`.
     azure_yaml = src.parent / "azure.yaml"
