@@ -50,7 +50,7 @@ from typing import Any, Callable
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "RequestAuthentication"}
 
 problems: list[str] = []
 
@@ -130,6 +130,58 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# The subset of Istio's security.istio.io/v1 RequestAuthentication schema this chart renders
+# (field names as in istio/api security/v1/request_authentication.proto; unknown fields
+# rejected, since Istio's CRD would drop them silently).
+REQUEST_AUTHENTICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "security.istio.io/v1"},
+        "kind": {"const": "RequestAuthentication"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "jwtRules"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["matchLabels"],
+                    "properties": {"matchLabels": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}},
+                },
+                "jwtRules": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["issuer", "jwksUri", "audiences"],
+                        "properties": {
+                            "issuer": {"type": "string", "minLength": 1},
+                            "jwksUri": {"type": "string", "pattern": "^https://"},
+                            "audiences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                            "forwardOriginalToken": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "RequestAuthentication": REQUEST_AUTHENTICATION_SCHEMA}
 
 
 def load_yaml(path: Path) -> Any:
@@ -251,9 +303,72 @@ def check_rendered(name: str, values: dict[str, Any], objects: list[dict[str, An
         expect("replicas" not in deployment["spec"], f"{name}: Deployment sets replicas while the HPA owns them")
     sm_on = values.get("serviceMonitor", {}).get("enabled", False)
     expect(len(by_kind(objects, "ServiceMonitor")) == (1 if sm_on else 0), f"{name}: ServiceMonitor rendered iff serviceMonitor.enabled")
+    check_metrics_and_edge(name, values, objects, deployment)
     if ingress_on and values.get("ingress", {}).get("tls", {}).get("enabled", False):
         ing = by_kind(objects, "Ingress")[0]
         expect(bool(ing["spec"].get("tls")), f"{name}: Ingress has no tls section")
+
+
+def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
+    """/metrics on its own port everywhere it is reached; edge token validation iff edgeAuth.enabled."""
+    http_port = values.get("containerPort", 8080)
+    metrics_port = values.get("metrics", {}).get("port", 9464)
+    pod = deployment["spec"]["template"]
+    container = (pod["spec"].get("containers") or [{}])[0]
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    expect(ports.get("http") == http_port, f"{name}: container port http is not {http_port}")
+    expect(ports.get("metrics") == metrics_port, f"{name}: container port metrics is not {metrics_port}")
+    expect(http_port != metrics_port, f"{name}: metrics share the HTTP port")
+    for cm in by_kind(objects, "ConfigMap"):
+        expect(
+            cm.get("data", {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == f"0.0.0.0:{metrics_port}",
+            f"{name}: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:{metrics_port}",
+        )
+    for svc in by_kind(objects, "Service"):
+        svc_ports = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+        expect(svc_ports.get("http", {}).get("targetPort") == "http", f"{name}: Service port http does not target the http container port")
+        expect(svc_ports.get("metrics", {}).get("targetPort") == "metrics", f"{name}: Service has no metrics port targeting the metrics container port")
+    for sm in by_kind(objects, "ServiceMonitor"):
+        endpoint_ports = [e.get("port") for e in sm["spec"].get("endpoints", [])]
+        expect(endpoint_ports == ["metrics"], f"{name}: ServiceMonitor scrapes {endpoint_ports}, not the metrics port")
+    for ing in by_kind(objects, "Ingress"):
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                port = path.get("backend", {}).get("service", {}).get("port", {})
+                expect(port == {"name": "http"}, f"{name}: Ingress backend port is {port}, not http (metrics must stay unrouted)")
+    annotations = pod["metadata"].get("annotations", {})
+    if "prometheus.io/port" in annotations or values.get("metrics", {}).get("podAnnotations", False):
+        expect(annotations.get("prometheus.io/port") == str(metrics_port), f"{name}: prometheus.io/port is not the metrics port {metrics_port}")
+        expect(annotations.get("prometheus.io/path") == "/metrics", f"{name}: prometheus.io/path is not /metrics")
+    for np in by_kind(objects, "NetworkPolicy"):
+        opened = [p.get("port") for rule in np["spec"].get("ingress", []) for p in rule.get("ports", [])]
+        expect(sorted(opened) == ["http", "metrics"], f"{name}: NetworkPolicy opens {opened}, expected http and metrics")
+    edge_on = values.get("edgeAuth", {}).get("enabled", False)
+    ras = by_kind(objects, "RequestAuthentication")
+    expect(len(ras) == (1 if edge_on else 0), f"{name}: RequestAuthentication rendered iff edgeAuth.enabled")
+    # Never an AuthorizationPolicy: one requiring a principal would answer token-less requests
+    # with a bare 403 instead of letting the pod's 401 + resource_metadata through (discovery).
+    expect(not by_kind(objects, "AuthorizationPolicy"), f"{name}: an AuthorizationPolicy is rendered (it would break MCP discovery)")
+    if not ras:
+        return
+    ra = ras[0]
+    selector = ra["spec"].get("selector", {}).get("matchLabels", {})
+    pod_labels = pod["metadata"].get("labels", {})
+    expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
+    wi = values.get("workloadIdentity", {})
+    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else values.get("config", {}).get("tenantId"))
+    client_id = wi.get("clientId") if wi.get("enabled", True) else values.get("config", {}).get("clientId")
+    authority = (values.get("config", {}).get("authorityHost") or "https://login.microsoftonline.com").rstrip("/")
+    rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
+    want = {f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"}
+    expect(set(rules) == want, f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want)}")
+    for issuer, rule in rules.items():
+        expect(rule.get("jwksUri") == f"{authority}/{tenant}/discovery/v2.0/keys", f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}")
+        expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
+        audiences = rule.get("audiences", [])
+        expect(client_id in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: the client id is not an audience")
+        for uri in values.get("config", {}).get("identifierUris", []):
+            expect(uri in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: identifier URI {uri} is not an audience")
 
 
 def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
@@ -273,6 +388,8 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("workload identity without a client id", with_change(lambda v: v["workloadIdentity"].__setitem__("clientId", ""))),
         ("a public URL that is not a URL", with_change(lambda v: v["config"].__setitem__("publicUrl", "mcp.example.com"))),
         ("an unknown client assertion", with_change(lambda v: v["config"].__setitem__("clientAssertion", "password"))),
+        ("an unknown edgeAuth key", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("requirePrincipal", True))),
+        ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
     ]
     with helm.Chart.load(chart_dir) as chart:
         merged_ok = chart.merge_values(base)
@@ -329,10 +446,11 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
         builtin = [o for o in objects if o.get("kind") not in CRD_KINDS]
-        for crd_obj in (o for o in objects if o.get("kind") == "ServiceMonitor"):
-            errors = sorted(jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(crd_obj), key=str)
+        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS):
+            kind = crd_obj["kind"]
+            errors = sorted(jsonschema.Draft7Validator(CRD_SCHEMAS[kind]).iter_errors(crd_obj), key=str)
             for error in errors:
-                problem(f"{name}: ServiceMonitor {'.'.join(map(str, error.absolute_path))}: {error.message}")
+                problem(f"{name}: {kind} {'.'.join(map(str, error.absolute_path))}: {error.message}")
         write_objects(out / values_file.stem / "builtin.yaml", builtin)
         write_objects(out / values_file.stem / "all.yaml", objects)
         kinds = ", ".join(sorted(o["kind"] for o in objects))
