@@ -493,6 +493,16 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
     ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
     ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
     ("modules/entra-app.bicep", ("variables", "graphUserReadScopeId", "value"), "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    # Optional tenant-wide consent (issue 15): off by default, Graph User.Read for the server's
+    # service principal, user_impersonation for the listed MCP clients.
+    ("modules/entra-app.bicep", ("parameters", "grantAdminConsent", "default"), False),
+    ("main.bicep", ("parameters", "grantAdminConsent", "default"), False),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "type"), "Microsoft.Graph/oauth2PermissionGrants"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "condition"), "grantAdminConsent"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "consentType"), "AllPrincipals"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "scope"), "User.Read"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "clientId", "operator", "operands", "operand_1"), "servicePrincipal"),
+    ("modules/entra-app.bicep", ("resources", "graphServicePrincipal", "config", "config", "appId"), "graphAppId"),
     ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "audiences"), ["tokenExchangeAudience"]),
     ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "subject"), "federatedIdentityPrincipalId"),
 ]
@@ -505,6 +515,8 @@ REQUIRED_OUTPUTS = [
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT",
+    "MCP_ADMIN_CONSENT_URL",
+    "MCP_ADMIN_CONSENT_COMMAND",
 ]
 
 
