@@ -734,6 +734,14 @@ def cmd_claims(root: str) -> int:
             if f"{RUNTIME_ALIAS}/mcp" in paragraph and "Functions host" not in paragraph:
                 first = paragraph.strip().splitlines()[0][:80]
                 problem(f"{doc}: a paragraph names {RUNTIME_ALIAS}/mcp without saying the Functions host does not pass it on: {first!r}")
+    # docs/deploy.md: compose publishes mcp-obo's own /metrics listener on 9464.
+    compose = (load_yaml(base / "docker-compose.yml").get("services") or {}).get("mcp") or {}
+    listen = (compose.get("environment") or {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN")
+    expect(listen == "0.0.0.0:9464", f"docker-compose.yml: mcp sets MCP_OBO__TELEMETRY__METRICS_LISTEN={listen!r}, expected 0.0.0.0:9464")
+    expect(
+        any(str(port).endswith(":9464:9464") for port in compose.get("ports") or []),
+        "docker-compose.yml: mcp does not publish the metrics listener 9464",
+    )
     if not problems:
         info(f"{RUNTIME_ALIAS}/mcp: not claimed by any Functions-host artifact or section; every mention carries the caveat")
     return finish()
