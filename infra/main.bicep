@@ -32,6 +32,12 @@ param serviceManagementReference string = ''
 @description('Audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE): api://AzureADTokenExchange, api://AzureADTokenExchangeUSGov or api://AzureADTokenExchangeChina.')
 param tokenExchangeAudience string = 'api://AzureADTokenExchange'
 
+@description('Grant tenant-wide admin consent for Microsoft Graph User.Read (and user_impersonation for adminConsentClientIds) while provisioning (GRANT_ADMIN_CONSENT). Needs a deploying user who may grant tenant-wide consent. Off: the consent step is printed after provisioning.')
+param grantAdminConsent bool = false
+
+@description('Comma-separated MCP client app ids to consent to user_impersonation tenant-wide when grantAdminConsent is true (ADMIN_CONSENT_CLIENT_IDS). Pre-authorized clients do not need it.')
+param adminConsentClientIds string = ''
+
 @description('Image of the mcp service, set by azd after the first deploy (SERVICE_MCP_IMAGE_NAME). Empty: a placeholder image until then.')
 param mcpImageName string = ''
 
@@ -43,6 +49,9 @@ param mcpMinReplicas int = 1
 @minValue(1)
 param mcpMaxReplicas int = 10
 
+@description('Expose mcp-obo\'s /metrics port (9464) to other apps of the Container Apps environment (MCP_METRICS_IN_ENVIRONMENT). Never exposed publicly.')
+param mcpExposeMetricsInEnvironment bool = false
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -50,6 +59,8 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var mcpAppName = 'mcp-${resourceToken}'
 var clientIdList = [for id in split(preAuthorizedClientIds, ','): trim(id)]
 var preAuthorizedClientIdArray = filter(clientIdList, id => !empty(id))
+var adminConsentClientIdList = [for id in split(adminConsentClientIds, ','): trim(id)]
+var adminConsentClientIdArray = filter(adminConsentClientIdList, id => !empty(id))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -127,6 +138,8 @@ module entraApp 'modules/entra-app.bicep' = {
     redirectUri: 'https://${mcpFqdn}/.auth/login/aad/callback'
     federatedIdentityPrincipalId: identity.outputs.principalId
     tokenExchangeAudience: tokenExchangeAudience
+    grantAdminConsent: grantAdminConsent
+    adminConsentClientAppIds: adminConsentClientIdArray
   }
 }
 
@@ -151,6 +164,7 @@ module mcpApp 'modules/mcp-app.bicep' = {
     tokenExchangeAudience: tokenExchangeAudience
     minReplicas: mcpMinReplicas
     maxReplicas: mcpMaxReplicas
+    exposeMetricsInEnvironment: mcpExposeMetricsInEnvironment
     environmentName: environmentName
   }
 }
@@ -169,3 +183,8 @@ output SERVICE_MCP_DEFAULT_HOSTNAME string = mcpFqdn
 output SERVICE_MCP_ENDPOINT_URL string = 'https://${mcpFqdn}'
 output MCP_URL string = 'https://${mcpFqdn}/mcp'
 output MCP_CONSENT_URL string = 'https://${mcpFqdn}/.auth/login/aad'
+// Consent without a portal visit: empty when grantAdminConsent granted it during provisioning;
+// otherwise the admin consent page and the equivalent az command (printed by the
+// postprovision hook of azure.yaml).
+output MCP_ADMIN_CONSENT_URL string = entraApp.outputs.adminConsentGranted ? '' : entraApp.outputs.adminConsentUrl
+output MCP_ADMIN_CONSENT_COMMAND string = entraApp.outputs.adminConsentGranted ? '' : 'az ad app permission admin-consent --id ${entraApp.outputs.clientId}'

@@ -14,6 +14,8 @@
 #   schemas   azure.yaml against tests/schemas/azure.yaml.json (azd's schema, vendored) and
 #             docker-compose.yml against check-jsonschema's built-in vendor.compose-spec;
 #             values.schema.json against its metaschema, host.json shape
+#   claims    docs and artifacts agree: /runtime/webhooks/mcp (reserved by the Functions host)
+#             is claimed by no Functions-host artifact or docs section
 #   yamllint  yamllint with the repository's .yamllint
 #   all       every check above
 #
@@ -29,7 +31,7 @@ CHART="$REPO_ROOT/charts/mcp-obo"
 # Kubernetes version the chart is linted and validated against (kubernetes-validate bundles
 # the schemas of 1.30 … 1.37).
 K8S_VERSION="1.33.0"
-CHECKS=(helm hadolint checkov bicep schemas yamllint)
+CHECKS=(helm hadolint checkov bicep schemas claims yamllint)
 
 say() { echo "lint-deploy: $*"; }
 
@@ -130,6 +132,10 @@ check_schemas() {
   "$PY" -c 'import json,sys; [json.load(open(p)) for p in sys.argv[1:]]' \
     "$REPO_ROOT/infra/main.parameters.json" "$REPO_ROOT/infra/bicepconfig.json" || rc=1
   return "$rc"
+}
+
+check_claims() {
+  "$PY" "$REPO_ROOT/scripts/lint_deploy.py" claims "$REPO_ROOT"
 }
 
 check_yamllint() {

@@ -26,8 +26,16 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       (INVARIANTS below: what checkov has no check for). checkov's bicep scan reads COPY_DIR.
 
   hostjson HOST_JSON DOCKERFILE
-      Structural checks of host.json (the Functions MCP custom-handler shape) and that the
-      Dockerfile's functions stage ships it and the binary under /home/site/wwwroot.
+      Structural checks of host.json (the Functions MCP custom-handler shape, with the
+      profile's routing stated explicitly) and that the Dockerfile's functions stage ships it
+      and the binary under /home/site/wwwroot (and no function.json).
+
+  claims REPO_ROOT
+      The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
+      (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
+      compose section of docs/deploy.md names it, and every paragraph of README.md,
+      docs/deploy.md and docs/architecture.md that names it says the Functions host does not
+      pass it on.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from typing import Any, Callable
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "RequestAuthentication"}
 
 problems: list[str] = []
 
@@ -122,6 +130,58 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# The subset of Istio's security.istio.io/v1 RequestAuthentication schema this chart renders
+# (field names as in istio/api security/v1/request_authentication.proto; unknown fields
+# rejected, since Istio's CRD would drop them silently).
+REQUEST_AUTHENTICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "security.istio.io/v1"},
+        "kind": {"const": "RequestAuthentication"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "jwtRules"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["matchLabels"],
+                    "properties": {"matchLabels": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}},
+                },
+                "jwtRules": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["issuer", "jwksUri", "audiences"],
+                        "properties": {
+                            "issuer": {"type": "string", "minLength": 1},
+                            "jwksUri": {"type": "string", "pattern": "^https://"},
+                            "audiences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                            "forwardOriginalToken": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "RequestAuthentication": REQUEST_AUTHENTICATION_SCHEMA}
 
 
 def load_yaml(path: Path) -> Any:
@@ -243,9 +303,72 @@ def check_rendered(name: str, values: dict[str, Any], objects: list[dict[str, An
         expect("replicas" not in deployment["spec"], f"{name}: Deployment sets replicas while the HPA owns them")
     sm_on = values.get("serviceMonitor", {}).get("enabled", False)
     expect(len(by_kind(objects, "ServiceMonitor")) == (1 if sm_on else 0), f"{name}: ServiceMonitor rendered iff serviceMonitor.enabled")
+    check_metrics_and_edge(name, values, objects, deployment)
     if ingress_on and values.get("ingress", {}).get("tls", {}).get("enabled", False):
         ing = by_kind(objects, "Ingress")[0]
         expect(bool(ing["spec"].get("tls")), f"{name}: Ingress has no tls section")
+
+
+def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
+    """/metrics on its own port everywhere it is reached; edge token validation iff edgeAuth.enabled."""
+    http_port = values.get("containerPort", 8080)
+    metrics_port = values.get("metrics", {}).get("port", 9464)
+    pod = deployment["spec"]["template"]
+    container = (pod["spec"].get("containers") or [{}])[0]
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    expect(ports.get("http") == http_port, f"{name}: container port http is not {http_port}")
+    expect(ports.get("metrics") == metrics_port, f"{name}: container port metrics is not {metrics_port}")
+    expect(http_port != metrics_port, f"{name}: metrics share the HTTP port")
+    for cm in by_kind(objects, "ConfigMap"):
+        expect(
+            cm.get("data", {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == f"0.0.0.0:{metrics_port}",
+            f"{name}: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:{metrics_port}",
+        )
+    for svc in by_kind(objects, "Service"):
+        svc_ports = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+        expect(svc_ports.get("http", {}).get("targetPort") == "http", f"{name}: Service port http does not target the http container port")
+        expect(svc_ports.get("metrics", {}).get("targetPort") == "metrics", f"{name}: Service has no metrics port targeting the metrics container port")
+    for sm in by_kind(objects, "ServiceMonitor"):
+        endpoint_ports = [e.get("port") for e in sm["spec"].get("endpoints", [])]
+        expect(endpoint_ports == ["metrics"], f"{name}: ServiceMonitor scrapes {endpoint_ports}, not the metrics port")
+    for ing in by_kind(objects, "Ingress"):
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                port = path.get("backend", {}).get("service", {}).get("port", {})
+                expect(port == {"name": "http"}, f"{name}: Ingress backend port is {port}, not http (metrics must stay unrouted)")
+    annotations = pod["metadata"].get("annotations", {})
+    if "prometheus.io/port" in annotations or values.get("metrics", {}).get("podAnnotations", False):
+        expect(annotations.get("prometheus.io/port") == str(metrics_port), f"{name}: prometheus.io/port is not the metrics port {metrics_port}")
+        expect(annotations.get("prometheus.io/path") == "/metrics", f"{name}: prometheus.io/path is not /metrics")
+    for np in by_kind(objects, "NetworkPolicy"):
+        opened = [p.get("port") for rule in np["spec"].get("ingress", []) for p in rule.get("ports", [])]
+        expect(sorted(opened) == ["http", "metrics"], f"{name}: NetworkPolicy opens {opened}, expected http and metrics")
+    edge_on = values.get("edgeAuth", {}).get("enabled", False)
+    ras = by_kind(objects, "RequestAuthentication")
+    expect(len(ras) == (1 if edge_on else 0), f"{name}: RequestAuthentication rendered iff edgeAuth.enabled")
+    # Never an AuthorizationPolicy: one requiring a principal would answer token-less requests
+    # with a bare 403 instead of letting the pod's 401 + resource_metadata through (discovery).
+    expect(not by_kind(objects, "AuthorizationPolicy"), f"{name}: an AuthorizationPolicy is rendered (it would break MCP discovery)")
+    if not ras:
+        return
+    ra = ras[0]
+    selector = ra["spec"].get("selector", {}).get("matchLabels", {})
+    pod_labels = pod["metadata"].get("labels", {})
+    expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
+    wi = values.get("workloadIdentity", {})
+    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else values.get("config", {}).get("tenantId"))
+    client_id = wi.get("clientId") if wi.get("enabled", True) else values.get("config", {}).get("clientId")
+    authority = (values.get("config", {}).get("authorityHost") or "https://login.microsoftonline.com").rstrip("/")
+    rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
+    want = {f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"}
+    expect(set(rules) == want, f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want)}")
+    for issuer, rule in rules.items():
+        expect(rule.get("jwksUri") == f"{authority}/{tenant}/discovery/v2.0/keys", f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}")
+        expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
+        audiences = rule.get("audiences", [])
+        expect(client_id in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: the client id is not an audience")
+        for uri in values.get("config", {}).get("identifierUris", []):
+            expect(uri in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: identifier URI {uri} is not an audience")
 
 
 def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
@@ -265,6 +388,8 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("workload identity without a client id", with_change(lambda v: v["workloadIdentity"].__setitem__("clientId", ""))),
         ("a public URL that is not a URL", with_change(lambda v: v["config"].__setitem__("publicUrl", "mcp.example.com"))),
         ("an unknown client assertion", with_change(lambda v: v["config"].__setitem__("clientAssertion", "password"))),
+        ("an unknown edgeAuth key", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("requirePrincipal", True))),
+        ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
     ]
     with helm.Chart.load(chart_dir) as chart:
         merged_ok = chart.merge_values(base)
@@ -321,10 +446,11 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
         builtin = [o for o in objects if o.get("kind") not in CRD_KINDS]
-        for crd_obj in (o for o in objects if o.get("kind") == "ServiceMonitor"):
-            errors = sorted(jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(crd_obj), key=str)
+        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS):
+            kind = crd_obj["kind"]
+            errors = sorted(jsonschema.Draft7Validator(CRD_SCHEMAS[kind]).iter_errors(crd_obj), key=str)
             for error in errors:
-                problem(f"{name}: ServiceMonitor {'.'.join(map(str, error.absolute_path))}: {error.message}")
+                problem(f"{name}: {kind} {'.'.join(map(str, error.absolute_path))}: {error.message}")
         write_objects(out / values_file.stem / "builtin.yaml", builtin)
         write_objects(out / values_file.stem / "all.yaml", objects)
         kinds = ", ".join(sorted(o["kind"] for o in objects))
@@ -357,14 +483,26 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
         [
             "/.well-known/oauth-protected-resource",
             "/.well-known/oauth-protected-resource/mcp",
-            "/.well-known/oauth-protected-resource/runtime/webhooks/mcp",
             "/healthz",
             "/readyz",
         ],
     ),
+    # Probes on every revision, the placeholder's included (issue 15: no provision without them).
+    ("modules/mcp-app.bicep", ("resources", "app", "config", "properties", "template", "containers", "0", "probes"), "probes"),
+    ("modules/mcp-app.bicep", ("variables", "metricsPort", "value"), 9464),
     ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
     ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
     ("modules/entra-app.bicep", ("variables", "graphUserReadScopeId", "value"), "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    # Optional tenant-wide consent (issue 15): off by default, Graph User.Read for the server's
+    # service principal, user_impersonation for the listed MCP clients.
+    ("modules/entra-app.bicep", ("parameters", "grantAdminConsent", "default"), False),
+    ("main.bicep", ("parameters", "grantAdminConsent", "default"), False),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "type"), "Microsoft.Graph/oauth2PermissionGrants"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "condition"), "grantAdminConsent"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "consentType"), "AllPrincipals"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "scope"), "User.Read"),
+    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "clientId", "operator", "operands", "operand_1"), "servicePrincipal"),
+    ("modules/entra-app.bicep", ("resources", "graphServicePrincipal", "config", "config", "appId"), "graphAppId"),
     ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "audiences"), ["tokenExchangeAudience"]),
     ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "subject"), "federatedIdentityPrincipalId"),
 ]
@@ -377,15 +515,52 @@ REQUIRED_OUTPUTS = [
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT",
+    "MCP_ADMIN_CONSENT_URL",
+    "MCP_ADMIN_CONSENT_COMMAND",
 ]
 
 
 def dig(tree: Any, path: tuple[str, ...]) -> Any:
     for key in path:
+        if isinstance(tree, list) and key.isdigit() and int(key) < len(tree):
+            tree = tree[int(key)]
+            continue
         if not isinstance(tree, dict) or key not in tree:
             return KeyError
         tree = tree[key]
     return tree
+
+
+def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
+    """mcp-app.bicep: startup probe sized for a cold Functions host, /metrics off the ingress port."""
+    probes = dig(app, ("variables", "probes", "value"))
+    if not isinstance(probes, list):
+        problem("modules/mcp-app.bicep: variable probes is not a list")
+        return
+    by_type = {p.get("type"): p for p in probes if isinstance(p, dict)}
+    startup = by_type.get("Startup", {})
+    expect(
+        startup.get("periodSeconds") == 5 and startup.get("failureThreshold") == 30,
+        f"modules/mcp-app.bicep: the startup probe is not 5 s x 30 (got {startup.get('periodSeconds')} x {startup.get('failureThreshold')})",
+    )
+    for kind, path in (("Startup", "/healthz"), ("Liveness", "/healthz"), ("Readiness", "/readyz")):
+        got = dig(by_type.get(kind, {}), ("httpGet", "path"))
+        expect(got == path, f"modules/mcp-app.bicep: {kind} probe path is {got}, expected {path}")
+        port = dig(by_type.get(kind, {}), ("httpGet", "port"))
+        expect(port == 80, f"modules/mcp-app.bicep: {kind} probe port is {port}, expected the host's 80")
+    container = dig(app, ("resources", "app", "config", "properties", "template", "containers", "0"))
+    env = {e.get("name"): e.get("value") for e in (container or {}).get("env", []) if isinstance(e, dict)}
+    expect(
+        env.get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == "0.0.0.0:${metricsPort}",
+        "modules/mcp-app.bicep: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:${metricsPort}",
+    )
+    ingress = dig(app, ("resources", "app", "config", "properties", "configuration", "ingress"))
+    extra = dig(ingress, ("additionalPortMappings", "operator", "operands", "true_value"))
+    mappings = extra if isinstance(extra, list) else dig(ingress, ("additionalPortMappings",))
+    if isinstance(mappings, list):
+        for m in mappings:
+            expect(m.get("external") is False, f"modules/mcp-app.bicep: additional port mapping {m} is external")
+    expect(dig(ingress, ("targetPort",)) == 80, "modules/mcp-app.bicep: ingress does not target the host's port 80 only")
 
 
 def cmd_bicep(infra: str, copy_dir: str) -> int:
@@ -436,6 +611,8 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
         if got != want:
             shown = "absent" if got is KeyError else json.dumps(got)
             problem(f"{file}: {'.'.join(path)} is {shown}, expected {json.dumps(want)}")
+    if "modules/mcp-app.bicep" in parsed:
+        check_app_probes_and_metrics(parsed["modules/mcp-app.bicep"])
     # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
     # or a deploy round-trips the app through a model without `kind`.
     azure_yaml = src.parent / "azure.yaml"
@@ -472,6 +649,27 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     level = handler.get("http", {}).get("DefaultAuthorizationLevel") or handler.get("http", {}).get("defaultAuthorizationLevel")
     expect(level == "anonymous", f"{host_json}: customHandler.http.DefaultAuthorizationLevel is not anonymous")
     expect("port" not in handler, f"{host_json}: a fixed customHandler.port; mcp-obo follows FUNCTIONS_CUSTOMHANDLER_PORT")
+    # What the mcp-custom-handler profile implies (Azure/azure-functions-host,
+    # HostConfigurationProfile), stated explicitly so that the routing does not depend on the
+    # profile alone (issue 15): proxying, one catch-all route, no route prefix.
+    expect(handler.get("enableProxyingHttpRequest") is True, f"{host_json}: customHandler.enableProxyingHttpRequest is not true")
+    expect(
+        "enableForwardingHttpRequest" not in handler,
+        f"{host_json}: customHandler.enableForwardingHttpRequest is set; the MCP profile proxies (enableProxyingHttpRequest), forwarding is the function.json-era mode",
+    )
+    routes = handler.get("http", {}).get("routes")
+    expect(
+        isinstance(routes, list) and len(routes) == 1 and isinstance(routes[0], dict) and routes[0].get("route") == "{*route}",
+        f"{host_json}: customHandler.http.routes is not exactly one catch-all route {{*route}}",
+    )
+    if isinstance(routes, list):
+        for route in routes:
+            level = (route or {}).get("authorizationLevel", level) if isinstance(route, dict) else None
+            expect(str(level).lower() == "anonymous", f"{host_json}: route {route} is not anonymous")
+    expect(
+        host.get("extensions", {}).get("http", {}).get("routePrefix") == "",
+        f"{host_json}: extensions.http.routePrefix is not \"\" (the host would serve /api/mcp)",
+    )
     text = Path(dockerfile).read_text()
     stage = text.split(" AS functions", 1)[-1] if " AS functions" in text else ""
     expect(bool(stage), f"{dockerfile}: no `functions` stage")
@@ -479,10 +677,73 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     expect("/home/site/wwwroot/mcp-obo" in stage, f"{dockerfile}: functions stage does not put the binary in /home/site/wwwroot")
     expect("AzureWebJobsScriptRoot=/home/site/wwwroot" in stage, f"{dockerfile}: AzureWebJobsScriptRoot is not /home/site/wwwroot")
     expect("AzureFunctionsJobHost__Logging__Console__IsEnabled=true" in stage, f"{dockerfile}: console logging of the host is not enabled")
+    # The host refuses to start when function.json files and customHandler.http.routes are
+    # both present (HttpWorkerFunctionProvider): the routes in host.json are the only source.
+    expect("function.json" not in stage, f"{dockerfile}: the functions stage ships a function.json next to customHandler.http.routes")
     last_from = [line for line in text.splitlines() if line.startswith("FROM ")][-1:]
     expect(bool(last_from) and last_from[0].endswith(" AS functions"), f"{dockerfile}: functions is not the last stage (azd builds the last stage)")
     if not problems:
         info(f"{host_json} and the functions stage of {dockerfile}: ok")
+    return finish()
+
+
+# --- claims: docs and artifacts agree ------------------------------------------------------
+
+# The Functions host reserves /runtime/* for itself (webhooks, admin), so the server's alias
+# /runtime/webhooks/mcp never reaches the custom handler behind it; only the standalone image
+# (AKS, any plain container host) serves it.
+RUNTIME_ALIAS = "/runtime/webhooks"
+# Artifacts of the Functions-host deployments (Container Apps, compose): none may name it.
+FUNCTIONS_ARTIFACTS = ["host.json", "azure.yaml", "docker-compose.yml", "Dockerfile", "infra"]
+# Sections of docs/deploy.md about a Functions-host deployment (by heading words).
+FUNCTIONS_SECTION_WORDS = ("Container Apps", "Docker Compose", "Functions host")
+# Documents whose every paragraph naming the alias must also say it is not served behind the
+# Functions host.
+ALIAS_DOCS = ["README.md", "docs/deploy.md", "docs/architecture.md"]
+
+
+def markdown_sections(text: str) -> list[tuple[str, str]]:
+    """(heading, body) for each `#`-heading of a Markdown document (code fences respected)."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and re.match(r"^#{1,6} ", line):
+            sections.append((line, []))
+        else:
+            sections[-1][1].append(line)
+    return [(h, "\n".join(body)) for h, body in sections]
+
+
+def cmd_claims(root: str) -> int:
+    base = Path(root)
+    for entry in FUNCTIONS_ARTIFACTS:
+        path = base / entry
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if RUNTIME_ALIAS in f.read_text(errors="replace"):
+                problem(f"{f.relative_to(base)}: names {RUNTIME_ALIAS}/mcp, which the Functions host reserves (never reaches mcp-obo)")
+    deploy = base / "docs/deploy.md"
+    for heading, body in markdown_sections(deploy.read_text()):
+        if any(word in heading for word in FUNCTIONS_SECTION_WORDS) and RUNTIME_ALIAS in body:
+            problem(f"docs/deploy.md: section {heading.strip()!r} names {RUNTIME_ALIAS}/mcp (a Functions-host deployment)")
+    for doc in ALIAS_DOCS:
+        text = (base / doc).read_text()
+        for paragraph in re.split(r"\n\s*\n", text):
+            if f"{RUNTIME_ALIAS}/mcp" in paragraph and "Functions host" not in paragraph:
+                first = paragraph.strip().splitlines()[0][:80]
+                problem(f"{doc}: a paragraph names {RUNTIME_ALIAS}/mcp without saying the Functions host does not pass it on: {first!r}")
+    # docs/deploy.md: compose publishes mcp-obo's own /metrics listener on 9464.
+    compose = (load_yaml(base / "docker-compose.yml").get("services") or {}).get("mcp") or {}
+    listen = (compose.get("environment") or {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN")
+    expect(listen == "0.0.0.0:9464", f"docker-compose.yml: mcp sets MCP_OBO__TELEMETRY__METRICS_LISTEN={listen!r}, expected 0.0.0.0:9464")
+    expect(
+        any(str(port).endswith(":9464:9464") for port in compose.get("ports") or []),
+        "docker-compose.yml: mcp does not publish the metrics listener 9464",
+    )
+    if not problems:
+        info(f"{RUNTIME_ALIAS}/mcp: not claimed by any Functions-host artifact or section; every mention carries the caveat")
     return finish()
 
 
@@ -499,6 +760,8 @@ def main(argv: list[str]) -> int:
         return cmd_bicep(*args)
     if command == "hostjson" and len(args) == 2:
         return cmd_hostjson(*args)
+    if command == "claims" and len(args) == 1:
+        return cmd_claims(*args)
     print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
     return 2
 

@@ -77,6 +77,11 @@ fn azure_yaml_and_compose_match_their_schemas() {
 }
 
 #[test]
+fn docs_and_artifacts_agree_on_the_functions_host_paths() {
+    lint_deploy("claims");
+}
+
+#[test]
 fn yaml_files_pass_yamllint() {
     lint_deploy("yamllint");
 }

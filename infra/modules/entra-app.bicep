@@ -35,6 +35,12 @@ param federatedIdentityPrincipalId string
 @description('Audience of the managed identity token presented as client assertion.')
 param tokenExchangeAudience string = 'api://AzureADTokenExchange'
 
+@description('Grant tenant-wide admin consent: Microsoft Graph User.Read for this application, and user_impersonation on it for adminConsentClientAppIds. Needs a deploying user who may grant tenant-wide consent (e.g. Cloud Application Administrator).')
+param grantAdminConsent bool = false
+
+@description('MCP client applications (appIds) to consent to user_impersonation for every user when grantAdminConsent is true. Their service principals must already exist in the tenant. Pre-authorized clients need no consent for it.')
+param adminConsentClientAppIds array = []
+
 var graphAppId = '00000003-0000-0000-c000-000000000000'
 // Microsoft Graph delegated permission User.Read (sign in and read the user's profile).
 var graphUserReadScopeId = 'e1fe6dd8-ba31-4d61-89e7-88639da4683d'
@@ -108,6 +114,34 @@ resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
   appId: application.appId
 }
 
+// Tenant-wide ("admin") consent, optional: without it every user consents once at the app's
+// sign-in page, or an administrator consents in the Entra admin center (see the outputs).
+// Microsoft Graph's service principal exists in every tenant.
+resource graphServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (grantAdminConsent) {
+  appId: graphAppId
+}
+
+// The server (this application) may call Graph as any user of the tenant: User.Read, the
+// delegated permission of the on-behalf-of exchange.
+resource graphConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent) {
+  clientId: servicePrincipal.id
+  consentType: 'AllPrincipals'
+  resourceId: graphServicePrincipal!.id
+  scope: 'User.Read'
+}
+
+resource consentClientServicePrincipals 'Microsoft.Graph/servicePrincipals@v1.0' existing = [for appId in adminConsentClientAppIds: if (grantAdminConsent) {
+  appId: appId
+}]
+
+// The MCP clients may request user_impersonation on this server for any user of the tenant.
+resource clientConsents 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = [for (appId, i) in adminConsentClientAppIds: if (grantAdminConsent) {
+  clientId: consentClientServicePrincipals[i]!.id
+  consentType: 'AllPrincipals'
+  resourceId: servicePrincipal.id
+  scope: 'user_impersonation'
+}]
+
 // The managed identity's token (audience tokenExchangeAudience) is accepted as this
 // application's client assertion. Graph child resources are named '<parent uniqueName>/<name>'.
 resource federatedCredential 'Microsoft.Graph/applications/federatedIdentityCredentials@v1.0' = {
@@ -125,3 +159,6 @@ output objectId string = application.id
 output identifierUri string = identifierUri
 output servicePrincipalId string = servicePrincipal.id
 output scope string = '${identifierUri}/user_impersonation'
+// Where an administrator grants the consent by hand when grantAdminConsent is false.
+output adminConsentUrl string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/adminconsent?client_id=${application.appId}'
+output adminConsentGranted bool = grantAdminConsent

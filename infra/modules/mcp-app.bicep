@@ -61,11 +61,19 @@ param maxReplicas int = 10
 @description('Concurrent HTTP requests per replica before scaling out.')
 param concurrentRequestsPerReplica int = 50
 
-// Until azd pushes the real image the app runs the public Functions base image, which serves
-// no /healthz: the probes are added once the real image is known (the next `azd provision`
-// or `azd up` after the first deploy).
-var hasImage = !empty(imageName)
-var image = hasImage ? imageName : 'mcr.microsoft.com/azure-functions/base:4'
+@description('Also expose the /metrics listener (port 9464) inside the Container Apps environment (additionalPortMappings, never external), for a Prometheus scraper running as another app of the environment.')
+param exposeMetricsInEnvironment bool = false
+
+// Until azd pushes the real image the app runs the public Functions base image. Every
+// revision, that placeholder's included, carries the same probes: `azd deploy` only swaps the
+// image of the latest revision and keeps its template, so probes that the first provision left
+// out would stay missing until another provision. The placeholder serves no /healthz, so its
+// revision stays unhealthy (and gets no traffic) until azd deploys the real image; Container
+// Apps does not fail the provisioning for that (microsoft/azure-container-apps#1011).
+var image = empty(imageName) ? 'mcr.microsoft.com/azure-functions/base:4' : imageName
+// mcp-obo serves /metrics only on this listener (telemetry.metrics_listen), never on the
+// ingress port: the public endpoint has no /metrics.
+var metricsPort = 9464
 // The server only accepts tokens from these client applications; the app itself is added so
 // the browser sign-in at /.auth/login/aad (consent) is authorized too.
 var allowedApplications = union(preAuthorizedClientIds, [
@@ -73,15 +81,17 @@ var allowedApplications = union(preAuthorizedClientIds, [
 ])
 
 // Paths the built-in authentication must never block: the server's RFC 9728 protected
-// resource metadata (for /mcp and the Functions-style /runtime/webhooks/mcp) and the probes.
+// resource metadata (for /mcp, the only MCP path behind the Functions host, which keeps
+// /runtime/* for itself) and the probes.
 var unauthenticatedPaths = [
   '/.well-known/oauth-protected-resource'
   '/.well-known/oauth-protected-resource/mcp'
-  '/.well-known/oauth-protected-resource/runtime/webhooks/mcp'
   '/healthz'
   '/readyz'
 ]
 
+// The startup probe allows a cold Functions host 150 s (5 s x 30) to start, launch mcp-obo and
+// proxy /healthz to it; liveness and readiness only start counting after it has passed.
 var probes = [
   {
     type: 'Startup'
@@ -89,9 +99,9 @@ var probes = [
       path: '/healthz'
       port: 80
     }
-    periodSeconds: 2
+    periodSeconds: 5
     failureThreshold: 30
-    timeoutSeconds: 2
+    timeoutSeconds: 3
   }
   {
     type: 'Liveness'
@@ -137,6 +147,14 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
         targetPort: 80
         transport: 'auto'
         allowInsecure: false
+        // Only the Functions host's port is routed from the public endpoint. The metrics port
+        // is reachable from inside the environment only when asked for, and never externally.
+        additionalPortMappings: exposeMetricsInEnvironment ? [
+          {
+            external: false
+            targetPort: metricsPort
+          }
+        ] : null
       }
       registries: [
         {
@@ -154,7 +172,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
             cpu: json('0.5')
             memory: '1Gi'
           }
-          probes: hasImage ? probes : []
+          probes: probes
           env: [
             // Functions host: identity-based AzureWebJobsStorage (no keys exist).
             {
@@ -220,6 +238,11 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
             {
               name: 'MCP_OBO__LOG__FORMAT'
               value: 'json'
+            }
+            // /metrics on its own listener, off the ingress port.
+            {
+              name: 'MCP_OBO__TELEMETRY__METRICS_LISTEN'
+              value: '0.0.0.0:${metricsPort}'
             }
             {
               name: 'AZURE_TENANT_ID'
@@ -332,3 +355,4 @@ resource auth 'Microsoft.App/containerApps/authConfigs@2025-02-02-preview' = {
 output name string = app.name
 output id string = app.id
 output fqdn string = fqdn
+output metricsPort int = metricsPort

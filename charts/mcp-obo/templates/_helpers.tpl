@@ -91,3 +91,22 @@ Consent URL: config.consentUrl, else the admin consent page of the application.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The metrics port, which must differ from the HTTP port.
+*/}}
+{{- define "mcp-obo.metricsPort" -}}
+{{- if eq (int .Values.metrics.port) (int .Values.containerPort) }}
+{{- fail "metrics.port must differ from containerPort: /metrics is served on its own listener" }}
+{{- end }}
+{{- .Values.metrics.port }}
+{{- end }}
+
+{{/*
+Tenant of the edge token validation: edgeAuth.tenantId, else the workload identity's or
+config's tenant (required).
+*/}}
+{{- define "mcp-obo.edgeAuthTenant" -}}
+{{- $tenant := .Values.edgeAuth.tenantId | default (ternary .Values.workloadIdentity.tenantId .Values.config.tenantId .Values.workloadIdentity.enabled) }}
+{{- required "edgeAuth.enabled needs a tenant: set edgeAuth.tenantId (or workloadIdentity.tenantId / config.tenantId)" $tenant }}
+{{- end }}
