@@ -9,9 +9,10 @@ use tracing::Instrument;
 use url::Url;
 
 use super::Error;
+use super::Settings as GraphSettings;
 use super::transport::{BuildError, Transport, TransportError};
 use crate::auth::Caller;
-use crate::config::{GraphSettings, trim_slash};
+use crate::config::trim_slash;
 use crate::obo::DownstreamTokens;
 use crate::telemetry::metrics;
 

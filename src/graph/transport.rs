@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::config::GraphSettings;
+use super::Settings as GraphSettings;
 
 /// Larger Graph answers are refused rather than buffered (`/me` is about 1 KB).
 const MAX_BODY: usize = 4 * 1024 * 1024;

@@ -15,7 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use url::Url;
 
-use crate::config::ServerSettings;
+use crate::server::Settings as ServerSettings;
 
 /// One allowed host: a name (any port) or a `name:port` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! - [`init`]: the tracing subscriber: human-readable or JSON logs on stderr, plus — when an
 //!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
 //! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
+//! - `settings.rs`: [`Settings`] (`[telemetry]` and the `OTEL_*` variables) and
+//!   [`LogSettings`] (`[log]`).
 //! - `metrics.rs`: Prometheus metrics and `/metrics`.
 //! - [`QueryRedaction`]: keeps the query string (a client may put a token there) out of the
 //!   HTTP server span.
@@ -17,8 +19,10 @@
 pub mod metrics;
 pub mod otel;
 mod query;
+mod settings;
 
 pub use query::QueryRedaction;
+pub use settings::{LogFormat, LogSettings, OtlpProtocol, RequestLogging, Sampler, Settings};
 
 use std::time::Instant;
 
@@ -29,8 +33,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::config::{LogFormat, LogSettings, RequestLogging, TelemetrySettings};
 
 /// Dependencies that may log request/response data below info.
 const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
@@ -70,7 +72,7 @@ fn filter(settings: &LogSettings) -> EnvFilter {
 ///
 /// # Errors
 /// When the OTLP exporter cannot be built.
-pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetry, otel::Error> {
+pub fn init(log: &LogSettings, telemetry: &Settings) -> Result<Telemetry, otel::Error> {
     let provider = otel::provider(telemetry)?;
     install(log, provider.clone());
     Ok(Telemetry { provider })
