@@ -47,13 +47,14 @@ impl Reader {
                 _ => String::new(),
             };
             let key = format!("{name}.{field}");
-            let message = match error.inner() {
+            let message = match inner(error.inner()) {
                 // The helpers' messages quote the value and say what is allowed.
                 ConfigError::Message(message) => message.clone(),
-                other if is_secret(&key) => format!("the value is not valid: {other}"),
+                other if is_secret(&key) => format!("the value is not valid: {}", reason(other)),
                 other => format!(
-                    "{:?} is not valid: {other}",
-                    display_value(table.get(&field))
+                    "{:?} is not valid: {}",
+                    display_value(table.get(&field)),
+                    reason(other)
                 ),
             };
             let message = match self.layers.sources.get(&key) {
@@ -89,5 +90,25 @@ impl Reader {
 
     pub fn sources(&self) -> &BTreeMap<String, Source> {
         &self.layers.sources
+    }
+}
+
+/// The error under the `config` crate's key annotations (the key is named by the problem).
+fn inner(error: &ConfigError) -> &ConfigError {
+    match error {
+        ConfigError::At { error, .. } => inner(error),
+        other => other,
+    }
+}
+
+/// A type error without the `config` crate's key suffix.
+fn reason(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, found {unexpected}"),
+        other => other.to_string(),
     }
 }

@@ -193,3 +193,157 @@ fn list_values_split_on_commas_from_env() {
         vec!["a.example".to_owned(), "b.example:8443".to_owned()]
     );
 }
+
+#[test]
+fn several_bad_keys_in_one_section_are_all_reported_with_their_source() {
+    let found = problems(&[
+        ("MCP_OBO__GRAPH__TIMEOUT", "soon"),
+        ("MCP_OBO__GRAPH__CONNECT_TIMEOUT", "later"),
+        ("MCP_OBO__GRAPH__BASE_URL", "http://graph.example"),
+    ]);
+    for key in ["graph.timeout", "graph.connect_timeout", "graph.base_url"] {
+        let problem = found
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key} missing from {found:?}"));
+        let var = format!(
+            "env MCP_OBO__{}",
+            key.to_ascii_uppercase().replace('.', "__")
+        );
+        assert!(problem.message.contains(&var), "{problem}");
+    }
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+#[test]
+fn checks_about_a_replaced_value_are_not_reported() {
+    // A bad mode stands in as the default (none), which the platform check would refuse:
+    // only the bad value itself is reported.
+    let found = problems(&[
+        ("MCP_OBO__AUTH__MODE", "sometimes"),
+        ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+    ]);
+    let about_mode: Vec<&Problem> = found.iter().filter(|p| p.key == "auth.mode").collect();
+    assert_eq!(about_mode.len(), 1, "{found:?}");
+    assert!(
+        about_mode[0]
+            .message
+            .contains("none, entra, oidc or easyauth"),
+        "{}",
+        about_mode[0]
+    );
+}
+
+#[test]
+fn a_file_may_hold_typed_values_and_lists_as_strings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("mcp-obo.toml");
+    std::fs::write(
+        &file,
+        "[server]\nmax_body_bytes = 2048\nsessions = true\nallowed_hosts = \"a.example, b.example\"\ntrusted_proxies = [\"10.0.0.1\"]\n[obo]\nmax_retries = 0\n",
+    )
+    .expect("write config");
+    let loaded = load(Some(&file), &env(&[])).expect("valid");
+    let server = &loaded.settings.server;
+    assert_eq!(server.max_body_bytes, 2048);
+    assert!(server.sessions);
+    assert_eq!(server.allowed_hosts, vec!["a.example", "b.example"]);
+    assert_eq!(server.trusted_proxies.len(), 1);
+    assert_eq!(loaded.settings.obo.max_retries, 0);
+    assert_eq!(
+        loaded.effective["server.sessions"].1,
+        Source::File(file.clone())
+    );
+}
+
+#[test]
+fn the_platform_federation_is_detected_and_shown_as_derived() {
+    let loaded = load(
+        None,
+        &env(&[
+            ("MCP_OBO__AUTH__MODE", "entra"),
+            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:42356/msi/token"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        loaded.settings.obo.client_assertion,
+        Some(crate::obo::AssertionKind::ManagedIdentity)
+    );
+    assert_eq!(
+        loaded.effective["obo.client_assertion"],
+        (
+            "managed_identity".to_owned(),
+            Source::Derived("IDENTITY_ENDPOINT")
+        )
+    );
+    // Without inbound authorization nothing is detected.
+    let local = load(
+        None,
+        &env(&[("IDENTITY_ENDPOINT", "http://127.0.0.1:42356/msi/token")]),
+    )
+    .expect("valid");
+    assert_eq!(local.settings.obo.client_assertion, None);
+}
+
+#[test]
+fn the_platform_host_name_is_the_public_url() {
+    let loaded = load(
+        None,
+        &env(&[
+            ("MCP_OBO__AUTH__MODE", "entra"),
+            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
+            ("CONTAINER_APP_HOSTNAME", "mcp.example.com"),
+            ("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.1"),
+        ]),
+    )
+    .expect("valid");
+    let server = &loaded.settings.server;
+    assert_eq!(server.public_url.as_str(), "https://mcp.example.com/");
+    assert!(server.public_url_explicit);
+    assert!(server.forwarding_proxies().is_empty());
+    // Derived from the listen address, the trusted proxies may say the public URL.
+    let local = load(
+        None,
+        &env(&[("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.1")]),
+    )
+    .expect("valid");
+    assert!(!local.settings.server.public_url_explicit);
+    assert_eq!(local.settings.server.forwarding_proxies().len(), 1);
+}
+
+#[test]
+fn a_configured_public_url_must_be_https_unless_loopback() {
+    let found = problems(&[("MCP_OBO__SERVER__PUBLIC_URL", "http://mcp.example.com")]);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.key == "server.public_url" && p.message.contains("plain http")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn every_default_key_is_a_field_of_its_section() {
+    // deny_unknown_fields on every section: a key in defaults.toml that no struct reads
+    // (or a field missing from defaults.toml) fails here, before any user sees it.
+    let loaded = load(None, &env(&[])).expect("defaults are valid");
+    let keys: Vec<&String> = loaded.effective.keys().collect();
+    for key in [
+        "server.listen",
+        "auth.mode",
+        "entra.tenant_id",
+        "obo.grant",
+        "graph.timeout",
+        "telemetry.metrics",
+        "log.requests",
+    ] {
+        assert!(
+            keys.iter().any(|k| *k == key),
+            "{key} missing from {keys:?}"
+        );
+    }
+}
