@@ -148,7 +148,7 @@ fn parse_host(value: &str) -> Option<HostRule> {
     valid.then_some(HostRule { name, port })
 }
 
-/// Marker for the middleware below, so `server.rs` can name it in its layer list.
+/// Marker for the middleware below, so `server/mod.rs` can name it in its layer list.
 pub struct HostOriginGuard;
 
 impl HostOriginGuard {
