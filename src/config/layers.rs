@@ -156,10 +156,9 @@ fn sections(config: &Config, known: &BTreeSet<String>) -> BTreeMap<String, Table
     let mut out: BTreeMap<String, Table> = BTreeMap::new();
     for (section, value) in root(config) {
         if let ValueKind::Table(keys) = value.kind {
-            let table = out.entry(section.clone()).or_default();
             for (name, value) in keys {
                 if known.contains(&format!("{section}.{name}")) {
-                    table.insert(name, value);
+                    out.entry(section.clone()).or_default().insert(name, value);
                 }
             }
         }
