@@ -131,7 +131,7 @@ fn jsonrpc(c: &mut Criterion) {
         );
         let rmcp_only =
             test::init_service(App::new().service(service.clone().scope_with_path("/mcp"))).await;
-        // The same, with the stateless fast path in front as `server.rs` mounts it.
+        // The same, with the stateless fast path in front as `server/mod.rs` mounts it.
         let direct = actix_web::web::Data::new(mcp_obo::mcp::Direct::new(
             registry,
             settings.server.max_body_bytes,

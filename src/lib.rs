@@ -2,7 +2,8 @@
 //! signed-in user.
 //!
 //! Layout (one folder per concern):
-//! - [`config`]: typed settings from defaults, file, `MCP_OBO__*` and Azure's variables.
+//! - [`config`]: loads settings from defaults, file, `MCP_OBO__*` and the platform's
+//!   variables, reporting every problem at once; each module owns its section's type.
 //! - [`server`]: the actix-web app, middleware order, graceful shutdown.
 //! - [`mcp`]: MCP protocol wiring (rmcp), the tool registry, Host/Origin guard.
 //! - [`auth`]: inbound authorization; produces the [`auth::Caller`] tools receive.

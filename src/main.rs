@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mcp_obo::config::{self, AuthMode, Loaded};
+use mcp_obo::auth::AuthMode;
+use mcp_obo::config::{self, Loaded};
 use mcp_obo::server::{self, Application, Dependencies};
 
 #[derive(Parser)]

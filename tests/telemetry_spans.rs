@@ -95,10 +95,10 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let log = mcp_obo::config::LogSettings {
-        format: mcp_obo::config::LogFormat::Text,
+    let log = mcp_obo::telemetry::LogSettings {
+        format: mcp_obo::telemetry::LogFormat::Text,
         level: "info".into(),
-        requests: mcp_obo::config::RequestLogging::All,
+        requests: mcp_obo::telemetry::RequestLogging::All,
     };
     let _telemetry = mcp_obo::telemetry::init_with_provider(&log, provider);
     // Any endpoint turns the HTTP server span on; the in-memory provider does the export.

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::config::{AuthMode, Settings, trim_slash};
+use super::{AuthMode, EntraSettings, Settings};
+use crate::config::trim_slash;
 
 /// The well-known prefix (RFC 9728 §3).
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -30,17 +31,23 @@ pub struct ResourceMetadata {
 }
 
 impl ResourceMetadata {
-    pub fn from_settings(settings: &Settings, tool_scopes: &[String]) -> Self {
-        let auth = &settings.auth;
-        let authority = trim_slash(&settings.entra.authority_host);
+    /// The metadata for `auth`'s mode. `public_url` is the canonical base; the forwarded
+    /// headers of `trusted_proxies` may name another (empty when the URL is configured).
+    pub fn from_settings(
+        auth: &Settings,
+        entra: &EntraSettings,
+        public_url: &url::Url,
+        trusted_proxies: &[IpAddr],
+        tool_scopes: &[String],
+    ) -> Self {
+        let authority = trim_slash(&entra.authority_host);
         let (authorization_servers, scope_prefix) = match auth.mode {
             AuthMode::Entra | AuthMode::EasyAuth => {
-                let tenant = settings
-                    .entra
+                let tenant = entra
                     .tenant_id
                     .clone()
                     .unwrap_or_else(|| "organizations".into());
-                let client = settings.entra.client_id.clone().unwrap_or_default();
+                let client = entra.client_id.clone().unwrap_or_default();
                 let prefix = auth
                     .identifier_uris
                     .first()
@@ -56,12 +63,8 @@ impl ResourceMetadata {
             auth.authorization_servers.iter().map(trim_slash).collect()
         };
         let mut meta = Self {
-            base: canonical(&trim_slash(&settings.server.public_url)),
-            trusted_proxies: if settings.server.public_url_explicit {
-                Vec::new()
-            } else {
-                settings.server.trusted_proxies.clone()
-            },
+            base: canonical(&trim_slash(public_url)),
+            trusted_proxies: trusted_proxies.to_vec(),
             authorization_servers,
             scopes_supported: Vec::new(),
             scope_prefix,

@@ -27,8 +27,9 @@ use tracing::Instrument;
 use super::jwks::JwksCache;
 use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
 use super::metadata::ResourceMetadata;
+use super::{AuthMode, EntraSettings, Settings};
 use super::{Caller, Error, Reason, challenge, easyauth, scopes};
-use crate::config::{AuthMode, Settings, trim_slash};
+use crate::config::trim_slash;
 
 /// The configured authorization policy, shared by all workers.
 pub struct Authorizer {
@@ -68,13 +69,14 @@ struct ValidatedToken {
 }
 
 impl Authorizer {
-    /// Builds the policy for `settings.auth.mode`.
+    /// Builds the policy for `auth.mode`; `entra` names the tenant and application the
+    /// Entra modes accept tokens for.
     pub fn new(
-        settings: &Settings,
+        auth: &Settings,
+        entra: &EntraSettings,
         metadata: Arc<ResourceMetadata>,
         jwks: Option<Arc<JwksCache>>,
     ) -> Self {
-        let auth = &settings.auth;
         let Some(jwks) = jwks.filter(|_| auth.mode != AuthMode::None) else {
             return Self {
                 policy: Policy::LocalDeveloper,
@@ -91,8 +93,8 @@ impl Authorizer {
                 auth.audiences.clone(),
             ),
             _ => {
-                let authority = trim_slash(&settings.entra.authority_host);
-                let tenant = settings.entra.tenant_id.clone().unwrap_or_default();
+                let authority = trim_slash(&entra.authority_host);
+                let tenant = entra.tenant_id.clone().unwrap_or_default();
                 let tenants = if matches!(tenant.as_str(), "organizations" | "common") {
                     TenantPolicy::AllowList(
                         auth.allowed_tenants
@@ -103,7 +105,7 @@ impl Authorizer {
                 } else {
                     TenantPolicy::One(tenant)
                 };
-                let client = settings.entra.client_id.clone().unwrap_or_default();
+                let client = entra.client_id.clone().unwrap_or_default();
                 let mut audiences = vec![client.clone()];
                 if auth.identifier_uris.is_empty() {
                     audiences.push(format!("api://{client}"));

@@ -8,6 +8,8 @@
 //! - `challenge.rs`: 401/403 answers with `WWW-Authenticate` (RFC 6750, MCP step-up).
 //! - `jwt.rs`: token validation; `jwks.rs`: the issuer's keys ([`JwksCache`]).
 //! - `easyauth.rs`: App Service / Container Apps built-in auth headers (easyauth mode only).
+//! - `settings.rs`: [`Settings`] (`[auth]`) and [`EntraSettings`] (`[entra]`, shared with
+//!   `obo/`).
 //! - `scopes.rs`: scope sufficiency with hierarchies.
 //! - `error.rs`: [`Error`] and the refusal [`Reason`]s.
 //!
@@ -23,6 +25,7 @@ mod jwt;
 mod metadata;
 mod middleware;
 pub mod scopes;
+mod settings;
 
 pub use caller::{Caller, UserAssertion};
 pub use error::{Error, Reason};
@@ -30,3 +33,4 @@ pub use jwks::JwksCache;
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
 pub use middleware::Authorizer;
+pub use settings::{AuthMode, EntraSettings, Settings};

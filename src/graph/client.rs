@@ -15,8 +15,9 @@ use tracing::Instrument;
 use url::Url;
 
 use super::Error;
+use super::Settings as GraphSettings;
 use crate::auth::Caller;
-use crate::config::{GraphSettings, trim_slash};
+use crate::config::trim_slash;
 use crate::obo::DownstreamTokens;
 use crate::telemetry::metrics;
 

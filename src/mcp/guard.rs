@@ -15,7 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use url::Url;
 
-use crate::config::ServerSettings;
+use crate::server::Settings as ServerSettings;
 
 /// One allowed host: a name (any port) or a `name:port` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +148,7 @@ fn parse_host(value: &str) -> Option<HostRule> {
     valid.then_some(HostRule { name, port })
 }
 
-/// Marker for the middleware below, so `server.rs` can name it in its layer list.
+/// Marker for the middleware below, so `server/mod.rs` can name it in its layer list.
 pub struct HostOriginGuard;
 
 impl HostOriginGuard {

@@ -13,7 +13,7 @@
 //!   without rmcp's per-request transport; everything else goes on to rmcp.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
-//! Every middleware here is wrapped on the MCP route scopes (`server.rs`), so none of them
+//! Every middleware here is wrapped on the MCP route scopes (`server/mod.rs`), so none of them
 //! looks at the request path. This module sees a `Caller`, never a token.
 
 mod direct;

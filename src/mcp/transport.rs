@@ -7,7 +7,7 @@ use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, Streamab
 
 use super::{McpServer, Registry};
 use crate::auth::Caller;
-use crate::config::ServerSettings;
+use crate::server::Settings as ServerSettings;
 
 /// The OpenTelemetry context of the HTTP request, carried to the MCP handler.
 #[derive(Clone)]

@@ -17,7 +17,8 @@ use azure_core::credentials::TokenCredential;
 use tokio::sync::Mutex;
 
 use super::Error;
-use crate::config::{AssertionKind, OboSettings, Secret};
+use super::{AssertionKind, Settings as OboSettings};
+use crate::config::Secret;
 use crate::jose::{SigningKey, b64url, sha256};
 
 /// Re-fetch a managed identity assertion this long before it expires.

@@ -8,10 +8,10 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tracing::Instrument;
 
+use super::OboGrant;
 use super::assertion::{AssertionSource, ClientAuth};
 use super::{AccessToken, Error};
 use crate::auth::Caller;
-use crate::config::OboGrant;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

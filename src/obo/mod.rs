@@ -8,6 +8,7 @@
 //! - `on_behalf_of.rs`: [`OboTokens`], with inbound authorization: cache or exchange.
 //! - `cache.rs`: [`OboCache`], per-user, LRU-bounded, single-flight.
 //! - `exchange.rs`: [`Exchanger`], the token endpoint request (Entra OBO, RFC 8693).
+//! - `settings.rs`: [`Settings`], the `[obo]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
 //!   workload identity, secret, certificate).
 //!
@@ -21,6 +22,7 @@ mod developer;
 mod error;
 mod exchange;
 mod on_behalf_of;
+mod settings;
 mod token;
 
 use async_trait::async_trait;
@@ -33,6 +35,7 @@ pub use developer::DeveloperTokens;
 pub use error::Error;
 pub use exchange::{Exchanger, TokenEndpoint};
 pub use on_behalf_of::OboTokens;
+pub use settings::{AssertionKind, OboGrant, Settings};
 pub use token::AccessToken;
 
 /// The token source when inbound authorization is on but no exchange is configured.
@@ -47,35 +50,36 @@ impl DownstreamTokens for Unconfigured {
     async fn invalidate(&self, _caller: &Caller, _scopes: &[&str]) {}
 }
 
-/// Builds the on-behalf-of token source from settings, or [`Unconfigured`] when no client
-/// assertion is configured.
+/// Builds the on-behalf-of token source from the `[obo]` section, or [`Unconfigured`] when
+/// no client assertion is configured. `entra` gives the default client id and the Entra
+/// token endpoint; `public_url` the default consent URL.
 ///
 /// # Errors
 /// When the assertion source cannot be set up (managed identity, certificate).
 pub fn from_settings(
-    settings: &crate::config::Settings,
+    obo: &Settings,
+    entra: &crate::auth::EntraSettings,
+    public_url: &url::Url,
 ) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
     use crate::config::trim_slash;
-    let obo = &settings.obo;
     let Some(kind) = obo.client_assertion else {
         return Ok(std::sync::Arc::new(Unconfigured));
     };
     let client_id = obo
         .client_id
         .clone()
-        .or_else(|| settings.entra.client_id.clone())
+        .or_else(|| entra.client_id.clone())
         .unwrap_or_default();
     let assertion = AssertionSource::from_settings(obo, kind, &client_id)?;
     let endpoint = match &obo.token_endpoint {
         Some(url) => TokenEndpoint::Fixed(url.to_string()),
         None => {
-            let tenant = settings
-                .entra
+            let tenant = entra
                 .tenant_id
                 .clone()
                 .unwrap_or_else(|| "organizations".into());
             TokenEndpoint::Entra {
-                authority: trim_slash(&settings.entra.authority_host),
+                authority: trim_slash(&entra.authority_host),
                 per_caller_tenant: matches!(tenant.as_str(), "organizations" | "common"),
                 tenant,
             }
@@ -97,7 +101,7 @@ pub fn from_settings(
         endpoint,
         assertion,
         max_retries: obo.max_retries,
-        consent_url: obo.consent_url.to_string(),
+        consent_url: obo.consent_url(public_url),
         audience: obo.audience.clone(),
     };
     Ok(std::sync::Arc::new(OboTokens::new(

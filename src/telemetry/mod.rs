@@ -3,6 +3,8 @@
 //! - [`init`]: the tracing subscriber: human-readable or JSON logs on stderr, plus — when an
 //!   OTLP endpoint is configured — the OpenTelemetry layer exporting this crate's spans.
 //! - `otel.rs`: exporter, sampler, resource, W3C propagation in and out.
+//! - `settings.rs`: [`Settings`] (`[telemetry]` and the `OTEL_*` variables) and
+//!   [`LogSettings`] (`[log]`).
 //! - `metrics.rs`: Prometheus metrics and `/metrics`.
 //! - [`QueryRedaction`]: keeps the query string (a client may put a token there) out of the
 //!   HTTP server span.
@@ -17,8 +19,10 @@
 pub mod metrics;
 pub mod otel;
 mod query;
+mod settings;
 
 pub use query::QueryRedaction;
+pub use settings::{LogFormat, LogSettings, OtlpProtocol, RequestLogging, Sampler, Settings};
 
 use std::time::Instant;
 
@@ -29,8 +33,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::config::{LogFormat, LogSettings, RequestLogging, TelemetrySettings};
 
 /// Dependencies that may log request/response data below info.
 const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
@@ -72,7 +74,7 @@ fn filter(settings: &LogSettings) -> EnvFilter {
 /// one warning and export stays off; the MCP server serves regardless. Hosting platforms
 /// inject `OTEL_*` settings of their own (the Container Apps agent: gRPC on 4317), so an
 /// exit here would take the whole revision down for want of traces.
-pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Telemetry {
+pub fn init(log: &LogSettings, telemetry: &Settings) -> Telemetry {
     let (export, failure) = match otel::provider(telemetry) {
         Ok(export) => (export, None),
         Err(e) => (None, Some(e)),

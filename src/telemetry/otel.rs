@@ -1,5 +1,5 @@
 //! OpenTelemetry traces: the OTLP exporter (configured from the standard `OTEL_*`
-//! variables by `config.rs`), W3C trace-context propagation in and out.
+//! variables by `settings.rs`), W3C trace-context propagation in and out.
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -9,7 +9,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::{OtlpProtocol, Sampler, TelemetrySettings};
+use super::settings::{OtlpProtocol, Sampler, Settings as TelemetrySettings};
 
 /// Why tracing export could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,10 @@
 //! [`Application::build`] binds the listener and wires every component; tests call it with
 //! their own [`Dependencies`] and a port-0 listener. [`Application::run_until_stopped`] takes
 //! the shutdown signal as a future, so shutdown is testable.
+//!
+//! This is the composition root: it alone holds the whole [`config::Settings`] and hands
+//! each module its own section (plus what that module needs from another, passed
+//! explicitly). `settings.rs` is the `[server]` section ([`Settings`]).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -15,8 +19,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use opentelemetry_instrumentation_actix_web::RequestTracing;
 use rmcp_actix_web::transport::CancellationToken;
 
+use crate::auth::AuthMode;
 use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
-use crate::config::{AuthMode, Settings, trim_slash};
+use crate::config::{self, trim_slash};
 use crate::graph::GraphClient;
 use crate::mcp::{
     self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners, ToolAccess,
@@ -24,6 +29,10 @@ use crate::mcp::{
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
 use crate::tools::HelloTool;
+
+mod settings;
+
+pub use settings::{Settings, local_url, parse_listen};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,13 +66,15 @@ impl Dependencies {
     ///
     /// # Errors
     /// When the on-behalf-of client assertion cannot be set up.
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartError> {
+    pub fn from_settings(settings: &config::Settings) -> Result<Self, StartError> {
         let tokens: Arc<dyn DownstreamTokens> = match settings.auth.mode {
             AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.tenant_id.as_deref())),
-            AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => {
-                crate::obo::from_settings(settings)
-                    .map_err(|e| StartError::Config(e.to_string()))?
-            }
+            AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => crate::obo::from_settings(
+                &settings.obo,
+                &settings.entra,
+                &settings.server.public_url,
+            )
+            .map_err(|e| StartError::Config(e.to_string()))?,
         };
         Ok(Self { tokens })
     }
@@ -109,7 +120,7 @@ impl Application {
     ///
     /// # Errors
     /// [`StartError`] when the address is taken or a client cannot be built.
-    pub fn build(settings: &Settings, deps: Dependencies) -> Result<Self, StartError> {
+    pub fn build(settings: &config::Settings, deps: Dependencies) -> Result<Self, StartError> {
         let addr = settings.server.listen;
         let listener =
             TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
@@ -121,7 +132,7 @@ impl Application {
     /// # Errors
     /// [`StartError`] when a client cannot be built or the listener is unusable.
     pub fn build_on(
-        settings: &Settings,
+        settings: &config::Settings,
         deps: Dependencies,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
@@ -136,7 +147,7 @@ impl Application {
             .flat_map(|(_, s)| s)
             .collect();
         let cancel = CancellationToken::new();
-        let jwks = issuer_keys(settings)?;
+        let jwks = issuer_keys(&settings.auth, &settings.entra)?;
         if let Some(jwks) = &jwks {
             spawn_key_refresh(
                 jwks.clone(),
@@ -144,8 +155,19 @@ impl Application {
                 cancel.clone(),
             );
         }
-        let metadata = Arc::new(ResourceMetadata::from_settings(settings, &tool_scopes));
-        let authorizer = web::Data::new(Authorizer::new(settings, metadata.clone(), jwks.clone()));
+        let metadata = Arc::new(ResourceMetadata::from_settings(
+            &settings.auth,
+            &settings.entra,
+            &settings.server.public_url,
+            settings.server.forwarding_proxies(),
+            &tool_scopes,
+        ));
+        let authorizer = web::Data::new(Authorizer::new(
+            &settings.auth,
+            &settings.entra,
+            metadata.clone(),
+            jwks.clone(),
+        ));
         let serve_metadata = jwks.is_some();
         let metadata = web::Data::from(metadata);
         let registry = Arc::new(registry);
@@ -329,26 +351,20 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
 }
 
 /// The issuer's key cache for token modes; `None` with `auth.mode = none`.
-fn issuer_keys(settings: &Settings) -> Result<Option<Arc<JwksCache>>, StartError> {
-    let discovery = match settings.auth.mode {
+fn issuer_keys(
+    auth: &crate::auth::Settings,
+    entra: &crate::auth::EntraSettings,
+) -> Result<Option<Arc<JwksCache>>, StartError> {
+    let discovery = match auth.mode {
         AuthMode::None => return Ok(None),
         AuthMode::Oidc => format!(
             "{}/.well-known/openid-configuration",
-            settings
-                .auth
-                .issuer
-                .as_ref()
-                .map(trim_slash)
-                .unwrap_or_default()
+            auth.issuer.as_ref().map(trim_slash).unwrap_or_default()
         ),
         AuthMode::Entra | AuthMode::EasyAuth => format!(
             "{}/{}/v2.0/.well-known/openid-configuration",
-            trim_slash(&settings.entra.authority_host),
-            settings
-                .entra
-                .tenant_id
-                .as_deref()
-                .unwrap_or("organizations")
+            trim_slash(&entra.authority_host),
+            entra.tenant_id.as_deref().unwrap_or("organizations")
         ),
     };
     let url = url::Url::parse(&discovery)
@@ -358,10 +374,10 @@ fn issuer_keys(settings: &Settings) -> Result<Option<Arc<JwksCache>>, StartError
         .timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let jwks = JwksCache::new(url, http, settings.auth.jwks_min_refresh_interval);
+    let jwks = JwksCache::new(url, http, auth.jwks_min_refresh_interval);
     // OIDC: the discovery document must name the configured issuer. Entra's multi-tenant
     // documents name a `{tenantid}` template; its issuers are checked per token instead.
-    let jwks = match (settings.auth.mode, &settings.auth.issuer) {
+    let jwks = match (auth.mode, &auth.issuer) {
         (AuthMode::Oidc, Some(issuer)) => jwks.with_issuer(issuer),
         _ => jwks,
     };

@@ -1,0 +1,214 @@
+//! The layers, merged with the `config` crate: built-in defaults < optional file <
+//! `MCP_OBO__SECTION__KEY` variables < the platform's well-known variables. Records where
+//! each key's value came from, and reports unknown keys and secrets written in files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use config::builder::DefaultState;
+use config::{Config, ConfigBuilder, File, FileFormat, Map, Value, ValueKind};
+
+use super::{Env, Error, Problem, Source, platform};
+
+/// The built-in defaults, one entry per key the server understands.
+pub(super) const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Prefix of the project's own environment variables (`MCP_OBO__SERVER__LISTEN`).
+const ENV_PREFIX: &str = "MCP_OBO__";
+
+/// Keys holding lists; from the environment they are comma-separated.
+pub(super) const LIST_KEYS: &[&str] = &[
+    "server.allowed_hosts",
+    "server.allowed_origins",
+    "server.trusted_proxies",
+    "auth.audiences",
+    "auth.identifier_uris",
+    "auth.required_scopes",
+    "auth.accepted_roles",
+    "auth.allowed_client_apps",
+    "auth.allowed_tenants",
+    "auth.authorization_servers",
+    "auth.scope_implies",
+    "auth.tool_scopes",
+];
+
+/// One section's keys and values.
+pub(super) type Table = Map<String, Value>;
+
+/// The merged layers, per section.
+pub(super) struct Layers {
+    /// Section name → its merged keys (unknown keys left out: they are reported).
+    pub tables: BTreeMap<String, Table>,
+    /// Section name → the built-in defaults.
+    pub defaults: BTreeMap<String, Table>,
+    /// Every known key (`section.key`) → where its value came from.
+    pub sources: BTreeMap<String, Source>,
+    /// Unknown keys, secrets in files.
+    pub problems: Vec<Problem>,
+}
+
+/// Merges the layers.
+///
+/// # Errors
+/// [`Error::Read`] when the file cannot be read or parsed.
+pub(super) fn merge(file: Option<&Path>, env: &Env) -> Result<Layers, Error> {
+    let defaults = Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .build()
+        .map_err(|e| Error::Read(format!("built-in defaults: {e}")))?;
+    let known: BTreeSet<String> = flatten_keys(&defaults).into_iter().collect();
+
+    let mut sources: BTreeMap<String, Source> =
+        known.iter().map(|k| (k.clone(), Source::Default)).collect();
+    let mut problems = Vec::new();
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+
+    if let Some(path) = file {
+        let from_file = Config::builder()
+            .add_source(File::from(path).required(true))
+            .build()
+            .map_err(|e| Error::Read(format!("{}: {e}", path.display())))?;
+        for key in flatten_keys(&from_file) {
+            if is_secret(&key) {
+                problems.push(Problem::new(
+                    &key,
+                    format!(
+                        "secrets are not read from configuration files ({}); set the environment variable {} or point {key}_file at a file outside the repository",
+                        path.display(),
+                        env_name(&key),
+                    ),
+                ));
+            } else if known.contains(&key) {
+                sources.insert(key, Source::File(path.to_path_buf()));
+            } else {
+                problems.push(unknown_key(&key, &format!("file {}", path.display())));
+            }
+        }
+        builder = builder.add_source(File::from(path).required(true));
+    }
+
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if !known.contains(&key) {
+            problems.push(unknown_key(&key, &format!("env {name}")));
+            continue;
+        }
+        builder = set(builder, &key, value);
+        sources.insert(key, Source::Env(name.clone()));
+    }
+
+    for (key, name, value) in platform::well_known(env) {
+        builder = set(builder, key, &value);
+        sources.insert(key.to_owned(), Source::Env(name.to_owned()));
+    }
+
+    let merged = builder
+        .build()
+        .map_err(|e| Error::Read(format!("merging layers: {e}")))?;
+    let defaults = sections(&defaults, &known);
+    let tables = sections(&merged, &known);
+    Ok(Layers {
+        tables,
+        defaults,
+        sources,
+        problems,
+    })
+}
+
+/// `obo.client_secret` → `MCP_OBO__OBO__CLIENT_SECRET`.
+pub(super) fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+fn unknown_key(key: &str, from: &str) -> Problem {
+    Problem::new(
+        key,
+        format!(
+            "unknown key (from {from}); see the configuration reference in README.md for the keys that exist"
+        ),
+    )
+}
+
+/// Sets `key` from a string; list keys split it on commas.
+fn set(
+    builder: ConfigBuilder<DefaultState>,
+    key: &str,
+    value: &str,
+) -> ConfigBuilder<DefaultState> {
+    let result = if LIST_KEYS.contains(&key) {
+        builder.clone().set_override(key, super::de::split(value))
+    } else {
+        builder.clone().set_override(key, value)
+    };
+    // set_override only fails for an unparsable key path; every key here comes from the
+    // defaults file, so the fallback keeps the previous builder and is never taken.
+    result.unwrap_or(builder)
+}
+
+/// The known keys of `config`, grouped by section.
+fn sections(config: &Config, known: &BTreeSet<String>) -> BTreeMap<String, Table> {
+    let mut out: BTreeMap<String, Table> = BTreeMap::new();
+    for (section, value) in root(config) {
+        if let ValueKind::Table(keys) = value.kind {
+            for (name, value) in keys {
+                if known.contains(&format!("{section}.{name}")) {
+                    out.entry(section.clone()).or_default().insert(name, value);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn root(config: &Config) -> Table {
+    config
+        .clone()
+        .try_deserialize::<Table>()
+        .unwrap_or_default()
+}
+
+fn flatten_keys(config: &Config) -> Vec<String> {
+    fn walk(prefix: &str, table: Table, out: &mut Vec<String>) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value.kind {
+                ValueKind::Table(inner) => walk(&key, inner, out),
+                _ => out.push(key),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", root(config), &mut out);
+    out
+}
+
+/// Keys whose values are never printed.
+pub(super) fn is_secret(key: &str) -> bool {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    name.ends_with("secret") || name.contains("password") || name.ends_with("private_key")
+}
+
+/// A value as `mcp-obo config` shows it: lists comma-separated.
+pub(super) fn display_value(value: Option<&Value>) -> String {
+    let Some(value) = value else {
+        return String::new();
+    };
+    match &value.kind {
+        ValueKind::Array(items) => items
+            .iter()
+            .map(|v| display_value(Some(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => value.to_string(),
+    }
+}
