@@ -133,7 +133,9 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
         );
     }
     if let Some(telemetry) = &mut telemetry {
-        r.check(telemetry.apply_otel_env(&|name| platform::get(env, name)));
+        // Never a problem: what cannot be honoured is a warning (telemetry never stops
+        // the server).
+        telemetry.apply_otel_env(&|name| platform::get(env, name));
     }
     if let (Some(auth), Some(server)) = (&auth, &server) {
         r.check(checks::auth_none(auth.mode, server.listen, env));

@@ -80,6 +80,9 @@ pub fn init(log: &LogSettings, telemetry: &Settings) -> Telemetry {
         Err(e) => (None, Some(e)),
     };
     install(log, export.as_ref().map(|e| e.provider.clone()));
+    for warning in &telemetry.warnings {
+        tracing::warn!("telemetry setting not honoured: {warning}");
+    }
     if let Some(e) = failure {
         tracing::warn!(error = %e, "trace export is off: {e}");
     }

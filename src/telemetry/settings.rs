@@ -32,6 +32,12 @@ pub struct Settings {
     pub resource_attributes: Vec<(String, String)>,
     #[serde(skip)]
     pub sampler: Sampler,
+    /// `OTEL_*` values this binary cannot honour, each with what was done instead. They are
+    /// the platform's as often as the operator's (the Container Apps agent sets its own), so
+    /// they turn the affected export off or fall back to the default, and are logged once at
+    /// start-up; they never stop the server.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// OTLP transport.
@@ -96,9 +102,12 @@ de::words!(LogFormat {
 
 impl Settings {
     /// Fills in the trace settings from the standard OpenTelemetry variables (and the
-    /// platform's, as resource attributes); `get` returns a variable's non-blank value.
-    pub fn apply_otel_env(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
-        let mut problems = Vec::new();
+    /// platform's, as resource attributes); `get` returns a variable's non-blank value. What
+    /// cannot be honoured goes to [`Settings::warnings`], never to the problems that stop
+    /// start-up.
+    pub fn apply_otel_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut export_off = false;
         let protocol_raw = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .unwrap_or_else(|| "http/protobuf".into());
@@ -108,8 +117,11 @@ impl Settings {
             other => {
                 problems.push(Problem::new(
                     "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    format!("{other:?} is not supported; expected http/protobuf or grpc"),
+                    format!(
+                        "{other:?} is not supported (expected http/protobuf or grpc); trace export is off"
+                    ),
                 ));
+                export_off = true;
                 OtlpProtocol::HttpProtobuf
             }
         };
@@ -131,11 +143,14 @@ impl Settings {
             _ => {
                 problems.push(Problem::new(
                     name,
-                    format!("{raw:?} is not valid; expected a URL such as http://otel-collector:4318"),
+                    format!("{raw:?} is not valid (expected a URL such as http://otel-collector:4318); trace export is off"),
                 ));
                 None
             }
         });
+        if export_off {
+            self.otlp_traces_endpoint = None;
+        }
         self.otlp_headers = pairs(get("OTEL_EXPORTER_OTLP_HEADERS"))
             .map(|(k, v)| (k, Secret::new(v)))
             .collect();
@@ -147,7 +162,7 @@ impl Settings {
             Some(_) => {
                 problems.push(Problem::new(
                     "OTEL_TRACES_SAMPLER_ARG",
-                    "expected a ratio between 0 and 1",
+                    "expected a ratio between 0 and 1; sampling every trace",
                 ));
                 1.0
             }
@@ -165,13 +180,13 @@ impl Settings {
             other => {
                 problems.push(Problem::new(
                     "OTEL_TRACES_SAMPLER",
-                    format!("{other:?} is not supported; expected always_on, always_off, traceidratio or a parentbased_ variant"),
+                    format!("{other:?} is not supported (expected always_on, always_off, traceidratio or a parentbased_ variant); using parentbased_always_on"),
                 ));
                 Sampler::ParentBasedAlwaysOn
             }
         };
         self.service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "mcp-obo".into());
-        problems
+        self.warnings = problems.iter().map(ToString::to_string).collect();
     }
 }
 
