@@ -21,38 +21,6 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A `Hasher` for map keys that are, or start with, a SHA-256 digest: the digest is already
-/// uniform, so its first eight bytes (times an odd constant, to spread any input over the
-/// bits hash tables use) are the hash, and the rest is left to the key's equality check.
-/// The caches that use it insert only digests of validated tokens, which an attacker cannot
-/// choose, so SipHash's flooding defence buys nothing there.
-#[derive(Default)]
-pub struct DigestHasher {
-    hash: u64,
-    set: bool,
-}
-
-impl std::hash::Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        if !self.set && bytes.len() >= 8 {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&bytes[..8]);
-            self.hash = u64::from_le_bytes(first).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            self.set = true;
-        }
-    }
-
-    /// Length prefixes (an array's, a slice's) say nothing about the key.
-    fn write_usize(&mut self, _: usize) {}
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// `BuildHasher` for maps keyed by a SHA-256 digest.
-pub type DigestKeyed = std::hash::BuildHasherDefault<DigestHasher>;
-
 /// SHA-256 digest.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
@@ -282,32 +250,4 @@ pub fn verify_with(key: &SigningKey, token: &str, audiences: &[&str]) -> Option<
     jsonwebtoken::decode::<Value>(token, &decoding, &validation)
         .ok()
         .map(|d| d.claims)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-    use std::hash::BuildHasher;
-
-    use super::*;
-
-    #[test]
-    fn digest_keyed_maps_hash_by_the_digest_and_compare_whole_keys() {
-        let a = sha256(b"token a");
-        let b = sha256(b"token b");
-        let hasher = DigestKeyed::default();
-        assert_ne!(hasher.hash_one(a), hasher.hash_one(b));
-        assert_eq!(hasher.hash_one(a), hasher.hash_one(a));
-        // Keys equal in their first eight bytes share a hash, and stay distinct entries.
-        let mut c = a;
-        c[31] ^= 1;
-        assert_eq!(hasher.hash_one(a), hasher.hash_one(c));
-        let mut map: HashMap<[u8; 32], u8, DigestKeyed> = HashMap::default();
-        map.insert(a, 1);
-        map.insert(c, 2);
-        assert_eq!(
-            (map.get(&a), map.get(&c), map.get(&b)),
-            (Some(&1), Some(&2), None)
-        );
-    }
 }

@@ -6,7 +6,8 @@
 //! - `developer.rs`: [`DeveloperTokens`], the local mode (`auth.mode = none`): the developer's
 //!   own Azure CLI / Azure Developer CLI sign-in, through azure_identity.
 //! - `on_behalf_of.rs`: [`OboTokens`], with inbound authorization: cache or exchange.
-//! - `cache.rs`: [`OboCache`], per-user, LRU-bounded, single-flight.
+//! - `cache.rs`: [`OboCache`], per-user, a bounded moka cache with per-entry expiry and
+//!   single-flight exchanges.
 //! - `exchange.rs`: [`Exchanger`], the token endpoint request (Entra OBO, RFC 8693).
 //! - `settings.rs`: [`Settings`], the `[obo]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,

@@ -69,7 +69,8 @@ impl DownstreamTokens for OboTokens {
     async fn invalidate(&self, caller: &Caller, scopes: &[&str]) {
         if let Some(assertion) = &caller.assertion {
             self.cache
-                .remove(&CacheKey::new(assertion.digest(), scopes));
+                .remove(&CacheKey::new(assertion.digest(), scopes))
+                .await;
         }
     }
 }
@@ -86,9 +87,9 @@ impl OboTokens {
         };
         let key = CacheKey::new(user.digest(), scopes);
         // The common case, before anything is cloned for an exchange.
-        if let Some(token) = self.cache.get(&key) {
+        if let Some(token) = self.cache.get(&key).await {
             tracing::Span::current().record("obo.cache", Lookup::Hit.as_str());
-            crate::telemetry::metrics::obo_cache_lookup(Lookup::Hit.as_str(), self.cache.len());
+            crate::telemetry::metrics::obo_cache_lookup(Lookup::Hit.as_str(), self.cache_entries());
             return Ok(token);
         }
         let assertion = user.clone();
@@ -111,7 +112,12 @@ impl OboTokens {
             })
             .await;
         tracing::Span::current().record("obo.cache", lookup.as_str());
-        crate::telemetry::metrics::obo_cache_lookup(lookup.as_str(), self.cache.len());
+        crate::telemetry::metrics::obo_cache_lookup(lookup.as_str(), self.cache_entries());
         result
+    }
+
+    /// The cache's (approximate) entry count, for the gauge.
+    fn cache_entries(&self) -> usize {
+        usize::try_from(self.cache.entry_count()).unwrap_or(usize::MAX)
     }
 }
