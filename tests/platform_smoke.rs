@@ -15,7 +15,8 @@
 //!
 //! The only other changes to the artifacts' values are marked TEST-ONLY below: endpoints
 //! redirected to the fakes and listener ports that would collide between parallel tests (the
-//! address part is kept). What these tests cannot prove without Azure: README.md, "Tests".
+//! address part is kept). What these tests cannot prove without Azure: docs/deploy.md,
+//! "Checking the artifacts offline".
 //!
 //! The artifact evaluation runs in `.tools/venv` (pycep-parser, helm-python-sdk), installed by
 //! `scripts/setup-test-tools.sh`; without it the tests fail and say so.
