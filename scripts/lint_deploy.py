@@ -36,6 +36,27 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       compose section of docs/deploy.md names it, and every paragraph of README.md,
       docs/deploy.md and docs/architecture.md that names it says the Functions host does not
       pass it on.
+
+  app-env BICEP_FILE PARAMS_JSON
+      Prints, as one JSON object name -> value, the environment the Bicep file gives the
+      container app's first container (resources.app ... template.containers[0].env), for the
+      platform smoke tests (tests/platform_smoke.rs). PARAMS_JSON is a flat JSON object: the
+      module's parameter values by name, plus `tenantId` (what tenant() gives). Evaluated:
+      literals, parameter and variable references (pycep gives them as plain strings: a string
+      equal to a declared parameter or variable name is a reference; a parameter missing from
+      PARAMS_JSON takes its default), `${name}` interpolations of parameters and variables,
+      join(array, delimiter) and tenant().tenantId. Anything else (another function, an
+      operator, a secretRef, a non-string result) fails naming the entry, so an expression
+      nobody evaluates breaks the smoke tests instead of being passed on verbatim.
+
+  chart-env CHART_DIR VALUES_FILE
+      Renders the chart with VALUES_FILE (as `helm`, release and namespace "mcp-obo") and
+      prints one JSON object: "env", the Deployment's container environment as Kubernetes
+      builds it (envFrom configMapRef data from the rendered ConfigMap, then env `value`s and
+      valueFrom.configMapKeyRef, later entries winning); "podLabels"; "serviceAccount" (name,
+      namespace, annotations: what the workload identity webhook reads); "ports" (container
+      port name -> number); "ingressHosts" (the rendered Ingress rules' hosts). Anything it cannot resolve offline (secretRef, fieldRef, a
+      missing ConfigMap or key, a $(VAR) reference) fails naming the entry.
 """
 
 from __future__ import annotations
@@ -747,6 +768,226 @@ def cmd_claims(root: str) -> int:
     return finish()
 
 
+# --- app-env / chart-env: the environment each platform gives the container ------------------
+
+
+class Unevaluated(Exception):
+    """An artifact's value the offline evaluation does not (and must not guess how to) compute."""
+
+
+INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# pycep-parser 0.5.1 gives `tenant().tenantId` as a tenant function whose property_name is
+# the lark token's repr, e.g. "[Token('STRING', 'tenantId')]".
+TENANT_ID_PROPERTY = re.compile(r"^(\[Token\('[A-Z_]+', 'tenantId'\)\]|tenantId)$")
+
+
+class BicepEvaluator:
+    """Evaluates the small subset of Bicep expressions described under `app-env`."""
+
+    def __init__(self, parsed: dict[str, Any], params: dict[str, Any]) -> None:
+        self.declared = parsed.get("parameters") or {}
+        self.variables = parsed.get("variables") or {}
+        self.params = params
+        self.resolving: list[str] = []
+
+    def is_reference(self, name: str) -> bool:
+        return name in self.declared or name in self.variables
+
+    def reference(self, name: str) -> Any:
+        if name in self.resolving:
+            raise Unevaluated(f"{name} refers to itself ({' -> '.join(self.resolving + [name])})")
+        self.resolving.append(name)
+        try:
+            if name in self.declared:
+                if name in self.params:
+                    return self.params[name]
+                default = self.declared[name].get("default")
+                if default is None:
+                    raise Unevaluated(f"parameter {name} has no value in PARAMS_JSON and no default")
+                return self.evaluate(default)
+            return self.evaluate(self.variables[name].get("value"))
+        finally:
+            self.resolving.pop()
+
+    def interpolate(self, text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            inner = match.group(1).strip()
+            if not IDENTIFIER.match(inner) or not self.is_reference(inner):
+                raise Unevaluated(f"interpolation ${{{inner}}} is not a parameter or variable")
+            value = self.reference(inner)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise Unevaluated(f"interpolation ${{{inner}}} is {json.dumps(value)}, not a string or integer")
+            return str(value)
+
+        return INTERPOLATION.sub(one, text)
+
+    def function(self, spec: dict[str, Any]) -> Any:
+        kind = spec.get("type")
+        if kind == "join":
+            args = spec.get("parameters") or {}
+            items = self.evaluate(args.get("input_array"))
+            delimiter = self.evaluate(args.get("delimiter"))
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise Unevaluated(f"join() of {json.dumps(items)}, not an array of strings")
+            if not isinstance(delimiter, str):
+                raise Unevaluated(f"join() with delimiter {json.dumps(delimiter)}")
+            return delimiter.join(items)
+        if kind == "tenant":
+            prop = str(spec.get("property_name", ""))
+            if not TENANT_ID_PROPERTY.match(prop):
+                raise Unevaluated(f"tenant() property {prop!r} is not evaluated (only tenant().tenantId)")
+            if "tenantId" not in self.params:
+                raise Unevaluated("tenant().tenantId needs `tenantId` in PARAMS_JSON")
+            return self.params["tenantId"]
+        raise Unevaluated(f"function {kind}() is not evaluated by app-env")
+
+    def evaluate(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if self.is_reference(value):
+                return self.reference(value)
+            return self.interpolate(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, list):
+            return [self.evaluate(v) for v in value]
+        if isinstance(value, dict):
+            if set(value) == {"function"}:
+                return self.function(value["function"])
+            if "operator" in value or "function" in value:
+                what = value.get("operator", value.get("function"))
+                kind = what.get("type") if isinstance(what, dict) else what
+                raise Unevaluated(f"expression {kind!r} is not evaluated by app-env")
+            return {k: self.evaluate(v) for k, v in value.items()}
+        raise Unevaluated(f"value {value!r} of unexpected type {type(value).__name__}")
+
+
+def cmd_app_env(bicep_file: str, params_json: str) -> int:
+    from pycep import BicepParser
+
+    text = EXTENSION_LINE.sub("", Path(bicep_file).read_text())
+    try:
+        parsed = BicepParser().parse(text=text)
+    except Exception as e:  # lark raises several exception types; all mean "does not parse"
+        problem(f"{bicep_file}: does not parse: {type(e).__name__}: {str(e).strip()[:200]}")
+        return finish()
+    params = json.loads(Path(params_json).read_text())
+    if not isinstance(params, dict):
+        problem(f"{params_json}: not a JSON object of parameter values")
+        return finish()
+    unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId"})
+    for name in unknown:
+        problem(f"{params_json}: {name} is not a parameter of {bicep_file}")
+    env_list = dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env"))
+    if not isinstance(env_list, list):
+        problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list")
+        return finish()
+    evaluator = BicepEvaluator(parsed, params)
+    env: dict[str, str] = {}
+    for index, entry in enumerate(env_list):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = f"{bicep_file}: env[{index}] {name or '(no name)'}"
+        if not isinstance(name, str) or not name:
+            problem(f"{label}: no literal name")
+            continue
+        if set(entry) != {"name", "value"}:
+            problem(f"{label}: has {sorted(set(entry) - {'name'})}; only a plain value is evaluated")
+            continue
+        try:
+            value = evaluator.evaluate(entry["value"])
+        except Unevaluated as e:
+            problem(f"{label}: {e}")
+            continue
+        if not isinstance(value, str):
+            problem(f"{label}: evaluates to {json.dumps(value)}, not a string")
+            continue
+        if name in env:
+            problem(f"{label}: set twice")
+        env[name] = value
+    if problems:
+        return finish()
+    print(json.dumps(env, indent=2, sort_keys=True))
+    return 0
+
+
+ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
+
+
+def cmd_chart_env(chart: str, values_file: str) -> int:
+    import helm_python as helm
+
+    chart_dir = Path(chart)
+    values = load_yaml(Path(values_file))
+    try:
+        objects, _ = split_objects(render(chart_dir, values))
+    except helm.HelmError as e:
+        problem(f"helm template {values_file}: {e}")
+        return finish()
+    deployments = by_kind(objects, "Deployment")
+    if len(deployments) != 1:
+        problem(f"{values_file}: expected one Deployment, got {len(deployments)}")
+        return finish()
+    pod = deployments[0]["spec"]["template"]
+    containers = pod["spec"].get("containers") or []
+    if len(containers) != 1:
+        problem(f"{values_file}: expected one container (the server), got {len(containers)}")
+        return finish()
+    container = containers[0]
+    configmaps = {cm["metadata"]["name"]: cm.get("data") or {} for cm in by_kind(objects, "ConfigMap")}
+    env: dict[str, str] = {}
+    for index, source in enumerate(container.get("envFrom") or []):
+        label = f"{values_file}: envFrom[{index}]"
+        ref = source.get("configMapRef")
+        if set(source) - {"configMapRef", "prefix"} or not isinstance(ref, dict):
+            problem(f"{label}: {sorted(source)} is not resolved offline (only configMapRef)")
+            continue
+        data = configmaps.get(ref.get("name"))
+        if data is None:
+            if not ref.get("optional", False):
+                problem(f"{label}: ConfigMap {ref.get('name')} is not rendered")
+            continue
+        prefix = source.get("prefix", "")
+        for key, value in data.items():
+            env[f"{prefix}{key}"] = str(value)
+    for index, entry in enumerate(container.get("env") or []):
+        name = entry.get("name")
+        label = f"{values_file}: env[{index}] {name}"
+        if "value" in entry and set(entry) == {"name", "value"}:
+            value = str(entry["value"])
+        elif set(entry) == {"name", "valueFrom"} and set(entry["valueFrom"]) == {"configMapKeyRef"}:
+            ref = entry["valueFrom"]["configMapKeyRef"]
+            data = configmaps.get(ref.get("name"))
+            if data is None or ref.get("key") not in data:
+                problem(f"{label}: ConfigMap key {ref.get('name')}/{ref.get('key')} is not rendered")
+                continue
+            value = str(data[ref["key"]])
+        else:
+            problem(f"{label}: {sorted(set(entry) - {'name'})} is not resolved offline (only value and valueFrom.configMapKeyRef)")
+            continue
+        if ENV_REFERENCE.search(value):
+            problem(f"{label}: {value!r} has a $(VAR) reference, which is not expanded offline")
+            continue
+        env[name] = value
+    accounts = {sa["metadata"]["name"]: sa for sa in by_kind(objects, "ServiceAccount")}
+    sa_name = pod["spec"].get("serviceAccountName", "default")
+    sa = accounts.get(sa_name, {"metadata": {"name": sa_name, "namespace": NAMESPACE}})
+    if problems:
+        return finish()
+    out = {
+        "env": env,
+        "podLabels": pod["metadata"].get("labels") or {},
+        "serviceAccount": {
+            "name": sa_name,
+            "namespace": sa["metadata"].get("namespace", NAMESPACE),
+            "annotations": sa["metadata"].get("annotations") or {},
+        },
+        "ports": {p.get("name"): p.get("containerPort") for p in container.get("ports") or []},
+        "ingressHosts": [r.get("host") for ing in by_kind(objects, "Ingress") for r in ing["spec"].get("rules") or []],
+    }
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -762,6 +1003,10 @@ def main(argv: list[str]) -> int:
         return cmd_hostjson(*args)
     if command == "claims" and len(args) == 1:
         return cmd_claims(*args)
+    if command == "app-env" and len(args) == 2:
+        return cmd_app_env(*args)
+    if command == "chart-env" and len(args) == 2:
+        return cmd_chart_env(*args)
     print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
     return 2
 

@@ -21,6 +21,8 @@ pub const MI_PRINCIPAL_ID: &str = "88888888-0000-4000-8000-000000000002";
 struct ImdsState {
     key: SigningKey,
     calls: AtomicUsize,
+    /// Every token handed out, in order.
+    issued: Mutex<Vec<String>>,
     audience: String,
     /// `expires_on` to answer instead of the real expiry (a string, as the endpoint sends it).
     expires_on: Mutex<Option<String>>,
@@ -37,6 +39,7 @@ impl FakeImds {
         let state = Arc::new(ImdsState {
             key: SigningKey::generate_rsa("mi-key").expect("rsa"),
             calls: AtomicUsize::new(0),
+            issued: Mutex::new(Vec::new()),
             audience: audience.to_owned(),
             expires_on: Mutex::new(None),
         });
@@ -74,6 +77,15 @@ impl FakeImds {
 
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// Every token this endpoint issued, in order.
+    pub fn issued(&self) -> Vec<String> {
+        self.state
+            .issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -113,6 +125,10 @@ async fn token(
         "oid": MI_PRINCIPAL_ID,
     });
     let jwt = s.key.sign("JWT", json!({}), &claims).expect("sign");
+    s.issued
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(jwt.clone());
     axum::Json(json!({
         "access_token": jwt,
         "expires_on": s

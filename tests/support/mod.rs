@@ -237,6 +237,19 @@ impl ServerProcess {
     /// `start` on a port chosen beforehand (e.g. one an authorization server was told the
     /// MCP resource URL of).
     pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Self {
+        let listen = format!("127.0.0.1:{port}");
+        let mut with_defaults = vec![
+            ("MCP_OBO__SERVER__LISTEN", listen.as_str()),
+            ("MCP_OBO__SERVER__WORKERS", "1"),
+        ];
+        with_defaults.extend_from_slice(env);
+        Self::start_exact(port, &with_defaults).await
+    }
+
+    /// Starts the binary with exactly `env` (plus PATH and HOME): nothing chooses its listen
+    /// address for it, so `env` must make it listen on `port` (e.g. through
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`), where it is then awaited healthy.
+    pub async fn start_exact(port: u16, env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().expect("temp dir");
         let stderr_path = logs.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
@@ -245,8 +258,6 @@ impl ServerProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())
-            .env("MCP_OBO__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("MCP_OBO__SERVER__WORKERS", "1")
             .stdout(std::process::Stdio::null())
             .stderr(stderr);
         for (k, v) in env {
