@@ -26,16 +26,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use mcp_obo::jose::SigningKey;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::{Value, json};
 use support::ServerProcess;
 use support::fake_graph::FakeGraph;
 use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
 use support::mcp_http::{ACCEPT_BOTH, request};
 use support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER};
+use support::otlp::grpc_receiver;
 use support::tokens::{CLIENT_ID, FederatedCredential, TENANT, TestIssuer, USER_OID, VSCODE, now};
 
 fn repo_root() -> PathBuf {
@@ -256,45 +255,6 @@ async fn assert_metrics_only_on_their_listener(server: &ServerProcess, metrics_p
         text.contains("# TYPE"),
         "the metrics listener serves Prometheus text: {text}"
     );
-}
-
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-/// A real OTLP/gRPC receiver (the collector's `TraceService` on tonic), as the Container Apps
-/// managed OpenTelemetry agent serves it (the same as in tests/telemetry_otlp.rs).
-async fn grpc_receiver() -> (String, Received) {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-        TraceService, TraceServiceServer,
-    };
-    struct Collector(Received);
-    #[tonic::async_trait]
-    impl TraceService for Collector {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(request.into_inner());
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
-            }))
-        }
-    }
-    let received: Received = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind gRPC receiver");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let service = TraceServiceServer::new(Collector(received.clone()));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (url, received)
 }
 
 /// SIGTERM, as the platform stops a replica; the process must exit cleanly (and flush).

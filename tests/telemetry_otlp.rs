@@ -3,84 +3,17 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
 use mcp_obo::jose::SigningKey;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use serde_json::json;
 use support::fake_graph::FakeGraph;
 use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
 use support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER, SA_SUBJECT, write_sa_token};
+use support::otlp::{Received, grpc_receiver, receiver};
 use support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer};
 use support::{ServerProcess, entra_env};
-
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-/// A minimal OTLP/HTTP traces receiver.
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    async fn traces(State(r): State<Received>, body: Bytes) -> Vec<u8> {
-        if let Ok(req) = ExportTraceServiceRequest::decode(body) {
-            r.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(req);
-        }
-        Vec::new()
-    }
-    let app = axum::Router::new()
-        .route("/v1/traces", axum::routing::post(traces))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind receiver");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, received)
-}
-
-/// A real OTLP/gRPC receiver: the collector's `TraceService` on tonic, as the Container Apps
-/// managed OpenTelemetry agent serves it on port 4317.
-async fn grpc_receiver() -> (String, Received) {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-        TraceService, TraceServiceServer,
-    };
-    struct Collector(Received);
-    #[tonic::async_trait]
-    impl TraceService for Collector {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(request.into_inner());
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
-            }))
-        }
-    }
-    let received: Received = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind gRPC receiver");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let service = TraceServiceServer::new(Collector(received.clone()));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (url, received)
-}
 
 /// How the binary exports: OTLP/HTTP (protobuf) or OTLP/gRPC.
 #[derive(Clone, Copy, PartialEq)]

@@ -6,6 +6,7 @@ pub mod fake_graph;
 pub mod fake_imds;
 pub mod mcp_http;
 pub mod obo_world;
+pub mod otlp;
 pub mod tokens;
 
 use std::net::SocketAddr;
