@@ -11,13 +11,15 @@
 //! - [`graph`]: the Microsoft Graph client.
 //! - [`tools`]: one file per tool.
 //! - [`telemetry`]: logs, traces and metrics.
+//! - [`devidp`]: `mcp-obo dev`: a development identity provider and Graph emulator, and the
+//!   command that wires them to the production server (`devidp/command.rs`).
+//! - [`jose`]: signing keys, encodings and token expiry arithmetic shared by the above.
 //!
 //! Data flow of one tool call: HTTP POST `/mcp` → Host/Origin guard → authorization
 //! (`Caller`) → rmcp dispatch → tool → `DownstreamTokens` → Graph → tool result.
 
 pub mod auth;
 pub mod config;
-pub mod dev;
 pub mod devidp;
 pub mod graph;
 pub mod jose;

@@ -31,7 +31,7 @@ enum Command {
     Serve,
     /// Run the whole sign-in and on-behalf-of flow locally: the MCP server, a development
     /// identity provider and a Microsoft Graph emulator, on loopback only.
-    Dev(mcp_obo::dev::DevArgs),
+    Dev(mcp_obo::devidp::DevArgs),
     /// Print the effective configuration, secrets redacted, with where each value came from.
     Config,
 }
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     }
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Dev(args) = command {
-        return mcp_obo::dev::run(&args, cli.config.as_deref(), env);
+        return mcp_obo::devidp::run(&args, cli.config.as_deref(), env);
     }
     let loaded = match config::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,

@@ -1,6 +1,6 @@
 //! The HTTP layer of inbound authorization: establishes the [`Caller`] of each MCP request
 //! or answers with the challenge, before the MCP layer sees the request. It is wrapped on
-//! the MCP route scopes (`server.rs`), so every request routed to MCP passes through it,
+//! the MCP route scopes (`server/mod.rs`), so every request routed to MCP passes through it,
 //! whatever spelling of the path the router decoded.
 //!
 //! Order of checks, each failing closed:

@@ -8,12 +8,15 @@
 //! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`) that checks the token's signature
 //!   and audience.
 //! - `state.rs`: dev users, keys (persisted in the state folder), clients, codes.
+//! - `command.rs`: the `dev` command itself ([`DevArgs`], [`run`]): starts the two above and
+//!   the production server, configured in Entra mode against them.
 //!
 //! # Security
 //! Reachable only through `mcp-obo dev`, which binds loopback only; `serve` never imports
 //! this module. The MCP server in dev runs the production code path (Entra mode, the same
 //! validation, exchange and Graph client); only the endpoints differ.
 
+mod command;
 mod graph;
 mod provider;
 mod state;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 
+pub use command::{DevArgs, run};
 pub use state::{DevState, DevUser, default_users};
 
 /// The dev tenant and the dev app registration of the MCP server.

@@ -5,7 +5,7 @@
 //!   the request's [`crate::auth::Caller`].
 //! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
 //!   anything else in the MCP route scopes.
-//! - `errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
+//! - `jsonrpc_errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
 //! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
 //! - `tool_access.rs`: a `tools/call` of a tool whose scopes the caller lacks gets the HTTP
 //!   403 step-up challenge; dispatch (`handler.rs`) refuses it again whatever this concluded.
@@ -17,18 +17,18 @@
 //! looks at the request path. This module sees a `Caller`, never a token.
 
 mod direct;
-mod errors;
 mod guard;
 mod handler;
+mod jsonrpc_errors;
 mod registry;
 mod sessions;
 mod tool_access;
 mod transport;
 
 pub use direct::Direct;
-pub use errors::JsonRpcErrors;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
+pub use jsonrpc_errors::JsonRpcErrors;
 pub use registry::{Registry, Tool};
 pub use sessions::SessionOwners;
 pub use tool_access::ToolAccess;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::{self as devidp, DEV_APP, DEV_TENANT, DevUser};
 use crate::config::{self, Env};
-use crate::devidp::{self, DEV_APP, DEV_TENANT, DevUser};
 use crate::server::{self, Application, Dependencies};
 
 /// `mcp-obo dev` options.

@@ -1,33 +1,15 @@
-//! Minimal JOSE signing: keys that sign compact JWTs and publish themselves as JWKs.
-//!
-//! Used where this server *issues* tokens: the development identity provider, signed client
-//! assertions (`private_key_jwt`), and the tests' token minting. Verification lives in
-//! `auth/` (jsonwebtoken). Keys are generated with aws-lc-rs, never loaded from the repo.
+//! Private keys that sign compact JWTs and publish their public half as JWKs.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-/// Base64url without padding, as JOSE uses.
-pub fn b64url(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// SHA-256 digest.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
+use super::b64url;
 
 /// A signing failure; only a broken crypto library produces one.
 #[derive(Debug, thiserror::Error)]
@@ -194,60 +176,4 @@ impl SigningKey {
                 .map_err(|_| SignError("ec sign")),
         }
     }
-}
-
-/// How far in the future an expiry read from a token, a token endpoint or an identity
-/// endpoint may lie: ten years. Anything later is a bug or an attack, and is refused before
-/// any time arithmetic (which would overflow near `u64::MAX` / `i64::MAX` seconds).
-pub const MAX_EXPIRY_HORIZON: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
-
-/// `UNIX_EPOCH + secs` (a JWT `exp`, an `expires_on`), or `None` when that is more than
-/// [`MAX_EXPIRY_HORIZON`] from now or not representable.
-pub fn expiry_at_unix(secs: u64) -> Option<SystemTime> {
-    let at = UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
-    let horizon = SystemTime::now().checked_add(MAX_EXPIRY_HORIZON)?;
-    (at <= horizon).then_some(at)
-}
-
-/// `now + secs` (an `expires_in`), or `None` when `secs` exceeds [`MAX_EXPIRY_HORIZON`].
-pub fn expiry_in(secs: u64) -> Option<SystemTime> {
-    let lifetime = Duration::from_secs(secs);
-    if lifetime > MAX_EXPIRY_HORIZON {
-        return None;
-    }
-    SystemTime::now().checked_add(lifetime)
-}
-
-/// A random URL-safe string from `bytes` random bytes (codes, refresh tokens, client ids).
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // SystemRandom only fails when the OS has no entropy source; fall back to a digest of
-    // the time and address so the caller still gets a value (the dev IdP is the only user).
-    if aws_lc_rs::rand::fill(&mut buf).is_err() {
-        let seed = format!("{:?}{:p}", std::time::SystemTime::now(), &buf);
-        buf = sha256(seed.as_bytes()).to_vec();
-    }
-    b64url(&buf)
-}
-
-/// Verifies a JWT signed by `key`'s public half, checking `aud` when `audiences` is not
-/// empty and always `exp`; returns the claims.
-pub fn verify_with(key: &SigningKey, token: &str, audiences: &[&str]) -> Option<Value> {
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk()).ok()?;
-    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.kid.as_deref() != Some(key.kid()) || format!("{:?}", header.alg) != key.alg() {
-        return None;
-    }
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.leeway = 30;
-    if audiences.is_empty() {
-        validation.validate_aud = false;
-    } else {
-        validation.set_audience(audiences);
-    }
-    validation.set_required_spec_claims(&["exp"]);
-    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
-        .ok()
-        .map(|d| d.claims)
 }
