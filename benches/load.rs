@@ -3,7 +3,7 @@
 //! In this process: the test issuer (OIDC discovery + JWKS + RFC 8693 token endpoint at
 //! `/oidc/token`) and the fake Graph (on its own thread) verifying each downstream token's
 //! signature once and then accepting it from its cache while unexpired, both from
-//! `tests/support`. As child processes: `mcp-obo serve` twice (`auth.mode = oidc` with the
+//! `tests/it/support`. As child processes: `mcp-obo serve` twice (`auth.mode = oidc` with the
 //! token exchange and a client secret, and `auth.mode = none`), and `wrk` driving them over
 //! 127.0.0.1 with `benches/load.lua`, which rotates through users' tokens and checks every
 //! response body.
@@ -27,7 +27,7 @@
 //! count, printed with their ratio, no report). `MCP_OBO__*` settings in its environment
 //! (e.g. `MCP_OBO__SERVER__WORKERS=1`) reach every server it starts.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ impl Fakes {
     }
 
     /// `auth.mode = oidc` + RFC 8693 token exchange with a client secret, as
-    /// `tests/obo_exchange.rs::rfc8693_token_exchange_works_for_non_entra_issuers`.
+    /// `tests/it/obo_exchange.rs::rfc8693_token_exchange_works_for_non_entra_issuers`.
     fn auth_env(&self) -> Vec<(String, String)> {
         [
             ("MCP_OBO__AUTH__MODE", "oidc".to_owned()),

@@ -13,7 +13,7 @@
 //!
 //! `cargo bench --bench micro`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::collections::HashSet;

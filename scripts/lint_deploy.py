@@ -40,7 +40,7 @@ Subcommands (each exits non-zero with a one-line reason per problem):
   app-env BICEP_FILE PARAMS_JSON
       Prints, as one JSON object name -> value, the environment the Bicep file gives the
       container app's first container (resources.app ... template.containers[0].env), for the
-      platform smoke tests (tests/platform_smoke.rs). PARAMS_JSON is a flat JSON object: the
+      platform smoke tests (tests/it/platform_smoke.rs). PARAMS_JSON is a flat JSON object: the
       module's parameter values by name, plus `tenantId` (what tenant() gives). Evaluated:
       literals, parameter and variable references (pycep gives them as plain strings: a string
       equal to a declared parameter or variable name is a reference; a parameter missing from

@@ -6,6 +6,7 @@
 //! must be identical, and the fast-path counter shows which path answered. The counter is
 //! process-wide, so this file holds a single test.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

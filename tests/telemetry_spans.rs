@@ -3,6 +3,7 @@
 //!
 //! One test function: the tracing subscriber and tracer provider are process-global.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

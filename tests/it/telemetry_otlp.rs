@@ -1,19 +1,17 @@
 //! Traces over the wire: the real binary exports to a real OTLP/HTTP receiver (protobuf,
 //! decoded with the OpenTelemetry proto types), and no secret ever reaches logs or spans.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_graph::FakeGraph;
+use crate::support::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use crate::support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER, SA_SUBJECT, write_sa_token};
+use crate::support::otlp::{Received, grpc_receiver, receiver};
+use crate::support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer};
+use crate::support::{ServerProcess, entra_env};
 use mcp_obo::jose::SigningKey;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
-use support::fake_graph::FakeGraph;
-use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
-use support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER, SA_SUBJECT, write_sa_token};
-use support::otlp::{Received, grpc_receiver, receiver};
-use support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer};
-use support::{ServerProcess, entra_env};
 
 /// How the binary exports: OTLP/HTTP (protobuf) or OTLP/gRPC.
 #[derive(Clone, Copy, PartialEq)]

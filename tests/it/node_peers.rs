@@ -2,13 +2,11 @@
 //! and the official MCP conformance suite. Node 22 and the packages come from
 //! `scripts/setup-test-tools.sh` (run by the README's test command).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::fake_graph::FakeGraph;
-use support::{FakeAzCli, ServerProcess};
+use crate::support::fake_graph::FakeGraph;
+use crate::support::{FakeAzCli, ServerProcess};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,11 +1,9 @@
 //! RFC 9728 protected resource metadata and the 401 challenge that points at it.
 
-mod support;
-
+use crate::support::mcp_http::{ACCEPT_BOTH, initialize, post_raw};
+use crate::support::tokens::{CLIENT_ID, TENANT, TestIssuer};
+use crate::support::{StaticTokens, entra_env, oidc_env, spawn_app, spawn_app_owned, wait_ready};
 use serde_json::Value;
-use support::mcp_http::{ACCEPT_BOTH, initialize, post_raw};
-use support::tokens::{CLIENT_ID, TENANT, TestIssuer};
-use support::{StaticTokens, entra_env, oidc_env, spawn_app, spawn_app_owned, wait_ready};
 
 async fn get_json(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let client = reqwest::Client::new();

@@ -1,18 +1,16 @@
 //! HelloTool end to end: MCP client → server → token source → (fake) Microsoft Graph.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::support::fake_graph::{FakeGraph, Scripted};
+use crate::support::mcp_http::{post, request};
+use crate::support::{FakeAzCli, ServerProcess, StaticTokens, TestApp, spawn_app};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
-use support::fake_graph::{FakeGraph, Scripted};
-use support::mcp_http::{post, request};
-use support::{FakeAzCli, ServerProcess, StaticTokens, TestApp, spawn_app};
 
 const TOKEN: &str = "graph-token-for-ada";
 
@@ -188,7 +186,7 @@ async fn a_graph_that_does_not_answer_times_out_with_a_clear_error() {
 
 #[tokio::test]
 async fn an_unreachable_graph_names_the_dependency() {
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let app = spawn_app(
         &[("MCP_OBO__GRAPH__BASE_URL", base.as_str())],
@@ -496,7 +494,7 @@ async fn http_graph_calls_go_through_the_proxy_in_http_proxy() {
     let proxy = ForwardProxy::start(&graph.url).await;
     // Plain http is allowed for loopback only; nothing listens on this port, so only the
     // proxy (forwarding to the fake Graph) can answer.
-    let unreachable = format!("http://localhost:{}", support::free_port());
+    let unreachable = format!("http://localhost:{}", crate::support::free_port());
     let result = hello_via_process(&unreachable, &[("HTTP_PROXY", proxy.url.as_str())]).await;
     assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
     assert_eq!(

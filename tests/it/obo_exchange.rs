@@ -2,15 +2,13 @@
 //! client assertion → the (fake) Entra token endpoint → (fake) Graph, which verifies the
 //! downstream token's signature and audience and refuses the caller's own token.
 
-mod support;
-
+use crate::support::fake_graph::{FakeGraph, Scripted};
+use crate::support::mcp_http::{ACCEPT_BOTH, post_as, post_with, request};
+use crate::support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
+use crate::support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
+use crate::support::{entra_env, oidc_env, spawn_production_app, wait_ready};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
-use support::fake_graph::{FakeGraph, Scripted};
-use support::mcp_http::{ACCEPT_BOTH, post_as, post_with, request};
-use support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
-use support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
-use support::{entra_env, oidc_env, spawn_production_app, wait_ready};
 
 fn tool_error(result: &Value) -> String {
     assert_eq!(result["isError"], true, "expected a tool error: {result}");
@@ -227,7 +225,7 @@ async fn throttling_is_retried_honouring_retry_after_then_reported() {
 
 #[tokio::test]
 async fn an_unreachable_token_endpoint_names_the_dependency() {
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let endpoint = format!("http://127.0.0.1:{port}/token");
     let w = World::start(&[
         ("MCP_OBO__OBO__TOKEN_ENDPOINT", endpoint.as_str()),
@@ -439,10 +437,10 @@ async fn rfc8693_token_exchange_works_for_non_entra_issuers() {
 async fn managed_identity_world() -> (
     TestIssuer,
     FakeGraph,
-    support::fake_imds::FakeImds,
-    support::ServerProcess,
+    crate::support::fake_imds::FakeImds,
+    crate::support::ServerProcess,
 ) {
-    use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
+    use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
     let issuer = TestIssuer::start().await;
     let graph = FakeGraph::start().await;
     graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
@@ -461,7 +459,7 @@ async fn managed_identity_world() -> (
         ("IDENTITY_HEADER", IDENTITY_HEADER),
         ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
     ]);
-    let server = support::ServerProcess::start(&env).await;
+    let server = crate::support::ServerProcess::start(&env).await;
     server.wait_ready().await;
     (issuer, graph, imds, server)
 }

@@ -13,17 +13,15 @@
 //! redirecting, and the client's `redirectToAuthorization` follows redirects with a cookie
 //! jar until the redirect URI (tests/e2e/ts-oauth-client.mjs).
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::ServerProcess;
+use crate::support::fake_graph::FakeGraph;
 use serde_json::Value;
-use support::ServerProcess;
-use support::fake_graph::FakeGraph;
 
 const USER_SUB: &str = "kc-user-1";
 const USER_NAME: &str = "Kim Tester";
@@ -233,7 +231,7 @@ impl World {
         let _ = node();
         let graph = FakeGraph::start().await;
         // The provider must know the MCP resource URL before the server runs: fix its port.
-        let port = support::free_port();
+        let port = crate::support::free_port();
         let public_url = format!("http://127.0.0.1:{port}");
         let resource = format!("{public_url}/mcp");
         let provider = OidcProvider::start(&resource, &graph.url);
@@ -423,8 +421,9 @@ async fn typescript_sdk_signs_in_at_oidc_provider_from_the_401_and_hello_tool_ca
         "the user's token reached Graph"
     );
     let keys = w.keys.lock().expect("keys").clone();
-    let graph_claims = support::tokens::verify(&seen[0], &keys, std::slice::from_ref(&w.graph.url))
-        .expect("Graph's token verifies with the provider's keys and audience");
+    let graph_claims =
+        crate::support::tokens::verify(&seen[0], &keys, std::slice::from_ref(&w.graph.url))
+            .expect("Graph's token verifies with the provider's keys and audience");
     assert_eq!(graph_claims["sub"], USER_SUB);
     assert_eq!(graph_claims["iss"], issuer);
     assert_eq!(graph_claims["client_id"], "mcp-server");
@@ -545,8 +544,9 @@ async fn oidc_provider_token_exchange_refuses_wrong_clients_and_subject_tokens()
         .expect("access_token")
         .to_owned();
     let keys = w.keys.lock().expect("keys").clone();
-    let claims = support::tokens::verify(&graph_token, &keys, std::slice::from_ref(&w.graph.url))
-        .expect("a Graph token");
+    let claims =
+        crate::support::tokens::verify(&graph_token, &keys, std::slice::from_ref(&w.graph.url))
+            .expect("a Graph token");
     assert_eq!(claims["sub"], USER_SUB);
 
     let cases = [

@@ -10,19 +10,17 @@
 //! Requests go out through hyper's HTTP/1.1 connection, which sends the request target
 //! exactly as written (a URL-parsing client would resolve the dot segments itself).
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::mcp_http::initialize;
+use crate::support::tokens::{TestIssuer, now};
+use crate::support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
-use support::mcp_http::initialize;
-use support::tokens::{TestIssuer, now};
-use support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
 
 const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
 const PUBLIC_HOST: &str = "mcp.example.com";

@@ -21,21 +21,21 @@
 //! The artifact evaluation runs in `.tools/venv` (pycep-parser, helm-python-sdk), installed by
 //! `scripts/setup-test-tools.sh`; without it the tests fail and say so.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::ServerProcess;
+use crate::support::fake_graph::FakeGraph;
+use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
+use crate::support::mcp_http::{ACCEPT_BOTH, request};
+use crate::support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER};
+use crate::support::otlp::grpc_receiver;
+use crate::support::tokens::{
+    CLIENT_ID, FederatedCredential, TENANT, TestIssuer, USER_OID, VSCODE, now,
+};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
-use support::ServerProcess;
-use support::fake_graph::FakeGraph;
-use support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
-use support::mcp_http::{ACCEPT_BOTH, request};
-use support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER};
-use support::otlp::grpc_receiver;
-use support::tokens::{CLIENT_ID, FederatedCredential, TENANT, TestIssuer, USER_OID, VSCODE, now};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -363,8 +363,8 @@ async fn container_apps_functions_host_env_from_the_bicep_serves_discovery_and_h
     });
     let (otlp, received) = grpc_receiver().await;
 
-    let handler_port = support::free_port();
-    let metrics_port = support::free_port();
+    let handler_port = crate::support::free_port();
+    let metrics_port = crate::support::free_port();
     let mut env = app_env.clone();
     let platform = [
         // The Functions host: the custom handler's port, proxied to over loopback.
@@ -564,8 +564,8 @@ async fn aks_chart_env_with_the_workload_identity_webhook_serves_discovery_and_h
     let token_file = dir.path().join("azure-identity-token");
     write_projected_token(&sa_key, &token_file, &subject);
 
-    let http_port = support::free_port();
-    let metrics_port = support::free_port();
+    let http_port = crate::support::free_port();
+    let metrics_port = crate::support::free_port();
     let mut env = chart_env.clone();
     let platform = [
         // The workload identity webhook, from the service account and its own configuration.

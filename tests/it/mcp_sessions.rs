@@ -2,14 +2,12 @@
 //! for every method; a binding the server forgot is refused, never served; a user holds a
 //! bounded number of sessions, and a forgotten binding ends its rmcp session.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
+use crate::support::tokens::TestIssuer;
+use crate::support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
 use serde_json::json;
-use support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
-use support::tokens::TestIssuer;
-use support::{StaticTokens, TestApp, entra_env, spawn_app_owned, wait_ready};
 
 /// Mirrors `mcp::sessions::MAX_SESSIONS_PER_USER`.
 const PER_USER: usize = 16;

@@ -1,10 +1,8 @@
 //! The CLI and configuration layering, through the real binary.
 
-mod support;
-
 use std::process::Command;
 
-use support::binary;
+use crate::support::binary;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(binary());
@@ -215,7 +213,7 @@ fn version_and_help_work() {
 /// `/mcp` answers.
 #[tokio::test]
 async fn telemetry_settings_that_cannot_be_honoured_are_warnings_and_the_server_serves() {
-    let server = support::ServerProcess::start(&[
+    let server = crate::support::ServerProcess::start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ("OTEL_TRACES_SAMPLER", "sometimes"),

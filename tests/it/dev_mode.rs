@@ -1,18 +1,16 @@
 //! `mcp-obo dev` (issue 5) end to end, with the real binary and independent real clients:
-//! a headless sign-in written here (tests/support/dev_login.rs), the official MCP Python SDK
+//! a headless sign-in written here (tests/it/support/dev_login.rs), the official MCP Python SDK
 //! (tests/e2e/py_client.py), the MCP TypeScript SDK (tests/e2e/ts-dev-client.mjs) and the MCP
 //! Inspector CLI. The Python venv, Node 22 and the npm packages come from
 //! `scripts/setup-test-tools.sh`.
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::dev_login::{self, AuthorizationRequest, Authorize, Pkce};
+use crate::support::mcp_http::{post_as, request};
 use serde_json::{Value, json};
-use support::dev_login::{self, AuthorizationRequest, Authorize, Pkce};
-use support::mcp_http::{post_as, request};
 
 const SETUP: &str = "run scripts/setup-test-tools.sh";
 
@@ -54,15 +52,15 @@ impl DevProcess {
 
     async fn try_start() -> Result<Self, String> {
         let (port, idp_port, graph_port) = (
-            support::free_port(),
-            support::free_port(),
-            support::free_port(),
+            crate::support::free_port(),
+            crate::support::free_port(),
+            crate::support::free_port(),
         );
         let logs = tempfile::tempdir().expect("temp dir");
         let state = tempfile::tempdir().expect("temp dir");
         let stdout = std::fs::File::create(logs.path().join("stdout.log")).expect("stdout file");
         let stderr = std::fs::File::create(logs.path().join("stderr.log")).expect("stderr file");
-        let child = Command::new(support::binary())
+        let child = Command::new(crate::support::binary())
             .arg("dev")
             .args(["--port", &port.to_string()])
             .args(["--idp-port", &idp_port.to_string()])
@@ -229,7 +227,7 @@ async fn call_hello(dev: &DevProcess, token: &str) -> Value {
     let init = post_as(
         &dev.mcp_url(),
         token,
-        &support::mcp_http::initialize("2025-06-18"),
+        &crate::support::mcp_http::initialize("2025-06-18"),
     )
     .await;
     assert_eq!(

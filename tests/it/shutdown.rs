@@ -1,14 +1,12 @@
 //! Graceful shutdown of the real process: in-flight requests finish, new ones are refused.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fake_graph::{FakeGraph, Scripted};
+use crate::support::mcp_http::{post, request};
+use crate::support::{FakeAzCli, ServerProcess};
 use serde_json::json;
-use support::fake_graph::{FakeGraph, Scripted};
-use support::mcp_http::{post, request};
-use support::{FakeAzCli, ServerProcess};
 use tokio::sync::Notify;
 
 #[cfg(unix)]

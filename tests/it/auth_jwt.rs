@@ -1,14 +1,12 @@
 //! Token validation as a resource server: a matrix of bad tokens and requests, each answered
 //! with the right status and challenge; key rotation; issuer outage.
 
-mod support;
-
-use serde_json::{Value, json};
-use support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
-use support::tokens::{
+use crate::support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
+use crate::support::tokens::{
     CLIENT_ID, OTHER_TENANT, TENANT, TestIssuer, USER_OID, VSCODE, hs256_jwt, now, raw_jwt,
 };
-use support::{StaticTokens, TestApp, entra_env, oidc_env, spawn_app_owned, wait_ready};
+use crate::support::{StaticTokens, TestApp, entra_env, oidc_env, spawn_app_owned, wait_ready};
+use serde_json::{Value, json};
 
 const SCOPE: &str = "api://00000000-aaaa-bbbb-cccc-111111111111/user_impersonation";
 

@@ -1,10 +1,8 @@
 //! The MCP Streamable HTTP wire: versions, stateless behaviour, guards and bad input.
 
-mod support;
-
+use crate::support::mcp_http::{self, ACCEPT_BOTH, initialize, post, post_2026, post_raw, request};
+use crate::support::{StaticTokens, TestApp, spawn_app};
 use serde_json::json;
-use support::mcp_http::{self, ACCEPT_BOTH, initialize, post, post_2026, post_raw, request};
-use support::{StaticTokens, TestApp, spawn_app};
 
 fn app() -> TestApp {
     spawn_app(&[], StaticTokens::new("unused"))
