@@ -94,114 +94,113 @@ def finish() -> int:
 
 # --- helm -----------------------------------------------------------------------------------
 
+# A Prometheus Operator duration (ServiceMonitor interval, scrapeTimeout).
+DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+
+
+def crd_schema(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a namespaced custom resource object: the envelope both CRDs below share
+    (apiVersion, kind, metadata; unknown top-level fields rejected) around `spec`."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": api_version},
+            "kind": {"const": kind},
+            "metadata": {
+                "type": "object",
+                "required": ["name", "namespace"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+            "spec": spec,
+        },
+    }
+
+
 # The subset of the monitoring.coreos.com/v1 ServiceMonitor CRD schema this chart renders
 # (field names and formats as in the Prometheus Operator CRD; unknown fields rejected).
-DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
-SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {
-            "type": "object",
-            "required": ["name", "namespace"],
-            "properties": {
-                "name": {"type": "string"},
-                "namespace": {"type": "string"},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+SERVICE_MONITOR_SCHEMA = crd_schema(
+    "monitoring.coreos.com/v1",
+    "ServiceMonitor",
+    {
+        "type": "object",
+        "required": ["selector", "endpoints"],
+        "additionalProperties": False,
+        "properties": {
+            "selector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
+                },
             },
-        },
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {
+            "namespaceSelector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "any": {"type": "boolean"},
+                    "matchNames": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
-                    },
-                },
-                "namespaceSelector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "any": {"type": "boolean"},
-                        "matchNames": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string"},
-                            "interval": {"type": "string", "pattern": DURATION},
-                            "scrapeTimeout": {"type": "string", "pattern": DURATION},
-                        },
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "interval": {"type": "string", "pattern": DURATION},
+                        "scrapeTimeout": {"type": "string", "pattern": DURATION},
                     },
                 },
             },
         },
     },
-}
+)
 
 
 # The subset of Istio's security.istio.io/v1 RequestAuthentication schema this chart renders
 # (field names as in istio/api security/v1/request_authentication.proto; unknown fields
 # rejected, since Istio's CRD would drop them silently).
-REQUEST_AUTHENTICATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "security.istio.io/v1"},
-        "kind": {"const": "RequestAuthentication"},
-        "metadata": {
-            "type": "object",
-            "required": ["name", "namespace"],
-            "properties": {
-                "name": {"type": "string"},
-                "namespace": {"type": "string"},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+REQUEST_AUTHENTICATION_SCHEMA = crd_schema(
+    "security.istio.io/v1",
+    "RequestAuthentication",
+    {
+        "type": "object",
+        "required": ["selector", "jwtRules"],
+        "additionalProperties": False,
+        "properties": {
+            "selector": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["matchLabels"],
+                "properties": {"matchLabels": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}},
             },
-        },
-        "spec": {
-            "type": "object",
-            "required": ["selector", "jwtRules"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {
+            "jwtRules": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["matchLabels"],
-                    "properties": {"matchLabels": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}},
-                },
-                "jwtRules": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["issuer", "jwksUri", "audiences"],
-                        "properties": {
-                            "issuer": {"type": "string", "minLength": 1},
-                            "jwksUri": {"type": "string", "pattern": "^https://"},
-                            "audiences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                            "forwardOriginalToken": {"type": "boolean"},
-                        },
+                    "required": ["issuer", "jwksUri", "audiences"],
+                    "properties": {
+                        "issuer": {"type": "string", "minLength": 1},
+                        "jwksUri": {"type": "string", "pattern": "^https://"},
+                        "audiences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                        "forwardOriginalToken": {"type": "boolean"},
                     },
                 },
             },
         },
     },
-}
+)
 CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "RequestAuthentication": REQUEST_AUTHENTICATION_SCHEMA}
 
 

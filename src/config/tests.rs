@@ -9,6 +9,18 @@ fn env(pairs: &[(&str, &str)]) -> Env {
         .collect()
 }
 
+/// `auth.mode = entra` with the app's tenant and client ids in the platform's variables.
+const ENTRA: &[(&str, &str)] = &[
+    ("MCP_OBO__AUTH__MODE", "entra"),
+    ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+    ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
+];
+
+/// [`ENTRA`] and `extra`.
+fn entra_env(extra: &[(&str, &str)]) -> Env {
+    env(&[ENTRA, extra].concat())
+}
+
 #[test]
 fn defaults_load_and_listen_on_loopback() {
     let loaded = load(None, &env(&[])).expect("defaults are valid");
@@ -22,15 +34,12 @@ fn defaults_load_and_listen_on_loopback() {
 
 #[test]
 fn functions_port_wins_over_project_env() {
+    // Authorized (entra): auth.mode = none is refused under the Functions host.
     let loaded = load(
         None,
-        &env(&[
+        &entra_env(&[
             ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:9000"),
             ("FUNCTIONS_CUSTOMHANDLER_PORT", "8123"),
-            // auth.mode = none is refused under the Functions host.
-            ("MCP_OBO__AUTH__MODE", "entra"),
-            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
-            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
         ]),
     )
     .expect("valid");
@@ -146,16 +155,8 @@ fn auth_none_refuses_to_start_on_a_hosting_platform_even_on_loopback() {
 
 #[test]
 fn a_platform_variable_does_not_stop_authorized_modes() {
-    load(
-        None,
-        &env(&[
-            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
-            ("MCP_OBO__AUTH__MODE", "entra"),
-            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
-            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
-        ]),
-    )
-    .expect("entra on a platform is fine");
+    load(None, &entra_env(&[("KUBERNETES_SERVICE_HOST", "10.0.0.1")]))
+        .expect("entra on a platform is fine");
     // An empty variable is no platform.
     load(None, &env(&[("WEBSITE_HOSTNAME", " ")])).expect("empty is unset");
 }
@@ -260,12 +261,7 @@ fn a_file_may_hold_typed_values_and_lists_as_strings() {
 fn the_platform_federation_is_detected_and_shown_as_derived() {
     let loaded = load(
         None,
-        &env(&[
-            ("MCP_OBO__AUTH__MODE", "entra"),
-            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
-            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
-            ("IDENTITY_ENDPOINT", "http://127.0.0.1:42356/msi/token"),
-        ]),
+        &entra_env(&[("IDENTITY_ENDPOINT", "http://127.0.0.1:42356/msi/token")]),
     )
     .expect("valid");
     assert_eq!(
@@ -292,10 +288,7 @@ fn the_platform_federation_is_detected_and_shown_as_derived() {
 fn the_platform_host_name_is_the_public_url() {
     let loaded = load(
         None,
-        &env(&[
-            ("MCP_OBO__AUTH__MODE", "entra"),
-            ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
-            ("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
+        &entra_env(&[
             ("CONTAINER_APP_HOSTNAME", "mcp.example.com"),
             ("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.1"),
         ]),

@@ -3,7 +3,8 @@
 
 use crate::support::mcp_http::{ACCEPT_BOTH, Reply, initialize, post_raw, request};
 use crate::support::tokens::{
-    CLIENT_ID, OTHER_TENANT, TENANT, TestIssuer, USER_OID, VSCODE, hs256_jwt, now, raw_jwt,
+    CLIENT_ID, OTHER_TENANT, TENANT, TestIssuer, USER_OID, VSCODE, easy_auth_principal, hs256_jwt,
+    now, raw_jwt,
 };
 use crate::support::{StaticTokens, TestApp, entra_env, oidc_env, spawn_app_owned, wait_ready};
 use serde_json::{Value, json};
@@ -337,7 +338,7 @@ async fn bad_requests_are_refused_with_the_right_status_and_challenge() {
     let app = entra_app(&issuer, &[]).await;
     let token = issuer.entra_token(json!({}));
     let bearer = format!("Bearer {token}");
-    let principal = base64_principal(USER_OID, TENANT);
+    let principal = easy_auth_principal(USER_OID, TENANT);
     let cases: Vec<RequestCase> = vec![
         ("no token", "/mcp".into(), vec![], Expect::Unauthorized),
         (
@@ -822,8 +823,8 @@ async fn easyauth_mode_requires_the_principal_and_matches_it_to_the_token() {
     let app = entra_app(&issuer, &[("MCP_OBO__AUTH__MODE", "easyauth")]).await;
     let token = issuer.entra_token(json!({}));
     let bearer = format!("Bearer {token}");
-    let good = base64_principal(USER_OID, TENANT);
-    let someone_else = base64_principal("another-oid", TENANT);
+    let good = easy_auth_principal(USER_OID, TENANT);
+    let someone_else = easy_auth_principal("another-oid", TENANT);
     let cases: Vec<HeaderCase> = vec![
         (
             "token without principal",
@@ -883,20 +884,6 @@ async fn easyauth_mode_requires_the_principal_and_matches_it_to_the_token() {
         let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         check(&send(&app, "/mcp", &borrowed).await, expect, name);
     }
-}
-
-fn base64_principal(oid: &str, tid: &str) -> String {
-    use base64::Engine;
-    let principal = json!({
-        "auth_typ": "aad",
-        "claims": [
-            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
-            {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tid},
-            {"typ": "name", "val": "Ada"}
-        ],
-        "name_typ": "name", "role_typ": "roles"
-    });
-    base64::engine::general_purpose::STANDARD.encode(principal.to_string())
 }
 
 async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {

@@ -5,15 +5,10 @@ use crate::support::tokens::{CLIENT_ID, TENANT, TestIssuer};
 use crate::support::{StaticTokens, entra_env, oidc_env, spawn_app, spawn_app_owned, wait_ready};
 use serde_json::Value;
 
+/// [`get_with_headers`] without the response headers.
 async fn get_json(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = req.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, _, body) = get_with_headers(url, headers).await;
+    (status, body)
 }
 
 #[tokio::test]

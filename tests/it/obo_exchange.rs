@@ -4,7 +4,9 @@
 
 use crate::support::fake_graph::{FakeGraph, Scripted};
 use crate::support::mcp_http::{ACCEPT_BOTH, post_as, post_with, request};
-use crate::support::obo_world::{EXCHANGE_AUDIENCE, World, call_hello, write_sa_token};
+use crate::support::obo_world::{
+    EXCHANGE_AUDIENCE, World, call_hello, entra_and_graph, write_sa_token,
+};
 use crate::support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
 use crate::support::{entra_env, oidc_env, spawn_production_app, wait_ready};
 use mcp_obo::jose::SigningKey;
@@ -441,16 +443,8 @@ async fn managed_identity_world() -> (
     crate::support::ServerProcess,
 ) {
     use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::start().await;
-    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
     let imds = FakeImds::start(EXCHANGE_AUDIENCE).await;
-    let resource = graph.url.clone();
-    let fic = imds.federated_credential();
-    issuer.configure_token_endpoint(|p| {
-        p.resource = resource;
-        p.federated = vec![fic];
-    });
+    let (issuer, graph) = entra_and_graph(imds.federated_credential(), &[CLIENT_ID]).await;
     let env = entra_env(&issuer);
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend([

@@ -29,10 +29,12 @@ use crate::support::ServerProcess;
 use crate::support::fake_graph::FakeGraph;
 use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
 use crate::support::mcp_http::{ACCEPT_BOTH, request};
-use crate::support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER};
+use crate::support::obo_world::{
+    EXCHANGE_AUDIENCE, SA_ISSUER, entra_and_graph, workload_identity_credential,
+};
 use crate::support::otlp::grpc_receiver;
 use crate::support::tokens::{
-    CLIENT_ID, FederatedCredential, TENANT, TestIssuer, USER_OID, VSCODE, now,
+    CLIENT_ID, TENANT, TestIssuer, USER_OID, VSCODE, easy_auth_principal, now,
 };
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
@@ -235,6 +237,28 @@ async fn call_hello(
     result
 }
 
+/// The server exchanged once, authenticating with exactly `assertions` (`what` names them) as
+/// the client assertion, and never passed the caller's own token on to Graph.
+fn assert_one_exchange_with(
+    issuer: &TestIssuer,
+    graph: &FakeGraph,
+    assertions: &[String],
+    what: &str,
+) {
+    // (Compared, never printed: they are tokens.)
+    let received = issuer.client_assertions();
+    assert!(
+        received == assertions,
+        "the token endpoint did not receive exactly {what} as the client assertion ({} assertion(s))",
+        received.len()
+    );
+    assert_eq!(issuer.exchanges(), 1);
+    assert!(
+        !graph.passthrough_seen(),
+        "the caller's token reached Graph"
+    );
+}
+
 /// `/metrics`: not on the public (MCP) port, served on the metrics listener.
 async fn assert_metrics_only_on_their_listener(server: &ServerProcess, metrics_port: u16) {
     let public = reqwest::get(format!("http://127.0.0.1:{}/metrics", server.port))
@@ -255,42 +279,6 @@ async fn assert_metrics_only_on_their_listener(server: &ServerProcess, metrics_p
         text.contains("# TYPE"),
         "the metrics listener serves Prometheus text: {text}"
     );
-}
-
-/// SIGTERM, as the platform stops a replica; the process must exit cleanly (and flush).
-async fn terminate(mut server: ServerProcess) {
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let (status, server) = tokio::task::spawn_blocking(move || {
-        let status = server.child.wait();
-        (status, server)
-    })
-    .await
-    .expect("join");
-    assert!(
-        status.expect("wait").success(),
-        "exit after SIGTERM: {}",
-        server.stderr()
-    );
-}
-
-/// The `X-MS-CLIENT-PRINCIPAL` Easy Auth adds for a validated Entra token (base64 JSON).
-fn easy_auth_principal(oid: &str, tid: &str) -> String {
-    use base64::Engine;
-    let principal = json!({
-        "auth_typ": "aad",
-        "claims": [
-            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
-            {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tid},
-            {"typ": "name", "val": "Ada Lovelace"}
-        ],
-        "name_typ": "name", "role_typ": "roles"
-    });
-    base64::engine::general_purpose::STANDARD.encode(principal.to_string())
 }
 
 // --- Azure Container Apps, Functions host --------------------------------------------------
@@ -351,16 +339,8 @@ async fn container_apps_functions_host_env_from_the_bicep_serves_discovery_and_h
         "managed_identity"
     );
 
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::start().await;
-    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
     let imds = FakeImds::start(EXCHANGE_AUDIENCE).await;
-    let resource = graph.url.clone();
-    let fic = imds.federated_credential();
-    issuer.configure_token_endpoint(|p| {
-        p.resource = resource;
-        p.federated = vec![fic];
-    });
+    let (issuer, graph) = entra_and_graph(imds.federated_credential(), &[CLIENT_ID]).await;
     let (otlp, received) = grpc_receiver().await;
 
     let handler_port = crate::support::free_port();
@@ -426,24 +406,13 @@ async fn container_apps_functions_host_env_from_the_bicep_serves_discovery_and_h
     // The exchange was authenticated with exactly the managed identity's token.
     let from_imds = imds.issued();
     assert_eq!(from_imds.len(), 1, "one managed identity token was fetched");
-    // (Compared, never printed: they are tokens.)
-    let assertions = issuer.client_assertions();
-    assert!(
-        assertions == from_imds,
-        "the token endpoint did not receive exactly the managed identity token as the client assertion ({} assertion(s))",
-        assertions.len()
-    );
-    assert_eq!(issuer.exchanges(), 1);
-    assert!(
-        !graph.passthrough_seen(),
-        "the caller's token reached Graph"
-    );
+    assert_one_exchange_with(&issuer, &graph, &from_imds, "the managed identity token");
 
     assert_metrics_only_on_their_listener(&server, metrics_port).await;
 
     // Spans reached the agent over gRPC, with the Bicep's service name and environment and
     // what Container Apps' variables say about the replica.
-    terminate(server).await;
+    server.terminate().await;
     let requests = received
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -544,22 +513,13 @@ async fn aks_chart_env_with_the_workload_identity_webhook_serves_discovery_and_h
         "workload_identity"
     );
 
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::start().await;
-    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
     // The app registration's federated credential for the chart's service account.
     let sa_key = SigningKey::generate_rsa("aks-oidc-key").expect("rsa");
-    let fic = FederatedCredential {
-        issuer: SA_ISSUER.into(),
-        subject: subject.clone(),
-        audience: EXCHANGE_AUDIENCE.into(),
-        jwk: sa_key.public_jwk(),
-    };
-    let resource = graph.url.clone();
-    issuer.configure_token_endpoint(|p| {
-        p.resource = resource;
-        p.federated = vec![fic];
-    });
+    let (issuer, graph) = entra_and_graph(
+        workload_identity_credential(&sa_key, &subject),
+        &[CLIENT_ID],
+    )
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("azure-identity-token");
     write_projected_token(&sa_key, &token_file, &subject);
@@ -610,22 +570,11 @@ async fn aks_chart_env_with_the_workload_identity_webhook_serves_discovery_and_h
     let user = issuer.entra_token(json!({}));
     let result = call_hello(&server, &public_host, &user, &[]).await;
     assert_eq!(result["structuredContent"]["displayName"], "Ada Lovelace");
-    // (Compared, never printed: they are tokens.)
-    let assertions = issuer.client_assertions();
     let projected = std::fs::read_to_string(&token_file).expect("token file");
-    assert!(
-        assertions == [projected],
-        "the token endpoint did not receive exactly the projected token as the client assertion ({} assertion(s))",
-        assertions.len()
-    );
-    assert_eq!(issuer.exchanges(), 1);
-    assert!(
-        !graph.passthrough_seen(),
-        "the caller's token reached Graph"
-    );
+    assert_one_exchange_with(&issuer, &graph, &[projected], "the projected token");
 
     assert_metrics_only_on_their_listener(&server, metrics_port).await;
-    terminate(server).await;
+    server.terminate().await;
 }
 
 #[test]

@@ -48,12 +48,7 @@ async fn sigterm_lets_the_in_flight_call_finish_then_refuses_new_connections() {
         .await
         .expect("the tool call reaches Graph");
 
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    server.sigterm();
 
     // New connections are refused once the listener closes.
     let health = format!("http://127.0.0.1:{}/healthz", server.port);

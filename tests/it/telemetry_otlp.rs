@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use crate::support::fake_graph::FakeGraph;
 use crate::support::mcp_http::{ACCEPT_BOTH, post_raw, request};
-use crate::support::obo_world::{EXCHANGE_AUDIENCE, SA_ISSUER, SA_SUBJECT, write_sa_token};
+use crate::support::obo_world::{
+    SA_SUBJECT, entra_and_graph, workload_identity_credential, write_sa_token,
+};
 use crate::support::otlp::{Received, grpc_receiver, receiver};
-use crate::support::tokens::{CLIENT_ID, FederatedCredential, TestIssuer};
+use crate::support::tokens::{CLIENT_ID, TestIssuer};
 use crate::support::{ServerProcess, entra_env};
 use mcp_obo::jose::SigningKey;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -47,21 +48,12 @@ async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
         Protocol::Http => receiver().await,
         Protocol::Grpc => grpc_receiver().await,
     };
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::start().await;
-    graph.verify_tokens(issuer.keys_handle(), &graph.url, &[CLIENT_ID]);
     let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-    let resource = graph.url.clone();
-    let fic = FederatedCredential {
-        issuer: SA_ISSUER.into(),
-        subject: SA_SUBJECT.into(),
-        audience: EXCHANGE_AUDIENCE.into(),
-        jwk: sa_key.public_jwk(),
-    };
-    issuer.configure_token_endpoint(|p| {
-        p.resource = resource;
-        p.federated = vec![fic];
-    });
+    let (issuer, graph) = entra_and_graph(
+        workload_identity_credential(&sa_key, SA_SUBJECT),
+        &[CLIENT_ID],
+    )
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let sa_file = dir.path().join("token");
     write_sa_token(&sa_key, &sa_file, "otlp");
@@ -83,7 +75,7 @@ async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
         ("RUST_LOG", "trace"),
         ("MCP_OBO__LOG__FORMAT", "json"),
     ]);
-    let mut server = ServerProcess::start(&env).await;
+    let server = ServerProcess::start(&env).await;
     server.wait_ready().await;
     let user = issuer.entra_token(json!({}));
     let auth = format!("Bearer {user}");
@@ -120,20 +112,7 @@ async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
     )
     .await;
     // SIGTERM: the process flushes its spans on the way out.
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || {
-        let status = server.child.wait();
-        (status, server)
-    })
-    .await
-    .expect("join");
-    let (status, server) = status;
-    assert!(status.expect("wait").success());
+    let server = server.terminate().await;
     let mut secrets = vec![user, std::fs::read_to_string(&sa_file).expect("sa token")];
     secrets.extend(issuer.issued_tokens());
     assert!(secrets.len() >= 3, "the flow exchanged at least once");
@@ -345,7 +324,7 @@ async fn a_token_in_the_query_string_reaches_no_span_attribute() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
         ("OTEL_SERVICE_NAME", "mcp-obo-test"),
     ]);
-    let mut server = ServerProcess::start(&env).await;
+    let server = ServerProcess::start(&env).await;
     server.wait_ready().await;
     // A valid token: the query must not reach a trace whatever the token's fate.
     let token = issuer.entra_token(json!({}));
@@ -390,16 +369,7 @@ async fn a_token_in_the_query_string_reaches_no_span_attribute() {
         .expect("healthz");
     assert_eq!(health.status(), 200);
 
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || server.child.wait())
-        .await
-        .expect("join");
-    assert!(status.expect("wait").success());
+    server.terminate().await;
 
     let http_spans: Vec<Span> = spans(&received)
         .into_iter()

@@ -327,6 +327,34 @@ impl ServerProcess {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
+
+    /// Sends SIGTERM, as a platform stops a replica.
+    pub fn sigterm(&self) {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
+
+    /// SIGTERM, then waits for the process to exit, which must be a clean exit (it flushes
+    /// its telemetry on the way out). Gives the stopped process back, for its stderr.
+    pub async fn terminate(mut self) -> Self {
+        self.sigterm();
+        let (status, server) = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait();
+            (status, self)
+        })
+        .await
+        .expect("join");
+        let status = status.expect("wait");
+        assert!(
+            status.success(),
+            "exit after SIGTERM: {status}: {}",
+            server.stderr()
+        );
+        server
+    }
 }
 
 impl Drop for ServerProcess {

@@ -28,25 +28,12 @@ pub struct World {
 impl World {
     /// Workload identity (AKS) by default; `extra` overrides settings.
     pub async fn start(extra: &[(&str, &str)]) -> Self {
-        let issuer = TestIssuer::start().await;
-        let graph = FakeGraph::start().await;
-        graph.verify_tokens(
-            issuer.keys_handle(),
-            &graph.url,
-            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
-        );
         let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-        let fic = FederatedCredential {
-            issuer: SA_ISSUER.into(),
-            subject: SA_SUBJECT.into(),
-            audience: EXCHANGE_AUDIENCE.into(),
-            jwk: sa_key.public_jwk(),
-        };
-        let resource = graph.url.clone();
-        issuer.configure_token_endpoint(|p| {
-            p.resource = resource;
-            p.federated = vec![fic];
-        });
+        let (issuer, graph) = entra_and_graph(
+            workload_identity_credential(&sa_key, SA_SUBJECT),
+            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
+        )
+        .await;
         let dir = tempfile::tempdir().expect("temp dir");
         let sa_file = dir.path().join("azure-identity-token");
         write_sa_token(&sa_key, &sa_file, "first");
@@ -84,6 +71,35 @@ impl World {
             "name": format!("User {n}"),
             "preferred_username": format!("user{n}@contoso.com"),
         }))
+    }
+}
+
+/// The fake Entra and a fake Graph for an on-behalf-of exchange: Graph accepts only tokens
+/// the issuer signed for one of `graph_audiences`, and the issuer's token endpoint exchanges
+/// for Graph, authenticating the app by `credential` (its one federated credential).
+pub async fn entra_and_graph(
+    credential: FederatedCredential,
+    graph_audiences: &[&str],
+) -> (TestIssuer, FakeGraph) {
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::start().await;
+    graph.verify_tokens(issuer.keys_handle(), &graph.url, graph_audiences);
+    let resource = graph.url.clone();
+    issuer.configure_token_endpoint(|p| {
+        p.resource = resource;
+        p.federated = vec![credential];
+    });
+    (issuer, graph)
+}
+
+/// The federated credential an app registration holds for a Kubernetes service account
+/// (`subject`) whose projected tokens, signed by `sa_key`, the cluster's issuer issues.
+pub fn workload_identity_credential(sa_key: &SigningKey, subject: &str) -> FederatedCredential {
+    FederatedCredential {
+        issuer: SA_ISSUER.into(),
+        subject: subject.into(),
+        audience: EXCHANGE_AUDIENCE.into(),
+        jwk: sa_key.public_jwk(),
     }
 }
 

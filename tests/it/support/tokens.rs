@@ -26,6 +26,22 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The `X-MS-CLIENT-PRINCIPAL` header Easy Auth adds for a validated Entra token (base64
+/// JSON): the user's object id and tenant id claims, and a display name.
+pub fn easy_auth_principal(oid: &str, tid: &str) -> String {
+    use base64::Engine;
+    let principal = json!({
+        "auth_typ": "aad",
+        "claims": [
+            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
+            {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tid},
+            {"typ": "name", "val": "Ada Lovelace"}
+        ],
+        "name_typ": "name", "role_typ": "roles"
+    });
+    base64::engine::general_purpose::STANDARD.encode(principal.to_string())
+}
+
 struct IssuerState {
     base: String,
     published: Arc<Mutex<Vec<Value>>>,
