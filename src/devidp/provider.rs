@@ -1,5 +1,8 @@
 //! The development identity provider's endpoints (Entra-shaped paths under
 //! `{idp}/{tenant}/...`), standards-conformant enough for real MCP clients.
+//!
+//! One file over 500 lines on purpose: every endpoint here shares the request and state
+//! types and the error shape, and reads best next to the others as one protocol surface.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
