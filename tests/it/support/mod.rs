@@ -276,28 +276,14 @@ impl ServerProcess {
     }
 
     async fn wait_healthy(&mut self) {
-        let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("mcp-obo exited early with {status}: {}", self.stderr());
+        poll_until_ok(&url, Duration::from_secs(20), || {
+            match self.child.try_wait() {
+                Ok(Some(status)) => panic!("mcp-obo exited early with {status}: {}", self.stderr()),
+                _ => format!("mcp-obo did not become healthy: {}", self.stderr()),
             }
-            if client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "mcp-obo did not become healthy: {}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 
     pub fn mcp_url(&self) -> String {
@@ -306,22 +292,11 @@ impl ServerProcess {
 
     /// Polls `/readyz` until 200 (issuer keys loaded), at most 20 s.
     pub async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never ready: {}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until_ok(&url, Duration::from_secs(20), || {
+            format!("never ready: {}", self.stderr())
+        })
+        .await;
     }
 
     pub fn stderr(&self) -> String {
@@ -366,22 +341,29 @@ impl Drop for ServerProcess {
 
 /// Polls `/readyz` until it answers 200 (the issuer's keys are loaded), at most 10 s.
 pub async fn wait_ready(app: &TestApp) {
+    poll_until_ok(&app.url("/readyz"), Duration::from_secs(10), || {
+        "app never became ready".to_owned()
+    })
+    .await;
+}
+
+/// Polls `url` until it answers 2xx. Before each wait `not_yet` says what to report if the
+/// time is up (it may panic itself, e.g. when the server process has exited).
+async fn poll_until_ok(url: &str, within: Duration, mut not_yet: impl FnMut() -> String) {
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if client
-            .get(app.url("/readyz"))
+            .get(url)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "app never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let message = not_yet();
+        assert!(tokio::time::Instant::now() < deadline, "{message}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
