@@ -24,13 +24,21 @@ FROM rust:1.95.0-bullseye AS build
 WORKDIR /src
 
 # Dependency layer: compile every dependency against placeholder sources, so that editing
-# src/ only rebuilds the crate itself. Re-run only when Cargo.toml or Cargo.lock change.
+# src/ only rebuilds the crate itself. Re-run only when a manifest or Cargo.lock changes.
 # Cargo refuses a manifest whose declared targets have no file even when it does not build
 # them, so each [[bench]] / [[test]] / [[example]] of Cargo.toml gets a placeholder too; those
 # stay for the real build below (only src/ is in the build context, see .dockerignore).
+# The workspace's other members (testkit/, loadtest/: test support and the load tool, never
+# in the image) must be present for cargo to read the workspace and check Cargo.lock: their
+# manifests are copied and their sources are placeholders; `-p mcp-obo` builds only the server.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY Cargo.toml Cargo.lock ./
-RUN awk -F'"' ' \
+COPY testkit/Cargo.toml testkit/
+COPY loadtest/Cargo.toml loadtest/
+RUN mkdir -p testkit/src loadtest/src \
+    && touch testkit/src/lib.rs \
+    && echo 'fn main() {}' > loadtest/src/main.rs \
+    && awk -F'"' ' \
         function flush() { if (kind != "" && name != "") print (path != "" ? path : (kind == "bench" ? "benches" : kind "s") "/" name ".rs"); kind = ""; name = ""; path = "" } \
         /^\[/ { flush() } \
         /^\[\[(bench|test|example)\]\]/ { kind = substr($0, 3, length($0) - 4) } \
@@ -41,7 +49,7 @@ RUN awk -F'"' ' \
     && mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p mcp-obo \
     && rm -rf src \
         target/release/mcp-obo target/release/mcp-obo.d \
         target/release/deps/mcp_obo-* target/release/deps/libmcp_obo-* \
@@ -51,7 +59,7 @@ RUN awk -F'"' ' \
 # the placeholder build above; the fingerprints of the crate itself were removed, so cargo
 # rebuilds it regardless.
 COPY src ./src
-RUN cargo build --release --locked \
+RUN cargo build --release --locked -p mcp-obo \
     && install -D -m 0755 target/release/mcp-obo /out/mcp-obo
 
 # --- standalone --------------------------------------------------------------------------

@@ -13,9 +13,6 @@
 //!
 //! `cargo bench --bench micro`.
 
-#[path = "../tests/it/support/mod.rs"]
-mod support;
-
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,8 +26,8 @@ use mcp_obo::graph::GraphClient;
 use mcp_obo::jose::SigningKey;
 use mcp_obo::mcp::Registry;
 use mcp_obo::tools::HelloTool;
+use mcp_obo_testkit::tokens::now;
 use serde_json::json;
-use support::tokens::now;
 
 const ISSUER: &str = "https://issuer.example.com/oidc";
 const AUDIENCE: &str = "https://mcp.example.com/mcp";
@@ -119,7 +116,7 @@ fn jsonrpc(c: &mut Criterion) {
     let loaded = mcp_obo::config::load(None, &Vec::new()).expect("default settings");
     let settings = loaded.settings;
     let system = actix_web::rt::System::new();
-    let tokens = support::StaticTokens::new("unused");
+    let tokens = mcp_obo_testkit::StaticTokens::new("unused");
     let (app, fast) = system.block_on(async {
         let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
         let registry = Arc::new(Registry::default().with(HelloTool::new(graph)));

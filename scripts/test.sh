@@ -11,7 +11,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 scripts/setup-test-tools.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# --workspace: the server and the members beside it (testkit/, loadtest/), in one build.
 echo "== cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --locked --no-fail-fast 2>&1
+cargo test --locked --workspace --no-fail-fast 2>&1

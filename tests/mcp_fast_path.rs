@@ -6,15 +6,12 @@
 //! must be identical, and the fast-path counter shows which path answered. The counter is
 //! process-wide, so this file holds a single test.
 
-#[path = "it/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 
+use mcp_obo_testkit::fake_graph::FakeGraph;
+use mcp_obo_testkit::mcp_http::{ACCEPT_BOTH, Reply, post_raw};
+use mcp_obo_testkit::{StaticTokens, TestApp, spawn_app};
 use serde_json::json;
-use support::fake_graph::FakeGraph;
-use support::mcp_http::{ACCEPT_BOTH, Reply, post_raw};
-use support::{StaticTokens, TestApp, spawn_app};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "graph-token-for-ada";
@@ -262,8 +259,8 @@ async fn the_fast_path_answers_as_rmcp_does_and_passes_everything_else_on() {
     let mut off = base.to_vec();
     off.push(("MCP_OBO__SERVER__FAST_PATH", "false"));
     let rmcp = spawn_app(&off, tokens());
-    support::wait_ready(&fast).await;
-    support::wait_ready(&rmcp).await;
+    mcp_obo_testkit::wait_ready(&fast).await;
+    mcp_obo_testkit::wait_ready(&rmcp).await;
 
     for c in cases() {
         let before = fast_path_count(&fast).await;

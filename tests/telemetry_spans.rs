@@ -3,17 +3,14 @@
 //!
 //! One test function: the tracing subscriber and tracer provider are process-global.
 
-#[path = "it/support/mod.rs"]
-mod support;
-
 use std::collections::HashMap;
 
+use mcp_obo_testkit::mcp_http::{ACCEPT_BOTH, post_raw, request};
+use mcp_obo_testkit::obo_world::World;
+use mcp_obo_testkit::tokens::entra_error;
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::{Value, json};
-use support::mcp_http::{ACCEPT_BOTH, post_raw, request};
-use support::obo_world::World;
-use support::tokens::entra_error;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 

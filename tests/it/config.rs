@@ -213,11 +213,14 @@ fn version_and_help_work() {
 /// `/mcp` answers.
 #[tokio::test]
 async fn telemetry_settings_that_cannot_be_honoured_are_warnings_and_the_server_serves() {
-    let server = crate::support::ServerProcess::start(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_TRACES_SAMPLER", "sometimes"),
-    ])
+    let server = crate::support::ServerProcess::start(
+        binary(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ],
+    )
     .await;
     server.wait_ready().await;
     let reply = reqwest::Client::new()

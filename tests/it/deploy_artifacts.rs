@@ -9,7 +9,7 @@
 //! `tests/schemas/azure.yaml.json`, the compose file against check-jsonschema's built-in
 //! `vendor.compose-spec` schema.
 //!
-//! These tests need no server code and no `tests/it/support`: they only run the script.
+//! These tests need no server code and no test support (`testkit/`): they only run the script.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,5 @@
 //! `mcp-obo dev` (issue 5) end to end, with the real binary and independent real clients:
-//! a headless sign-in written here (tests/it/support/dev_login.rs), the official MCP Python SDK
+//! a headless sign-in written here (testkit/src/dev_login.rs), the official MCP Python SDK
 //! (tests/e2e/py_client.py), the MCP TypeScript SDK (tests/e2e/ts-dev-client.mjs) and the MCP
 //! Inspector CLI. The Python venv, Node 22 and the npm packages come from
 //! `scripts/setup-test-tools.sh`.

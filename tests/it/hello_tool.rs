@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::support::fake_graph::{FakeGraph, Scripted};
 use crate::support::mcp_http::{post, request};
-use crate::support::{FakeAzCli, ServerProcess, StaticTokens, TestApp, spawn_app};
+use crate::support::{FakeAzCli, ServerProcess, StaticTokens, TestApp, binary, spawn_app};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -217,10 +217,13 @@ async fn local_mode_uses_the_azure_cli_sign_in_and_caches_its_token() {
     let scope = format!("{}/.default", graph.url);
     let az = FakeAzCli::new(TOKEN, &scope);
     let path = az.path_env();
-    let server = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-    ])
+    let server = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ],
+    )
     .await;
     for _ in 0..2 {
         let reply = post(
@@ -249,10 +252,13 @@ async fn local_mode_without_the_azure_cli_answers_with_what_to_do() {
     let graph = graph_with_ada().await;
     let empty = tempfile::tempdir().expect("temp dir");
     let path = empty.path().display().to_string();
-    let server = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-    ])
+    let server = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ],
+    )
     .await;
     let reply = post(
         &server.mcp_url(),
@@ -359,11 +365,14 @@ async fn graph_over_https_is_verified_against_the_system_roots() {
     };
 
     // The platform's roots (SSL_CERT_FILE names them here) include the test CA: Graph answers.
-    let trusting = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
-        ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
-    ])
+    let trusting = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
+            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
+        ],
+    )
     .await;
     let result = hello(&trusting).await;
     assert_eq!(result["isError"], false, "{result} / {}", trusting.stderr());
@@ -372,10 +381,13 @@ async fn graph_over_https_is_verified_against_the_system_roots() {
     assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
 
     // The same server without the test CA: the handshake fails and no token is sent.
-    let refusing = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
-    ])
+    let refusing = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", tls.url.as_str()),
+        ],
+    )
     .await;
     let result = hello(&refusing).await;
     assert_eq!(result["isError"], true, "{result}");
@@ -476,7 +488,7 @@ async fn hello_via_process(graph_url: &str, env: &[(&str, &str)]) -> serde_json:
         ("MCP_OBO__GRAPH__BASE_URL", graph_url),
     ];
     vars.extend_from_slice(env);
-    let server = ServerProcess::start(&vars).await;
+    let server = ServerProcess::start(binary(), &vars).await;
     let reply = post(
         &server.mcp_url(),
         &request(1, "tools/call", json!({"name": "HelloTool"})),

@@ -1,12 +1,23 @@
-//! The integration tests, one module per capability, built as one test binary so the support
-//! code (the app spawner, the fakes) and the dependency graph are compiled and linked once.
+//! The integration tests, one module per capability, built as one test binary so the
+//! dependency graph is linked once. The support code (the app spawner, the fakes) is the
+//! `mcp-obo-testkit` crate (`testkit/`), shared with the load tool.
 //!
 //! Two suites stay binaries of their own because they read process-global state that the
 //! other tests' in-process servers would move: `tests/telemetry_spans.rs` (the global
 //! tracing subscriber and tracer provider) and `tests/mcp_fast_path.rs` (the Prometheus
 //! registry's fast-path counter).
 
-mod support;
+/// The shared fakes and app spawner (the `mcp-obo-testkit` crate in `testkit/`), under the
+/// name the test modules use, plus what only this package's own test targets know: where cargo
+/// put the `mcp-obo` binary.
+mod support {
+    pub use mcp_obo_testkit::*;
+
+    /// Path of the `mcp-obo` binary cargo built for these tests.
+    pub fn binary() -> &'static str {
+        env!("CARGO_BIN_EXE_mcp-obo")
+    }
+}
 
 mod auth_jwt;
 mod auth_metadata;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::fake_graph::FakeGraph;
-use crate::support::{FakeAzCli, ServerProcess};
+use crate::support::{FakeAzCli, ServerProcess, binary};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,10 +32,13 @@ async fn local_server() -> (ServerProcess, FakeGraph, FakeAzCli) {
     );
     let az = FakeAzCli::new("dev-token", &format!("{}/.default", graph.url));
     let path = az.path_env();
-    let server = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-    ])
+    let server = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+        ],
+    )
     .await;
     (server, graph, az)
 }

@@ -453,7 +453,7 @@ async fn managed_identity_world() -> (
         ("IDENTITY_HEADER", IDENTITY_HEADER),
         ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
     ]);
-    let server = crate::support::ServerProcess::start(&env).await;
+    let server = crate::support::ServerProcess::start(crate::support::binary(), &env).await;
     server.wait_ready().await;
     (issuer, graph, imds, server)
 }

@@ -19,8 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::ServerProcess;
 use crate::support::fake_graph::FakeGraph;
+use crate::support::{ServerProcess, binary};
 use serde_json::Value;
 
 const USER_SUB: &str = "kc-user-1";
@@ -254,7 +254,7 @@ impl World {
             ("MCP_OBO__OBO__CLIENT_SECRET", "mcp-server-secret"),
             ("MCP_OBO__OBO__TOKEN_ENDPOINT", token_endpoint.as_str()),
         ];
-        let server = ServerProcess::start_on(port, &env).await;
+        let server = ServerProcess::start_on(binary(), port, &env).await;
         server.wait_ready().await;
         assert_eq!(server.mcp_url(), resource);
         Self {

@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::ServerProcess;
 use crate::support::fake_graph::FakeGraph;
 use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID};
 use crate::support::mcp_http::{ACCEPT_BOTH, request};
@@ -36,6 +35,7 @@ use crate::support::otlp::grpc_receiver;
 use crate::support::tokens::{
     CLIENT_ID, TENANT, TestIssuer, USER_OID, VSCODE, easy_auth_principal, now,
 };
+use crate::support::{ServerProcess, binary};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 
@@ -385,7 +385,7 @@ async fn container_apps_functions_host_env_from_the_bicep_serves_discovery_and_h
     env.insert("MCP_OBO__TELEMETRY__METRICS_LISTEN".into(), metrics_listen);
 
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = ServerProcess::start_exact(handler_port, &pairs).await;
+    let server = ServerProcess::start_exact(binary(), handler_port, &pairs).await;
     server.wait_ready().await;
 
     assert_discovery(&server, ACA_FQDN).await;
@@ -562,7 +562,7 @@ async fn aks_chart_env_with_the_workload_identity_webhook_serves_discovery_and_h
     env.insert("MCP_OBO__TELEMETRY__METRICS_LISTEN".into(), metrics_listen);
 
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = ServerProcess::start_exact(http_port, &pairs).await;
+    let server = ServerProcess::start_exact(binary(), http_port, &pairs).await;
     server.wait_ready().await;
 
     assert_discovery(&server, &public_host).await;

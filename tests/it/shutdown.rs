@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::fake_graph::{FakeGraph, Scripted};
 use crate::support::mcp_http::{post, request};
-use crate::support::{FakeAzCli, ServerProcess};
+use crate::support::{FakeAzCli, ServerProcess, binary};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -27,11 +27,14 @@ async fn sigterm_lets_the_in_flight_call_finish_then_refuses_new_connections() {
     });
     let az = FakeAzCli::new("dev-token", &format!("{}/.default", graph.url));
     let path = az.path_env();
-    let mut server = ServerProcess::start(&[
-        ("PATH", path.as_str()),
-        ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-        ("MCP_OBO__SERVER__SHUTDOWN_TIMEOUT", "30s"),
-    ])
+    let mut server = ServerProcess::start(
+        binary(),
+        &[
+            ("PATH", path.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+            ("MCP_OBO__SERVER__SHUTDOWN_TIMEOUT", "30s"),
+        ],
+    )
     .await;
 
     let url = server.mcp_url();

@@ -9,7 +9,7 @@ use crate::support::obo_world::{
 };
 use crate::support::otlp::{Received, grpc_receiver, receiver};
 use crate::support::tokens::{CLIENT_ID, TestIssuer};
-use crate::support::{ServerProcess, entra_env};
+use crate::support::{ServerProcess, binary, entra_env};
 use mcp_obo::jose::SigningKey;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
@@ -75,7 +75,7 @@ async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
         ("RUST_LOG", "trace"),
         ("MCP_OBO__LOG__FORMAT", "json"),
     ]);
-    let server = ServerProcess::start(&env).await;
+    let server = ServerProcess::start(binary(), &env).await;
     server.wait_ready().await;
     let user = issuer.entra_token(json!({}));
     let auth = format!("Bearer {user}");
@@ -245,7 +245,7 @@ async fn failed_requests_are_logged_by_default_and_every_request_with_log_reques
             .map(|m| ("MCP_OBO__LOG__REQUESTS", m))
             .into_iter()
             .collect();
-        let server = ServerProcess::start(&env).await;
+        let server = ServerProcess::start(binary(), &env).await;
         let ok = post_raw(&server.mcp_url(), list.clone(), &ok_headers).await;
         assert_eq!(ok.status, 200, "{}", ok.text);
         let bad = post_raw(&server.mcp_url(), list.clone(), &bad_headers).await;
@@ -324,7 +324,7 @@ async fn a_token_in_the_query_string_reaches_no_span_attribute() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
         ("OTEL_SERVICE_NAME", "mcp-obo-test"),
     ]);
-    let server = ServerProcess::start(&env).await;
+    let server = ServerProcess::start(binary(), &env).await;
     server.wait_ready().await;
     // A valid token: the query must not reach a trace whatever the token's fate.
     let token = issuer.entra_token(json!({}));

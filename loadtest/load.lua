@@ -1,8 +1,8 @@
--- wrk script for benches/load.rs: one kind of request per run, rotating through a file of
--- users' bearer tokens, and checking EVERY response (status 200 and a marker of success in
+-- wrk script for the load tool (loadtest/src/wrk.rs): one kind of request per run, rotating
+-- through a file of users' bearer tokens, and checking EVERY response (status 200 and a marker of success in
 -- the body: MCP errors come back as HTTP 200 with a JSON-RPC error or `isError: true`).
 --
---   wrk -t2 -c64 -d10s --latency -s benches/load.lua URL -- MODE [TOKEN_FILE]
+--   wrk -t2 -c64 -d10s --latency -s loadtest/load.lua URL -- MODE [TOKEN_FILE]
 --
 -- MODE: healthz (GET), list (POST tools/list), hello (POST tools/call HelloTool),
 --       graph (GET with a bearer token: the fake Graph's /v1.0/me on its own).

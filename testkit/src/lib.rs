@@ -1,5 +1,13 @@
-//! Shared test helpers: the app in-process or as a process, the fakes, raw MCP requests.
-#![allow(dead_code)]
+//! Test support for mcp-obo, shared by the integration tests (`tests/`), the benches and the
+//! load tool (`loadtest/`): the app in-process or as a process, the fakes (Entra token
+//! endpoint and keys, Graph, IMDS, OTLP receivers, the dev sign-in), raw MCP requests.
+//!
+//! A crate of its own so nothing includes these files by `#[path]`. It links the `mcp_obo`
+//! library, so only code built against that same library may use it: integration tests,
+//! benches and the load tool, never the library's own `#[cfg(test)]` unit tests.
+//!
+//! Where the `mcp-obo` binary is only cargo knows, and only when building one of mcp-obo's
+//! own test targets (`env!("CARGO_BIN_EXE_mcp-obo")`), so [`ServerProcess`] takes the path.
 
 pub mod dev_login;
 pub mod fake_graph;
@@ -10,6 +18,7 @@ pub mod otlp;
 pub mod tokens;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -153,11 +162,6 @@ impl DownstreamTokens for StaticTokens {
     }
 }
 
-/// Path of the built `mcp-obo` binary.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_mcp-obo")
-}
-
 /// A directory holding a fake Azure CLI (`az`) that answers `account get-access-token`
 /// with `token`, checking the arguments the credential passes, and logs each call.
 pub struct FakeAzCli {
@@ -229,32 +233,32 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary with `env` (on top of a clean environment with PATH) and waits
-    /// until `/healthz` answers.
-    pub async fn start(env: &[(&str, &str)]) -> Self {
-        Self::start_on(free_port(), env).await
+    /// Starts `binary` (`mcp-obo`) with `env` (on top of a clean environment with PATH) and
+    /// waits until `/healthz` answers.
+    pub async fn start(binary: impl AsRef<Path>, env: &[(&str, &str)]) -> Self {
+        Self::start_on(binary, free_port(), env).await
     }
 
     /// `start` on a port chosen beforehand (e.g. one an authorization server was told the
     /// MCP resource URL of).
-    pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Self {
+    pub async fn start_on(binary: impl AsRef<Path>, port: u16, env: &[(&str, &str)]) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let mut with_defaults = vec![
             ("MCP_OBO__SERVER__LISTEN", listen.as_str()),
             ("MCP_OBO__SERVER__WORKERS", "1"),
         ];
         with_defaults.extend_from_slice(env);
-        Self::start_exact(port, &with_defaults).await
+        Self::start_exact(binary, port, &with_defaults).await
     }
 
     /// Starts the binary with exactly `env` (plus PATH and HOME): nothing chooses its listen
     /// address for it, so `env` must make it listen on `port` (e.g. through
     /// `FUNCTIONS_CUSTOMHANDLER_PORT`), where it is then awaited healthy.
-    pub async fn start_exact(port: u16, env: &[(&str, &str)]) -> Self {
+    pub async fn start_exact(binary: impl AsRef<Path>, port: u16, env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().expect("temp dir");
         let stderr_path = logs.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
-        let mut cmd = std::process::Command::new(binary());
+        let mut cmd = std::process::Command::new(binary.as_ref());
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -1,0 +1,257 @@
+//! The wrk runs: the table's scenarios in interleaved rounds, the comparison runs at 64
+//! connections, the A/B mode (`MCP_OBO_BENCH_HELLO_ONLY`) and the optional perf profile.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::calls::call_each;
+use crate::report::us;
+use crate::server::{LogTap, Server};
+use crate::wrk::{Load, Wrk};
+use crate::{CLIENT_CONCURRENCY, FirstFailure, step};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scenario {
+    Healthz,
+    ListOff,
+    ListOn,
+    Hello,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [Self::Healthz, Self::ListOff, Self::ListOn, Self::Hello];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Healthz => "`GET /healthz` (auth server)",
+            Self::ListOff => "`tools/list`, auth off",
+            Self::ListOn => "`tools/list`, auth on",
+            Self::Hello => "`tools/call HelloTool`, auth on, cache warm",
+        }
+    }
+}
+
+/// The two load servers and the token file the wrk runs rotate through.
+pub struct Targets<'a> {
+    /// `auth.mode = oidc`, OBO cache warm.
+    pub auth: &'a Server,
+    /// `auth.mode = none`.
+    pub none: &'a Server,
+    pub users_file: &'a str,
+}
+
+/// A/B comparisons: unauthenticated tools/list and HelloTool at each connection count, `n`
+/// times, alternating, printed with their ratio: run-to-run spread on this VM is 10-20%, so
+/// the ratio of neighbouring runs says more.
+pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
+    let opts = wrk.opts;
+    for _ in 0..n {
+        for &c in &opts.connections {
+            let list = wrk.run(
+                c,
+                opts.duration,
+                &t.none.url("/mcp"),
+                &["list"],
+                Some(t.none.pid()),
+            )?;
+            let hello = wrk.run(
+                c,
+                opts.duration,
+                &t.auth.url("/mcp"),
+                &["hello", t.users_file],
+                Some(t.auth.pid()),
+            )?;
+            for (what, r) in [("list (auth off)", &list), ("hello", &hello)] {
+                eprintln!(
+                    "{what}@{c}: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
+                    r.rps(),
+                    us(r.p50_us),
+                    us(r.p99_us),
+                    r.errors(),
+                    r.server_cores * 1e6 / r.rps(),
+                    r.harness_cores,
+                );
+            }
+            eprintln!(
+                "hello / list @{c}: {:.0}%",
+                100.0 * hello.rps() / list.rps()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every (connections, scenario) run, `opts.rounds` times. Rounds interleave the runs, so a
+/// slow spell of this shared VM hits all of them alike; each cell is the median round.
+pub fn rounds(
+    wrk: &Wrk<'_>,
+    t0: Instant,
+    t: &Targets<'_>,
+    failures: &mut FirstFailure,
+) -> Result<BTreeMap<(u32, Scenario), Load>> {
+    let opts = wrk.opts;
+    let mut rounds: BTreeMap<(u32, Scenario), Vec<Load>> = BTreeMap::new();
+    for round in 1..=opts.rounds {
+        for &c in &opts.connections {
+            for s in Scenario::ALL {
+                step(
+                    t0,
+                    &format!(
+                        "round {round}/{}: wrk {} at {c} connections",
+                        opts.rounds,
+                        s.label()
+                    ),
+                );
+                let (server, args): (&Server, Vec<&str>) = match s {
+                    Scenario::Healthz => (t.auth, vec!["healthz"]),
+                    Scenario::ListOff => (t.none, vec!["list"]),
+                    Scenario::ListOn => (t.auth, vec!["list", t.users_file]),
+                    Scenario::Hello => (t.auth, vec!["hello", t.users_file]),
+                };
+                let path = if s == Scenario::Healthz {
+                    "/healthz"
+                } else {
+                    "/mcp"
+                };
+                let result = wrk.run(
+                    c,
+                    opts.duration,
+                    &server.url(path),
+                    &args,
+                    Some(server.pid()),
+                )?;
+                eprintln!(
+                    "         {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.2} cores, harness {:.2} cores",
+                    result.rps(),
+                    us(result.p50_us),
+                    us(result.p99_us),
+                    result.errors(),
+                    result.server_cores,
+                    result.harness_cores
+                );
+                if result.errors() > 0 || result.unchecked > c as u64 {
+                    eprintln!(
+                        "         errors: {:?}, unchecked {}",
+                        result.sample, result.unchecked
+                    );
+                    failures.note(result.sample.clone());
+                }
+                rounds.entry((c, s)).or_default().push(result);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    }
+    Ok(rounds
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, Load::median_of(v)?)))
+        .collect())
+}
+
+/// Comparisons at 64 connections (not targets): what the stateless fast path and the default
+/// request logging are worth, each against the default server. Returns (label, result) and
+/// each server's log tap.
+pub fn comparisons(
+    rt: &tokio::runtime::Runtime,
+    wrk: &Wrk<'_>,
+    auth_env: &[(String, String)],
+    tokens: &[&str],
+    users_file: &str,
+    failures: &mut FirstFailure,
+) -> Result<(Vec<(String, Load)>, Vec<Arc<LogTap>>)> {
+    let opts = wrk.opts;
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = auth_env.to_vec();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    };
+    let variants = [
+        (
+            "`tools/list`, auth off, `server.fast_path=false` (every request through rmcp's transport)",
+            vec![("MCP_OBO__SERVER__FAST_PATH".into(), "false".into())],
+            "list",
+        ),
+        (
+            "`tools/call HelloTool`, auth on, `server.fast_path=false`",
+            with(&[("MCP_OBO__SERVER__FAST_PATH", "false")]),
+            "hello",
+        ),
+        (
+            "`tools/call HelloTool`, auth on, `log.requests=all` (a line per request)",
+            with(&[("MCP_OBO__LOG__REQUESTS", "all")]),
+            "hello",
+        ),
+    ];
+    let mut extras = Vec::new();
+    let mut logs = Vec::new();
+    for (label, env, mode) in variants {
+        let mut server = Server::spawn(&opts.binary, mcp_obo_testkit::free_port(), &env)?;
+        rt.block_on(server.wait_ready())?;
+        let mut args = vec![mode];
+        if mode == "hello" {
+            let (failed, first) =
+                rt.block_on(call_each(&server.url("/mcp"), tokens, CLIENT_CONCURRENCY));
+            failures.note(first);
+            if failed > 0 {
+                bail!("{label}: {failed} warm-up calls failed");
+            }
+            args.push(users_file);
+        }
+        let result = wrk.run(
+            64,
+            opts.duration,
+            &server.url("/mcp"),
+            &args,
+            Some(server.pid()),
+        )?;
+        eprintln!(
+            "         {label}: {:.0} req/s, p99 {}, errors {}",
+            result.rps(),
+            us(result.p99_us),
+            result.errors()
+        );
+        if result.errors() > 0 {
+            failures.note(result.sample.clone());
+        }
+        extras.push((label.to_owned(), result));
+        logs.push(server.log.clone());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok((extras, logs))
+}
+
+/// One extra HelloTool run at 64 connections under `perf record` (not part of the table).
+pub fn perf_run(wrk: &Wrk<'_>, perf_out: &std::path::Path, t: &Targets<'_>) -> Result<()> {
+    let opts = wrk.opts;
+    let mut perf = Command::new("perf")
+        .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
+        .arg(perf_out)
+        .args(["-p", &t.auth.pid().to_string(), "--", "sleep"])
+        .arg((opts.duration + 1).to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start perf (MCP_OBO_BENCH_PERF is set)")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let profiled = wrk.run(
+        64,
+        opts.duration,
+        &t.auth.url("/mcp"),
+        &["hello", t.users_file],
+        Some(t.auth.pid()),
+    );
+    let _ = perf.wait();
+    let profiled = profiled?;
+    eprintln!(
+        "         profiled run: {:.0} req/s, p99 {}",
+        profiled.rps(),
+        us(profiled.p99_us)
+    );
+    Ok(())
+}
