@@ -199,7 +199,7 @@ fn run(opts: &Options) -> Result<()> {
 
     // 5b. Comparisons at 64 connections: fast path off, access log on.
     step(t0, "comparisons: fast path off, access log on");
-    let (extras, extra_logs) =
+    let comparisons =
         scenarios::comparisons(&rt, &wrk, &auth_env, &tokens, &users_arg, &mut failures)?;
 
     // 6. 10,000 calls from 100 new users: exactly 100 exchanges.
@@ -222,7 +222,7 @@ fn run(opts: &Options) -> Result<()> {
     }
 
     let mut taps = vec![&memory_log, &auth.log, &none.log];
-    taps.extend(extra_logs.iter());
+    taps.extend(comparisons.logs.iter());
     let server_log_problems: u64 = taps
         .iter()
         .map(|t| t.problems.load(Ordering::Relaxed))
@@ -243,7 +243,7 @@ fn run(opts: &Options) -> Result<()> {
         graph_ceiling,
         graph_ceiling_conns,
         load,
-        extras,
+        extras: comparisons.runs,
         load_exchanges,
         exchange_calls_failures,
         exchanges_for_100,

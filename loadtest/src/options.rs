@@ -140,7 +140,7 @@ mod tests {
         assert_eq!((o.duration, o.rounds, o.threads, o.users), (5, 3, 2, 1000));
         assert_eq!(o.connections, [16, 64, 256]);
         assert!(o.binary.ends_with("target/release/mcp-obo"));
-        assert!(o.out.unwrap().ends_with("BENCHMARKS.md"));
+        assert!(o.out.as_ref().unwrap().ends_with("BENCHMARKS.md"));
         assert!(o.script().is_file(), "{}", o.script().display());
         assert!(o.root.join("Cargo.toml").is_file());
     }

@@ -151,9 +151,14 @@ pub fn rounds(
         .collect())
 }
 
+/// The comparison runs: (label, result), and each comparison server's log tap.
+pub struct Comparisons {
+    pub runs: Vec<(String, Load)>,
+    pub logs: Vec<Arc<LogTap>>,
+}
+
 /// Comparisons at 64 connections (not targets): what the stateless fast path and the default
-/// request logging are worth, each against the default server. Returns (label, result) and
-/// each server's log tap.
+/// request logging are worth, each against the default server.
 pub fn comparisons(
     rt: &tokio::runtime::Runtime,
     wrk: &Wrk<'_>,
@@ -161,7 +166,7 @@ pub fn comparisons(
     tokens: &[&str],
     users_file: &str,
     failures: &mut FirstFailure,
-) -> Result<(Vec<(String, Load)>, Vec<Arc<LogTap>>)> {
+) -> Result<Comparisons> {
     let opts = wrk.opts;
     let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut env = auth_env.to_vec();
@@ -224,7 +229,7 @@ pub fn comparisons(
         logs.push(server.log.clone());
         std::thread::sleep(Duration::from_millis(500));
     }
-    Ok((extras, logs))
+    Ok(Comparisons { runs: extras, logs })
 }
 
 /// One extra HelloTool run at 64 connections under `perf record` (not part of the table).
