@@ -13,6 +13,8 @@
 //! - [`telemetry`]: logs, traces and metrics.
 //! - [`devidp`]: `mcp-obo dev`: a development identity provider and Graph emulator, and the
 //!   command that wires them to the production server (`devidp/command.rs`).
+//! - [`doctor`]: `mcp-obo doctor`, the configuration, Entra app registration and
+//!   deployment checks.
 //! - [`jose`]: signing keys, encodings and token expiry arithmetic shared by the above.
 //!
 //! Data flow of one tool call: HTTP POST `/mcp` → Host/Origin guard → authorization
@@ -21,6 +23,7 @@
 pub mod auth;
 pub mod config;
 pub mod devidp;
+pub mod doctor;
 pub mod graph;
 pub mod jose;
 pub mod mcp;

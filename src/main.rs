@@ -34,6 +34,9 @@ enum Command {
     Dev(mcp_obo::devidp::DevArgs),
     /// Print the effective configuration, secrets redacted, with where each value came from.
     Config,
+    /// Check the configuration, the endpoints, the server's credential, the Entra app
+    /// registration and (with --url) a running deployment; print the fix for each failure.
+    Doctor(mcp_obo::doctor::DoctorArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,6 +58,9 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Dev(args) = command {
         return mcp_obo::devidp::run(&args, cli.config.as_deref(), env);
+    }
+    if let Command::Doctor(args) = command {
+        return mcp_obo::doctor::run(&args, cli.config.as_deref(), &env);
     }
     let loaded = match config::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,

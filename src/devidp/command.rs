@@ -134,6 +134,10 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),
         );
+        let doctor_config = state_dir.join("doctor.toml");
+        write_doctor_config(&doctor_config, &vars).map_err(|e| {
+            format!("cannot write {}: {e}", doctor_config.display())
+        })?;
         let loaded = config::load(config_file, &vars).map_err(|e| e.to_string())?;
         let settings = loaded.settings;
         let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
@@ -142,7 +146,7 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
         }
         let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
         let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
-        print_banner(&format!("{mcp_base}/mcp"), &services, &users);
+        print_banner(&format!("{mcp_base}/mcp"), &services, &users, &doctor_config);
         app.run_until_stopped(server::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
@@ -156,7 +160,41 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
     }
 }
 
-fn print_banner(mcp_url: &str, services: &devidp::DevServices, users: &[DevUser]) {
+/// The `MCP_OBO__*` settings `dev` gives its server, as a configuration file, so that
+/// `mcp-obo --config <state>/doctor.toml doctor` checks exactly that configuration.
+fn write_doctor_config(path: &Path, vars: &Env) -> std::io::Result<()> {
+    let mut sections: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix("MCP_OBO__") else {
+            continue;
+        };
+        if let Some((section, key)) = rest.split_once("__") {
+            sections
+                .entry(section.to_ascii_lowercase())
+                .or_default()
+                .push((key.to_ascii_lowercase(), value.clone()));
+        }
+    }
+    let mut toml = String::from(
+        "# Written by `mcp-obo dev`: the configuration it runs its server with, for\n# `mcp-obo --config <this file> doctor`.\n",
+    );
+    for (section, keys) in sections {
+        toml.push_str(&format!("\n[{section}]\n"));
+        for (key, value) in keys {
+            // A TOML basic string: Rust's escaping of quotes and backslashes is TOML's.
+            toml.push_str(&format!("{key} = {value:?}\n"));
+        }
+    }
+    std::fs::write(path, toml)
+}
+
+fn print_banner(
+    mcp_url: &str,
+    services: &devidp::DevServices,
+    users: &[DevUser],
+    doctor_config: &Path,
+) {
     let entry = serde_json::json!({"servers": {"mcp-obo-dev": {"type": "http", "url": mcp_url}}});
     let pretty = serde_json::to_string_pretty(&entry).unwrap_or_default();
     let users: String = users
@@ -169,8 +207,12 @@ MCP server:        {mcp_url}\n\
 Identity provider: {issuer}\n\
 Graph emulator:    {graph}\n\n\
 Dev users (pick one on the sign-in page):\n{users}\n\
+Check it all (configuration, endpoints, credential, app registration, the running server):\n\
+  mcp-obo --config {config} doctor --graph-token-file {token} --url {mcp_url}\n\n\
 VS Code (.vscode/mcp.json):\n{pretty}\n",
         issuer = services.state.issuer(),
         graph = services.graph_base,
+        config = doctor_config.display(),
+        token = services.graph_token_file.display(),
     );
 }

@@ -1,6 +1,10 @@
 //! A Microsoft Graph emulator: `GET /v1.0/me` for the dev user named by a token the dev
 //! identity provider issued for Graph. Any other token — including the MCP server's own
 //! inbound token, which must never be passed through — gets Graph's 401.
+//!
+//! It also serves the dev app registration as Graph would (the application, its federated
+//! credential, the service principals and the admin consent grant), in Graph's shapes, so
+//! `mcp-obo doctor` against `mcp-obo dev` reads a registration that matches the server.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -9,7 +13,95 @@ use super::state::DevState;
 use crate::jose::verify_with;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1.0/me", web::get().to(me));
+    cfg.route("/v1.0/me", web::get().to(me))
+        .route(
+            "/v1.0/applications(appId='{app_id}')",
+            web::get().to(application),
+        )
+        .route(
+            "/v1.0/applications(appId='{app_id}')/federatedIdentityCredentials",
+            web::get().to(federated_credentials),
+        )
+        .route(
+            "/v1.0/servicePrincipals(appId='{app_id}')",
+            web::get().to(service_principal),
+        )
+        .route("/v1.0/oauth2PermissionGrants", web::get().to(grants));
+}
+
+/// The claims of a valid dev token for Graph on `req`, or Graph's 401.
+fn authorized(req: &HttpRequest, state: &DevState) -> Result<serde_json::Value, HttpResponse> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| verify_with(&state.signing, t, &[state.graph_base.as_str()]))
+        .ok_or_else(unauthorized)
+}
+
+fn not_found(what: &str) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": {"code": "Request_ResourceNotFound", "message": format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present.")}
+    }))
+}
+
+async fn application(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<DevState>,
+) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &state) {
+        return refused;
+    }
+    match state.registration().application(&path) {
+        Some(app) => HttpResponse::Ok().json(app),
+        None => not_found(&path),
+    }
+}
+
+async fn federated_credentials(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<DevState>,
+) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &state) {
+        return refused;
+    }
+    match state.registration().federated_credentials(&path) {
+        Some(list) => HttpResponse::Ok().json(list),
+        None => not_found(&path),
+    }
+}
+
+async fn service_principal(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<DevState>,
+) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &state) {
+        return refused;
+    }
+    match state.registration().service_principal(&path) {
+        Some(sp) => HttpResponse::Ok().json(sp),
+        None => not_found(&path),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct GrantQuery {
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+}
+
+async fn grants(
+    req: HttpRequest,
+    query: web::Query<GrantQuery>,
+    state: web::Data<DevState>,
+) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &state) {
+        return refused;
+    }
+    HttpResponse::Ok().json(state.registration().grants(query.filter.as_deref()))
 }
 
 fn unauthorized() -> HttpResponse {

@@ -7,6 +7,8 @@
 //!   `iss` authorization response parameter (RFC 9207).
 //! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`) that checks the token's signature
 //!   and audience.
+//! - `registration.rs`: the dev app registration the Graph emulator serves (application,
+//!   federated credential, service principals, admin consent), for `mcp-obo doctor`.
 //! - `state.rs`: dev users, keys (persisted in the state folder), clients, codes.
 //! - `command.rs`: the `dev` command itself ([`DevArgs`], [`run`]): starts the two above and
 //!   the production server, configured in Entra mode against them.
@@ -19,6 +21,7 @@
 mod command;
 mod graph;
 mod provider;
+mod registration;
 mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -62,6 +65,8 @@ pub struct DevServices {
     pub idp_base: String,
     pub graph_base: String,
     pub federated_token_file: PathBuf,
+    /// A Graph token for the operator (`mcp-obo doctor --graph-token-file`).
+    pub graph_token_file: PathBuf,
     pub state: Arc<DevState>,
     servers: Vec<actix_web::dev::Server>,
 }
@@ -123,6 +128,8 @@ pub fn start(
     )?);
     let federated_token_file = state_dir.join("federated-token");
     state.write_federated_token(&federated_token_file)?;
+    let graph_token_file = state_dir.join("graph-token");
+    state.write_operator_graph_token(&graph_token_file)?;
 
     let idp_state = web::Data::from(state.clone());
     let idp = HttpServer::new(move || {
@@ -156,6 +163,7 @@ pub fn start(
         idp_base,
         graph_base,
         federated_token_file,
+        graph_token_file,
         state,
         servers: vec![idp, graph],
     })

@@ -214,6 +214,42 @@ impl DevState {
         })
     }
 
+    /// The dev app registration the Graph emulator serves.
+    pub fn registration(&self) -> super::registration::Registration {
+        super::registration::Registration {
+            mcp_url: self.mcp_resources.first().cloned().unwrap_or_default(),
+            identity_issuer: self.identity_issuer(),
+        }
+    }
+
+    /// Writes a Graph token for the operator (as `az account get-access-token` would give
+    /// one), valid 24 h, for `mcp-obo doctor --graph-token-file` to read the dev app
+    /// registration from the Graph emulator with.
+    pub fn write_operator_graph_token(&self, path: &Path) -> Result<(), Error> {
+        let now = now_secs();
+        let claims = json!({
+            "iss": self.issuer(),
+            "aud": self.graph_base,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 86_400,
+            "tid": DEV_TENANT,
+            "oid": "00000000-0000-4000-8000-0000000000ad",
+            "scp": "Application.Read.All",
+            "name": "Dev operator",
+            "ver": "2.0",
+            "uti": random_token(12),
+        });
+        let token = self
+            .signing
+            .sign("JWT", json!({}), &claims)
+            .map_err(|e| Error::Keys(e.to_string()))?;
+        write_private(path, token.as_bytes()).map_err(|source| Error::State {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// An Entra v2-shaped access token for `user`.
     pub fn access_token(
         &self,

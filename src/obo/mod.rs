@@ -30,7 +30,7 @@ use async_trait::async_trait;
 
 use crate::auth::Caller;
 
-pub use assertion::AssertionSource;
+pub use assertion::{AssertionSource, ClientAuth};
 pub use cache::OboCache;
 pub use developer::DeveloperTokens;
 pub use error::Error;

@@ -27,19 +27,19 @@ fn tool(relative: &str) -> PathBuf {
 
 /// `mcp-obo dev` as a child process on three free loopback ports, with its own state folder;
 /// killed on drop. Its stdout (the banner) and stderr (logs) go to files.
-struct DevProcess {
+pub(crate) struct DevProcess {
     child: Child,
     port: u16,
     idp_port: u16,
     graph_port: u16,
     logs: tempfile::TempDir,
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
 }
 
 impl DevProcess {
     /// Starts it and waits until `/readyz` answers 200 (the dev provider's keys are loaded).
     /// A port taken between choosing and binding it gets one more try with new ports.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for attempt in 1..=3 {
             match Self::try_start().await {
                 Ok(dev) => return dev,
@@ -82,7 +82,7 @@ impl DevProcess {
             idp_port,
             graph_port,
             logs,
-            _state: state,
+            state,
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -109,11 +109,17 @@ impl DevProcess {
         }
     }
 
+    /// The state folder (keys, the federated token, doctor.toml and the operator's Graph
+    /// token).
+    pub(crate) fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn mcp_url(&self) -> String {
+    pub(crate) fn mcp_url(&self) -> String {
         self.url("/mcp")
     }
 
@@ -126,7 +132,7 @@ impl DevProcess {
     }
 
     /// The banner, once it is complete (it ends with the VS Code entry's closing brace).
-    async fn banner(&self) -> String {
+    pub(crate) async fn banner(&self) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let out = self.stdout();

@@ -24,6 +24,7 @@ mod auth_metadata;
 mod config;
 mod deploy_artifacts;
 mod dev_mode;
+mod doctor;
 mod hello_tool;
 mod mcp_boundary;
 mod mcp_protocol;

@@ -1,0 +1,90 @@
+//! The dev app registration as Microsoft Graph describes it: what an administrator (or
+//! `infra/modules/entra-app.bicep`) sets up in a real tenant for this server, here matching
+//! the dev provider exactly, so `mcp-obo doctor` against `mcp-obo dev` passes every check.
+
+use serde_json::{Value, json};
+
+use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
+use crate::tools::{GRAPH_APP_ID, GRAPH_PERMISSIONS};
+
+/// The `user_impersonation` scope's id in the dev registration.
+const SCOPE_ID: &str = "00000000-0000-4000-8000-00000000005c";
+/// VS Code's well-known client id, pre-authorized as `entra-app.bicep` does by default.
+const VS_CODE: &str = "aebc6443-996d-45c2-90f0-388ff96faa56";
+/// Object ids of the dev app's and Graph's service principals in the dev tenant.
+const APP_SP: &str = "00000000-0000-4000-8000-0000000005a1";
+const GRAPH_SP: &str = "00000000-0000-4000-8000-000000000563";
+
+/// The registration, for one run of `mcp-obo dev`.
+pub struct Registration {
+    /// The MCP URL (RFC 8707 resource) listed as an identifier URI.
+    pub mcp_url: String,
+    /// The issuer of the dev managed identity's assertions.
+    pub identity_issuer: String,
+}
+
+impl Registration {
+    pub fn application(&self, app_id: &str) -> Option<Value> {
+        (app_id == DEV_APP).then(|| {
+            json!({
+                "id": "00000000-0000-4000-8000-0000000000b1",
+                "appId": DEV_APP,
+                "displayName": "mcp-obo (dev)",
+                "signInAudience": "AzureADMyOrg",
+                "identifierUris": [format!("api://{DEV_APP}"), self.mcp_url],
+                "api": {
+                    "requestedAccessTokenVersion": 2,
+                    "oauth2PermissionScopes": [{
+                        "id": SCOPE_ID,
+                        "value": "user_impersonation",
+                        "type": "User",
+                        "isEnabled": true,
+                        "adminConsentDisplayName": "Access the MCP server as the signed-in user",
+                    }],
+                    "preAuthorizedApplications": [{"appId": VS_CODE, "delegatedPermissionIds": [SCOPE_ID]}],
+                },
+                "requiredResourceAccess": [{
+                    "resourceAppId": GRAPH_APP_ID,
+                    "resourceAccess": GRAPH_PERMISSIONS.iter().map(|p| json!({"id": p.id, "type": "Scope"})).collect::<Vec<_>>(),
+                }],
+            })
+        })
+    }
+
+    pub fn federated_credentials(&self, app_id: &str) -> Option<Value> {
+        (app_id == DEV_APP).then(|| {
+            json!({"value": [{
+                "id": "00000000-0000-4000-8000-0000000000f2",
+                "name": "dev-managed-identity",
+                "issuer": self.identity_issuer,
+                "subject": DEV_MANAGED_IDENTITY,
+                "audiences": [EXCHANGE_AUDIENCE],
+            }]})
+        })
+    }
+
+    pub fn service_principal(&self, app_id: &str) -> Option<Value> {
+        match app_id {
+            DEV_APP => Some(json!({"id": APP_SP, "appId": DEV_APP, "displayName": "mcp-obo (dev)"})),
+            GRAPH_APP_ID => Some(json!({"id": GRAPH_SP, "appId": GRAPH_APP_ID, "displayName": "Microsoft Graph"})),
+            _ => None,
+        }
+    }
+
+    /// The one grant there is: admin consent for the dev app to Graph's permissions. A
+    /// `$filter` naming another client gets none.
+    pub fn grants(&self, filter: Option<&str>) -> Value {
+        if filter.is_some_and(|f| f.contains("clientId") && !f.contains(APP_SP)) {
+            return json!({"value": []});
+        }
+        let scope: Vec<&str> = GRAPH_PERMISSIONS.iter().map(|p| p.value).collect();
+        json!({"value": [{
+            "id": "dev-grant",
+            "clientId": APP_SP,
+            "consentType": "AllPrincipals",
+            "principalId": null,
+            "resourceId": GRAPH_SP,
+            "scope": scope.join(" "),
+        }]})
+    }
+}

@@ -1,0 +1,187 @@
+//! Step 4: the app registration as Microsoft Graph has it, read with the operator's own
+//! sign-in (`--graph-token-file`, else the Azure CLI / Azure Developer CLI credential that
+//! local mode uses). Without a token this step is one warning, not a failure.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use serde::de::DeserializeOwned;
+
+use super::credential::Found as Credential;
+use super::expect::Expected;
+use super::graph_shapes::{
+    Application, Collection, ErrorBody, FederatedIdentityCredential, PermissionGrant,
+    ServicePrincipal,
+};
+use super::probe::Probe;
+use super::{Check, Step, app_checks};
+use crate::config::{Secret, is_guid};
+use crate::tools::GRAPH_APP_ID;
+
+/// The operator's Graph token, or why there is none.
+pub async fn operator_token(file: Option<&Path>, e: &Expected) -> Result<(Secret, String), String> {
+    if let Some(path) = file {
+        let content = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|err| format!("cannot read --graph-token-file {}: {err}", path.display()))?;
+        let token = content.trim();
+        if token.is_empty() {
+            return Err(format!("--graph-token-file {} is empty", path.display()));
+        }
+        return Ok((Secret::new(token), format!("--graph-token-file {}", path.display())));
+    }
+    let built = if is_guid(&e.tenant) {
+        azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
+            tenant_id: Some(e.tenant.clone()),
+            ..Default::default()
+        }))
+        .map(|c| c as Arc<dyn TokenCredential>)
+    } else {
+        azure_identity::DeveloperToolsCredential::new(None).map(|c| c as Arc<dyn TokenCredential>)
+    };
+    let credential = built.map_err(|err| first_line(&err.to_string()))?;
+    let scope = format!("{}/.default", e.graph_base);
+    let token = credential
+        .get_token(&[scope.as_str()], None)
+        .await
+        .map_err(|err| first_line(&err.to_string()))?;
+    Ok((Secret::new(token.token.secret()), "your Azure CLI / Azure Developer CLI sign-in".into()))
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().chars().take(300).collect()
+}
+
+enum Read<T> {
+    Found(T),
+    NotFound,
+    Failed(String),
+}
+
+async fn read<T: DeserializeOwned>(probe: &Probe, url: &str, token: &Secret) -> Read<T> {
+    let answer = match probe.get(url, Some(token)).await {
+        Ok(answer) => answer,
+        Err(e) => return Read::Failed(format!("cannot reach {url}: {e}")),
+    };
+    match answer.status {
+        200 => answer
+            .json()
+            .map_or_else(|| Read::Failed(format!("{url} did not answer with the expected JSON")), Read::Found),
+        404 => Read::NotFound,
+        status => {
+            let code = answer.json::<ErrorBody>().map(|b| b.error.code).unwrap_or_default();
+            Read::Failed(format!("Graph answered HTTP {status} {code} for {url}"))
+        }
+    }
+}
+
+fn refused(detail: String, e: &Expected) -> Check {
+    Check::fail(
+        "app.read",
+        detail,
+        format!(
+            "sign in as an owner of the app or with Application.Read.All (az login --tenant {}), or pass --graph-token-file with a Graph token that can read it",
+            e.tenant
+        ),
+    )
+}
+
+pub async fn check(
+    probe: &Probe,
+    token_file: Option<&Path>,
+    credential: &Credential,
+    e: &Expected,
+) -> Step<Option<Application>> {
+    let mut checks = Vec::new();
+    let (token, from) = match operator_token(token_file, e).await {
+        Ok(token) => token,
+        Err(why) => {
+            checks.push(Check::warn(
+                "app.read",
+                format!("the app registration was not read: no Graph token ({why})"),
+                "sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)",
+            ));
+            return Step { checks, found: None };
+        }
+    };
+    if !is_guid(&e.client_id) {
+        checks.push(Check::fail(
+            "app.read",
+            format!("entra.client_id {:?} is not an application (client) id", e.client_id),
+            "set entra.client_id (AZURE_CLIENT_ID) to the app registration's Application (client) ID, a GUID",
+        ));
+        return Step { checks, found: None };
+    }
+    let base = format!("{}/v1.0", e.graph_base);
+    let app_url = format!("{base}/applications(appId='{}')", e.client_id);
+    let app: Application = match read(probe, &app_url, &token).await {
+        Read::Found(app) => app,
+        Read::NotFound => {
+            checks.push(Check::fail(
+                "app.application",
+                format!("no application with appId {} in tenant {} (Request_ResourceNotFound)", e.client_id, e.tenant),
+                "set entra.client_id (AZURE_CLIENT_ID) to the server's app registration's client id (`az ad app list --display-name <name> --query [].appId`), or create it with `azd provision` (infra/modules/entra-app.bicep)",
+            ));
+            return Step { checks, found: None };
+        }
+        Read::Failed(why) => {
+            checks.push(refused(why, e));
+            return Step { checks, found: None };
+        }
+    };
+    checks.push(Check::pass(
+        "app.application",
+        format!("application {} read from {} with {from}", e.client_id, e.graph_base),
+    ));
+    checks.push(app_checks::identifier_uris(&app, e));
+    checks.push(app_checks::token_version(&app, e));
+    let (scope_check, scope_ids) = app_checks::scopes(&app, e);
+    checks.push(scope_check);
+    checks.push(app_checks::pre_authorized(&app, e, &scope_ids));
+    checks.push(app_checks::required_access(&app, e));
+
+    let fic_url = format!("{app_url}/federatedIdentityCredentials");
+    checks.push(match read::<Collection<FederatedIdentityCredential>>(probe, &fic_url, &token).await {
+        Read::Found(fics) => app_checks::federated(&fics.value, credential, e),
+        Read::NotFound => app_checks::federated(&[], credential, e),
+        Read::Failed(why) => refused(why, e),
+    });
+
+    let sp_url = format!("{base}/servicePrincipals(appId='{}')", e.client_id);
+    let sp = match read::<ServicePrincipal>(probe, &sp_url, &token).await {
+        Read::Found(sp) => {
+            checks.push(Check::pass("app.service_principal", format!("service principal {}", sp.id)));
+            sp
+        }
+        Read::NotFound => {
+            checks.push(app_checks::service_principal_missing(e));
+            return Step { checks, found: Some(app) };
+        }
+        Read::Failed(why) => {
+            checks.push(refused(why, e));
+            return Step { checks, found: Some(app) };
+        }
+    };
+    let graph_sp_url = format!("{base}/servicePrincipals(appId='{GRAPH_APP_ID}')");
+    let graph_sp = match read::<ServicePrincipal>(probe, &graph_sp_url, &token).await {
+        Read::Found(graph_sp) => graph_sp,
+        Read::NotFound | Read::Failed(_) => ServicePrincipal::default(),
+    };
+    let grants_url = match url::Url::parse_with_params(
+        &format!("{base}/oauth2PermissionGrants"),
+        &[("$filter", format!("clientId eq '{}'", sp.id))],
+    ) {
+        Ok(url) => url.to_string(),
+        Err(err) => {
+            checks.push(refused(format!("cannot build the grants URL: {err}"), e));
+            return Step { checks, found: Some(app) };
+        }
+    };
+    checks.push(match read::<Collection<PermissionGrant>>(probe, &grants_url, &token).await {
+        Read::Found(grants) => app_checks::admin_consent(&grants.value, &graph_sp.id, e),
+        Read::NotFound => app_checks::admin_consent(&[], &graph_sp.id, e),
+        Read::Failed(why) => refused(why, e),
+    });
+    Step { checks, found: Some(app) }
+}

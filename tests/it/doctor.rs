@@ -1,0 +1,581 @@
+//! `mcp-obo doctor` (issue 16), the real binary against a fake Entra + Microsoft Graph that
+//! serves Graph's real shapes for the app registration, with one broken variant per check:
+//! each must print exactly its failing line and its fix (and nothing else failing), and the
+//! all-correct registration with a running server must exit 0. Then doctor against
+//! `mcp-obo dev` (every check passes) and against a server with the wrong public_url.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::support::{ServerProcess, binary, free_port};
+
+const TENANT: &str = "11111111-1111-4111-8111-111111111111";
+const APP: &str = "22222222-2222-4222-8222-222222222222";
+const APP_SP: &str = "44444444-4444-4444-8444-444444444444";
+const GRAPH_SP: &str = "55555555-5555-4555-8555-555555555555";
+const SCOPE_ID: &str = "66666666-6666-4666-8666-666666666666";
+const VS_CODE: &str = "aebc6443-996d-45c2-90f0-388ff96faa56";
+const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
+const USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+const WI_ISSUER: &str = "https://oidc.prod-aks.azure.com/33333333-3333-4333-8333-333333333333/";
+const WI_SUBJECT: &str = "system:serviceaccount:mcp:mcp-obo";
+const EXCHANGE: &str = "api://AzureADTokenExchange";
+/// The operator's Graph token; the fake Graph refuses any other, and no output may hold it.
+const OPERATOR_TOKEN: &str = "operator-graph-token-7c1f0e";
+
+/// One misconfiguration of the app registration at a time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Broken {
+    Nothing,
+    NoApplication,
+    V1Tokens,
+    TrailingSlash,
+    NoScope,
+    DisabledScope,
+    NotPreAuthorized,
+    NoUserRead,
+    WrongSubject,
+    NoServicePrincipal,
+    NoAdminConsent,
+}
+
+struct Fake {
+    broken: Broken,
+    base: String,
+    /// The MCP URL listed as an identifier URI.
+    mcp_url: String,
+    jwks: Value,
+}
+
+impl Fake {
+    fn application(&self) -> Value {
+        let mut uris = vec![json!(format!("api://{APP}")), json!(self.mcp_url)];
+        if self.broken == Broken::TrailingSlash {
+            uris[0] = json!(format!("api://{APP}/"));
+        }
+        let mut app = json!({
+            "id": "77777777-7777-4777-8777-777777777777",
+            "appId": APP,
+            "displayName": "mcp-obo",
+            "signInAudience": "AzureADMyOrg",
+            "identifierUris": uris,
+            "api": {
+                "acceptMappedClaims": null,
+                "knownClientApplications": [],
+                "requestedAccessTokenVersion": 2,
+                "oauth2PermissionScopes": [{
+                    "adminConsentDescription": "Access the MCP server",
+                    "adminConsentDisplayName": "Access the MCP server",
+                    "id": SCOPE_ID, "isEnabled": true, "type": "User",
+                    "userConsentDescription": null, "userConsentDisplayName": null,
+                    "value": "user_impersonation"
+                }],
+                "preAuthorizedApplications": [{"appId": VS_CODE, "delegatedPermissionIds": [SCOPE_ID]}]
+            },
+            "requiredResourceAccess": [{
+                "resourceAppId": GRAPH_APP,
+                "resourceAccess": [{"id": USER_READ, "type": "Scope"}]
+            }]
+        });
+        match self.broken {
+            Broken::V1Tokens => app["api"]["requestedAccessTokenVersion"] = Value::Null,
+            Broken::NoScope => app["api"]["oauth2PermissionScopes"] = json!([]),
+            Broken::DisabledScope => {
+                app["api"]["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
+            }
+            Broken::NotPreAuthorized => app["api"]["preAuthorizedApplications"] = json!([]),
+            Broken::NoUserRead => app["requiredResourceAccess"] = json!([]),
+            _ => {}
+        }
+        app
+    }
+
+    fn graph(&self, path: &str, query: &str) -> Response {
+        let not_found = |what: &str| {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {
+                    "code": "Request_ResourceNotFound",
+                    "message": format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."),
+                    "innerError": {"date": "2025-01-01T00:00:00", "request-id": "r", "client-request-id": "c"}
+                }})),
+            )
+                .into_response()
+        };
+        let app_path = format!("/v1.0/applications(appId='{APP}')");
+        let ok = |v: Value| axum::Json(v).into_response();
+        if path == app_path {
+            if self.broken == Broken::NoApplication {
+                return not_found(APP);
+            }
+            return ok(self.application());
+        }
+        if path == format!("{app_path}/federatedIdentityCredentials") {
+            let subject = if self.broken == Broken::WrongSubject {
+                "system:serviceaccount:default:default"
+            } else {
+                WI_SUBJECT
+            };
+            return ok(json!({
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications('x')/federatedIdentityCredentials",
+                "value": [{"id": "f1", "name": "aks-mcp-obo", "issuer": WI_ISSUER, "subject": subject,
+                           "description": null, "audiences": [EXCHANGE]}]
+            }));
+        }
+        if path == format!("/v1.0/servicePrincipals(appId='{APP}')") {
+            if self.broken == Broken::NoServicePrincipal {
+                return not_found(APP);
+            }
+            return ok(json!({"id": APP_SP, "appId": APP, "displayName": "mcp-obo", "servicePrincipalType": "Application"}));
+        }
+        if path == format!("/v1.0/servicePrincipals(appId='{GRAPH_APP}')") {
+            return ok(json!({"id": GRAPH_SP, "appId": GRAPH_APP, "displayName": "Microsoft Graph"}));
+        }
+        if path == "/v1.0/oauth2PermissionGrants" {
+            let filter: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let expected = vec![("$filter".to_owned(), format!("clientId eq '{APP_SP}'"))];
+            if filter != expected {
+                return (StatusCode::BAD_REQUEST, format!("unexpected filter {filter:?}")).into_response();
+            }
+            let consent = if self.broken == Broken::NoAdminConsent { "Principal" } else { "AllPrincipals" };
+            return ok(json!({"value": [{
+                "id": "g1", "clientId": APP_SP, "consentType": consent,
+                "principalId": if consent == "Principal" { json!("88888888-8888-4888-8888-888888888888") } else { Value::Null },
+                "resourceId": GRAPH_SP, "scope": "User.Read openid"
+            }]}));
+        }
+        not_found(path)
+    }
+}
+
+/// Entra (discovery, keys, token endpoint) and Graph on one loopback listener.
+async fn serve(State(fake): State<Arc<Fake>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let tenant = format!("/{TENANT}");
+    if path == format!("{tenant}/v2.0/.well-known/openid-configuration") {
+        let base = &fake.base;
+        return axum::Json(json!({
+            "issuer": format!("{base}/{TENANT}/v2.0"),
+            "jwks_uri": format!("{base}/{TENANT}/discovery/v2.0/keys"),
+            "token_endpoint": format!("{base}/{TENANT}/oauth2/v2.0/token"),
+            "authorization_endpoint": format!("{base}/{TENANT}/oauth2/v2.0/authorize"),
+        }))
+        .into_response();
+    }
+    if path == format!("{tenant}/discovery/v2.0/keys") {
+        return axum::Json(fake.jwks.clone()).into_response();
+    }
+    if path == format!("{tenant}/oauth2/v2.0/token") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_client", "error_description": "AADSTS7000216: client_assertion, client_secret or request is required."})),
+        )
+            .into_response();
+    }
+    let bearer = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(OPERATOR_TOKEN) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}})),
+        )
+            .into_response();
+    }
+    fake.graph(&path, &query)
+}
+
+/// A fake, a workload identity token file naming WI_ISSUER/WI_SUBJECT, the operator's
+/// token file, and a configuration file for the server at `public_url`.
+struct World {
+    base: String,
+    dir: tempfile::TempDir,
+    assertion: String,
+}
+
+impl World {
+    async fn start(broken: Broken, mcp_url: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let key = mcp_obo::jose::SigningKey::generate_rsa("k1").expect("key");
+        let fake = Arc::new(Fake {
+            broken,
+            base: base.clone(),
+            mcp_url: mcp_url.to_owned(),
+            jwks: json!({"keys": [key.public_jwk()]}),
+        });
+        let app = axum::Router::new().fallback(serve).with_state(fake);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let assertion = key
+            .sign(
+                "JWT",
+                json!({}),
+                &json!({"iss": WI_ISSUER, "sub": WI_SUBJECT, "aud": EXCHANGE, "exp": 4_000_000_000u64}),
+            )
+            .expect("sign");
+        std::fs::write(dir.path().join("federated-token"), &assertion).expect("token file");
+        std::fs::write(dir.path().join("graph-token"), OPERATOR_TOKEN).expect("graph token");
+        Self { base, dir, assertion }
+    }
+
+    /// The server's settings as environment variables (for `serve`).
+    fn server_env(&self, public_url: &str) -> Vec<(String, String)> {
+        [
+            ("MCP_OBO__SERVER__PUBLIC_URL", public_url.to_owned()),
+            ("MCP_OBO__AUTH__MODE", "entra".into()),
+            ("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS", VS_CODE.into()),
+            ("MCP_OBO__ENTRA__TENANT_ID", TENANT.into()),
+            ("MCP_OBO__ENTRA__CLIENT_ID", APP.into()),
+            ("MCP_OBO__ENTRA__AUTHORITY_HOST", self.base.clone()),
+            ("MCP_OBO__GRAPH__BASE_URL", self.base.clone()),
+            ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
+            (
+                "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
+                self.dir.path().join("federated-token").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn graph_token_file(&self) -> PathBuf {
+        self.dir.path().join("graph-token")
+    }
+
+    /// Runs `mcp-obo doctor` with the server's settings (as its environment) and `args`.
+    async fn doctor(&self, public_url: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(binary());
+        cmd.arg("doctor")
+            .args(args)
+            .env_clear()
+            .env("PATH", "/nonexistent")
+            .env("HOME", self.dir.path());
+        for (k, v) in self.server_env(public_url) {
+            cmd.env(k, v);
+        }
+        run(cmd).await
+    }
+}
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run mcp-obo doctor"))
+        .await
+        .expect("join")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Each non-passing line with the fix lines under it, as one string.
+fn lines_with(output: &str, label: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut current: Option<String> = None;
+    for line in output.lines() {
+        if line.starts_with("PASS ") || line.starts_with("WARN ") || line.starts_with("FAIL ") || !line.starts_with(' ') {
+            found.extend(current.take());
+            if line.starts_with(label) {
+                current = Some(line.to_owned());
+            }
+        } else if let Some(c) = &mut current {
+            c.push('\n');
+            c.push_str(line);
+        }
+    }
+    found.extend(current);
+    found
+}
+
+const PUBLIC: &str = "http://127.0.0.1:9";
+
+fn mcp_url() -> String {
+    format!("{PUBLIC}/mcp")
+}
+
+/// Runs doctor against the fake with `broken`, and returns its failing lines (with fixes)
+/// after checking the exit code and that no credential was printed.
+async fn failures_with(broken: Broken) -> (Vec<String>, String) {
+    let world = World::start(broken, &mcp_url()).await;
+    let token_file = world.graph_token_file();
+    let output = world
+        .doctor(PUBLIC, &["--graph-token-file", token_file.to_str().expect("utf-8")])
+        .await;
+    let text = stdout(&output);
+    let everything = format!("{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!everything.contains(OPERATOR_TOKEN), "the Graph token was printed:\n{everything}");
+    assert!(!everything.contains(&world.assertion), "the assertion was printed:\n{everything}");
+    let failures = lines_with(&text, "FAIL ");
+    assert_eq!(output.status.code(), Some(if failures.is_empty() { 0 } else { 1 }), "{text}");
+    (failures, text)
+}
+
+async fn assert_only_failure(broken: Broken, line: &str, fix: &str) {
+    let (failures, text) = failures_with(broken).await;
+    assert_eq!(failures, vec![format!("{line}\n    fix: {fix}")], "{text}");
+}
+
+#[tokio::test]
+async fn the_correct_registration_passes_every_check_but_the_missing_deployment_url() {
+    let (failures, text) = failures_with(Broken::Nothing).await;
+    assert!(failures.is_empty(), "{text}");
+    assert!(lines_with(&text, "WARN ").is_empty(), "{text}");
+    for id in [
+        "config.valid", "config.auth_mode", "config.public_url", "config.scopes",
+        "config.client_assertion", "endpoints.discovery", "endpoints.jwks", "endpoints.token",
+        "endpoints.graph", "credential.assertion", "app.application", "app.identifier_uris",
+        "app.token_version", "app.scope", "app.pre_authorized", "app.graph_permissions",
+        "app.federated_credential", "app.service_principal", "app.admin_consent",
+    ] {
+        assert!(text.contains(&format!("PASS {id}: ")), "{id} did not pass:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("PASS credential.assertion: workload identity assertion: iss {WI_ISSUER}, sub {WI_SUBJECT}, aud {EXCHANGE} (")),
+        "{text}"
+    );
+    assert!(text.ends_with("19 passed, 0 warnings, 0 failed\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_application_names_the_client_id_to_fix() {
+    assert_only_failure(
+        Broken::NoApplication,
+        &format!("FAIL app.application: no application with appId {APP} in tenant {TENANT} (Request_ResourceNotFound)"),
+        "set entra.client_id (AZURE_CLIENT_ID) to the server's app registration's client id (`az ad app list --display-name <name> --query [].appId`), or create it with `azd provision` (infra/modules/entra-app.bicep)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn v1_tokens_fail_with_the_manifest_setting() {
+    assert_only_failure(
+        Broken::V1Tokens,
+        "FAIL app.token_version: api.requestedAccessTokenVersion is null: Entra issues v1 tokens (issuer https://sts.windows.net/…, aud api://…), which clients that check the v2 issuer refuse",
+        &format!("az ad app update --id {APP} --set api.requestedAccessTokenVersion=2   (Bicep: infra/modules/entra-app.bicep sets it; portal: App registrations → Manifest → \"requestedAccessTokenVersion\": 2)"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_identifier_uri_with_a_trailing_slash_fails_with_the_exact_uris_to_set() {
+    assert_only_failure(
+        Broken::TrailingSlash,
+        &format!("FAIL app.identifier_uris: identifier URI api://{APP}/ ends with a slash: clients requesting api://{APP} get AADSTS9010010 / AADSTS500011"),
+        &format!("az ad app update --id {APP} --identifier-uris api://{APP} {PUBLIC}/mcp"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_scope_fails_with_the_portal_step() {
+    assert_only_failure(
+        Broken::NoScope,
+        "FAIL app.scope: the app exposes no delegated scope user_impersonation: sign-in fails with AADSTS65005 / AADSTS70011",
+        &format!("portal: App registrations → {APP} → Expose an API → Add a scope → user_impersonation, who can consent: Admins and users (Bicep: oauth2PermissionScopes in infra/modules/entra-app.bicep)"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_disabled_scope_fails_with_the_portal_step() {
+    assert_only_failure(
+        Broken::DisabledScope,
+        "FAIL app.scope: the delegated scope user_impersonation exists but is disabled: sign-in fails with AADSTS65005",
+        &format!("portal: App registrations → {APP} → Expose an API → user_impersonation → State: Enabled (Bicep: isEnabled: true in infra/modules/entra-app.bicep)"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_allowed_client_that_is_not_pre_authorized_fails() {
+    assert_only_failure(
+        Broken::NotPreAuthorized,
+        &format!("FAIL app.pre_authorized: allowed client {VS_CODE} is not pre-authorized for user_impersonation: its users get a consent prompt, or AADSTS65001 where user consent is off"),
+        &format!("portal: App registrations → {APP} → Expose an API → Add a client application → {VS_CODE}, scopes user_impersonation (Bicep parameter preAuthorizedClientIds in infra/main.parameters.json)"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_registration_without_graph_user_read_fails_with_the_permission_command() {
+    assert_only_failure(
+        Broken::NoUserRead,
+        "FAIL app.graph_permissions: requiredResourceAccess lacks Microsoft Graph User.Read (delegated): the exchange fails with AADSTS65001",
+        &format!("az ad app permission add --id {APP} --api {GRAPH_APP} --api-permissions {USER_READ}=Scope"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_federated_credential_for_another_subject_fails_with_the_credential_to_create() {
+    assert_only_failure(
+        Broken::WrongSubject,
+        &format!("FAIL app.federated_credential: no federated credential trusts iss {WI_ISSUER}, sub {WI_SUBJECT}, aud {EXCHANGE}: the exchange fails with AADSTS700211 / AADSTS70021"),
+        &format!("az ad app federated-credential create --id {APP} --parameters '{{\"name\":\"mcp-obo\",\"issuer\":\"{WI_ISSUER}\",\"subject\":\"{WI_SUBJECT}\",\"audiences\":[\"{EXCHANGE}\"]}}'"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_service_principal_fails_with_az_ad_sp_create() {
+    assert_only_failure(
+        Broken::NoServicePrincipal,
+        &format!("FAIL app.service_principal: the application {APP} has no service principal in this tenant: no one can sign in to it (AADSTS650052 / AADSTS7000229)"),
+        &format!("az ad sp create --id {APP}"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_admin_consent_doctor_warns_with_the_consent_url_and_still_exits_0() {
+    let (failures, text) = failures_with(Broken::NoAdminConsent).await;
+    assert!(failures.is_empty(), "{text}");
+    assert_eq!(
+        lines_with(&text, "WARN "),
+        vec![format!(
+            "WARN app.admin_consent: no admin consent for Microsoft Graph User.Read: each user must consent once (until then tools answer AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}   (or an administrator opens {{authority}}/{TENANT}/adminconsent?client_id={APP}; Bicep parameter grantAdminConsent=true)"
+        ).replace("{authority}", &base_of(&text))],
+        "{text}"
+    );
+}
+
+/// The fake's base URL as the report names it (the discovery line).
+fn base_of(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("PASS endpoints.discovery: "))
+        .and_then(|l| l.split(&format!("/{TENANT}/")).next())
+        .expect("discovery line")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn without_a_graph_token_the_registration_is_one_warning_not_a_failure() {
+    let world = World::start(Broken::Nothing, &mcp_url()).await;
+    let output = world.doctor(PUBLIC, &[]).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let warnings = lines_with(&text, "WARN ");
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].starts_with("WARN app.read: the app registration was not read: no Graph token ("), "{text}");
+    assert!(warnings[0].ends_with("\n    fix: sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)"), "{text}");
+    assert!(!text.contains("PASS app.application"), "{text}");
+}
+
+#[tokio::test]
+async fn json_reports_the_same_checks() {
+    let world = World::start(Broken::V1Tokens, &mcp_url()).await;
+    let token_file = world.graph_token_file();
+    let output = world
+        .doctor(PUBLIC, &["--json", "--graph-token-file", token_file.to_str().expect("utf-8")])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["counts"]["fail"], 1);
+    let failed: Vec<&Value> = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["id"], "app.token_version");
+    assert!(failed[0]["fix"].as_str().is_some_and(|f| f.starts_with(&format!("az ad app update --id {APP} --set"))));
+    assert!(doc["checks"][5]["latency_ms"].is_u64(), "{doc}");
+}
+
+/// A running `serve` configured against the fake, at `public_url` (maybe not its own).
+async fn server(world: &World, port: u16, public_url: &str) -> ServerProcess {
+    let env = world.server_env(public_url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ServerProcess::start_on(port, &env).await
+}
+
+#[tokio::test]
+async fn against_a_correctly_configured_running_server_everything_passes() {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let world = World::start(Broken::Nothing, &format!("{public}/mcp")).await;
+    let server = server(&world, port, &public).await;
+    let token_file = world.graph_token_file();
+    let output = world
+        .doctor(&public, &["--graph-token-file", token_file.to_str().expect("utf-8"), "--url", &server.mcp_url()])
+        .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(lines_with(&text, "WARN ").is_empty(), "{text}");
+    let base = &world.base;
+    for line in [
+        format!("PASS deployment.challenge: 401 with resource_metadata {public}/.well-known/oauth-protected-resource/mcp ("),
+        format!("PASS deployment.metadata: resource {public}/mcp ("),
+        format!("PASS deployment.authorization_server: {base}/{TENANT}/v2.0/.well-known/openid-configuration answers ("),
+        format!("PASS deployment.scopes: advertises api://{APP}/user_impersonation, all defined by the app registration"),
+    ] {
+        assert!(text.contains(&line), "missing {line:?}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_with_the_wrong_public_url_fails_the_metadata_check_with_the_url_to_set() {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let world = World::start(Broken::Nothing, &format!("{public}/mcp")).await;
+    // Deployed with another host's URL (as when a custom domain is added but the app still
+    // says its default one).
+    let server = server(&world, port, "https://mcp-old.contoso.example").await;
+    let token_file = world.graph_token_file();
+    let output = world
+        .doctor(&public, &["--graph-token-file", token_file.to_str().expect("utf-8"), "--url", &server.mcp_url()])
+        .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(
+        lines_with(&text, "FAIL "),
+        vec![format!(
+            "FAIL deployment.metadata: the challenge names https://mcp-old.contoso.example/.well-known/oauth-protected-resource/mcp, but the metadata of {public}/mcp is at {public}/.well-known/oauth-protected-resource/mcp: server.public_url is not the URL clients use\n    fix: set server.public_url (MCP_OBO__SERVER__PUBLIC_URL) to {public}"
+        )],
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn against_mcp_obo_dev_every_check_passes() {
+    let dev = crate::dev_mode::DevProcess::start().await;
+    let state = dev.state_dir();
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config")
+        .arg(state.join("doctor.toml"))
+        .arg("doctor")
+        .arg("--graph-token-file")
+        .arg(state.join("graph-token"))
+        .args(["--url", &dev.mcp_url()])
+        .env_clear()
+        .env("PATH", "/nonexistent")
+        .env("HOME", state);
+    let output = run(cmd).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(lines_with(&text, "WARN ").is_empty() && lines_with(&text, "FAIL ").is_empty(), "{text}");
+    assert!(text.ends_with("23 passed, 0 warnings, 0 failed\n"), "{text}");
+    assert!(
+        dev.banner().await.contains("doctor --graph-token-file"),
+        "the banner shows the doctor command"
+    );
+    let token = std::fs::read_to_string(state.join("graph-token")).expect("token");
+    assert!(!text.contains(token.trim()));
+}
+
