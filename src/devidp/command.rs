@@ -135,9 +135,8 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
             .map(|(k, v)| (k.to_owned(), v)),
         );
         let doctor_config = state_dir.join("doctor.toml");
-        write_doctor_config(&doctor_config, &vars).map_err(|e| {
-            format!("cannot write {}: {e}", doctor_config.display())
-        })?;
+        write_doctor_config(&doctor_config, &vars)
+            .map_err(|e| format!("cannot write {}: {e}", doctor_config.display()))?;
         let loaded = config::load(config_file, &vars).map_err(|e| e.to_string())?;
         let settings = loaded.settings;
         let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
@@ -146,7 +145,12 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
         }
         let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
         let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
-        print_banner(&format!("{mcp_base}/mcp"), &services, &users, &doctor_config);
+        print_banner(
+            &format!("{mcp_base}/mcp"),
+            &services,
+            &users,
+            &doctor_config,
+        );
         app.run_until_stopped(server::shutdown_signal())
             .await
             .map_err(|e| e.to_string())

@@ -65,8 +65,12 @@ impl Registration {
 
     pub fn service_principal(&self, app_id: &str) -> Option<Value> {
         match app_id {
-            DEV_APP => Some(json!({"id": APP_SP, "appId": DEV_APP, "displayName": "mcp-obo (dev)"})),
-            GRAPH_APP_ID => Some(json!({"id": GRAPH_SP, "appId": GRAPH_APP_ID, "displayName": "Microsoft Graph"})),
+            DEV_APP => {
+                Some(json!({"id": APP_SP, "appId": DEV_APP, "displayName": "mcp-obo (dev)"}))
+            }
+            GRAPH_APP_ID => Some(
+                json!({"id": GRAPH_SP, "appId": GRAPH_APP_ID, "displayName": "Microsoft Graph"}),
+            ),
             _ => None,
         }
     }

@@ -27,11 +27,18 @@ pub fn identifier_uris(app: &Application, e: &Expected) -> Check {
     if let Some(slashed) = app.identifier_uris.iter().find(|u| u.ends_with('/')) {
         return Check::fail(
             id,
-            format!("identifier URI {slashed} ends with a slash: clients requesting {} get AADSTS9010010 / AADSTS500011", slashed.trim_end_matches('/')),
-            format!("az ad app update --id {} --identifier-uris {}", e.client_id, uris_with(&e.scope_prefix)),
+            format!(
+                "identifier URI {slashed} ends with a slash: clients requesting {} get AADSTS9010010 / AADSTS500011",
+                slashed.trim_end_matches('/')
+            ),
+            format!(
+                "az ad app update --id {} --identifier-uris {}",
+                e.client_id,
+                uris_with(&e.scope_prefix)
+            ),
         );
     }
-    if !app.identifier_uris.iter().any(|u| *u == e.scope_prefix) {
+    if !app.identifier_uris.contains(&e.scope_prefix) {
         return Check::fail(
             id,
             format!(
@@ -46,7 +53,7 @@ pub fn identifier_uris(app: &Application, e: &Expected) -> Check {
             ),
         );
     }
-    if app.identifier_uris.iter().any(|u| *u == e.mcp_url) {
+    if app.identifier_uris.contains(&e.mcp_url) {
         Check::pass(
             id,
             format!("{listed} (includes {} and the MCP URL)", e.scope_prefix),
@@ -54,7 +61,10 @@ pub fn identifier_uris(app: &Application, e: &Expected) -> Check {
     } else {
         Check::warn(
             id,
-            format!("{listed} include {} but not the MCP URL {}: clients that send it as RFC 8707 resource get AADSTS9010010", e.scope_prefix, e.mcp_url),
+            format!(
+                "{listed} include {} but not the MCP URL {}: clients that send it as RFC 8707 resource get AADSTS9010010",
+                e.scope_prefix, e.mcp_url
+            ),
             format!(
                 "az ad app update --id {} --identifier-uris {}   (Entra accepts an https identifier URI only on a verified domain of the tenant; clients that send no resource are unaffected)",
                 e.client_id,
@@ -87,14 +97,24 @@ pub fn scopes(app: &Application, e: &Expected) -> (Check, Vec<String>) {
     let id = "app.scope";
     let mut ids = Vec::new();
     for value in &e.scopes {
-        match app.api.oauth2_permission_scopes.iter().find(|s| s.value == *value) {
+        match app
+            .api
+            .oauth2_permission_scopes
+            .iter()
+            .find(|s| s.value == *value)
+        {
             Some(scope) if scope.is_enabled => ids.push(scope.id.clone()),
             Some(_) => {
                 return (
                     Check::fail(
                         id,
-                        format!("the delegated scope {value} exists but is disabled: sign-in fails with AADSTS65005"),
-                        format!("portal: App registrations → {} → Expose an API → {value} → State: Enabled (Bicep: isEnabled: true in infra/modules/entra-app.bicep)", e.client_id),
+                        format!(
+                            "the delegated scope {value} exists but is disabled: sign-in fails with AADSTS65005"
+                        ),
+                        format!(
+                            "portal: App registrations → {} → Expose an API → {value} → State: Enabled (Bicep: isEnabled: true in infra/modules/entra-app.bicep)",
+                            e.client_id
+                        ),
                     ),
                     ids,
                 );
@@ -103,8 +123,13 @@ pub fn scopes(app: &Application, e: &Expected) -> (Check, Vec<String>) {
                 return (
                     Check::fail(
                         id,
-                        format!("the app exposes no delegated scope {value}: sign-in fails with AADSTS65005 / AADSTS70011"),
-                        format!("portal: App registrations → {} → Expose an API → Add a scope → {value}, who can consent: Admins and users (Bicep: oauth2PermissionScopes in infra/modules/entra-app.bicep)", e.client_id),
+                        format!(
+                            "the app exposes no delegated scope {value}: sign-in fails with AADSTS65005 / AADSTS70011"
+                        ),
+                        format!(
+                            "portal: App registrations → {} → Expose an API → Add a scope → {value}, who can consent: Admins and users (Bicep: oauth2PermissionScopes in infra/modules/entra-app.bicep)",
+                            e.client_id
+                        ),
                     ),
                     ids,
                 );
@@ -112,7 +137,13 @@ pub fn scopes(app: &Application, e: &Expected) -> (Check, Vec<String>) {
         }
     }
     (
-        Check::pass(id, format!("delegated scopes exposed and enabled: {}", e.scopes.join(" "))),
+        Check::pass(
+            id,
+            format!(
+                "delegated scopes exposed and enabled: {}",
+                e.scopes.join(" ")
+            ),
+        ),
         ids,
     )
 }
@@ -127,26 +158,43 @@ pub fn pre_authorized(app: &Application, e: &Expected, scope_ids: &[String]) -> 
             id,
             format!(
                 "auth.allowed_client_apps is empty (any client may call); pre-authorized: {}",
-                if listed.is_empty() { "none".to_owned() } else { listed.join(" ") }
+                if listed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    listed.join(" ")
+                }
             ),
         );
     }
     for client in &e.allowed_client_apps {
         let covered = pre.iter().any(|p| {
             p.app_id.eq_ignore_ascii_case(client)
-                && scope_ids.iter().all(|s| p.delegated_permission_ids.contains(s))
+                && scope_ids
+                    .iter()
+                    .all(|s| p.delegated_permission_ids.contains(s))
         });
         if !covered {
             return Check::fail(
                 id,
-                format!("allowed client {client} is not pre-authorized for {}: its users get a consent prompt, or AADSTS65001 where user consent is off", e.scopes.join(" ")),
-                format!("portal: App registrations → {} → Expose an API → Add a client application → {client}, scopes {} (Bicep parameter preAuthorizedClientIds in infra/main.parameters.json)", e.client_id, e.scopes.join(" ")),
+                format!(
+                    "allowed client {client} is not pre-authorized for {}: its users get a consent prompt, or AADSTS65001 where user consent is off",
+                    e.scopes.join(" ")
+                ),
+                format!(
+                    "portal: App registrations → {} → Expose an API → Add a client application → {client}, scopes {} (Bicep parameter preAuthorizedClientIds in infra/main.parameters.json)",
+                    e.client_id,
+                    e.scopes.join(" ")
+                ),
             );
         }
     }
     Check::pass(
         id,
-        format!("pre-authorized for {}: {}", e.scopes.join(" "), e.allowed_client_apps.join(" ")),
+        format!(
+            "pre-authorized for {}: {}",
+            e.scopes.join(" "),
+            e.allowed_client_apps.join(" ")
+        ),
     )
 }
 
@@ -175,26 +223,47 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
     let ids: Vec<String> = missing.iter().map(|p| format!("{}=Scope", p.id)).collect();
     Check::fail(
         id,
-        format!("requiredResourceAccess lacks Microsoft Graph {} (delegated): the exchange fails with AADSTS65001", values.join(" ")),
-        format!("az ad app permission add --id {} --api {GRAPH_APP_ID} --api-permissions {}", e.client_id, ids.join(" ")),
+        format!(
+            "requiredResourceAccess lacks Microsoft Graph {} (delegated): the exchange fails with AADSTS65001",
+            values.join(" ")
+        ),
+        format!(
+            "az ad app permission add --id {} --api {GRAPH_APP_ID} --api-permissions {}",
+            e.client_id,
+            ids.join(" ")
+        ),
     )
 }
 
 /// A federated credential trusts the identity whose assertion step 3 obtained.
-pub fn federated(fics: &[FederatedIdentityCredential], credential: &Credential, e: &Expected) -> Check {
+pub fn federated(
+    fics: &[FederatedIdentityCredential],
+    credential: &Credential,
+    e: &Expected,
+) -> Check {
     let id = "app.federated_credential";
     let identity: &Identity = match credential {
         Credential::Federated(identity) => identity,
         Credential::NotFederated(kind) => {
-            return Check::pass(id, format!("not used: the server authenticates with a {kind}"));
+            return Check::pass(
+                id,
+                format!("not used: the server authenticates with a {kind}"),
+            );
         }
         Credential::Nothing => {
-            let listed: Vec<String> = fics.iter().map(|f| format!("{} (sub {})", f.name, f.subject)).collect();
+            let listed: Vec<String> = fics
+                .iter()
+                .map(|f| format!("{} (sub {})", f.name, f.subject))
+                .collect();
             return Check::warn(
                 id,
                 format!(
                     "no assertion on this machine to compare with; federated credentials: {}",
-                    if listed.is_empty() { "none".to_owned() } else { listed.join(", ") }
+                    if listed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        listed.join(", ")
+                    }
                 ),
                 "run doctor where the server runs (its managed or workload identity) to check the match",
             );
@@ -208,13 +277,17 @@ pub fn federated(fics: &[FederatedIdentityCredential], credential: &Credential, 
     if let Some(fic) = fics.iter().find(matches) {
         return Check::pass(
             id,
-            format!("{} trusts iss {}, sub {}", fic.name, fic.issuer, fic.subject),
+            format!(
+                "{} trusts iss {}, sub {}",
+                fic.name, fic.issuer, fic.subject
+            ),
         );
     }
-    let audience = identity
-        .aud
-        .first()
-        .map_or(e.cloud_exchange_audience.unwrap_or("api://AzureADTokenExchange"), String::as_str);
+    let audience = identity.aud.first().map_or(
+        e.cloud_exchange_audience
+            .unwrap_or("api://AzureADTokenExchange"),
+        String::as_str,
+    );
     let near = fics
         .iter()
         .find(|f| f.issuer == identity.iss && f.subject == identity.sub)
@@ -236,7 +309,10 @@ pub fn federated(fics: &[FederatedIdentityCredential], credential: &Credential, 
 pub fn service_principal_missing(e: &Expected) -> Check {
     Check::fail(
         "app.service_principal",
-        format!("the application {} has no service principal in this tenant: no one can sign in to it (AADSTS650052 / AADSTS7000229)", e.client_id),
+        format!(
+            "the application {} has no service principal in this tenant: no one can sign in to it (AADSTS650052 / AADSTS7000229)",
+            e.client_id
+        ),
         format!("az ad sp create --id {}", e.client_id),
     )
 }
@@ -255,7 +331,10 @@ pub fn admin_consent(grants: &[PermissionGrant], graph_sp_id: &str, e: &Expected
         .filter(|v| !granted.iter().any(|g| g.eq_ignore_ascii_case(v)))
         .collect();
     if missing.is_empty() {
-        return Check::pass(id, format!("admin consent for Microsoft Graph {}", granted.join(" ")));
+        return Check::pass(
+            id,
+            format!("admin consent for Microsoft Graph {}", granted.join(" ")),
+        );
     }
     Check::warn(
         id,
@@ -297,19 +376,34 @@ mod tests {
     #[test]
     fn identifier_uris_pass_warn_and_fail() {
         let e = expected();
-        assert_eq!(identifier_uris(&app(&["api://app", "https://mcp.example/mcp"]), &e).status, Status::Pass);
-        assert_eq!(identifier_uris(&app(&["api://app"]), &e).status, Status::Warn);
+        assert_eq!(
+            identifier_uris(&app(&["api://app", "https://mcp.example/mcp"]), &e).status,
+            Status::Pass
+        );
+        assert_eq!(
+            identifier_uris(&app(&["api://app"]), &e).status,
+            Status::Warn
+        );
         let slashed = identifier_uris(&app(&["api://app/"]), &e);
         assert_eq!(slashed.status, Status::Fail);
-        assert_eq!(slashed.fix.as_deref(), Some("az ad app update --id app --identifier-uris api://app"));
+        assert_eq!(
+            slashed.fix.as_deref(),
+            Some("az ad app update --id app --identifier-uris api://app")
+        );
         assert_eq!(identifier_uris(&app(&[]), &e).status, Status::Fail);
     }
 
     #[test]
     fn a_v1_registration_fails_with_the_setting_to_change() {
         let check = token_version(&app(&[]), &expected());
-        assert!(check.summary.starts_with("api.requestedAccessTokenVersion is null"));
-        assert!(check.fix.as_deref().is_some_and(|f| f.starts_with("az ad app update --id app --set api.requestedAccessTokenVersion=2")));
+        assert!(
+            check
+                .summary
+                .starts_with("api.requestedAccessTokenVersion is null")
+        );
+        assert!(check.fix.as_deref().is_some_and(|f| {
+            f.starts_with("az ad app update --id app --set api.requestedAccessTokenVersion=2")
+        }));
     }
 
     #[test]
@@ -322,10 +416,17 @@ mod tests {
             scope: "User.Read".into(),
             ..PermissionGrant::default()
         };
-        let check = admin_consent(&[grant.clone()], "graph", &e);
+        let check = admin_consent(std::slice::from_ref(&grant), "graph", &e);
         assert_eq!(check.status, Status::Warn);
-        assert!(check.summary.ends_with("at https://mcp.example/.auth/login/aad"));
-        let all = PermissionGrant { consent_type: "AllPrincipals".into(), ..grant };
+        assert!(
+            check
+                .summary
+                .ends_with("at https://mcp.example/.auth/login/aad")
+        );
+        let all = PermissionGrant {
+            consent_type: "AllPrincipals".into(),
+            ..grant
+        };
         assert_eq!(admin_consent(&[all], "graph", &e).status, Status::Pass);
     }
 }

@@ -88,7 +88,9 @@ fn public_url(loaded: &Loaded) -> Check {
     } else {
         Check::fail(
             "config.public_url",
-            format!("server.public_url = {shown} is plain http on a host that is not loopback: MCP clients refuse it and tokens would cross the network in the clear"),
+            format!(
+                "server.public_url = {shown} is plain http on a host that is not loopback: MCP clients refuse it and tokens would cross the network in the clear"
+            ),
             "set server.public_url (MCP_OBO__SERVER__PUBLIC_URL) to the https URL clients use, e.g. https://<app>.azurecontainerapps.io",
         )
     }
@@ -100,7 +102,9 @@ fn scopes(expected: &Expected) -> Check {
     if let Some(uri) = expected.identifier_uris.iter().find(|u| u.ends_with('/')) {
         return Check::fail(
             "config.scopes",
-            format!("auth.identifier_uris has {uri:?} with a trailing slash: Entra compares identifier URIs exactly, so a client asking for the scope without it gets AADSTS9010010 / AADSTS500011"),
+            format!(
+                "auth.identifier_uris has {uri:?} with a trailing slash: Entra compares identifier URIs exactly, so a client asking for the scope without it gets AADSTS9010010 / AADSTS500011"
+            ),
             format!(
                 "set auth.identifier_uris (MCP_OBO__AUTH__IDENTIFIER_URIS) to {:?}, the identifier URI exactly as the app registration lists it",
                 uri.trim_end_matches('/')
@@ -167,7 +171,10 @@ mod tests {
     #[test]
     fn a_loader_problem_is_a_failing_line_naming_its_variable() {
         let checks = problems(&[Problem::new("entra.client_id", "required")]);
-        assert_eq!(checks[0].line(), "FAIL config.valid: entra.client_id: required");
+        assert_eq!(
+            checks[0].line(),
+            "FAIL config.valid: entra.client_id: required"
+        );
         assert!(
             checks[0]
                 .fix
@@ -183,7 +190,10 @@ mod tests {
             client_id: "app".into(),
             accepted_audiences: vec!["app".into(), prefix.clone()],
             identifier_uris: uris,
-            advertised_scopes: vec![format!("{}/user_impersonation", prefix.trim_end_matches('/'))],
+            advertised_scopes: vec![format!(
+                "{}/user_impersonation",
+                prefix.trim_end_matches('/')
+            )],
             scope_prefix: prefix,
             ..Expected::default()
         }
@@ -193,7 +203,15 @@ mod tests {
     fn a_trailing_slash_on_an_identifier_uri_fails_with_the_spelling_to_use() {
         let check = scopes(&expected(&["api://app/"]));
         assert_eq!(check.status, super::super::Status::Fail);
-        assert!(check.fix.as_deref().is_some_and(|f| f.contains("\"api://app\"")));
-        assert_eq!(scopes(&expected(&["api://app"])).status, super::super::Status::Pass);
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("\"api://app\""))
+        );
+        assert_eq!(
+            scopes(&expected(&["api://app"])).status,
+            super::super::Status::Pass
+        );
     }
 }

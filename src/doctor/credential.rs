@@ -82,7 +82,10 @@ pub async fn check(s: &Settings, expected: &Expected, token_endpoint: Option<&st
             return nothing(vec![
                 Check::fail(
                     "credential.assertion",
-                    format!("cannot obtain the client assertion from the {}: {e}", source.name()),
+                    format!(
+                        "cannot obtain the client assertion from the {}: {e}",
+                        source.name()
+                    ),
                     fix,
                 )
                 .took(started.elapsed()),
@@ -108,7 +111,10 @@ pub async fn check(s: &Settings, expected: &Expected, token_endpoint: Option<&st
             return nothing(vec![
                 Check::fail(
                     "credential.assertion",
-                    format!("the {} gave an assertion that is not a JWT with iss, sub and aud", source.name()),
+                    format!(
+                        "the {} gave an assertion that is not a JWT with iss, sub and aud",
+                        source.name()
+                    ),
                     fix,
                 )
                 .took(took),

@@ -60,7 +60,10 @@ pub async fn check(probe: &Probe, url: &Url, app: Option<&Application>) -> Vec<C
             return checks;
         }
     };
-    let metadata_url = answer.www_authenticate().and_then(resource_metadata).map(str::to_owned);
+    let metadata_url = answer
+        .www_authenticate()
+        .and_then(resource_metadata)
+        .map(str::to_owned);
     let Some(metadata_url) = metadata_url.filter(|_| answer.status == 401) else {
         checks.push(Check::fail(
             "deployment.challenge",
@@ -70,8 +73,11 @@ pub async fn check(probe: &Probe, url: &Url, app: Option<&Application>) -> Vec<C
         return checks;
     };
     checks.push(
-        Check::pass("deployment.challenge", format!("401 with resource_metadata {metadata_url}"))
-            .took(answer.took),
+        Check::pass(
+            "deployment.challenge",
+            format!("401 with resource_metadata {metadata_url}"),
+        )
+        .took(answer.took),
     );
     let expected_metadata = well_known_for(url);
     if metadata_url != expected_metadata {
@@ -105,9 +111,8 @@ pub async fn check(probe: &Probe, url: &Url, app: Option<&Application>) -> Vec<C
     };
     let (metadata, took) = metadata;
     match metadata.resource.as_deref() {
-        Some(resource) if resource == mcp_url => checks.push(
-            Check::pass("deployment.metadata", format!("resource {resource}")).took(took),
-        ),
+        Some(resource) if resource == mcp_url => checks
+            .push(Check::pass("deployment.metadata", format!("resource {resource}")).took(took)),
         other => {
             checks.push(Check::fail(
                 "deployment.metadata",
@@ -144,14 +149,19 @@ async fn authorization_server(probe: &Probe, server: Option<&String>) -> Check {
     for candidate in &candidates {
         if let Ok(answer) = probe.get(candidate, None).await
             && answer.status == 200
-            && answer.json::<serde_json::Value>().is_some_and(|d| d["issuer"].is_string())
+            && answer
+                .json::<serde_json::Value>()
+                .is_some_and(|d| d["issuer"].is_string())
         {
             return Check::pass(id, format!("{candidate} answers")).took(answer.took);
         }
     }
     Check::fail(
         id,
-        format!("no metadata for the authorization server {issuer} (tried {})", candidates.join(", ")),
+        format!(
+            "no metadata for the authorization server {issuer} (tried {})",
+            candidates.join(", ")
+        ),
         "check entra.tenant_id (AZURE_TENANT_ID) and entra.authority_host, or auth.authorization_servers",
     )
 }
@@ -162,7 +172,10 @@ fn scopes(advertised: &[String], app: Option<&Application>) -> Check {
     let Some(app) = app else {
         return Check::warn(
             id,
-            format!("advertises {}; not compared: the app registration was not read (see app.read)", advertised.join(" ")),
+            format!(
+                "advertises {}; not compared: the app registration was not read (see app.read)",
+                advertised.join(" ")
+            ),
             "give doctor a Graph token (az login, or --graph-token-file) to compare them",
         );
     };
@@ -180,10 +193,18 @@ fn scopes(advertised: &[String], app: Option<&Application>) -> Check {
         })
     };
     match advertised.iter().find(|s| !defined(s)) {
-        None => Check::pass(id, format!("advertises {}, all defined by the app registration", advertised.join(" "))),
+        None => Check::pass(
+            id,
+            format!(
+                "advertises {}, all defined by the app registration",
+                advertised.join(" ")
+            ),
+        ),
         Some(scope) => Check::fail(
             id,
-            format!("advertises {scope}, which the app registration does not define: sign-in fails with AADSTS65005 / AADSTS500011"),
+            format!(
+                "advertises {scope}, which the app registration does not define: sign-in fails with AADSTS65005 / AADSTS500011"
+            ),
             "set auth.identifier_uris (MCP_OBO__AUTH__IDENTIFIER_URIS) to the app's identifier URI and auth.required_scopes to a scope it exposes, then redeploy",
         ),
     }
@@ -196,7 +217,9 @@ mod tests {
     #[test]
     fn the_challenge_names_its_metadata() {
         assert_eq!(
-            resource_metadata(r#"Bearer resource_metadata="https://h/.well-known/oauth-protected-resource/mcp", scope="api://x/s""#),
+            resource_metadata(
+                r#"Bearer resource_metadata="https://h/.well-known/oauth-protected-resource/mcp", scope="api://x/s""#
+            ),
             Some("https://h/.well-known/oauth-protected-resource/mcp")
         );
         assert_eq!(resource_metadata("Bearer realm=\"x\""), None);
@@ -205,6 +228,9 @@ mod tests {
     #[test]
     fn the_metadata_of_a_path_is_path_inserted() {
         let url = Url::parse("https://h.example/mcp").expect("url");
-        assert_eq!(well_known_for(&url), "https://h.example/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(
+            well_known_for(&url),
+            "https://h.example/.well-known/oauth-protected-resource/mcp"
+        );
     }
 }

@@ -58,23 +58,26 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
             checks.push(Check::fail(
                 "endpoints.discovery",
                 format!("cannot reach {discovery_url}: {e}"),
-                format!("check the network (proxy variables HTTPS_PROXY/NO_PROXY) and {fix_issuer}"),
+                format!(
+                    "check the network (proxy variables HTTPS_PROXY/NO_PROXY) and {fix_issuer}"
+                ),
             ));
             None
         }
-        Ok(answer) => match (answer.status, answer.json::<Discovery>()) {
-            (200, Some(doc)) if doc.issuer.as_deref() == Some(issuer.as_str()) => {
-                checks.push(
-                    Check::pass(
-                        "endpoints.discovery",
-                        format!("{discovery_url} declares issuer {issuer}"),
-                    )
-                    .took(answer.took),
-                );
-                Some(doc)
-            }
-            (200, Some(doc)) => {
-                checks.push(
+        Ok(answer) => {
+            match (answer.status, answer.json::<Discovery>()) {
+                (200, Some(doc)) if doc.issuer.as_deref() == Some(issuer.as_str()) => {
+                    checks.push(
+                        Check::pass(
+                            "endpoints.discovery",
+                            format!("{discovery_url} declares issuer {issuer}"),
+                        )
+                        .took(answer.took),
+                    );
+                    Some(doc)
+                }
+                (200, Some(doc)) => {
+                    checks.push(
                     Check::fail(
                         "endpoints.discovery",
                         format!(
@@ -85,10 +88,10 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
                     )
                     .took(answer.took),
                 );
-                None
-            }
-            (status, _) => {
-                checks.push(
+                    None
+                }
+                (status, _) => {
+                    checks.push(
                     Check::fail(
                         "endpoints.discovery",
                         format!("{discovery_url} answered HTTP {status} without a discovery document"),
@@ -96,9 +99,10 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
                     )
                     .took(answer.took),
                 );
-                None
+                    None
+                }
             }
-        },
+        }
     };
     if let Some(doc) = &discovery {
         checks.push(keys(probe, doc.jwks_uri.as_deref()).await);

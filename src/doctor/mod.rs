@@ -125,8 +125,12 @@ pub async fn diagnose(args: &DoctorArgs, config_file: Option<&Path>, env: &Env) 
 
     let endpoints = endpoints::check(&probe, settings, &expected).await;
     report.extend(endpoints.checks);
-    let credential =
-        credential::check(settings, &expected, endpoints.found.token_endpoint.as_deref()).await;
+    let credential = credential::check(
+        settings,
+        &expected,
+        endpoints.found.token_endpoint.as_deref(),
+    )
+    .await;
     report.extend(credential.checks);
     let app = if matches!(settings.auth.mode, AuthMode::Entra | AuthMode::EasyAuth) {
         let step = registration::check(

@@ -29,7 +29,10 @@ pub async fn operator_token(file: Option<&Path>, e: &Expected) -> Result<(Secret
         if token.is_empty() {
             return Err(format!("--graph-token-file {} is empty", path.display()));
         }
-        return Ok((Secret::new(token), format!("--graph-token-file {}", path.display())));
+        return Ok((
+            Secret::new(token),
+            format!("--graph-token-file {}", path.display()),
+        ));
     }
     let built = if is_guid(&e.tenant) {
         azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
@@ -46,11 +49,21 @@ pub async fn operator_token(file: Option<&Path>, e: &Expected) -> Result<(Secret
         .get_token(&[scope.as_str()], None)
         .await
         .map_err(|err| first_line(&err.to_string()))?;
-    Ok((Secret::new(token.token.secret()), "your Azure CLI / Azure Developer CLI sign-in".into()))
+    Ok((
+        Secret::new(token.token.secret()),
+        "your Azure CLI / Azure Developer CLI sign-in".into(),
+    ))
 }
 
 fn first_line(message: &str) -> String {
-    message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().chars().take(300).collect()
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 enum Read<T> {
@@ -65,12 +78,16 @@ async fn read<T: DeserializeOwned>(probe: &Probe, url: &str, token: &Secret) -> 
         Err(e) => return Read::Failed(format!("cannot reach {url}: {e}")),
     };
     match answer.status {
-        200 => answer
-            .json()
-            .map_or_else(|| Read::Failed(format!("{url} did not answer with the expected JSON")), Read::Found),
+        200 => answer.json().map_or_else(
+            || Read::Failed(format!("{url} did not answer with the expected JSON")),
+            Read::Found,
+        ),
         404 => Read::NotFound,
         status => {
-            let code = answer.json::<ErrorBody>().map(|b| b.error.code).unwrap_or_default();
+            let code = answer
+                .json::<ErrorBody>()
+                .map(|b| b.error.code)
+                .unwrap_or_default();
             Read::Failed(format!("Graph answered HTTP {status} {code} for {url}"))
         }
     }
@@ -102,7 +119,10 @@ pub async fn check(
                 format!("the app registration was not read: no Graph token ({why})"),
                 "sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)",
             ));
-            return Step { checks, found: None };
+            return Step {
+                checks,
+                found: None,
+            };
         }
     };
     if !is_guid(&e.client_id) {
@@ -111,7 +131,10 @@ pub async fn check(
             format!("entra.client_id {:?} is not an application (client) id", e.client_id),
             "set entra.client_id (AZURE_CLIENT_ID) to the app registration's Application (client) ID, a GUID",
         ));
-        return Step { checks, found: None };
+        return Step {
+            checks,
+            found: None,
+        };
     }
     let base = format!("{}/v1.0", e.graph_base);
     let app_url = format!("{base}/applications(appId='{}')", e.client_id);
@@ -123,16 +146,25 @@ pub async fn check(
                 format!("no application with appId {} in tenant {} (Request_ResourceNotFound)", e.client_id, e.tenant),
                 "set entra.client_id (AZURE_CLIENT_ID) to the server's app registration's client id (`az ad app list --display-name <name> --query [].appId`), or create it with `azd provision` (infra/modules/entra-app.bicep)",
             ));
-            return Step { checks, found: None };
+            return Step {
+                checks,
+                found: None,
+            };
         }
         Read::Failed(why) => {
             checks.push(refused(why, e));
-            return Step { checks, found: None };
+            return Step {
+                checks,
+                found: None,
+            };
         }
     };
     checks.push(Check::pass(
         "app.application",
-        format!("application {} read from {} with {from}", e.client_id, e.graph_base),
+        format!(
+            "application {} read from {} with {from}",
+            e.client_id, e.graph_base
+        ),
     ));
     checks.push(app_checks::identifier_uris(&app, e));
     checks.push(app_checks::token_version(&app, e));
@@ -142,25 +174,36 @@ pub async fn check(
     checks.push(app_checks::required_access(&app, e));
 
     let fic_url = format!("{app_url}/federatedIdentityCredentials");
-    checks.push(match read::<Collection<FederatedIdentityCredential>>(probe, &fic_url, &token).await {
-        Read::Found(fics) => app_checks::federated(&fics.value, credential, e),
-        Read::NotFound => app_checks::federated(&[], credential, e),
-        Read::Failed(why) => refused(why, e),
-    });
+    checks.push(
+        match read::<Collection<FederatedIdentityCredential>>(probe, &fic_url, &token).await {
+            Read::Found(fics) => app_checks::federated(&fics.value, credential, e),
+            Read::NotFound => app_checks::federated(&[], credential, e),
+            Read::Failed(why) => refused(why, e),
+        },
+    );
 
     let sp_url = format!("{base}/servicePrincipals(appId='{}')", e.client_id);
     let sp = match read::<ServicePrincipal>(probe, &sp_url, &token).await {
         Read::Found(sp) => {
-            checks.push(Check::pass("app.service_principal", format!("service principal {}", sp.id)));
+            checks.push(Check::pass(
+                "app.service_principal",
+                format!("service principal {}", sp.id),
+            ));
             sp
         }
         Read::NotFound => {
             checks.push(app_checks::service_principal_missing(e));
-            return Step { checks, found: Some(app) };
+            return Step {
+                checks,
+                found: Some(app),
+            };
         }
         Read::Failed(why) => {
             checks.push(refused(why, e));
-            return Step { checks, found: Some(app) };
+            return Step {
+                checks,
+                found: Some(app),
+            };
         }
     };
     let graph_sp_url = format!("{base}/servicePrincipals(appId='{GRAPH_APP_ID}')");
@@ -175,13 +218,21 @@ pub async fn check(
         Ok(url) => url.to_string(),
         Err(err) => {
             checks.push(refused(format!("cannot build the grants URL: {err}"), e));
-            return Step { checks, found: Some(app) };
+            return Step {
+                checks,
+                found: Some(app),
+            };
         }
     };
-    checks.push(match read::<Collection<PermissionGrant>>(probe, &grants_url, &token).await {
-        Read::Found(grants) => app_checks::admin_consent(&grants.value, &graph_sp.id, e),
-        Read::NotFound => app_checks::admin_consent(&[], &graph_sp.id, e),
-        Read::Failed(why) => refused(why, e),
-    });
-    Step { checks, found: Some(app) }
+    checks.push(
+        match read::<Collection<PermissionGrant>>(probe, &grants_url, &token).await {
+            Read::Found(grants) => app_checks::admin_consent(&grants.value, &graph_sp.id, e),
+            Read::NotFound => app_checks::admin_consent(&[], &graph_sp.id, e),
+            Read::Failed(why) => refused(why, e),
+        },
+    );
+    Step {
+        checks,
+        found: Some(app),
+    }
 }

@@ -132,10 +132,14 @@ impl Fake {
             if self.broken == Broken::NoServicePrincipal {
                 return not_found(APP);
             }
-            return ok(json!({"id": APP_SP, "appId": APP, "displayName": "mcp-obo", "servicePrincipalType": "Application"}));
+            return ok(
+                json!({"id": APP_SP, "appId": APP, "displayName": "mcp-obo", "servicePrincipalType": "Application"}),
+            );
         }
         if path == format!("/v1.0/servicePrincipals(appId='{GRAPH_APP}')") {
-            return ok(json!({"id": GRAPH_SP, "appId": GRAPH_APP, "displayName": "Microsoft Graph"}));
+            return ok(
+                json!({"id": GRAPH_SP, "appId": GRAPH_APP, "displayName": "Microsoft Graph"}),
+            );
         }
         if path == "/v1.0/oauth2PermissionGrants" {
             let filter: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
@@ -143,9 +147,17 @@ impl Fake {
                 .collect();
             let expected = vec![("$filter".to_owned(), format!("clientId eq '{APP_SP}'"))];
             if filter != expected {
-                return (StatusCode::BAD_REQUEST, format!("unexpected filter {filter:?}")).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("unexpected filter {filter:?}"),
+                )
+                    .into_response();
             }
-            let consent = if self.broken == Broken::NoAdminConsent { "Principal" } else { "AllPrincipals" };
+            let consent = if self.broken == Broken::NoAdminConsent {
+                "Principal"
+            } else {
+                "AllPrincipals"
+            };
             return ok(json!({"value": [{
                 "id": "g1", "clientId": APP_SP, "consentType": consent,
                 "principalId": if consent == "Principal" { json!("88888888-8888-4888-8888-888888888888") } else { Value::Null },
@@ -206,7 +218,9 @@ struct World {
 
 impl World {
     async fn start(broken: Broken, mcp_url: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let key = mcp_obo::jose::SigningKey::generate_rsa("k1").expect("key");
         let fake = Arc::new(Fake {
@@ -229,7 +243,11 @@ impl World {
             .expect("sign");
         std::fs::write(dir.path().join("federated-token"), &assertion).expect("token file");
         std::fs::write(dir.path().join("graph-token"), OPERATOR_TOKEN).expect("graph token");
-        Self { base, dir, assertion }
+        Self {
+            base,
+            dir,
+            assertion,
+        }
     }
 
     /// The server's settings as environment variables (for `serve`).
@@ -245,7 +263,11 @@ impl World {
             ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
             (
                 "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
-                self.dir.path().join("federated-token").display().to_string(),
+                self.dir
+                    .path()
+                    .join("federated-token")
+                    .display()
+                    .to_string(),
             ),
         ]
         .into_iter()
@@ -287,7 +309,11 @@ fn lines_with(output: &str, label: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut current: Option<String> = None;
     for line in output.lines() {
-        if line.starts_with("PASS ") || line.starts_with("WARN ") || line.starts_with("FAIL ") || !line.starts_with(' ') {
+        if line.starts_with("PASS ")
+            || line.starts_with("WARN ")
+            || line.starts_with("FAIL ")
+            || !line.starts_with(' ')
+        {
             found.extend(current.take());
             if line.starts_with(label) {
                 current = Some(line.to_owned());
@@ -313,14 +339,27 @@ async fn failures_with(broken: Broken) -> (Vec<String>, String) {
     let world = World::start(broken, &mcp_url()).await;
     let token_file = world.graph_token_file();
     let output = world
-        .doctor(PUBLIC, &["--graph-token-file", token_file.to_str().expect("utf-8")])
+        .doctor(
+            PUBLIC,
+            &["--graph-token-file", token_file.to_str().expect("utf-8")],
+        )
         .await;
     let text = stdout(&output);
     let everything = format!("{text}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!everything.contains(OPERATOR_TOKEN), "the Graph token was printed:\n{everything}");
-    assert!(!everything.contains(&world.assertion), "the assertion was printed:\n{everything}");
+    assert!(
+        !everything.contains(OPERATOR_TOKEN),
+        "the Graph token was printed:\n{everything}"
+    );
+    assert!(
+        !everything.contains(&world.assertion),
+        "the assertion was printed:\n{everything}"
+    );
     let failures = lines_with(&text, "FAIL ");
-    assert_eq!(output.status.code(), Some(if failures.is_empty() { 0 } else { 1 }), "{text}");
+    assert_eq!(
+        output.status.code(),
+        Some(if failures.is_empty() { 0 } else { 1 }),
+        "{text}"
+    );
     (failures, text)
 }
 
@@ -335,19 +374,39 @@ async fn the_correct_registration_passes_every_check_but_the_missing_deployment_
     assert!(failures.is_empty(), "{text}");
     assert!(lines_with(&text, "WARN ").is_empty(), "{text}");
     for id in [
-        "config.valid", "config.auth_mode", "config.public_url", "config.scopes",
-        "config.client_assertion", "endpoints.discovery", "endpoints.jwks", "endpoints.token",
-        "endpoints.graph", "credential.assertion", "app.application", "app.identifier_uris",
-        "app.token_version", "app.scope", "app.pre_authorized", "app.graph_permissions",
-        "app.federated_credential", "app.service_principal", "app.admin_consent",
+        "config.valid",
+        "config.auth_mode",
+        "config.public_url",
+        "config.scopes",
+        "config.client_assertion",
+        "endpoints.discovery",
+        "endpoints.jwks",
+        "endpoints.token",
+        "endpoints.graph",
+        "credential.assertion",
+        "app.application",
+        "app.identifier_uris",
+        "app.token_version",
+        "app.scope",
+        "app.pre_authorized",
+        "app.graph_permissions",
+        "app.federated_credential",
+        "app.service_principal",
+        "app.admin_consent",
     ] {
-        assert!(text.contains(&format!("PASS {id}: ")), "{id} did not pass:\n{text}");
+        assert!(
+            text.contains(&format!("PASS {id}: ")),
+            "{id} did not pass:\n{text}"
+        );
     }
     assert!(
         text.contains(&format!("PASS credential.assertion: workload identity assertion: iss {WI_ISSUER}, sub {WI_SUBJECT}, aud {EXCHANGE} (")),
         "{text}"
     );
-    assert!(text.ends_with("19 passed, 0 warnings, 0 failed\n"), "{text}");
+    assert!(
+        text.ends_with("19 passed, 0 warnings, 0 failed\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -470,7 +529,11 @@ async fn without_a_graph_token_the_registration_is_one_warning_not_a_failure() {
     assert_eq!(output.status.code(), Some(0), "{text}");
     let warnings = lines_with(&text, "WARN ");
     assert_eq!(warnings.len(), 1, "{text}");
-    assert!(warnings[0].starts_with("WARN app.read: the app registration was not read: no Graph token ("), "{text}");
+    assert!(
+        warnings[0]
+            .starts_with("WARN app.read: the app registration was not read: no Graph token ("),
+        "{text}"
+    );
     assert!(warnings[0].ends_with("\n    fix: sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)"), "{text}");
     assert!(!text.contains("PASS app.application"), "{text}");
 }
@@ -480,7 +543,14 @@ async fn json_reports_the_same_checks() {
     let world = World::start(Broken::V1Tokens, &mcp_url()).await;
     let token_file = world.graph_token_file();
     let output = world
-        .doctor(PUBLIC, &["--json", "--graph-token-file", token_file.to_str().expect("utf-8")])
+        .doctor(
+            PUBLIC,
+            &[
+                "--json",
+                "--graph-token-file",
+                token_file.to_str().expect("utf-8"),
+            ],
+        )
         .await;
     assert_eq!(output.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
@@ -494,7 +564,11 @@ async fn json_reports_the_same_checks() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["id"], "app.token_version");
-    assert!(failed[0]["fix"].as_str().is_some_and(|f| f.starts_with(&format!("az ad app update --id {APP} --set"))));
+    assert!(
+        failed[0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&format!("az ad app update --id {APP} --set")))
+    );
     assert!(doc["checks"][5]["latency_ms"].is_u64(), "{doc}");
 }
 
@@ -513,17 +587,31 @@ async fn against_a_correctly_configured_running_server_everything_passes() {
     let server = server(&world, port, &public).await;
     let token_file = world.graph_token_file();
     let output = world
-        .doctor(&public, &["--graph-token-file", token_file.to_str().expect("utf-8"), "--url", &server.mcp_url()])
+        .doctor(
+            &public,
+            &[
+                "--graph-token-file",
+                token_file.to_str().expect("utf-8"),
+                "--url",
+                &server.mcp_url(),
+            ],
+        )
         .await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(lines_with(&text, "WARN ").is_empty(), "{text}");
     let base = &world.base;
     for line in [
-        format!("PASS deployment.challenge: 401 with resource_metadata {public}/.well-known/oauth-protected-resource/mcp ("),
+        format!(
+            "PASS deployment.challenge: 401 with resource_metadata {public}/.well-known/oauth-protected-resource/mcp ("
+        ),
         format!("PASS deployment.metadata: resource {public}/mcp ("),
-        format!("PASS deployment.authorization_server: {base}/{TENANT}/v2.0/.well-known/openid-configuration answers ("),
-        format!("PASS deployment.scopes: advertises api://{APP}/user_impersonation, all defined by the app registration"),
+        format!(
+            "PASS deployment.authorization_server: {base}/{TENANT}/v2.0/.well-known/openid-configuration answers ("
+        ),
+        format!(
+            "PASS deployment.scopes: advertises api://{APP}/user_impersonation, all defined by the app registration"
+        ),
     ] {
         assert!(text.contains(&line), "missing {line:?}:\n{text}");
     }
@@ -539,7 +627,15 @@ async fn a_server_with_the_wrong_public_url_fails_the_metadata_check_with_the_ur
     let server = server(&world, port, "https://mcp-old.contoso.example").await;
     let token_file = world.graph_token_file();
     let output = world
-        .doctor(&public, &["--graph-token-file", token_file.to_str().expect("utf-8"), "--url", &server.mcp_url()])
+        .doctor(
+            &public,
+            &[
+                "--graph-token-file",
+                token_file.to_str().expect("utf-8"),
+                "--url",
+                &server.mcp_url(),
+            ],
+        )
         .await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -568,9 +664,20 @@ async fn against_mcp_obo_dev_every_check_passes() {
         .env("HOME", state);
     let output = run(cmd).await;
     let text = stdout(&output);
-    assert_eq!(output.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(lines_with(&text, "WARN ").is_empty() && lines_with(&text, "FAIL ").is_empty(), "{text}");
-    assert!(text.ends_with("23 passed, 0 warnings, 0 failed\n"), "{text}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        lines_with(&text, "WARN ").is_empty() && lines_with(&text, "FAIL ").is_empty(),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("23 passed, 0 warnings, 0 failed\n"),
+        "{text}"
+    );
     assert!(
         dev.banner().await.contains("doctor --graph-token-file"),
         "the banner shows the doctor command"
@@ -578,4 +685,3 @@ async fn against_mcp_obo_dev_every_check_passes() {
     let token = std::fs::read_to_string(state.join("graph-token")).expect("token");
     assert!(!text.contains(token.trim()));
 }
-
