@@ -576,7 +576,7 @@ async fn json_reports_the_same_checks() {
 async fn server(world: &World, port: u16, public_url: &str) -> ServerProcess {
     let env = world.server_env(public_url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    ServerProcess::start_on(port, &env).await
+    ServerProcess::start_on(binary(), port, &env).await
 }
 
 #[tokio::test]
