@@ -15,6 +15,7 @@
 //!   command that wires them to the production server (`devidp/command.rs`).
 //! - [`doctor`]: `mcp-obo doctor`, the configuration, Entra app registration and
 //!   deployment checks.
+//! - [`outbound`]: where outgoing HTTP clients are built (one TLS set-up per process).
 //! - [`jose`]: signing keys, encodings and token expiry arithmetic shared by the above.
 //!
 //! Data flow of one tool call: HTTP POST `/mcp` → Host/Origin guard → authorization
@@ -28,6 +29,7 @@ pub mod graph;
 pub mod jose;
 pub mod mcp;
 pub mod obo;
+pub mod outbound;
 pub mod server;
 pub mod telemetry;
 pub mod tools;

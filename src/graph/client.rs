@@ -1,7 +1,7 @@
 //! The Graph HTTP client: one GET per call, with the retries Graph's guidance asks for.
 //!
-//! The HTTP itself is reqwest: one shared client (hyper's keep-alive pool, rustls with the
-//! platform verifier, the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment),
+//! The HTTP itself is reqwest: a client per calling thread (hyper's keep-alive pool, rustls with the
+//! platform verifier set up once in [`crate::outbound`], the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment),
 //! HTTP/1.1 only, redirects not followed. What is ours: the answer's size cap, how a failure
 //! reads to the user, and Graph's retry rules.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
+use thread_local::ThreadLocal;
 use tracing::Instrument;
 use url::Url;
 
@@ -29,7 +30,6 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// Larger Graph answers are refused rather than buffered (`/me` is about 1 KB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
-const USER_AGENT: &str = concat!("mcp-obo/", env!("CARGO_PKG_VERSION"));
 
 /// The signed-in user's profile (`GET /v1.0/me`), the fields the tools use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,18 +41,27 @@ pub struct Me {
     pub user_principal_name: Option<String>,
 }
 
-/// The HTTP client for Graph could not be built (TLS set-up). Never contains a token.
+/// The HTTP client for Graph could not be built. Never contains a token.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot build the HTTP client for Microsoft Graph: {0}; check the system's TLS trust store (SSL_CERT_FILE, SSL_CERT_DIR)"
-)]
-pub struct BuildError(#[source] reqwest::Error);
+pub enum BuildError {
+    #[error(transparent)]
+    Tls(#[from] crate::outbound::TlsError),
+    #[error("cannot build the HTTP client for Microsoft Graph: {0}")]
+    Http(#[source] reqwest::Error),
+}
 
 /// Microsoft Graph, called as a given caller.
 #[derive(Clone)]
 pub struct GraphClient {
-    /// Shared by every worker; cheap to clone (an `Arc` inside).
-    http: reqwest::Client,
+    /// One reqwest client (and keep-alive pool) per thread that calls Graph. actix-web runs
+    /// each worker on a single-threaded runtime, and hyper drives a connection from a task
+    /// on the runtime that opened it: with one pool for all workers, a connection opened by
+    /// one worker and checked out by another costs two cross-thread wake-ups per call
+    /// (BENCHMARKS.md, "Issue 14: per-worker pools"). Every client shares the process's TLS
+    /// configuration, so a thread's first call loads no roots.
+    http: Arc<ThreadLocal<reqwest::Client>>,
+    /// How each thread's client is made (timeouts, no redirects, HTTP/1.1).
+    config: HttpConfig,
     /// `{base_url}/v1.0/me`, parsed once.
     me_url: Url,
     base_url: String,
@@ -60,8 +69,6 @@ pub struct GraphClient {
     host: String,
     /// `{graph origin}/.default`: every permission the app was consented for on Graph.
     scope: String,
-    connect_timeout: Duration,
-    timeout: Duration,
     tokens: Arc<dyn DownstreamTokens>,
 }
 
@@ -80,6 +87,32 @@ enum SendError {
     Http(reqwest::Error),
     #[error("response body larger than {MAX_BODY} bytes")]
     TooLarge,
+    /// This thread's client could not be built (as the first one was at start-up, it can
+    /// only fail if the system's state changed since).
+    #[error(transparent)]
+    Build(BuildError),
+}
+
+/// The settings every thread's Graph client is built with.
+#[derive(Clone, Copy)]
+struct HttpConfig {
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl HttpConfig {
+    fn build(self) -> Result<reqwest::Client, BuildError> {
+        crate::outbound::builder()?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            // A Graph 3xx is an error to report, not a place to send the token.
+            .redirect(reqwest::redirect::Policy::none())
+            // One small GET per call: hyper's HTTP/2 costs more CPU per request than HTTP/1.1
+            // here (BENCHMARKS.md, "tried, reverted").
+            .http1_only()
+            .build()
+            .map_err(BuildError::Http)
+    }
 }
 
 impl SendError {
@@ -97,29 +130,24 @@ impl GraphClient {
         settings: &GraphSettings,
         tokens: Arc<dyn DownstreamTokens>,
     ) -> Result<Self, BuildError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            // A Graph 3xx is an error to report, not a place to send the token.
-            .redirect(reqwest::redirect::Policy::none())
-            // One small GET per call: hyper's HTTP/2 costs more CPU per request than HTTP/1.1
-            // here (BENCHMARKS.md, "tried, reverted").
-            .http1_only()
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(BuildError)?;
+        let config = HttpConfig {
+            connect_timeout: settings.connect_timeout,
+            timeout: settings.timeout,
+        };
+        // Built now on this thread, so a client that cannot be built stops start-up.
+        let http = Arc::new(ThreadLocal::new());
+        http.get_or_try(|| config.build())?;
         let base_url = trim_slash(&settings.base_url);
         // Cannot fail: `base_url` is a valid http(s) URL and the suffix a plain path.
         let me_url = Url::parse(&format!("{base_url}/v1.0/me"))
             .unwrap_or_else(|_| settings.base_url.clone());
         Ok(Self {
             http,
+            config,
             me_url,
             base_url,
             host: settings.base_url.host_str().unwrap_or_default().to_owned(),
             scope: default_scope(&settings.base_url),
-            connect_timeout: settings.connect_timeout,
-            timeout: settings.timeout,
             tokens,
         })
     }
@@ -275,8 +303,11 @@ impl GraphClient {
         // and reqwest's `Debug` never print it.
         headers.insert(AUTHORIZATION, authorization.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let mut response = self
+        let http = self
             .http
+            .get_or_try(|| self.config.build())
+            .map_err(SendError::Build)?;
+        let mut response = http
             .get(url.clone())
             .headers(headers)
             .send()
@@ -310,9 +341,9 @@ impl GraphClient {
         match e {
             SendError::Http(e) if e.is_timeout() => Error::Timeout {
                 timeout: if e.is_connect() {
-                    self.connect_timeout
+                    self.config.connect_timeout
                 } else {
-                    self.timeout
+                    self.config.timeout
                 },
             },
             SendError::Http(e) if e.is_connect() => Error::Unreachable {
@@ -321,6 +352,12 @@ impl GraphClient {
             SendError::Http(e) if e.is_body() || e.is_decode() || is_parse_error(e) => {
                 Error::Malformed {
                     reason: "the response could not be read as HTTP".into(),
+                }
+            }
+            SendError::Build(e) => {
+                tracing::warn!(error = %e, "cannot build this thread's HTTP client for Graph");
+                Error::Unreachable {
+                    base_url: self.base_url.clone(),
                 }
             }
             SendError::TooLarge => Error::Malformed {

@@ -86,15 +86,16 @@ pub fn from_settings(
             }
         }
     };
-    let http = reqwest::Client::builder()
+    let unbuildable = |detail: String| Error::Unreachable {
+        dependency: "token endpoint",
+        detail,
+    };
+    let http = crate::outbound::builder()
+        .map_err(|e| unbuildable(e.to_string()))?
         .connect_timeout(std::time::Duration::from_secs(5).min(obo.timeout))
         .timeout(obo.timeout)
-        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::Unreachable {
-            dependency: "token endpoint",
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| unbuildable(e.to_string()))?;
     let exchanger = Exchanger {
         http,
         grant: obo.grant,

@@ -47,6 +47,8 @@ pub enum StartError {
     #[error("cannot initialise the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
+    Tls(#[from] crate::outbound::TlsError),
+    #[error(transparent)]
     GraphClient(#[from] crate::graph::BuildError),
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
@@ -369,10 +371,9 @@ fn issuer_keys(
     };
     let url = url::Url::parse(&discovery)
         .map_err(|e| StartError::Config(format!("discovery URL {discovery}: {e}")))?;
-    let http = reqwest::Client::builder()
+    let http = crate::outbound::builder()?
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("mcp-obo/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let jwks = JwksCache::new(url, http, auth.jwks_min_refresh_interval);
     // OIDC: the discovery document must name the configured issuer. Entra's multi-tenant

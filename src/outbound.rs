@@ -1,0 +1,44 @@
+//! Outgoing HTTP clients (Graph, the issuer's keys, the token endpoint) start here, so they
+//! share one TLS configuration.
+//!
+//! Left to itself, reqwest builds a platform verifier for every client, and the verifier
+//! reads and parses every system root (`SSL_CERT_FILE` and `SSL_CERT_DIR`) when it is built:
+//! milliseconds of start-up and a root store in memory per client. Here the verifier is built
+//! once per process, on first use, and every client gets a copy of the configuration holding
+//! it (`tls_backend_preconfigured`). Verification itself is rustls-platform-verifier's.
+
+use std::sync::{Arc, OnceLock};
+
+const USER_AGENT: &str = concat!("mcp-obo/", env!("CARGO_PKG_VERSION"));
+
+/// The process's TLS client configuration: the platform's roots, loaded once.
+static TLS: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::new();
+
+/// The system's trust store could not be read. Never contains a token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "cannot set up TLS for outgoing requests: {0}; check the system's trust store (SSL_CERT_FILE, SSL_CERT_DIR)"
+)]
+pub struct TlsError(#[source] rustls::Error);
+
+/// A reqwest builder with the shared TLS configuration and the server's `User-Agent`; the
+/// caller adds its timeouts.
+///
+/// # Errors
+/// When the platform's roots cannot be loaded (none found, unreadable trust store).
+pub fn builder() -> Result<reqwest::ClientBuilder, TlsError> {
+    let tls = TLS.get_or_init(platform_tls).clone().map_err(TlsError)?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(USER_AGENT))
+}
+
+fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    // The provider rustls itself and jsonwebtoken use here: aws-lc-rs.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth())
+}
