@@ -142,7 +142,8 @@ impl DevState {
     ) -> Result<Self, Error> {
         let signing = load_or_create_key(dir, "idp-signing-key", "dev-idp-1")?;
         let identity_key = load_or_create_key(dir, "managed-identity-key", "dev-mi-1")?;
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::builder()
+            .map_err(|e| Error::Keys(e.to_string()))?
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Keys(e.to_string()))?;

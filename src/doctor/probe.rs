@@ -36,14 +36,16 @@ pub struct Probe {
 
 impl Probe {
     /// # Errors
-    /// When the TLS back end cannot be initialised.
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// When the system's trust store cannot be read or the client cannot be built.
+    pub fn new(timeout: Duration) -> Result<Self, String> {
+        let http = crate::outbound::builder()
+            .map_err(|e| e.to_string())?
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcp-obo-doctor/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self { http })
     }
 
