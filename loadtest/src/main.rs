@@ -135,11 +135,13 @@ fn run(opts: &Options) -> Result<()> {
 
     // 2. Memory: a fresh server, idle, then 10,000 distinct users once each.
     step(t0, "memory: idle, then 10,000 users");
-    let (rss_idle_kb, rss_10k_kb, hwm_10k_kb, memory_exchanges, memory_failures, memory_log) = {
+    // VmRSS counts the binary's mapped pages too (shared, reclaimable page cache); RssAnon is
+    // the process's own memory (heap, stacks), so both are reported.
+    let (idle_kb, after_kb, hwm_10k_kb, memory_exchanges, memory_failures, memory_log) = {
         let mut server = Server::spawn(&opts.binary, mcp_obo_testkit::free_port(), &auth_env)?;
         rt.block_on(server.wait_ready())?;
         std::thread::sleep(Duration::from_millis(300));
-        let idle = server.status_kb("VmRSS:");
+        let idle = (server.status_kb("VmRSS:"), server.status_kb("RssAnon:"));
         let before = fakes.issuer.exchanges();
         let tokens: Vec<&str> = memory_users.iter().map(String::as_str).collect();
         let (failed, first) =
@@ -148,7 +150,7 @@ fn run(opts: &Options) -> Result<()> {
         std::thread::sleep(Duration::from_millis(300));
         (
             idle,
-            server.status_kb("VmRSS:"),
+            (server.status_kb("VmRSS:"), server.status_kb("RssAnon:")),
             server.status_kb("VmHWM:"),
             fakes.issuer.exchanges() - before,
             failed,
@@ -233,8 +235,10 @@ fn run(opts: &Options) -> Result<()> {
 
     let results = Results {
         cold,
-        rss_idle_kb,
-        rss_10k_kb,
+        rss_idle_kb: idle_kb.0,
+        anon_idle_kb: idle_kb.1,
+        rss_10k_kb: after_kb.0,
+        anon_10k_kb: after_kb.1,
         hwm_10k_kb,
         memory_exchanges,
         memory_failures,

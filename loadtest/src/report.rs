@@ -75,7 +75,10 @@ fn sh(cmd: &str, args: &[&str]) -> String {
 pub struct Results {
     pub cold: Vec<ColdStart>,
     pub rss_idle_kb: u64,
+    /// RssAnon: the process's own pages, without the mapped binary.
+    pub anon_idle_kb: u64,
     pub rss_10k_kb: u64,
+    pub anon_10k_kb: u64,
     pub hwm_10k_kb: u64,
     pub memory_exchanges: usize,
     pub memory_failures: usize,
@@ -242,14 +245,16 @@ pub fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> 
     );
     let _ = writeln!(
         md,
-        "| RSS idle (fresh auth server, ready, VmRSS) | {} |",
-        mb(r.rss_idle_kb)
+        "| RSS idle (fresh auth server, ready, VmRSS; of it anonymous, RssAnon) | {} (anonymous {}) |",
+        mb(r.rss_idle_kb),
+        mb(r.anon_idle_kb)
     );
     let _ = writeln!(
         md,
-        "| RSS after {MEMORY_USERS} distinct users each called HelloTool once (VmRSS / VmHWM) | {} / {} ({} exchanges, {} failed calls) |",
+        "| RSS after {MEMORY_USERS} distinct users each called HelloTool once (VmRSS / VmHWM; anonymous) | {} / {} (anonymous {}; {} exchanges, {} failed calls) |",
         mb(r.rss_10k_kb),
         mb(r.hwm_10k_kb),
+        mb(r.anon_10k_kb),
         r.memory_exchanges,
         r.memory_failures
     );
