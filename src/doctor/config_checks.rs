@@ -111,14 +111,24 @@ fn scopes(expected: &Expected) -> Check {
             ),
         );
     }
-    if !expected.accepted_audiences.contains(&expected.scope_prefix) {
+    // Each advertised scope is `{resource}/{name}`: a scope configured with its resource
+    // spelled out is advertised as written, so its resource may be one the server refuses
+    // (the prefix itself is always accepted: it is the first identifier URI).
+    let foreign = expected.advertised_scopes.iter().find_map(|scope| {
+        let (resource, name) = scope.rsplit_once('/')?;
+        (!expected.accepted_audiences.iter().any(|a| a == resource))
+            .then_some((scope, resource, name))
+    });
+    if let Some((scope, resource, name)) = foreign {
         return Check::fail(
             "config.scopes",
             format!(
-                "clients are told to request scopes under {}, which is not an audience the server accepts",
-                expected.scope_prefix
+                "clients are told to request {scope}, a scope of {resource}, which is not an audience the server accepts: the tokens they get are refused"
             ),
-            "list the app's identifier URI in auth.identifier_uris (MCP_OBO__AUTH__IDENTIFIER_URIS)",
+            format!(
+                "write the scope as its bare name ({name}) in auth.required_scopes / auth.tool_scopes (MCP_OBO__AUTH__REQUIRED_SCOPES, MCP_OBO__AUTH__TOOL_SCOPES) so it is advertised under {}, or, if {resource} is this app's identifier URI, list it in auth.identifier_uris (MCP_OBO__AUTH__IDENTIFIER_URIS)",
+                expected.scope_prefix.trim_end_matches('/')
+            ),
         );
     }
     Check::pass(
@@ -213,5 +223,26 @@ mod tests {
             scopes(&expected(&["api://app"])).status,
             super::super::Status::Pass
         );
+    }
+
+    #[test]
+    fn a_scope_advertised_under_a_resource_the_server_refuses_fails_with_its_bare_name() {
+        let mut e = expected(&["api://app"]);
+        e.advertised_scopes
+            .push("api://other-app/Files.Read".to_owned());
+        let check = scopes(&e);
+        assert_eq!(
+            check.line(),
+            "FAIL config.scopes: clients are told to request api://other-app/Files.Read, a scope of api://other-app, which is not an audience the server accepts: the tokens they get are refused"
+        );
+        assert!(
+            check.fix.as_deref().is_some_and(|f| f
+                .starts_with("write the scope as its bare name (Files.Read)")
+                && f.contains("advertised under api://app,")),
+            "{check:?}"
+        );
+        // Listed as an audience, the same scope passes.
+        e.accepted_audiences.push("api://other-app".to_owned());
+        assert_eq!(scopes(&e).status, super::super::Status::Pass);
     }
 }

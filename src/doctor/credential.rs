@@ -79,16 +79,16 @@ pub async fn check(s: &Settings, expected: &Expected, token_endpoint: Option<&st
     let auth = match source.client_auth(audience_for).await {
         Ok(auth) => auth,
         Err(e) => {
+            // The error already says "cannot obtain the client assertion from <source>".
+            let summary = match &e {
+                crate::obo::Error::AssertionUnavailable { .. } => e.to_string(),
+                _ => format!(
+                    "cannot obtain the client assertion from the {}: {e}",
+                    source.name()
+                ),
+            };
             return nothing(vec![
-                Check::fail(
-                    "credential.assertion",
-                    format!(
-                        "cannot obtain the client assertion from the {}: {e}",
-                        source.name()
-                    ),
-                    fix,
-                )
-                .took(started.elapsed()),
+                Check::fail("credential.assertion", summary, fix).took(started.elapsed()),
             ]);
         }
     };
@@ -161,5 +161,54 @@ fn fix_for(kind: AssertionKind) -> String {
         AssertionKind::WorkloadIdentity => "label the pod azure.workload.identity/use: \"true\" and annotate its service account with azure.workload.identity/client-id (the chart's serviceAccount settings), so AZURE_FEDERATED_TOKEN_FILE is projected".into(),
         AssertionKind::Certificate => "set obo.certificate_file (MCP_OBO__OBO__CERTIFICATE_FILE) to a PEM with the CERTIFICATE and its PKCS#8 PRIVATE KEY".into(),
         AssertionKind::ClientSecret => "set MCP_OBO__OBO__CLIENT_SECRET or obo.client_secret_file".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Status;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_token_file_fails_once_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("federated-token");
+        let env: crate::config::Env = [
+            ("MCP_OBO__AUTH__MODE", "entra"),
+            (
+                "MCP_OBO__ENTRA__TENANT_ID",
+                "11111111-1111-4111-8111-111111111111",
+            ),
+            (
+                "MCP_OBO__ENTRA__CLIENT_ID",
+                "22222222-2222-4222-8222-222222222222",
+            ),
+            (
+                "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
+                missing.to_str().expect("utf-8"),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let loaded = crate::config::load(None, &env).expect("valid configuration");
+        let expected = Expected::from_settings(&loaded.settings);
+        let step = check(&loaded.settings, &expected, None).await;
+        assert!(matches!(step.found, Found::Nothing));
+        let [only] = step.checks.as_slice() else {
+            panic!("one line: {:?}", step.checks);
+        };
+        assert_eq!(only.status, Status::Fail);
+        assert_eq!(
+            only.summary,
+            format!(
+                "cannot obtain the client assertion from workload identity token file: {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        assert_eq!(
+            only.fix.as_deref(),
+            Some(fix_for(AssertionKind::WorkloadIdentity).as_str())
+        );
     }
 }

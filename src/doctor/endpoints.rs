@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::expect::Expected;
 use super::probe::Probe;
-use super::{Check, Step};
+use super::{Check, Status, Step};
 use crate::auth::AuthMode;
 use crate::config::{Settings, trim_slash};
 
@@ -27,6 +27,8 @@ struct KeySet {
 pub struct Found {
     /// Where the exchange posts (the certificate assertion's audience).
     pub token_endpoint: Option<String>,
+    /// Whether Microsoft Graph answered (step 4 reads the app registration there).
+    pub graph_answers: bool,
 }
 
 pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Found> {
@@ -34,7 +36,9 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
     let mut found = Found::default();
     let (discovery_url, issuer) = match s.auth.mode {
         AuthMode::None => {
-            checks.push(graph(probe, expected).await);
+            let graph = graph(probe, expected).await;
+            found.graph_answers = graph.status == Status::Pass;
+            checks.push(graph);
             return Step { checks, found };
         }
         AuthMode::Oidc => {
@@ -117,7 +121,9 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
         checks.push(token(probe, endpoint).await);
     }
     found.token_endpoint = token_endpoint;
-    checks.push(graph(probe, expected).await);
+    let graph = graph(probe, expected).await;
+    found.graph_answers = graph.status == Status::Pass;
+    checks.push(graph);
     Step { checks, found }
 }
 

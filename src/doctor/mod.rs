@@ -132,7 +132,11 @@ pub async fn diagnose(args: &DoctorArgs, config_file: Option<&Path>, env: &Env) 
     )
     .await;
     report.extend(credential.checks);
-    let app = if matches!(settings.auth.mode, AuthMode::Entra | AuthMode::EasyAuth) {
+    // Without Graph answering (its failing line says why) the registration cannot be read:
+    // its step would only repeat that failure, with a sign-in fix that does not apply.
+    let app = if matches!(settings.auth.mode, AuthMode::Entra | AuthMode::EasyAuth)
+        && endpoints.found.graph_answers
+    {
         let step = registration::check(
             &probe,
             args.graph_token_file.as_deref(),
@@ -149,4 +153,60 @@ pub async fn diagnose(args: &DoctorArgs, config_file: Option<&Path>, env: &Env) 
         report.extend(deployment::check(&probe, url, app.as_ref()).await);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn when_graph_does_not_answer_the_registration_is_not_read() {
+        // Bound but not listening: connections to it are refused, and no one else gets it.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let closed = format!("http://{}", socket.local_addr().expect("addr"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token_file = dir.path().join("graph-token");
+        std::fs::write(&token_file, "operator-token").expect("token file");
+        let env: Env = [
+            ("MCP_OBO__SERVER__PUBLIC_URL", "http://127.0.0.1:9"),
+            ("MCP_OBO__AUTH__MODE", "entra"),
+            (
+                "MCP_OBO__ENTRA__TENANT_ID",
+                "11111111-1111-4111-8111-111111111111",
+            ),
+            (
+                "MCP_OBO__ENTRA__CLIENT_ID",
+                "22222222-2222-4222-8222-222222222222",
+            ),
+            ("MCP_OBO__ENTRA__AUTHORITY_HOST", closed.as_str()),
+            ("MCP_OBO__GRAPH__BASE_URL", closed.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let args = DoctorArgs {
+            url: None,
+            json: false,
+            graph_token_file: Some(token_file),
+            timeout: Duration::from_secs(5),
+        };
+        let report = diagnose(&args, None, &env).await;
+        let graph = report
+            .checks
+            .iter()
+            .find(|c| c.id == "endpoints.graph")
+            .expect("the Graph line");
+        assert_eq!(
+            graph.line(),
+            format!("FAIL endpoints.graph: cannot reach {closed}: connection failed")
+        );
+        assert!(
+            report.checks.iter().all(|c| !c.id.starts_with("app.")),
+            "{}",
+            report.text()
+        );
+    }
 }
