@@ -96,12 +96,29 @@ pub fn token_version(app: &Application, e: &Expected) -> Check {
 pub fn scopes(app: &Application, e: &Expected) -> (Check, Vec<String>) {
     let id = "app.scope";
     let mut ids = Vec::new();
-    for value in &e.scopes {
+    for scope in &e.scopes {
+        // A scope written with its resource (`api://…/Name`) is this app's `Name` when the
+        // resource is one of its identifier URIs; under another resource it is not this
+        // app's to expose (`config.scopes` reports that), so it is not looked for here.
+        let value = match scope.rsplit_once('/') {
+            Some((resource, name)) if scope.contains("://") => {
+                let own = e
+                    .identifier_uris
+                    .iter()
+                    .any(|u| u.trim_end_matches('/') == resource)
+                    || resource == format!("api://{}", e.client_id);
+                if !own {
+                    continue;
+                }
+                name
+            }
+            _ => scope.as_str(),
+        };
         match app
             .api
             .oauth2_permission_scopes
             .iter()
-            .find(|s| s.value == *value)
+            .find(|s| s.value == value)
         {
             Some(scope) if scope.is_enabled => ids.push(scope.id.clone()),
             Some(_) => {
@@ -428,5 +445,26 @@ mod tests {
             ..grant
         };
         assert_eq!(admin_consent(&[all], "graph", &e).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_scope_written_with_its_resource_is_looked_up_by_name_only_under_this_app() {
+        let mut e = expected();
+        let mut app = app(&["api://app"]);
+        app.api.oauth2_permission_scopes = vec![super::super::graph_shapes::PermissionScope {
+            id: "s1".into(),
+            value: "Files.Read".into(),
+            is_enabled: true,
+        }];
+        e.identifier_uris = vec!["api://app".into()];
+        e.scopes = vec!["api://app/Files.Read".into()];
+        let (check, ids) = scopes(&app, &e);
+        assert_eq!(check.status, Status::Pass, "{check:?}");
+        assert_eq!(ids, vec!["s1".to_owned()]);
+        // Under another resource: not this registration's scope, so no wrong "add a scope" fix.
+        e.scopes = vec!["api://other-app/Files.Write".into()];
+        let (check, ids) = scopes(&app, &e);
+        assert_eq!(check.status, Status::Pass, "{check:?}");
+        assert!(ids.is_empty());
     }
 }
