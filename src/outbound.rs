@@ -42,3 +42,15 @@ fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_platform_verifier()?
         .with_no_client_auth())
 }
+
+/// What went wrong with a request, without reqwest's own text: that names the URL, and a
+/// query string could hold anything.
+pub fn failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    }
+}

@@ -288,7 +288,7 @@ impl JwksCache {
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {}", without_url(&e)))?;
+            .map_err(|e| format!("cannot reach {url}: {}", crate::outbound::failure(&e)))?;
         if !response.status().is_success() {
             return Err(format!(
                 "{url} answered HTTP {}",
@@ -299,16 +299,6 @@ impl JwksCache {
             .json::<T>()
             .await
             .map_err(|_| format!("{url} did not answer with the expected JSON"))
-    }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
     }
 }
 

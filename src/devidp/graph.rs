@@ -45,18 +45,29 @@ fn not_found(what: &str) -> HttpResponse {
     }))
 }
 
+/// The registration's `what` for `app_id`, as Graph answers it (401 without a dev Graph
+/// token, 404 for another app).
+fn lookup<T: serde::Serialize>(
+    req: &HttpRequest,
+    state: &DevState,
+    app_id: &str,
+    what: impl FnOnce(&super::registration::Registration, &str) -> Option<T>,
+) -> HttpResponse {
+    if !authorized(req, state) {
+        return unauthorized();
+    }
+    match what(&state.registration(), app_id) {
+        Some(found) => HttpResponse::Ok().json(found),
+        None => not_found(app_id),
+    }
+}
+
 async fn application(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<DevState>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    match state.registration().application(&path) {
-        Some(app) => HttpResponse::Ok().json(app),
-        None => not_found(&path),
-    }
+    lookup(&req, &state, &path, |r, id| r.application(id))
 }
 
 async fn federated_credentials(
@@ -64,13 +75,7 @@ async fn federated_credentials(
     path: web::Path<String>,
     state: web::Data<DevState>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    match state.registration().federated_credentials(&path) {
-        Some(list) => HttpResponse::Ok().json(list),
-        None => not_found(&path),
-    }
+    lookup(&req, &state, &path, |r, id| r.federated_credentials(id))
 }
 
 async fn service_principal(
@@ -78,13 +83,7 @@ async fn service_principal(
     path: web::Path<String>,
     state: web::Data<DevState>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    match state.registration().service_principal(&path) {
-        Some(sp) => HttpResponse::Ok().json(sp),
-        None => not_found(&path),
-    }
+    lookup(&req, &state, &path, |r, id| r.service_principal(id))
 }
 
 #[derive(serde::Deserialize)]

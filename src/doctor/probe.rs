@@ -71,26 +71,22 @@ impl Probe {
     /// Why no answer came: timed out, connection failed, or the request failed.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, String> {
         let started = Instant::now();
-        let response = request.send().await.map_err(|e| describe(&e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::outbound::failure(&e).to_owned())?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| describe(&e))?.to_vec();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| crate::outbound::failure(&e).to_owned())?
+            .to_vec();
         Ok(Answer {
             status,
             headers,
             body,
             took: started.elapsed(),
         })
-    }
-}
-
-/// reqwest's error without its URL chain's details (a query string could hold anything).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
     }
 }

@@ -17,6 +17,7 @@ use super::graph_shapes::{
 use super::probe::Probe;
 use super::{Check, Step, app_checks};
 use crate::config::{Secret, is_guid};
+use crate::obo::first_line;
 use crate::tools::GRAPH_APP_ID;
 
 /// The operator's Graph token, or why there is none.
@@ -53,17 +54,6 @@ pub async fn operator_token(file: Option<&Path>, e: &Expected) -> Result<(Secret
         Secret::new(token.token.secret()),
         "your Azure CLI / Azure Developer CLI sign-in".into(),
     ))
-}
-
-fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }
 
 enum Read<T> {

@@ -17,6 +17,7 @@ use azure_core::credentials::TokenCredential;
 use tokio::sync::Mutex;
 
 use super::Error;
+use super::error::first_line;
 use super::{AssertionKind, Settings as OboSettings};
 use crate::config::Secret;
 use crate::jose::{SigningKey, b64url, sha256};
@@ -274,15 +275,4 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_whitespace())
         .collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
-}
-
-fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }

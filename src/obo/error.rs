@@ -123,3 +123,16 @@ impl Error {
         }
     }
 }
+
+/// The first non-empty line of a credential library's error, capped: azure_identity's
+/// messages can run to pages of per-source detail.
+pub(crate) fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}

@@ -34,6 +34,7 @@ pub use assertion::{AssertionSource, ClientAuth};
 pub use cache::OboCache;
 pub use developer::DeveloperTokens;
 pub use error::Error;
+pub(crate) use error::first_line;
 pub use exchange::{Exchanger, TokenEndpoint};
 pub use on_behalf_of::OboTokens;
 pub use settings::{AssertionKind, OboGrant, Settings};

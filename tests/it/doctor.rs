@@ -364,6 +364,18 @@ impl World {
         self.doctor_env(&self.server_env(public_url), args).await
     }
 
+    /// Doctor with the operator's Graph token and `--url` of `server`'s MCP endpoint.
+    async fn doctor_deployment(&self, public_url: &str, server: &ServerProcess) -> Output {
+        let token_file = self.graph_token_file();
+        let token_file = token_file.to_str().expect("utf-8 path");
+        let url = server.mcp_url();
+        self.doctor(
+            public_url,
+            &["--graph-token-file", token_file, "--url", &url],
+        )
+        .await
+    }
+
     /// Runs `mcp-obo doctor` with exactly `env` (plus PATH and HOME) and `args`.
     async fn doctor_env(&self, env: &[(String, String)], args: &[&str]) -> Output {
         let mut cmd = self.command("doctor", env);
@@ -723,18 +735,7 @@ async fn against_a_correctly_configured_running_server_everything_passes() {
     let public = format!("http://127.0.0.1:{port}");
     let world = World::start(Broken::Nothing, &format!("{public}/mcp")).await;
     let server = server(&world, port, &public).await;
-    let token_file = world.graph_token_file();
-    let output = world
-        .doctor(
-            &public,
-            &[
-                "--graph-token-file",
-                token_file.to_str().expect("utf-8"),
-                "--url",
-                &server.mcp_url(),
-            ],
-        )
-        .await;
+    let output = world.doctor_deployment(&public, &server).await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(lines_with(&text, "WARN ").is_empty(), "{text}");
@@ -763,18 +764,7 @@ async fn a_server_with_the_wrong_public_url_fails_the_metadata_check_with_the_ur
     // Deployed with another host's URL (as when a custom domain is added but the app still
     // says its default one).
     let server = server(&world, port, "https://mcp-old.contoso.example").await;
-    let token_file = world.graph_token_file();
-    let output = world
-        .doctor(
-            &public,
-            &[
-                "--graph-token-file",
-                token_file.to_str().expect("utf-8"),
-                "--url",
-                &server.mcp_url(),
-            ],
-        )
-        .await;
+    let output = world.doctor_deployment(&public, &server).await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert_eq!(
