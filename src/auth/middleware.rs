@@ -136,7 +136,7 @@ impl Authorizer {
                         .map(|u| u.as_str().to_owned())
                         .unwrap_or_default(),
                 ),
-                auth.audiences.clone(),
+                accepted_audiences(auth, entra),
             ),
             _ => {
                 let authority = trim_slash(&entra.authority_host);
@@ -151,21 +151,13 @@ impl Authorizer {
                 } else {
                     TenantPolicy::One(tenant)
                 };
-                let client = entra.client_id.clone().unwrap_or_default();
-                let mut audiences = vec![client.clone()];
-                if auth.identifier_uris.is_empty() {
-                    audiences.push(format!("api://{client}"));
-                } else {
-                    audiences.extend(auth.identifier_uris.iter().cloned());
-                }
-                audiences.extend(auth.audiences.iter().cloned());
                 (
                     IssuerPolicy::Entra {
                         v1_host: entra_v1_issuer_host(&authority),
                         authority,
                         tenants,
                     },
-                    audiences,
+                    accepted_audiences(auth, entra),
                 )
             }
         };
@@ -286,6 +278,24 @@ fn auth_span() -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,
     )
+}
+
+/// Every `aud` the token policy accepts: `auth.audiences` under `oidc`; under the Entra
+/// modes also the client id and the identifier URIs (`api://{client id}` when none are
+/// configured). `mcp-obo doctor` checks the app registration against the same list.
+pub fn accepted_audiences(auth: &Settings, entra: &EntraSettings) -> Vec<String> {
+    if auth.mode == AuthMode::Oidc {
+        return auth.audiences.clone();
+    }
+    let client = entra.client_id.clone().unwrap_or_default();
+    let mut audiences = vec![client.clone()];
+    if auth.identifier_uris.is_empty() {
+        audiences.push(format!("api://{client}"));
+    } else {
+        audiences.extend(auth.identifier_uris.iter().cloned());
+    }
+    audiences.extend(auth.audiences.iter().cloned());
+    audiences
 }
 
 /// Entra v1 tokens name `sts.windows.net` (public cloud) as issuer host.

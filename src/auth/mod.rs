@@ -32,5 +32,5 @@ pub use error::{Error, Reason};
 pub use jwks::JwksCache;
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
-pub use middleware::Authorizer;
+pub use middleware::{Authorizer, accepted_audiences};
 pub use settings::{AuthMode, EntraSettings, Settings};

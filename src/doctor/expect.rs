@@ -2,7 +2,7 @@
 //! from the settings the way `serve` derives it (audiences as the authorizer accepts them,
 //! scopes as the metadata advertises them), so every step compares against the same values.
 
-use crate::auth::AuthMode;
+use crate::auth::{ResourceMetadata, accepted_audiences};
 use crate::config::{Settings, trim_slash};
 
 /// The values the checks compare with.
@@ -44,26 +44,17 @@ impl Expected {
             s.auth.identifier_uris.clone()
         };
         let scope_prefix = identifier_uris.first().cloned().unwrap_or_default();
-        let mut accepted_audiences = vec![client_id.clone()];
-        accepted_audiences.extend(identifier_uris.iter().cloned());
-        accepted_audiences.extend(s.auth.audiences.iter().cloned());
         let mut scopes = s.auth.required_scopes.clone();
         for (_, scope) in &s.auth.tool_scopes {
             if !scopes.contains(scope) {
                 scopes.push(scope.clone());
             }
         }
-        let entra = matches!(s.auth.mode, AuthMode::Entra | AuthMode::EasyAuth);
-        let advertised_scopes = scopes
-            .iter()
-            .map(|scope| {
-                if entra && !scope.contains("://") {
-                    format!("{}/{scope}", scope_prefix.trim_end_matches('/'))
-                } else {
-                    scope.clone()
-                }
-            })
-            .collect();
+        // As the running server advertises them (its metadata), not derived a second time.
+        let advertised_scopes =
+            ResourceMetadata::from_settings(&s.auth, &s.entra, &s.server.public_url, &[], &scopes)
+                .scopes_supported()
+                .to_vec();
         let public_url = trim_slash(&s.server.public_url);
         Self {
             tenant: s
@@ -74,7 +65,7 @@ impl Expected {
             authority: trim_slash(&s.entra.authority_host),
             identifier_uris,
             scope_prefix,
-            accepted_audiences,
+            accepted_audiences: accepted_audiences(&s.auth, &s.entra),
             scopes,
             advertised_scopes,
             allowed_client_apps: s.auth.allowed_client_apps.clone(),
