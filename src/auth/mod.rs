@@ -33,4 +33,4 @@ pub use jwks::JwksCache;
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
 pub use middleware::{Authorizer, accepted_audiences};
-pub use settings::{AuthMode, EntraSettings, Settings};
+pub use settings::{AuthMode, EntraSettings, Settings, discovery_url};

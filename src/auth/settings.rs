@@ -198,3 +198,23 @@ fn tool_scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>,
 fn max_token_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::with(d, de::expecting("a number of bytes"))
 }
+
+/// The issuer's OIDC discovery document for `auth.mode`; `None` without inbound tokens.
+/// The server fetches its keys from it, and `mcp-obo doctor` checks it.
+pub fn discovery_url(auth: &Settings, entra: &EntraSettings) -> Option<String> {
+    match auth.mode {
+        AuthMode::None => None,
+        AuthMode::Oidc => Some(format!(
+            "{}/.well-known/openid-configuration",
+            auth.issuer
+                .as_ref()
+                .map(crate::config::trim_slash)
+                .unwrap_or_default()
+        )),
+        AuthMode::Entra | AuthMode::EasyAuth => Some(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            crate::config::trim_slash(&entra.authority_host),
+            entra.tenant_id.as_deref().unwrap_or("organizations")
+        )),
+    }
+}

@@ -34,24 +34,15 @@ pub struct Found {
 pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Found> {
     let mut checks = Vec::new();
     let mut found = Found::default();
-    let (discovery_url, issuer) = match s.auth.mode {
-        AuthMode::None => {
-            let graph = graph(probe, expected).await;
-            found.graph_answers = graph.status == Status::Pass;
-            checks.push(graph);
-            return Step { checks, found };
-        }
-        AuthMode::Oidc => {
-            let issuer = s.auth.issuer.as_ref().map(trim_slash).unwrap_or_default();
-            (format!("{issuer}/.well-known/openid-configuration"), issuer)
-        }
-        AuthMode::Entra | AuthMode::EasyAuth => (
-            format!(
-                "{}/{}/v2.0/.well-known/openid-configuration",
-                expected.authority, expected.tenant
-            ),
-            expected.entra_issuer(),
-        ),
+    let Some(discovery_url) = crate::auth::discovery_url(&s.auth, &s.entra) else {
+        let graph = graph(probe, expected).await;
+        found.graph_answers = graph.status == Status::Pass;
+        checks.push(graph);
+        return Step { checks, found };
+    };
+    let issuer = match s.auth.mode {
+        AuthMode::Oidc => s.auth.issuer.as_ref().map(trim_slash).unwrap_or_default(),
+        _ => expected.entra_issuer(),
     };
     let fix_issuer = match s.auth.mode {
         AuthMode::Oidc => "set auth.issuer (MCP_OBO__AUTH__ISSUER) to exactly the issuer your provider declares".to_owned(),

@@ -21,7 +21,7 @@ use rmcp_actix_web::transport::CancellationToken;
 
 use crate::auth::AuthMode;
 use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
-use crate::config::{self, trim_slash};
+use crate::config;
 use crate::graph::GraphClient;
 use crate::mcp::{
     self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners, ToolAccess,
@@ -357,17 +357,8 @@ fn issuer_keys(
     auth: &crate::auth::Settings,
     entra: &crate::auth::EntraSettings,
 ) -> Result<Option<Arc<JwksCache>>, StartError> {
-    let discovery = match auth.mode {
-        AuthMode::None => return Ok(None),
-        AuthMode::Oidc => format!(
-            "{}/.well-known/openid-configuration",
-            auth.issuer.as_ref().map(trim_slash).unwrap_or_default()
-        ),
-        AuthMode::Entra | AuthMode::EasyAuth => format!(
-            "{}/{}/v2.0/.well-known/openid-configuration",
-            trim_slash(&entra.authority_host),
-            entra.tenant_id.as_deref().unwrap_or("organizations")
-        ),
+    let Some(discovery) = crate::auth::discovery_url(auth, entra) else {
+        return Ok(None);
     };
     let url = url::Url::parse(&discovery)
         .map_err(|e| StartError::Config(format!("discovery URL {discovery}: {e}")))?;
