@@ -50,8 +50,14 @@ pub async fn post_with(
 
 /// POSTs a 2025-06-18 JSON-RPC message to `url` with `token` as the bearer token.
 pub async fn post_as(url: &str, token: &str, body: &Value) -> Reply {
+    post_as_with(&reqwest::Client::new(), url, token, body).await
+}
+
+/// As [`post_as`] on a given client (for many concurrent calls).
+pub async fn post_as_with(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Reply {
     let auth = format!("Bearer {token}");
-    post_raw(
+    post_with(
+        client,
         url,
         serde_json::to_vec(body).expect("json"),
         &[

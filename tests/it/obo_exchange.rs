@@ -3,7 +3,7 @@
 //! downstream token's signature and audience and refuses the caller's own token.
 
 use crate::support::fake_graph::{FakeGraph, Scripted};
-use crate::support::mcp_http::{ACCEPT_BOTH, post_as, post_with, request};
+use crate::support::mcp_http::{post_as, post_as_with, request};
 use crate::support::obo_world::{
     EXCHANGE_AUDIENCE, World, call_hello, entra_and_graph, write_sa_token,
 };
@@ -51,22 +51,11 @@ async fn two_hundred_simultaneous_first_calls_from_one_user_make_one_exchange() 
     let mut calls = Vec::new();
     for _ in 0..200 {
         let url = w.app.mcp_url();
-        let auth = format!("Bearer {token}");
+        let token = token.clone();
         let client = client.clone();
         calls.push(tokio::spawn(async move {
-            post_with(
-                &client,
-                &url,
-                serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
-                    .expect("json"),
-                &[
-                    ("content-type", "application/json"),
-                    ("accept", ACCEPT_BOTH),
-                    ("mcp-protocol-version", "2025-06-18"),
-                    ("authorization", &auth),
-                ],
-            )
-            .await
+            let hello = request(1, "tools/call", json!({"name": "HelloTool"}));
+            post_as_with(&client, &url, &token, &hello).await
         }));
     }
     for call in calls {
@@ -86,20 +75,8 @@ async fn fifty_users_get_fifty_exchanges_and_each_their_own_profile() {
         let url = w.app.mcp_url();
         let client = client.clone();
         calls.push(tokio::spawn(async move {
-            let auth = format!("Bearer {token}");
-            let reply = post_with(
-                &client,
-                &url,
-                serde_json::to_vec(&request(1, "tools/call", json!({"name": "HelloTool"})))
-                    .expect("json"),
-                &[
-                    ("content-type", "application/json"),
-                    ("accept", ACCEPT_BOTH),
-                    ("mcp-protocol-version", "2025-06-18"),
-                    ("authorization", &auth),
-                ],
-            )
-            .await;
+            let hello = request(1, "tools/call", json!({"name": "HelloTool"}));
+            let reply = post_as_with(&client, &url, &token, &hello).await;
             (n, reply.json.expect("json")["result"].clone())
         }));
     }
