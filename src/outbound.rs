@@ -9,7 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-const USER_AGENT: &str = concat!("mcp-obo/", env!("CARGO_PKG_VERSION"));
+/// The `User-Agent` of every outgoing request.
+pub const USER_AGENT: &str = concat!("mcp-obo/", env!("CARGO_PKG_VERSION"));
 
 /// The process's TLS client configuration: the platform's roots, loaded once.
 static TLS: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::new();
@@ -27,10 +28,17 @@ pub struct TlsError(#[source] rustls::Error);
 /// # Errors
 /// When the platform's roots cannot be loaded (none found, unreadable trust store).
 pub fn builder() -> Result<reqwest::ClientBuilder, TlsError> {
-    let tls = TLS.get_or_init(platform_tls).clone().map_err(TlsError)?;
     Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(tls_config()?)
         .user_agent(USER_AGENT))
+}
+
+/// A copy of the process's TLS configuration, for a client built without reqwest (Graph's).
+///
+/// # Errors
+/// When the platform's roots cannot be loaded (none found, unreadable trust store).
+pub fn tls_config() -> Result<rustls::ClientConfig, TlsError> {
+    TLS.get_or_init(platform_tls).clone().map_err(TlsError)
 }
 
 fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {

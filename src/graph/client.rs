@@ -1,15 +1,15 @@
 //! The Graph HTTP client: one GET per call, with the retries Graph's guidance asks for.
 //!
-//! The HTTP itself is reqwest: a client per calling thread (hyper's keep-alive pool, rustls with the
-//! platform verifier set up once in [`crate::outbound`], the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment),
-//! HTTP/1.1 only, redirects not followed. What is ours: the answer's size cap, how a failure
-//! reads to the user, and Graph's retry rules.
+//! The HTTP itself is hyper-util's pooled client ([`super::http_client`]): one per calling thread,
+//! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: how a
+//! failure reads to the user, and Graph's retry rules.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use http::StatusCode;
+use http::Uri;
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use thread_local::ThreadLocal;
 use tracing::Instrument;
@@ -17,6 +17,7 @@ use url::Url;
 
 use super::Error;
 use super::Settings as GraphSettings;
+use super::http_client::{HttpClient, HttpConfig, Reply, SendError};
 use crate::auth::Caller;
 use crate::config::trim_slash;
 use crate::obo::DownstreamTokens;
@@ -46,79 +47,32 @@ pub struct Me {
 pub enum BuildError {
     #[error(transparent)]
     Tls(#[from] crate::outbound::TlsError),
-    #[error("cannot build the HTTP client for Microsoft Graph: {0}")]
-    Http(#[source] reqwest::Error),
+    #[error(
+        "the Graph base URL {0} cannot be used as a request target; set graph.base_url to an http(s) origin"
+    )]
+    BaseUrl(String),
 }
 
 /// Microsoft Graph, called as a given caller.
 #[derive(Clone)]
 pub struct GraphClient {
-    /// One reqwest client (and keep-alive pool) per thread that calls Graph. actix-web runs
+    /// One HTTP client (and keep-alive pool) per thread that calls Graph. actix-web runs
     /// each worker on a single-threaded runtime, and hyper drives a connection from a task
     /// on the runtime that opened it: with one pool for all workers, a connection opened by
     /// one worker and checked out by another costs two cross-thread wake-ups per call
     /// (BENCHMARKS.md, "Issue 14: per-worker pools"). Every client shares the process's TLS
     /// configuration, so a thread's first call loads no roots.
-    http: Arc<ThreadLocal<reqwest::Client>>,
-    /// How each thread's client is made (timeouts, no redirects, HTTP/1.1).
+    http: Arc<ThreadLocal<HttpClient>>,
+    /// How each thread's client is made (timeouts, size cap, proxy rules).
     config: HttpConfig,
     /// `{base_url}/v1.0/me`, parsed once.
-    me_url: Url,
+    me_url: Uri,
     base_url: String,
     /// `server.address` of the Graph spans.
     host: String,
     /// `{graph origin}/.default`: every permission the app was consented for on Graph.
     scope: String,
     tokens: Arc<dyn DownstreamTokens>,
-}
-
-/// An answer from Graph, its body read (and capped).
-struct Reply {
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: Vec<u8>,
-}
-
-/// Why no usable answer arrived. Never contains a header value (the token): reqwest's errors
-/// name the URL, and ours carries no query string with secrets.
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error(transparent)]
-    Http(reqwest::Error),
-    #[error("response body larger than {MAX_BODY} bytes")]
-    TooLarge,
-    /// This thread's client could not be built (as the first one was at start-up, it can
-    /// only fail if the system's state changed since).
-    #[error(transparent)]
-    Build(BuildError),
-}
-
-/// The settings every thread's Graph client is built with.
-#[derive(Clone, Copy)]
-struct HttpConfig {
-    connect_timeout: Duration,
-    timeout: Duration,
-}
-
-impl HttpConfig {
-    fn build(self) -> Result<reqwest::Client, BuildError> {
-        crate::outbound::builder()?
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            // A Graph 3xx is an error to report, not a place to send the token.
-            .redirect(reqwest::redirect::Policy::none())
-            // One small GET per call: hyper's HTTP/2 costs more CPU per request than HTTP/1.1
-            // here (BENCHMARKS.md, "tried, reverted").
-            .http1_only()
-            .build()
-            .map_err(BuildError::Http)
-    }
-}
-
-impl SendError {
-    fn is_timeout(&self) -> bool {
-        matches!(self, Self::Http(e) if e.is_timeout())
-    }
 }
 
 impl GraphClient {
@@ -130,17 +84,14 @@ impl GraphClient {
         settings: &GraphSettings,
         tokens: Arc<dyn DownstreamTokens>,
     ) -> Result<Self, BuildError> {
-        let config = HttpConfig {
-            connect_timeout: settings.connect_timeout,
-            timeout: settings.timeout,
-        };
+        let config = HttpConfig::new(settings.connect_timeout, settings.timeout, MAX_BODY);
         // Built now on this thread, so a client that cannot be built stops start-up.
         let http = Arc::new(ThreadLocal::new());
-        http.get_or_try(|| config.build())?;
+        http.get_or_try(|| HttpClient::new(config.clone()))?;
         let base_url = trim_slash(&settings.base_url);
         // Cannot fail: `base_url` is a valid http(s) URL and the suffix a plain path.
-        let me_url = Url::parse(&format!("{base_url}/v1.0/me"))
-            .unwrap_or_else(|_| settings.base_url.clone());
+        let me_url = Uri::try_from(format!("{base_url}/v1.0/me"))
+            .map_err(|_| BuildError::BaseUrl(base_url.clone()))?;
         Ok(Self {
             http,
             config,
@@ -168,7 +119,7 @@ impl GraphClient {
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         caller: &Caller,
-        url: &Url,
+        url: &Uri,
         path: &str,
     ) -> Result<T, Error> {
         let scopes = [self.scope.as_str()];
@@ -206,14 +157,14 @@ impl GraphClient {
                     span.record("otel.status_code", "ERROR");
                     span.record(
                         "error.type",
-                        if e.is_timeout() {
+                        if matches!(e, SendError::Timeout | SendError::ConnectTimeout) {
                             "timeout"
                         } else {
                             "transport"
                         },
                     );
                     metrics::graph_request(
-                        if e.is_timeout() {
+                        if matches!(e, SendError::Timeout | SendError::ConnectTimeout) {
                             "timeout"
                         } else {
                             "unreachable"
@@ -236,7 +187,10 @@ impl GraphClient {
                     reason: e.to_string(),
                 });
             }
-            let retry_after = response.retry_after;
+            let retry_after = response
+                .headers
+                .get(RETRY_AFTER)
+                .and_then(|v| retry_after(v.as_bytes()));
             let (code, message) = graph_error(&response.body);
             match status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
@@ -291,96 +245,53 @@ impl GraphClient {
         }
     }
 
-    /// `GET url` with the token, `Accept: application/json` and `headers` (trace context);
-    /// the body read whole, up to [`MAX_BODY`].
+    /// `GET url` with the token, `Accept: application/json` and `headers` (trace context),
+    /// on this thread's client.
     async fn send(
         &self,
-        url: &Url,
+        url: &Uri,
         authorization: &HeaderValue,
         mut headers: HeaderMap,
     ) -> Result<Reply, SendError> {
-        // A clone keeps the value's `sensitive` mark (set where the token is made), so hyper
-        // and reqwest's `Debug` never print it.
+        // A clone keeps the value's `sensitive` mark (set where the token is made), so hyper's
+        // `Debug` never prints it.
         headers.insert(AUTHORIZATION, authorization.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = self
+        let http = match self
             .http
-            .get_or_try(|| self.config.build())
-            .map_err(SendError::Build)?;
-        let mut response = http
-            .get(url.clone())
-            .headers(headers)
-            .send()
-            .await
-            .map_err(SendError::Http)?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| retry_after(v.as_bytes()));
-        // Refused before reading when the length is announced, and while reading otherwise.
-        let announced = response.content_length().unwrap_or(0);
-        if announced > MAX_BODY as u64 {
-            return Err(SendError::TooLarge);
-        }
-        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
-        while let Some(chunk) = response.chunk().await.map_err(SendError::Http)? {
-            if chunk.len() > MAX_BODY - body.len() {
-                return Err(SendError::TooLarge);
+            .get_or_try(|| HttpClient::new(self.config.clone()))
+        {
+            Ok(http) => http,
+            Err(e) => {
+                // As the first one was built at start-up, this can only fail if the
+                // system's trust store changed since.
+                tracing::warn!(error = %e, "cannot build this thread's HTTP client for Graph");
+                return Err(SendError::Connect(e.to_string()));
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply {
-            status,
-            retry_after,
-            body,
-        })
+        };
+        http.get(url.clone(), headers).await
     }
 
     fn transport_error(&self, e: &SendError) -> Error {
         match e {
-            SendError::Http(e) if e.is_timeout() => Error::Timeout {
-                timeout: if e.is_connect() {
-                    self.config.connect_timeout
-                } else {
-                    self.config.timeout
-                },
+            SendError::ConnectTimeout => Error::Timeout {
+                timeout: self.config.connect_timeout,
             },
-            SendError::Http(e) if e.is_connect() => Error::Unreachable {
-                base_url: self.base_url.clone(),
+            SendError::Timeout => Error::Timeout {
+                timeout: self.config.timeout,
             },
-            SendError::Http(e) if e.is_body() || e.is_decode() || is_parse_error(e) => {
-                Error::Malformed {
-                    reason: "the response could not be read as HTTP".into(),
-                }
-            }
-            SendError::Build(e) => {
-                tracing::warn!(error = %e, "cannot build this thread's HTTP client for Graph");
-                Error::Unreachable {
-                    base_url: self.base_url.clone(),
-                }
-            }
-            SendError::TooLarge => Error::Malformed {
-                reason: format!("the response is larger than {} MiB", MAX_BODY >> 20),
+            SendError::Malformed => Error::Malformed {
+                reason: "the response could not be read as HTTP".into(),
             },
-            // The connection broke before an answer arrived.
-            SendError::Http(_) => Error::Unreachable {
+            SendError::TooLarge(max) => Error::Malformed {
+                reason: format!("the response is larger than {} MiB", max >> 20),
+            },
+            // No connection, or it broke before an answer arrived.
+            SendError::Connect(_) | SendError::Closed => Error::Unreachable {
                 base_url: self.base_url.clone(),
             },
         }
     }
-}
-
-/// Whether hyper could not parse what came back as an HTTP answer.
-fn is_parse_error(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_parse();
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// `Retry-After` in seconds (the form Graph sends).

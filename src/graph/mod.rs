@@ -1,9 +1,11 @@
 //! Microsoft Graph client.
 //!
-//! - `client.rs`: [`GraphClient`]: base URL per cloud, one shared reqwest client (keep-alive
-//!   pool, connect and total timeouts, no redirects, the environment's proxy, a cap on the
-//!   answer's size), a token from [`crate::obo::DownstreamTokens`] for each call, one retry
-//!   with a fresh token on 401, bounded retries honouring `Retry-After` on 429/502/503/504.
+//! - `client.rs`: [`GraphClient`]: base URL per cloud, a token from
+//!   [`crate::obo::DownstreamTokens`] for each call, one retry with a fresh token on 401,
+//!   bounded retries honouring `Retry-After` on 429/502/503/504, the spans and metrics.
+//! - `http_client.rs`: the HTTP under it: hyper-util's pooled HTTP/1.1 client per calling
+//!   thread (connect and total timeouts, no redirects, the environment's proxy rules, rustls
+//!   with the platform verifier, a cap on the answer's size).
 //! - `settings.rs`: [`Settings`], the `[graph]` section.
 //! - `error.rs`: [`Error`], one variant per way a Graph call fails, with user-facing text.
 //!
@@ -11,6 +13,7 @@
 
 mod client;
 mod error;
+mod http_client;
 mod settings;
 
 pub use client::{BuildError, GraphClient, Me};

@@ -21,19 +21,24 @@ use moka::future::Cache;
 
 use super::{AccessToken, Error};
 
-/// Cache key: digest of the user's token and the scopes requested.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    digest: [u8; 32],
-    scopes: Arc<str>,
-}
+/// Cache key: one SHA-256 over the digest of the user's token and the scopes requested.
+/// 32 bytes kept inline, so a lookup allocates nothing and an entry carries no scope string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
     pub fn new(digest: &[u8; 32], scopes: &[&str]) -> Self {
-        Self {
-            digest: *digest,
-            scopes: Arc::from(scopes.join(" ")),
+        let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        hash.update(digest);
+        // Each scope ends with a byte no scope can contain (scopes are space-free), so
+        // `["a", "b"]` and `["ab"]` hash differently.
+        for scope in scopes {
+            hash.update(scope.as_bytes());
+            hash.update(b" ");
         }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(hash.finish().as_ref());
+        Self(key)
     }
 }
 
@@ -204,26 +209,24 @@ mod tests {
         let key = CacheKey::new(&[1; 32], &["s"]);
         // The user's token expires in 30 s: less than the margin, so nothing is kept.
         let (r, l) = cache
-            .get_or_exchange(key.clone(), in_secs(30), || async { Ok(token(3600)) })
+            .get_or_exchange(key, in_secs(30), || async { Ok(token(3600)) })
             .await;
         assert!(r.is_ok());
         assert_eq!(l, Lookup::Miss);
         assert!(cache.get(&key).await.is_none());
         // Now the downstream token is the one that expires within the margin.
         let (r, _) = cache
-            .get_or_exchange(key.clone(), in_secs(3600), || async { Ok(token(30)) })
+            .get_or_exchange(key, in_secs(3600), || async { Ok(token(30)) })
             .await;
         assert!(r.is_ok());
         assert!(cache.get(&key).await.is_none());
         // Both good for longer than the margin: kept.
         let _ = cache
-            .get_or_exchange(key.clone(), in_secs(3600), || async { Ok(token(3600)) })
+            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
             .await;
         assert!(cache.get(&key).await.is_some());
         let (_, l) = cache
-            .get_or_exchange(key.clone(), in_secs(3600), || async {
-                Err(Error::NotConfigured)
-            })
+            .get_or_exchange(key, in_secs(3600), || async { Err(Error::NotConfigured) })
             .await;
         assert_eq!(l, Lookup::Hit);
     }
@@ -234,11 +237,7 @@ mod tests {
         let key = CacheKey::new(&[2; 32], &["s"]);
         let expired = AccessToken::new("t", SystemTime::now() - Duration::from_secs(1));
         let (r, _) = cache
-            .get_or_exchange(
-                key.clone(),
-                in_secs(3600),
-                move || async move { Ok(expired) },
-            )
+            .get_or_exchange(key, in_secs(3600), move || async move { Ok(expired) })
             .await;
         assert!(r.is_ok(), "the exchange's own result is still returned");
         assert!(cache.get(&key).await.is_none());
@@ -255,6 +254,7 @@ mod tests {
         assert_ne!(key, CacheKey::new(&[2; 32], &["a", "b"]));
         assert_ne!(key, CacheKey::new(&[1; 32], &["a"]));
         assert_ne!(key, CacheKey::new(&[1; 32], &["b", "a"]));
+        assert_ne!(key, CacheKey::new(&[1; 32], &["ab"]));
     }
 
     #[tokio::test]
@@ -276,7 +276,7 @@ mod tests {
         let cache = OboCache::new(3, Duration::from_secs(1));
         let key = CacheKey::new(&[3; 32], &["s"]);
         let _ = cache
-            .get_or_exchange(key.clone(), in_secs(3600), || async { Ok(token(3600)) })
+            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
             .await;
         cache.remove(&key).await;
         assert!(cache.get(&key).await.is_none());
@@ -302,7 +302,7 @@ mod tests {
             }
             // Polled at once: the first starts the exchange, the others wait for it.
             cache
-                .get_or_exchange(key.clone(), in_secs(3600), || async {
+                .get_or_exchange(*key, in_secs(3600), || async {
                     exchanges.fetch_add(1, Ordering::SeqCst);
                     gate.notified().await;
                     respond()

@@ -1,0 +1,376 @@
+//! The HTTP under the Graph calls: hyper-util's pooled HTTP/1.1 client, over a connector put
+//! together from well-kept parts: hyper-util's TCP connector, its proxy rules (`HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read as curl does) and `CONNECT` tunnel, and rustls
+//! (tokio-rustls) with the process's platform verifier from [`crate::outbound`].
+//!
+//! Why not reqwest, as for every other outgoing request: Graph is called on every tool call, and
+//! reqwest's own layers over this same hyper client (redirect and retry policies that run even
+//! when disabled, its request and body wrappers) cost about 12 µs of CPU per call, a tenth of
+//! a warm HelloTool (BENCHMARKS.md, "Issue 14, third session"). What is ours here is only the
+//! wiring: which proxy a destination goes through, the timeouts and the answer's size cap.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, PROXY_AUTHORIZATION, USER_AGENT};
+use http::uri::Scheme;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tower_service::Service;
+
+/// An answer, its body read whole.
+pub(super) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why no usable answer arrived. Never holds a header value (the token) or a proxy URL (it
+/// may carry a password).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SendError {
+    /// Connecting (TCP, proxy tunnel, TLS) took longer than the connect timeout.
+    #[error("connecting took longer than the connect timeout")]
+    ConnectTimeout,
+    /// The whole request, from connecting to the body's last byte, took longer than the
+    /// timeout.
+    #[error("no complete answer within the timeout")]
+    Timeout,
+    /// No connection could be made (refused, DNS, proxy, TLS).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// What came back could not be read as an HTTP answer.
+    #[error("the response could not be read as HTTP")]
+    Malformed,
+    /// The body is larger than the cap.
+    #[error("response body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection broke before an answer arrived.
+    #[error("the connection closed before an answer arrived")]
+    Closed,
+}
+
+/// The settings the client is built with.
+#[derive(Clone)]
+pub(super) struct HttpConfig {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_body: usize,
+    /// The proxy rules, read from the environment once per process.
+    pub proxies: Arc<Matcher>,
+}
+
+impl HttpConfig {
+    pub fn new(connect_timeout: Duration, timeout: Duration, max_body: usize) -> Self {
+        Self {
+            connect_timeout,
+            timeout,
+            max_body,
+            proxies: Arc::new(Matcher::from_env()),
+        }
+    }
+}
+
+/// A pooled client (keep-alive, HTTP/1.1, no redirects: hyper does not follow them).
+#[derive(Clone)]
+pub(super) struct HttpClient {
+    client: Client<Connector, Empty<Bytes>>,
+    config: HttpConfig,
+}
+
+impl HttpClient {
+    /// # Errors
+    /// When the platform's roots cannot be loaded.
+    pub fn new(config: HttpConfig) -> Result<Self, crate::outbound::TlsError> {
+        let mut tls = crate::outbound::tls_config()?;
+        // HTTP/1.1 only: one small GET per call, where hyper's HTTP/2 costs more CPU.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let connector = Connector {
+            tcp,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            proxies: config.proxies.clone(),
+            timeout: config.connect_timeout,
+        };
+        let client = Client::builder(TokioExecutor::new())
+            // Without a timer the pool never drops idle connections.
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self { client, config })
+    }
+
+    /// `GET uri` with `headers`; the body read whole, up to the cap.
+    pub async fn get(&self, uri: Uri, mut headers: HeaderMap) -> Result<Reply, SendError> {
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(crate::outbound::USER_AGENT),
+        );
+        if uri.scheme() == Some(&Scheme::HTTP) {
+            // Plain http through a proxy goes to the proxy as one request in absolute form
+            // (the connector marks the connection), so the proxy's credentials go with it.
+            if let Some(auth) = self
+                .config
+                .proxies
+                .intercept(&uri)
+                .and_then(|p| p.basic_auth().cloned())
+            {
+                headers.insert(PROXY_AUTHORIZATION, auth);
+            }
+        }
+        let mut request = Request::new(Empty::new());
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        tokio::time::timeout(self.config.timeout, self.exchange(request))
+            .await
+            .map_err(|_| SendError::Timeout)?
+    }
+
+    async fn exchange(&self, request: Request<Empty<Bytes>>) -> Result<Reply, SendError> {
+        let response = self.client.request(request).await.map_err(request_error)?;
+        let (parts, body) = response.into_parts();
+        let max = self.config.max_body;
+        // Refused before reading when the length is announced, and while reading otherwise.
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > max as u64) {
+            return Err(SendError::TooLarge(max));
+        }
+        let body = Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    SendError::TooLarge(max)
+                } else {
+                    SendError::Malformed
+                }
+            })?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// What a failed request means to the caller, from hyper-util's error and its sources.
+fn request_error(e: hyper_util::client::legacy::Error) -> SendError {
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(c) = s.downcast_ref::<ConnectError>() {
+            return match c {
+                ConnectError::TimedOut => SendError::ConnectTimeout,
+                other => SendError::Connect(other.to_string()),
+            };
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return if h.is_parse() {
+                SendError::Malformed
+            } else {
+                SendError::Closed
+            };
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        SendError::Connect("connection failed".into())
+    } else {
+        SendError::Closed
+    }
+}
+
+/// Why a connection could not be made. Names no proxy URL (it may carry a password).
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("timed out")]
+    TimedOut,
+    #[error("{0}")]
+    Tcp(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// hyper-util's `TunnelError` (not exported by name).
+    #[error("the proxy's {0}")]
+    Tunnel(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("only http:// proxies are supported, and the proxy for this host is {0}://")]
+    ProxyScheme(String),
+    #[error("the host is not a valid TLS server name")]
+    ServerName,
+    #[error("TLS: {0}")]
+    Tls(#[source] std::io::Error),
+}
+
+/// TCP to the destination or its proxy, a `CONNECT` tunnel for https through a proxy, then
+/// TLS for https; all within the connect timeout.
+#[derive(Clone)]
+struct Connector {
+    tcp: HttpConnector,
+    tls: tokio_rustls::TlsConnector,
+    proxies: Arc<Matcher>,
+    timeout: Duration,
+}
+
+impl Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connector = self.clone();
+        Box::pin(async move {
+            tokio::time::timeout(connector.timeout, connector.connect(dst))
+                .await
+                .map_err(|_| ConnectError::TimedOut)?
+        })
+    }
+}
+
+impl Connector {
+    async fn connect(mut self, dst: Uri) -> Result<Stream, ConnectError> {
+        let https = dst.scheme() == Some(&Scheme::HTTPS);
+        let proxy = self.proxies.intercept(&dst);
+        if let Some(p) = &proxy
+            && p.uri().scheme() != Some(&Scheme::HTTP)
+        {
+            return Err(ConnectError::ProxyScheme(
+                p.uri().scheme_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        let (io, proxied) = match proxy {
+            None => (tcp(&mut self.tcp, dst.clone()).await?, false),
+            Some(p) if https => {
+                let mut tunnel = Tunnel::new(p.uri().clone(), self.tcp.clone());
+                if let Some(auth) = p.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                std::future::poll_fn(|cx| tunnel.poll_ready(cx))
+                    .await
+                    .map_err(|e| ConnectError::Tunnel(e.into()))?;
+                let io = tunnel
+                    .call(dst.clone())
+                    .await
+                    .map_err(|e| ConnectError::Tunnel(e.into()))?;
+                (io, false)
+            }
+            Some(p) => (tcp(&mut self.tcp, p.uri().clone()).await?, true),
+        };
+        if !https {
+            return Ok(Stream::Plain { io, proxied });
+        }
+        let host = dst.host().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| ConnectError::ServerName)?;
+        let tls = self
+            .tls
+            .connect(name, io.into_inner())
+            .await
+            .map_err(ConnectError::Tls)?;
+        Ok(Stream::Tls(Box::new(TokioIo::new(tls))))
+    }
+}
+
+async fn tcp(connector: &mut HttpConnector, to: Uri) -> Result<TokioIo<TcpStream>, ConnectError> {
+    std::future::poll_fn(|cx| connector.poll_ready(cx))
+        .await
+        .map_err(|e| ConnectError::Tcp(e.into()))?;
+    connector
+        .call(to)
+        .await
+        .map_err(|e| ConnectError::Tcp(e.into()))
+}
+
+/// A connection: plain (to the destination, or to a proxy that takes absolute-form requests)
+/// or TLS.
+enum Stream {
+    Plain {
+        io: TokioIo<TcpStream>,
+        proxied: bool,
+    },
+    /// Boxed: a TLS session is about a kilobyte, a plain stream a few words.
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        match self {
+            Self::Plain { io, proxied } => io.connected().proxy(*proxied),
+            Self::Tls(io) => io.inner().get_ref().0.connected(),
+        }
+    }
+}
+
+impl hyper::rt::Read for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain { io, .. } => Pin::new(io).poll_read(cx, buf),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain { io, .. } => Pin::new(io).poll_write(cx, buf),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain { io, .. } => io.is_write_vectored(),
+            Self::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain { io, .. } => Pin::new(io).poll_flush(cx),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain { io, .. } => Pin::new(io).poll_shutdown(cx),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
