@@ -20,7 +20,7 @@ fn cache_hit(c: &mut Criterion) {
         let mut digest = [0u8; 32];
         digest[..4].copy_from_slice(&i.to_le_bytes());
         let key = CacheKey::new(&digest, &["https://graph.microsoft.com/.default"]);
-        let token = AccessToken::new(format!("token-{i}"), later);
+        let token = AccessToken::new(&format!("token-{i}"), later);
         let _ =
             runtime.block_on(cache.get_or_exchange(key, later, move || async move { Ok(token) }));
     }

@@ -47,7 +47,7 @@ use crate::calls::{ColdStart, call_each, cold_start};
 use crate::fakes::Fakes;
 use crate::options::Options;
 use crate::procfs::clock_ticks_per_sec;
-use crate::report::{Results, report, write_report};
+use crate::report::{Results, mb, report, write_report};
 use crate::scenarios::Targets;
 use crate::server::Server;
 use crate::wrk::Wrk;
@@ -157,6 +157,22 @@ fn run(opts: &Options) -> Result<()> {
             server.log.clone(),
         )
     };
+
+    // Printed as they are measured, so an A/B run (`MCP_OBO_BENCH_HELLO_ONLY`, no report)
+    // shows them too.
+    let mut totals: Vec<Duration> = cold.iter().map(|c| c.total).collect();
+    totals.sort();
+    step(
+        t0,
+        &format!(
+            "cold start median {:.1} ms; RSS idle {} (anonymous {}), after 10,000 users {} (anonymous {})",
+            totals[totals.len() / 2].as_secs_f64() * 1e3,
+            mb(idle_kb.0),
+            mb(idle_kb.1),
+            mb(after_kb.0),
+            mb(after_kb.1),
+        ),
+    );
 
     // 3. The load servers: auth on (warmed), auth off.
     step(t0, "load servers: start, warm the OBO cache");

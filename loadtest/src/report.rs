@@ -24,7 +24,7 @@ pub fn us(v: u64) -> String {
     }
 }
 
-fn mb(kb: u64) -> String {
+pub fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
 

@@ -217,7 +217,7 @@ impl Exchanger {
                             "expires_in of {lifetime} seconds is beyond any real token lifetime, so the token was not used"
                         ),
                     })?;
-                return Ok(AccessToken::new(body.access_token, expires_at));
+                return Ok(AccessToken::new(&body.access_token, expires_at));
             }
             let retry_after = response
                 .headers()

@@ -1,32 +1,32 @@
 //! A downstream access token that cannot leak through `Debug` or `Display`.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderValue;
+use bytes::Bytes;
+use http::HeaderValue;
 
 /// A bearer token for a downstream API, with its expiry.
+///
+/// Kept only as its `Authorization` header value: the token is never needed on its own, and
+/// a cache of 10,000 users holds 10,000 of them (1–2 KB each for Entra).
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: Arc<str>,
-    /// `Bearer {secret}` as a sensitive header value, built once per token rather than per
-    /// call (a 1–2 KB copy and validation); `None` if the token is not a valid header value.
+    /// `Bearer {token}` as a sensitive header value, built once per token rather than per
+    /// call; `None` if the token is not a valid header value.
     authorization: Option<HeaderValue>,
     expires_at: SystemTime,
 }
 
 impl AccessToken {
-    pub fn new(secret: impl Into<Arc<str>>, expires_at: SystemTime) -> Self {
-        let secret: Arc<str> = secret.into();
-        let authorization = HeaderValue::from_str(&format!("Bearer {secret}"))
+    pub fn new(token: &str, expires_at: SystemTime) -> Self {
+        let authorization = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {token}")))
             .ok()
             .map(|mut v| {
                 v.set_sensitive(true);
                 v
             });
         Self {
-            secret,
             authorization,
             expires_at,
         }
@@ -35,11 +35,6 @@ impl AccessToken {
     /// The `Authorization` header value for this token (cheap to clone).
     pub fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
-    }
-
-    /// The token value, for an `Authorization` header only.
-    pub fn secret(&self) -> &str {
-        &self.secret
     }
 
     pub fn expires_at(&self) -> SystemTime {
@@ -57,7 +52,7 @@ impl AccessToken {
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
-            .field("secret", &"<redacted>")
+            .field("authorization", &"<redacted>")
             .field("expires_at", &self.expires_at)
             .finish()
     }

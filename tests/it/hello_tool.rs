@@ -405,11 +405,14 @@ async fn graph_over_https_is_verified_against_the_system_roots() {
 
 /// A forward proxy: `CONNECT host:port` is tunnelled to that address; a request in absolute
 /// form (`GET http://host/path`) is passed on, as written, to `upstream`. Records the first
-/// line of each connection's first request.
+/// line and the `Proxy-Authorization` value of each connection's first request.
 struct ForwardProxy {
     url: String,
-    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    requests: Arc<std::sync::Mutex<Vec<ProxiedRequest>>>,
 }
+
+/// A request's first line and its `Proxy-Authorization` value.
+type ProxiedRequest = (String, Option<String>);
 
 impl ForwardProxy {
     async fn start(upstream: &str) -> Self {
@@ -433,9 +436,14 @@ impl ForwardProxy {
                     }
                     let text = String::from_utf8_lossy(&head).into_owned();
                     let line = text.lines().next().unwrap_or_default().to_owned();
+                    let authorization = text.lines().find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("proxy-authorization")
+                            .then(|| value.trim().to_owned())
+                    });
                     seen.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(line.clone());
+                        .push((line.clone(), authorization));
                     let mut parts = line.split(' ');
                     let (method, target) = (parts.next(), parts.next().unwrap_or_default());
                     let server = if method == Some("CONNECT") {
@@ -469,10 +477,24 @@ impl ForwardProxy {
     }
 
     fn requests(&self) -> Vec<String> {
+        self.seen().into_iter().map(|(line, _)| line).collect()
+    }
+
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.seen().into_iter().map(|(_, auth)| auth).collect()
+    }
+
+    fn seen(&self) -> Vec<ProxiedRequest> {
         self.requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The proxy's URL with a user and password (`s3cret pass`, percent-encoded).
+    fn url_with_credentials(&self) -> String {
+        self.url
+            .replacen("http://", "http://proxy-user:s3cret%20pass@", 1)
     }
 }
 
@@ -540,6 +562,40 @@ async fn https_graph_calls_are_tunnelled_through_the_proxy_in_https_proxy() {
         "one tunnel, through which TLS to Graph itself"
     );
     assert_eq!(tls.handshakes.load(Ordering::SeqCst), 1);
+}
+
+/// `Basic` credentials for `proxy-user` / `s3cret pass`.
+const PROXY_BASIC: &str = "Basic cHJveHktdXNlcjpzM2NyZXQgcGFzcw==";
+
+#[tokio::test]
+async fn proxy_credentials_in_the_proxy_url_go_to_the_proxy_with_each_tunnel_or_request() {
+    let graph = graph_with_ada().await;
+    // https: on the CONNECT, never inside the tunnel (Graph would see it).
+    let tls = TlsGraph::start(&graph).await;
+    let proxy = ForwardProxy::start(&graph.url).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
+    let result = hello_via_process(
+        &tls.url,
+        &[
+            ("HTTPS_PROXY", proxy.url_with_credentials().as_str()),
+            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    assert_eq!(proxy.authorizations(), vec![Some(PROXY_BASIC.to_owned())]);
+    // Plain http: on the request in absolute form.
+    let proxy = ForwardProxy::start(&graph.url).await;
+    let unreachable = format!("http://localhost:{}", crate::support::free_port());
+    let result = hello_via_process(
+        &unreachable,
+        &[("HTTP_PROXY", proxy.url_with_credentials().as_str())],
+    )
+    .await;
+    assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
+    assert_eq!(proxy.authorizations(), vec![Some(PROXY_BASIC.to_owned())]);
 }
 
 #[tokio::test]
