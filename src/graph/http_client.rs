@@ -374,3 +374,39 @@ impl hyper::rt::Write for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_with_proxy(proxy: &str) -> HttpClient {
+        let config = HttpConfig {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+            max_body: 1024,
+            proxies: Arc::new(Matcher::builder().all(proxy).build()),
+        };
+        HttpClient::new(config).expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_is_not_http_is_refused_without_naming_its_credentials() {
+        for proxy in [
+            "https://user:pa55word@proxy.invalid:3128",
+            "socks5://user:pa55word@proxy.invalid:1080",
+        ] {
+            let client = client_with_proxy(proxy);
+            let uri = Uri::from_static("https://graph.invalid/v1.0/me");
+            let err = match client.get(uri, HeaderMap::new()).await {
+                Err(e) => e,
+                Ok(reply) => panic!("answered {}", reply.status),
+            };
+            let text = err.to_string();
+            assert!(
+                matches!(err, SendError::Connect(_)) && text.contains("only http:// proxies"),
+                "{proxy}: {text}"
+            );
+            assert!(!text.contains("pa55word"), "{text}");
+        }
+    }
+}
