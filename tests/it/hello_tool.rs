@@ -538,22 +538,27 @@ async fn http_graph_calls_go_through_the_proxy_in_http_proxy() {
     assert_eq!(graph.seen_tokens(), vec![TOKEN.to_owned()]);
 }
 
+/// HelloTool against the https Graph `tls` (its CA trusted), through `HTTPS_PROXY=proxy`.
+async fn hello_through_https_proxy(tls: &TlsGraph, proxy: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
+    hello_via_process(
+        &tls.url,
+        &[
+            ("HTTPS_PROXY", proxy),
+            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn https_graph_calls_are_tunnelled_through_the_proxy_in_https_proxy() {
     let graph = graph_with_ada().await;
     let tls = TlsGraph::start(&graph).await;
     let proxy = ForwardProxy::start(&graph.url).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
-    let result = hello_via_process(
-        &tls.url,
-        &[
-            ("HTTPS_PROXY", proxy.url.as_str()),
-            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
-        ],
-    )
-    .await;
+    let result = hello_through_https_proxy(&tls, &proxy.url).await;
     assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
     let authority = tls.url.trim_start_matches("https://");
     assert_eq!(
@@ -573,17 +578,7 @@ async fn proxy_credentials_in_the_proxy_url_go_to_the_proxy_with_each_tunnel_or_
     // https: on the CONNECT, never inside the tunnel (Graph would see it).
     let tls = TlsGraph::start(&graph).await;
     let proxy = ForwardProxy::start(&graph.url).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &tls.ca_pem).expect("write CA");
-    let result = hello_via_process(
-        &tls.url,
-        &[
-            ("HTTPS_PROXY", proxy.url_with_credentials().as_str()),
-            ("SSL_CERT_FILE", ca_file.to_str().expect("utf-8 path")),
-        ],
-    )
-    .await;
+    let result = hello_through_https_proxy(&tls, &proxy.url_with_credentials()).await;
     assert_eq!(result["structuredContent"]["email"], "ada@contoso.com");
     assert_eq!(proxy.authorizations(), vec![Some(PROXY_BASIC.to_owned())]);
     // Plain http: on the request in absolute form.
