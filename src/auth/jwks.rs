@@ -215,12 +215,7 @@ impl JwksCache {
     fn check_discovery(&self, discovery: &Discovery) -> Result<Option<Arc<str>>, String> {
         let url = &self.discovery_url;
         let jwks_uri = &discovery.jwks_uri;
-        let secure = match jwks_uri.scheme() {
-            "https" => true,
-            "http" => crate::config::is_loopback_url(jwks_uri),
-            _ => false,
-        };
-        if !secure {
+        if !keys_url_is_secure(jwks_uri) {
             return Err(format!(
                 "the discovery document at {url} gives jwks_uri {jwks_uri}, which does not use https (plain http is accepted only for loopback hosts); the issuer's signing keys must come over TLS, so fix the identity provider's configuration"
             ));
@@ -325,6 +320,16 @@ fn algorithm_for(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// Whether signing keys may be fetched from `jwks_uri`: https, or plain http to a loopback
+/// host only. Shared with `mcp-obo doctor`, so it cannot pass keys the server refuses.
+pub fn keys_url_is_secure(jwks_uri: &Url) -> bool {
+    match jwks_uri.scheme() {
+        "https" => true,
+        "http" => crate::config::is_loopback_url(jwks_uri),
+        _ => false,
     }
 }
 

@@ -29,7 +29,7 @@ mod settings;
 
 pub use caller::{Caller, UserAssertion};
 pub use error::{Error, Reason};
-pub use jwks::JwksCache;
+pub use jwks::{JwksCache, keys_url_is_secure};
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
 pub use middleware::{Authorizer, accepted_audiences};

@@ -126,6 +126,18 @@ async fn keys(probe: &Probe, jwks_uri: Option<&str>) -> Check {
             "fix the identity provider: its discovery document must name its signing keys",
         );
     };
+    match url::Url::parse(uri) {
+        Ok(parsed) if crate::auth::keys_url_is_secure(&parsed) => {}
+        _ => {
+            return Check::fail(
+                "endpoints.jwks",
+                format!(
+                    "{uri} does not use https (plain http is accepted only for loopback hosts), so the server refuses these keys"
+                ),
+                "fix the identity provider's jwks_uri: signing keys must come over TLS; until then no token can be validated (/readyz stays 503)",
+            );
+        }
+    }
     match probe.get(uri, None).await {
         Ok(answer) => match answer.json::<KeySet>() {
             Some(set) if answer.status == 200 && !set.keys.is_empty() => Check::pass(

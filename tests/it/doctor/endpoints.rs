@@ -68,6 +68,20 @@ async fn unreachable_keys_fail_endpoints_jwks() {
 }
 
 #[tokio::test]
+async fn plain_http_keys_off_loopback_fail_endpoints_jwks_as_the_server_refuses_them() {
+    assert_only_endpoint_failure(
+        Endpoint::KeysOverPlainHttp,
+        |_| {
+            format!(
+                "FAIL endpoints.jwks: http://keys.contoso.test/{TENANT}/discovery/v2.0/keys does not use https (plain http is accepted only for loopback hosts), so the server refuses these keys"
+            )
+        },
+        "fix the identity provider's jwks_uri: signing keys must come over TLS; until then no token can be validated (/readyz stays 503)",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_token_endpoint_nothing_answers_on_fails_endpoints_token() {
     assert_only_endpoint_failure(
         Endpoint::TokenUnreachable,

@@ -60,6 +60,8 @@ enum Endpoint {
     KeysNotJson,
     /// The discovery document names a keys URL nothing listens on.
     KeysUnreachable,
+    /// The discovery document names a plain-http keys URL on a host that is not loopback.
+    KeysOverPlainHttp,
     /// The discovery document names a token endpoint nothing listens on.
     TokenUnreachable,
     /// The token endpoint answers 503.
@@ -229,9 +231,17 @@ async fn serve(State(fake): State<Arc<Fake>>, request: Request) -> Response {
         } else {
             format!("{base}/{TENANT}/v2.0")
         };
+        let keys = if fake.endpoint == Endpoint::KeysOverPlainHttp {
+            format!("http://keys.contoso.test/{TENANT}/discovery/v2.0/keys")
+        } else {
+            format!(
+                "{}/{TENANT}/discovery/v2.0/keys",
+                at(Endpoint::KeysUnreachable)
+            )
+        };
         return axum::Json(json!({
             "issuer": issuer,
-            "jwks_uri": format!("{}/{TENANT}/discovery/v2.0/keys", at(Endpoint::KeysUnreachable)),
+            "jwks_uri": keys,
             "token_endpoint": format!("{}/{TENANT}/oauth2/v2.0/token", at(Endpoint::TokenUnreachable)),
             "authorization_endpoint": format!("{base}/{TENANT}/oauth2/v2.0/authorize"),
         }))
