@@ -89,7 +89,8 @@ impl GraphClient {
         let http = Arc::new(ThreadLocal::new());
         http.get_or_try(|| HttpClient::new(config.clone()))?;
         let base_url = trim_slash(&settings.base_url);
-        // Cannot fail: `base_url` is a valid http(s) URL and the suffix a plain path.
+        // `base_url` is a validated http(s) URL and the suffix a plain path, so this fails
+        // only on a URL `http::Uri` reads differently from `url::Url`.
         let me_url = Uri::try_from(format!("{base_url}/v1.0/me"))
             .map_err(|_| BuildError::BaseUrl(base_url.clone()))?;
         Ok(Self {
@@ -157,14 +158,14 @@ impl GraphClient {
                     span.record("otel.status_code", "ERROR");
                     span.record(
                         "error.type",
-                        if matches!(e, SendError::Timeout | SendError::ConnectTimeout) {
+                        if e.is_timeout() {
                             "timeout"
                         } else {
                             "transport"
                         },
                     );
                     metrics::graph_request(
-                        if matches!(e, SendError::Timeout | SendError::ConnectTimeout) {
+                        if e.is_timeout() {
                             "timeout"
                         } else {
                             "unreachable"

@@ -61,6 +61,13 @@ pub(super) enum SendError {
     Closed,
 }
 
+impl SendError {
+    /// Either timeout: connecting, or the whole request.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout | Self::ConnectTimeout)
+    }
+}
+
 /// The settings the client is built with.
 #[derive(Clone)]
 pub(super) struct HttpConfig {
