@@ -47,7 +47,7 @@ use crate::calls::{ColdStart, call_each, cold_start};
 use crate::fakes::Fakes;
 use crate::options::Options;
 use crate::procfs::clock_ticks_per_sec;
-use crate::report::{Results, mb, report, write_report};
+use crate::report::{Results, mb, median, ms, report, write_report};
 use crate::scenarios::Targets;
 use crate::server::Server;
 use crate::wrk::Wrk;
@@ -160,13 +160,11 @@ fn run(opts: &Options) -> Result<()> {
 
     // Printed as they are measured, so an A/B run (`MCP_OBO_BENCH_HELLO_ONLY`, no report)
     // shows them too.
-    let mut totals: Vec<Duration> = cold.iter().map(|c| c.total).collect();
-    totals.sort();
     step(
         t0,
         &format!(
-            "cold start median {:.1} ms; RSS idle {} (anonymous {}), after 10,000 users {} (anonymous {})",
-            totals[totals.len() / 2].as_secs_f64() * 1e3,
+            "cold start median {}; RSS idle {} (anonymous {}), after 10,000 users {} (anonymous {})",
+            ms(median(cold.iter().map(|c| c.total).collect())),
             mb(idle_kb.0),
             mb(idle_kb.1),
             mb(after_kb.0),

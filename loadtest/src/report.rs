@@ -99,12 +99,12 @@ pub struct Results {
     pub first_failure: Option<String>,
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
