@@ -102,19 +102,8 @@ async fn a_managed_identity_assertion_is_shown_by_its_claims_and_never_printed()
         );
     }
     // The same in JSON; neither output holds the assertion the endpoint issued.
-    let token_file = world.graph_token_file();
-    let json = world
-        .doctor_env(
-            &env,
-            &[
-                "--json",
-                "--graph-token-file",
-                token_file.to_str().expect("utf-8"),
-            ],
-        )
-        .await;
+    let (json, doc) = world.doctor_json(&env).await;
     assert_eq!(json.status.code(), Some(0));
-    let doc: Value = serde_json::from_slice(&json.stdout).expect("JSON report");
     let credential = doc["checks"]
         .as_array()
         .expect("checks")

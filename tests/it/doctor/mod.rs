@@ -395,6 +395,24 @@ impl World {
         .await
     }
 
+    /// `mcp-obo doctor --json` with exactly `env` and the operator's Graph token: the output
+    /// and the report parsed from it.
+    async fn doctor_json(&self, env: &[(String, String)]) -> (Output, Value) {
+        let token_file = self.graph_token_file();
+        let output = self
+            .doctor_env(
+                env,
+                &[
+                    "--json",
+                    "--graph-token-file",
+                    token_file.to_str().expect("utf-8"),
+                ],
+            )
+            .await;
+        let report = serde_json::from_slice(&output.stdout).expect("JSON report");
+        (output, report)
+    }
+
     /// Runs `mcp-obo doctor` with exactly `env` (plus PATH and HOME) and `args`.
     async fn doctor_env(&self, env: &[(String, String)], args: &[&str]) -> Output {
         let mut cmd = self.command("doctor", env);

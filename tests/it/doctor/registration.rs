@@ -176,19 +176,8 @@ async fn without_a_graph_token_the_registration_is_one_warning_not_a_failure() {
 #[tokio::test]
 async fn json_reports_the_same_checks() {
     let world = World::start(Broken::V1Tokens, &mcp_url()).await;
-    let token_file = world.graph_token_file();
-    let output = world
-        .doctor(
-            PUBLIC,
-            &[
-                "--json",
-                "--graph-token-file",
-                token_file.to_str().expect("utf-8"),
-            ],
-        )
-        .await;
+    let (output, doc) = world.doctor_json(&world.server_env(PUBLIC)).await;
     assert_eq!(output.status.code(), Some(1));
-    let doc: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["counts"]["fail"], 1);
     let failed: Vec<&Value> = doc["checks"]
