@@ -1,5 +1,10 @@
 //! Outgoing HTTP clients (Graph, the issuer's keys, the token endpoint) start here, so they
-//! share one TLS configuration.
+//! share one TLS configuration and follow no redirects.
+//!
+//! No redirect is followed: a 307 from the token endpoint would otherwise have the user's
+//! token and the client assertion re-posted to whatever host it names, and a keys URL could
+//! be redirected from https to plain http behind the `jwks_uri must be https` rule. A 3xx
+//! is returned to the caller as the answer, which treats it as a failure.
 //!
 //! Left to itself, reqwest builds a platform verifier for every client, and the verifier
 //! reads and parses every system root (`SSL_CERT_FILE` and `SSL_CERT_DIR`) when it is built:
@@ -22,14 +27,15 @@ static TLS: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::ne
 )]
 pub struct TlsError(#[source] rustls::Error);
 
-/// A reqwest builder with the shared TLS configuration and the server's `User-Agent`; the
-/// caller adds its timeouts.
+/// A reqwest builder with the shared TLS configuration, the server's `User-Agent` and no
+/// redirects followed; the caller adds its timeouts.
 ///
 /// # Errors
 /// When the platform's roots cannot be loaded (none found, unreadable trust store).
 pub fn builder() -> Result<reqwest::ClientBuilder, TlsError> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config()?)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT))
 }
 

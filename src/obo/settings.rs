@@ -59,9 +59,14 @@ pub struct Settings {
     pub max_retries: u32,
     #[serde(deserialize_with = "cache_max_entries")]
     pub cache_max_entries: usize,
-    /// Cached tokens are used until this long before the earlier of the two expiries.
+    /// Cached tokens are used until this long before their own expiry (and never after the
+    /// user's token expires).
     #[serde(deserialize_with = "de::duration")]
     pub expiry_margin: Duration,
+    /// How long a failed exchange that is the user's or tenant's state (consent missing,
+    /// `invalid_grant`, a claims challenge) is remembered per user and scopes; zero: never.
+    #[serde(deserialize_with = "de::duration")]
+    pub failure_cache_ttl: Duration,
 }
 
 /// The exchange grant.
@@ -161,6 +166,12 @@ impl Settings {
         }
         if self.max_retries > 5 {
             problems.push(Problem::new("obo.max_retries", "must be at most 5"));
+        }
+        if self.failure_cache_ttl > Duration::from_secs(300) {
+            problems.push(Problem::new(
+                "obo.failure_cache_ttl",
+                "must be at most 5m: a user who has just consented or signed in again gets the remembered failure until it expires (15s is the default; 0s turns it off)",
+            ));
         }
         if self.cache_max_entries == 0 {
             problems.push(Problem::new("obo.cache_max_entries", "must be at least 1"));
