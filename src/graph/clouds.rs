@@ -49,8 +49,14 @@ mod tests {
             .map(|c| (*c).to_owned())
             .chain(["https://GRAPH.microsoft.com/".to_owned()])
             .chain(["https://graph.microsoft.com:443/v1.0".to_owned()])
-            .chain(["http://127.0.0.1:8080".to_owned(), "http://127.9.9.9".to_owned()])
-            .chain(["https://[::1]:8443".to_owned(), "http://localhost:3000".to_owned()])
+            .chain([
+                "http://127.0.0.1:8080".to_owned(),
+                "http://127.9.9.9".to_owned(),
+            ])
+            .chain([
+                "https://[::1]:8443".to_owned(),
+                "http://localhost:3000".to_owned(),
+            ])
         {
             assert!(may_receive(&url), "{url}");
         }

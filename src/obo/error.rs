@@ -59,7 +59,9 @@ pub enum Error {
     },
     /// The token endpoint answered with a redirect, which is never followed (it would carry
     /// the user's token and the client assertion to the host it names).
-    #[error("the token endpoint at {host} answered with a redirect (HTTP {status}), which is not followed")]
+    #[error(
+        "the token endpoint at {host} answered with a redirect (HTTP {status}), which is not followed"
+    )]
     Redirected { host: String, status: u16 },
     /// The token endpoint answered something unexpected.
     #[error("unexpected answer from the token endpoint: {detail}")]

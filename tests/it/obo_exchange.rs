@@ -136,7 +136,11 @@ async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange()
         w.issuer.script_token_endpoint(
             400,
             None,
-            entra_error("invalid_grant", 65001, json!({"suberror": "consent_required"})),
+            entra_error(
+                "invalid_grant",
+                65001,
+                json!({"suberror": "consent_required"}),
+            ),
         );
     }
     let token = w.user(1);
@@ -191,7 +195,11 @@ async fn a_token_endpoint_redirect_is_not_followed_and_its_target_receives_nothi
     redirector.set_location(&target);
     let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
     assert_eq!(redirector.requests(), 1);
-    assert_eq!(token_requests(&w), 0, "the redirect target got the assertion");
+    assert_eq!(
+        token_requests(&w),
+        0,
+        "the redirect target got the assertion"
+    );
     assert_eq!(w.issuer.exchanges(), 0);
     assert!(
         text.contains("answered with a redirect") && text.contains("127.0.0.1"),

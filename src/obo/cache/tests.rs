@@ -218,17 +218,33 @@ async fn in_a_row(
 async fn a_failure_of_the_callers_state_is_remembered_for_the_window() {
     let respond: [fn() -> Result<AccessToken, Error>; 4] = [
         || Err(consent()),
-        || Err(Error::InvalidGrant { code: "AADSTS50173".into() }),
-        || Err(Error::ClaimsChallenge { claims: "{}".into() }),
-        || Err(Error::AppOnly { code: "AADSTS7000114".into() }),
+        || {
+            Err(Error::InvalidGrant {
+                code: "AADSTS50173".into(),
+            })
+        },
+        || {
+            Err(Error::ClaimsChallenge {
+                claims: "{}".into(),
+            })
+        },
+        || {
+            Err(Error::AppOnly {
+                code: "AADSTS7000114".into(),
+            })
+        },
     ];
     for respond in respond {
-        let cache = OboCache::new(10, Duration::ZERO)
-            .remembering_failures_for(Duration::from_secs(60));
+        let cache =
+            OboCache::new(10, Duration::ZERO).remembering_failures_for(Duration::from_secs(60));
         let (exchanges, results) = in_a_row(&cache, 10, respond).await;
         let expected = respond().err();
         assert_eq!(exchanges, 1, "{expected:?}");
-        assert!(results.iter().all(|(r, _)| r.as_ref().err() == expected.as_ref()));
+        assert!(
+            results
+                .iter()
+                .all(|(r, _)| r.as_ref().err() == expected.as_ref())
+        );
         let cached = results.iter().filter(|(_, l)| *l == Lookup::FailureCached);
         assert_eq!(cached.count(), 9);
     }
@@ -248,8 +264,8 @@ async fn transient_and_configuration_failures_are_not_remembered() {
         || Err(Error::NotConfigured),
     ];
     for respond in respond {
-        let cache = OboCache::new(10, Duration::ZERO)
-            .remembering_failures_for(Duration::from_secs(60));
+        let cache =
+            OboCache::new(10, Duration::ZERO).remembering_failures_for(Duration::from_secs(60));
         let (exchanges, _) = in_a_row(&cache, 3, respond).await;
         assert_eq!(exchanges, 3, "{:?}", respond().err());
     }
@@ -267,8 +283,8 @@ async fn a_remembered_failure_expires_and_the_next_call_exchanges_again() {
     // moka's expiry runs on its own clock, which tokio's paused time does not move and
     // moka offers no way to mock outside its own tests; so a short TTL, and the test
     // waits for the expiry itself (polling for it) rather than for a guessed duration.
-    let cache = OboCache::new(10, Duration::ZERO)
-        .remembering_failures_for(Duration::from_millis(50));
+    let cache =
+        OboCache::new(10, Duration::ZERO).remembering_failures_for(Duration::from_millis(50));
     let key = CacheKey::new(&[7; 32], &["s"]);
     let (exchanges, _) = in_a_row(&cache, 1, || Err(consent())).await;
     assert_eq!(exchanges, 1);
