@@ -57,6 +57,19 @@ fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_no_client_auth())
 }
 
+/// How a non-success status is described in an error: a redirect says that it is one and
+/// that it was not followed (never where it pointed).
+pub fn answered(status: reqwest::StatusCode) -> String {
+    if status.is_redirection() {
+        format!(
+            "answered with a redirect (HTTP {}), which is not followed",
+            status.as_u16()
+        )
+    } else {
+        format!("answered HTTP {}", status.as_u16())
+    }
+}
+
 /// What went wrong with a request, without reqwest's own text: that names the URL, and a
 /// query string could hold anything.
 pub fn failure(e: &reqwest::Error) -> &'static str {
@@ -66,5 +79,23 @@ pub fn failure(e: &reqwest::Error) -> &'static str {
         "connection failed"
     } else {
         "request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_answer_says_it_was_not_followed() {
+        use reqwest::StatusCode;
+        assert_eq!(
+            answered(StatusCode::FOUND),
+            "answered with a redirect (HTTP 302), which is not followed"
+        );
+        assert_eq!(
+            answered(StatusCode::SERVICE_UNAVAILABLE),
+            "answered HTTP 503"
+        );
     }
 }
