@@ -191,3 +191,35 @@ fn max_retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 fn cache_max_entries<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::with(d, de::expecting("a number of cached tokens"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Error, load};
+
+    fn with_ttl(ttl: &str) -> Result<Duration, Vec<String>> {
+        let env = vec![("MCP_OBO__OBO__FAILURE_CACHE_TTL".to_owned(), ttl.to_owned())];
+        match load(None, &env) {
+            Ok(loaded) => Ok(loaded.settings.obo.failure_cache_ttl),
+            Err(Error::Invalid(problems)) => Err(problems.iter().map(|p| p.key.clone()).collect()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_failure_memory_defaults_to_15s_may_be_off_and_is_at_most_5m() {
+        assert_eq!(with_ttl("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(with_ttl("0s"), Ok(Duration::ZERO));
+        assert_eq!(with_ttl("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(
+            with_ttl("1h"),
+            Err(vec!["obo.failure_cache_ttl".to_owned()])
+        );
+        let defaults = load(None, &Vec::new()).expect("defaults");
+        assert_eq!(
+            defaults.settings.obo.failure_cache_ttl,
+            Duration::from_secs(15)
+        );
+    }
+}
