@@ -537,6 +537,42 @@ async fn start_up_survives_an_issuer_outage_and_readiness_reports_it() {
 }
 
 #[tokio::test]
+async fn a_discovery_document_behind_a_redirect_is_not_followed_and_no_keys_load() {
+    use crate::support::redirector::Redirector;
+    let issuer = TestIssuer::start().await;
+    // The authority redirects to the real (fake Entra) discovery document, whose keys a
+    // client that followed it would load.
+    let redirector = Redirector::start(
+        302,
+        &format!(
+            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+            issuer.base
+        ),
+    )
+    .await;
+    let mut env = entra_env(&issuer);
+    env.retain(|(k, _)| k != "MCP_OBO__ENTRA__AUTHORITY_HOST");
+    env.push((
+        "MCP_OBO__ENTRA__AUTHORITY_HOST".into(),
+        redirector.url.clone(),
+    ));
+    env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    // Until the refresh has failed once and retried (its second request), or keys loaded.
+    let ready = || async {
+        let reply = reqwest::get(app.url("/readyz")).await.expect("readyz");
+        reply.status().as_u16()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while redirector.requests() < 2 && ready().await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready().await, 503, "keys were loaded through the redirect");
+    assert_eq!(issuer.jwks_fetches(), 0);
+}
+
+#[tokio::test]
 async fn scope_hierarchy_counts_broader_scopes() {
     let issuer = TestIssuer::start().await;
     let app = entra_app(
