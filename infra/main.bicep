@@ -61,6 +61,8 @@ var clientIdList = [for id in split(preAuthorizedClientIds, ','): trim(id)]
 var preAuthorizedClientIdArray = filter(clientIdList, id => !empty(id))
 var adminConsentClientIdList = [for id in split(adminConsentClientIds, ','): trim(id)]
 var adminConsentClientIdArray = filter(adminConsentClientIdList, id => !empty(id))
+// Visual Studio Code's public client id.
+var vscodeClientId = 'aebc6443-996d-45c2-90f0-388ff96faa56'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -175,6 +177,12 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP_NAME string = rg.name
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
+// The app registration's application (client) id. Not AZURE_CLIENT_ID: that name is the one
+// the Azure SDKs and CI systems read for their OWN identity, so an azd environment exporting it
+// would redirect them to this application.
+output ENTRA_APPLICATION_ID string = entraApp.outputs.clientId
+// Deprecated, kept for one release for scripts that read it: use ENTRA_APPLICATION_ID.
+// Nothing in this repository reads it (scripts/lint_deploy.py checks).
 output AZURE_CLIENT_ID string = entraApp.outputs.clientId
 output AZURE_IDENTIFIER_URI string = entraApp.outputs.identifierUri
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
@@ -183,6 +191,8 @@ output SERVICE_MCP_DEFAULT_HOSTNAME string = mcpFqdn
 output SERVICE_MCP_ENDPOINT_URL string = 'https://${mcpFqdn}'
 output MCP_URL string = 'https://${mcpFqdn}/mcp'
 output MCP_CONSENT_URL string = 'https://${mcpFqdn}/.auth/login/aad'
+// 'true' when VS Code's client id is pre-authorized for the server's scope (postdeploy says so).
+output MCP_VSCODE_PREAUTHORIZED string = contains(preAuthorizedClientIdArray, vscodeClientId) ? 'true' : 'false'
 // Consent without a portal visit: empty when grantAdminConsent granted it during provisioning;
 // otherwise the admin consent page and the equivalent az command (printed by the
 // postprovision hook of azure.yaml).

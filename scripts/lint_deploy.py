@@ -30,6 +30,19 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       profile's routing stated explicitly) and that the Dockerfile's functions stage ships it
       and the binary under /home/site/wwwroot (and no function.json).
 
+  azure-yaml REPO_ROOT FACTS_JSON
+      azure.yaml against what azd itself does, beyond its schema (FACTS_JSON:
+      tests/schemas/azd-facts.json, derived from azd's source): a remote-built service's
+      docker.platform is the one value azd's remote build accepts; every hook (and the script
+      it runs) compiles nothing and does not read the deprecated AZURE_CLIENT_ID output.
+
+  functions-image REPO_ROOT FACTS_JSON
+      The Dockerfile against tests/schemas/functions-host.json (derived from the Functions
+      host's and its images' sources): the functions stage is FROM the exact pinned host
+      release (no floating tag, not older than the profile's floor), every stage is on a
+      Debian release with security support, host.json names the profile, and the stage
+      starts through scripts/functions-start.sh (the custom handler start check).
+
   claims REPO_ROOT
       The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
       (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
@@ -532,7 +545,11 @@ REQUIRED_OUTPUTS = [
     "SERVICE_MCP_NAME",
     "AZURE_RESOURCE_GROUP_NAME",
     "MCP_URL",
+    "ENTRA_APPLICATION_ID",
+    # Deprecated name of ENTRA_APPLICATION_ID, kept for one release (nothing here reads it).
     "AZURE_CLIENT_ID",
+    "MCP_VSCODE_PREAUTHORIZED",
+    "MCP_CONSENT_URL",
     "AZURE_TENANT_ID",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT",
     "MCP_ADMIN_CONSENT_URL",
@@ -704,6 +721,106 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     expect(bool(last_from) and last_from[0].endswith(" AS functions"), f"{dockerfile}: functions is not the last stage (azd builds the last stage)")
     if not problems:
         info(f"{host_json} and the functions stage of {dockerfile}: ok")
+    return finish()
+
+
+# --- azure-yaml: what azd itself accepts, and hooks that take seconds -----------------------
+
+# A hook command that compiles (minutes of fat-LTO build inside `azd up`).
+COMPILES = re.compile(r"\bcargo\s+(run|build)\b")
+# Reading azd's deprecated AZURE_CLIENT_ID output (sh or pwsh).
+READS_AZURE_CLIENT_ID = re.compile(r"\$\{?AZURE_CLIENT_ID\b|\$env:AZURE_CLIENT_ID\b")
+
+
+def hook_commands(hooks: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, run) for every hook of azure.yaml, per platform when it has posix/windows."""
+    out: list[tuple[str, str]] = []
+    for name, hook in (hooks or {}).items():
+        for os_name in ("posix", "windows"):
+            if isinstance(hook.get(os_name), dict):
+                out.append((f"{name}.{os_name}", str(hook[os_name].get("run", ""))))
+        if "run" in hook:
+            out.append((name, str(hook["run"])))
+    return out
+
+
+def cmd_azure_yaml(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    platform = facts["remoteBuild"]["platform"]
+    doc = load_yaml(base / "azure.yaml")
+    for name, service in (doc.get("services") or {}).items():
+        docker = service.get("docker") or {}
+        if docker.get("remoteBuild"):
+            got = docker.get("platform")
+            expect(
+                got == platform,
+                f"azure.yaml: services.{name}.docker.platform is {got!r}; azd's remote build accepts only {platform!r} (\"{facts['remoteBuild']['error']}\")",
+            )
+    hooks = hook_commands(doc.get("hooks") or {})
+    expect(any(label.startswith("postdeploy") for label, _ in hooks), "azure.yaml: no postdeploy hook (the end of azd up says what to do next)")
+    for label, run in hooks:
+        texts = [(f"azure.yaml hooks.{label}", run)]
+        script = run.strip().split()[0] if run.strip() else ""
+        if script.startswith("./"):
+            path = base / script
+            expect(path.is_file(), f"azure.yaml hooks.{label}: {script} does not exist")
+            if path.is_file():
+                texts.append((script, path.read_text()))
+        for where, text in texts:
+            expect(not COMPILES.search(text), f"{where}: compiles (cargo run/build) inside azd; run the installed or deployed doctor instead")
+            expect(not READS_AZURE_CLIENT_ID.search(text), f"{where}: reads the deprecated AZURE_CLIENT_ID output; use ENTRA_APPLICATION_ID")
+    if not problems:
+        info(f"azure.yaml: remote build platform {platform}, {len(hooks)} hook command(s) that compile nothing")
+    return finish()
+
+
+# --- functions-image: the Functions base image and its start check -------------------------
+
+FROM_LINE = re.compile(r"^FROM\s+(\S+?)(?:@sha256:[0-9a-f]{64})?(?:\s+AS\s+(\S+))?\s*$", re.MULTILINE)
+# Debian release names in image tags; distroless names the release by number.
+DEBIAN_IN_TAG = re.compile(r"(bullseye|bookworm|trixie|buster|debian(\d+))")
+DEBIAN_NUMBERS = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie"}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def cmd_functions_image(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    image = facts["image"]
+    dockerfile = (base / "Dockerfile").read_text()
+    stages = {(m.group(2) or ""): m.group(1) for m in FROM_LINE.finditer(dockerfile)}
+    functions = stages.get("functions", "")
+    want = f"{image['repository']}:{image['tag']}"
+    expect(functions == want, f"Dockerfile: the functions stage is FROM {functions!r}, expected the pinned {want!r} (tests/schemas/functions-host.json)")
+    tag = functions.rsplit(":", 1)[-1] if ":" in functions else ""
+    pinned = re.match(r"^(\d+\.\d+\.\d+)-", tag)
+    expect(bool(pinned), f"Dockerfile: the functions base tag {tag!r} names no exact host release (a floating tag moves to whatever host is current)")
+    if pinned:
+        expect(
+            version_tuple(pinned.group(1)) >= version_tuple(facts["minimumHostVersion"]),
+            f"Dockerfile: host {pinned.group(1)} predates {facts['minimumHostVersion']}, the floor for the {facts['configurationProfile']} profile with proxying",
+        )
+    for stage, ref in stages.items():
+        if stage == "functions":
+            release = image["debian"]
+        else:
+            m = DEBIAN_IN_TAG.search(ref)
+            release = (DEBIAN_NUMBERS.get(m.group(2), m.group(2)) if m and m.group(2) else m.group(1)) if m else ""
+        expect(release in facts["supportedDebian"], f"Dockerfile: stage {stage or '(unnamed)'} ({ref}) is on Debian {release or '?'}, not one with security support ({', '.join(facts['supportedDebian'])})")
+    host = json.loads((base / "host.json").read_text())
+    expect(host.get("configurationProfile") == facts["configurationProfile"], f"host.json: configurationProfile is not {facts['configurationProfile']}")
+    stage_text = dockerfile.split(" AS functions", 1)[-1]
+    expect('CMD ["/opt/mcp-obo/functions-start.sh"]' in stage_text, "Dockerfile: the functions stage does not start through scripts/functions-start.sh (the custom handler start check)")
+    expect("COPY scripts/functions-start.sh /opt/mcp-obo/functions-start.sh" in stage_text, "Dockerfile: the functions stage does not ship scripts/functions-start.sh")
+    expect("!scripts/functions-start.sh" in (base / ".dockerignore").read_text(), ".dockerignore: scripts/functions-start.sh is not in the build context")
+    start = (base / "scripts/functions-start.sh").read_text()
+    expect(f":-{image['start']}}}" in start, f"scripts/functions-start.sh: the default host start is not the base image's {image['start']}")
+    if not problems:
+        info(f"Dockerfile: functions on {want} (host >= {facts['minimumHostVersion']}, Debian {image['debian']}), start check wired")
     return finish()
 
 
@@ -1000,6 +1117,10 @@ def main(argv: list[str]) -> int:
         return cmd_bicep(*args)
     if command == "hostjson" and len(args) == 2:
         return cmd_hostjson(*args)
+    if command == "functions-image" and len(args) == 2:
+        return cmd_functions_image(*args)
+    if command == "azure-yaml" and len(args) == 2:
+        return cmd_azure_yaml(*args)
     if command == "claims" and len(args) == 1:
         return cmd_claims(*args)
     if command == "app-env" and len(args) == 2:
