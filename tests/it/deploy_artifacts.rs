@@ -90,17 +90,38 @@ fn yaml_files_pass_yamllint() {
 
 /// What azd puts in a hook's environment after `azd up`: the outputs of infra/main.bicep.
 const AZD_OUTPUTS: [(&str, &str); 11] = [
-    ("MCP_URL", "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io/mcp"),
-    ("SERVICE_MCP_ENDPOINT_URL", "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io"),
+    (
+        "MCP_URL",
+        "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io/mcp",
+    ),
+    (
+        "SERVICE_MCP_ENDPOINT_URL",
+        "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io",
+    ),
     ("SERVICE_MCP_NAME", "mcp-x1"),
     ("AZURE_RESOURCE_GROUP_NAME", "rg-smoke"),
-    ("ENTRA_APPLICATION_ID", "11111111-2222-3333-4444-555555555555"),
+    (
+        "ENTRA_APPLICATION_ID",
+        "11111111-2222-3333-4444-555555555555",
+    ),
     ("AZURE_TENANT_ID", "66666666-7777-8888-9999-000000000000"),
-    ("AZURE_IDENTIFIER_URI", "api://66666666-7777-8888-9999-000000000000/mcp-obo-x1"),
+    (
+        "AZURE_IDENTIFIER_URI",
+        "api://66666666-7777-8888-9999-000000000000/mcp-obo-x1",
+    ),
     ("MCP_VSCODE_PREAUTHORIZED", "true"),
-    ("MCP_ADMIN_CONSENT_URL", "https://login.microsoftonline.com/t/adminconsent?client_id=a"),
-    ("MCP_ADMIN_CONSENT_COMMAND", "az ad app permission admin-consent --id 11111111-2222-3333-4444-555555555555"),
-    ("MCP_CONSENT_URL", "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io/.auth/login/aad"),
+    (
+        "MCP_ADMIN_CONSENT_URL",
+        "https://login.microsoftonline.com/t/adminconsent?client_id=a",
+    ),
+    (
+        "MCP_ADMIN_CONSENT_COMMAND",
+        "az ad app permission admin-consent --id 11111111-2222-3333-4444-555555555555",
+    ),
+    (
+        "MCP_CONSENT_URL",
+        "https://mcp-x1.happyhill.westeurope.azurecontainerapps.io/.auth/login/aad",
+    ),
 ];
 
 /// Runs scripts/azd-postdeploy.sh with the azd outputs, a CI job's own AZURE_CLIENT_ID, and
@@ -163,7 +184,9 @@ fn azd_postdeploy_without_mcp_obo_prints_the_next_steps_and_the_deployed_doctor_
     assert_eq!(entry["servers"]["mcp-obo"]["type"], "http");
     assert!(stdout.contains("is pre-authorized"), "{stdout}");
     assert!(
-        stdout.contains("az ad app permission admin-consent --id 11111111-2222-3333-4444-555555555555"),
+        stdout.contains(
+            "az ad app permission admin-consent --id 11111111-2222-3333-4444-555555555555"
+        ),
         "{stdout}"
     );
     assert!(
@@ -193,15 +216,25 @@ fn azd_postdeploy_runs_the_installed_doctor_for_the_entra_application_not_the_ci
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("summary: 20 ok, 2 warnings, 1 failing"), "{stdout}");
-    assert!(stdout.contains("the deployment itself succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("summary: 20 ok, 2 warnings, 1 failing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the deployment itself succeeded"),
+        "{stdout}"
+    );
 }
 
 // --- the functions image's start check (scripts/functions-start.sh) -------------------------
 
 /// Runs scripts/functions-start.sh with a fake Functions host that prints `host_log` and then
 /// either waits (`then_wait`) or exits 3; returns (exit code, stdout, stderr).
-fn run_functions_start(host_log: &str, then_wait: bool, check_seconds: u32) -> (i32, String, String) {
+fn run_functions_start(
+    host_log: &str,
+    then_wait: bool,
+    check_seconds: u32,
+) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let host = dir.path().join("host");
     let end = if then_wait { "sleep 300" } else { "exit 3" };
@@ -237,9 +270,13 @@ fn functions_start_stops_a_host_that_creates_no_function_with_the_reason_in_the_
     let log = format!("{HOST_STARTING}\ninfo: Host.Startup[0]\n      0 functions found (Custom)");
     let (code, stdout, stderr) = run_functions_start(&log, true, 120);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stdout.contains("0 functions found (Custom)"), "the host's log passes through: {stdout}");
     assert!(
-        stderr.contains("FATAL: the Functions host did not configure mcp-obo as its custom handler")
+        stdout.contains("0 functions found (Custom)"),
+        "the host's log passes through: {stdout}"
+    );
+    assert!(
+        stderr
+            .contains("FATAL: the Functions host did not configure mcp-obo as its custom handler")
             && stderr.contains("predates the mcp-custom-handler profile"),
         "{stderr}"
     );
@@ -252,7 +289,10 @@ fn functions_start_stops_a_host_that_does_not_know_the_profile() {
     );
     let (code, _, stderr) = run_functions_start(&log, true, 120);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("does not know host.json's configurationProfile"), "{stderr}");
+    assert!(
+        stderr.contains("does not know host.json's configurationProfile"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -266,7 +306,10 @@ fn functions_start_stops_a_host_that_says_nothing_about_the_handler_before_the_d
 fn functions_start_reports_a_host_that_exits_before_creating_the_function() {
     let (code, _, stderr) = run_functions_start(HOST_STARTING, false, 120);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("exited before it created the custom handler function"), "{stderr}");
+    assert!(
+        stderr.contains("exited before it created the custom handler function"),
+        "{stderr}"
+    );
 }
 
 #[test]
