@@ -130,6 +130,7 @@ check_schemas() {
   echo "  charts/mcp-obo/values.schema.json against its metaschema"
   "${cj[@]}" --check-metaschema "$CHART/values.schema.json" || rc=1
   "$PY" "$REPO_ROOT/scripts/lint_deploy.py" functions-image "$REPO_ROOT" "$SCHEMAS/functions-host.json" || rc=1
+  "$PY" "$REPO_ROOT/scripts/lint_deploy.py" compose "$REPO_ROOT" "$SCHEMAS/functions-host.json" || rc=1
   "$PY" "$REPO_ROOT/scripts/lint_deploy.py" azure-yaml "$REPO_ROOT" "$SCHEMAS/azd-facts.json" || rc=1
   "$PY" "$REPO_ROOT/scripts/lint_deploy.py" hostjson "$REPO_ROOT/host.json" "$REPO_ROOT/Dockerfile" || rc=1
   "$PY" -c 'import json,sys; [json.load(open(p)) for p in sys.argv[1:]]' \

@@ -43,6 +43,11 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       Debian release with security support, host.json names the profile, and the stage
       starts through scripts/functions-start.sh (the custom handler start check).
 
+  compose REPO_ROOT FACTS_JSON
+      docker-compose.yml on any laptop: the functions service declares the one platform the
+      Functions images exist for (FACTS_JSON: tests/schemas/functions-host.json), a
+      `standalone` profile runs the native image with the same configuration and URL.
+
   claims REPO_ROOT
       The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
       (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
@@ -824,6 +829,48 @@ def cmd_functions_image(root: str, facts_json: str) -> int:
     return finish()
 
 
+# --- compose: both local ways to run, on any laptop --------------------------------------
+
+# Settings only the Functions host reads (the standalone service has no host).
+FUNCTIONS_HOST_ONLY = {"AzureWebJobsStorage", "AzureWebJobsSecretStorageType"}
+
+
+def cmd_compose(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    services = load_yaml(base / "docker-compose.yml").get("services") or {}
+    functions = [n for n, s in services.items() if (s.get("build") or {}).get("target") == "functions"]
+    standalone = [n for n, s in services.items() if (s.get("build") or {}).get("target") == "standalone"]
+    expect(len(functions) == 1 and len(standalone) == 1, f"docker-compose.yml: expected one functions and one standalone service, got {functions} and {standalone}")
+    if problems:
+        return finish()
+    fn, sa = services[functions[0]], services[standalone[0]]
+    expect(fn.get("platform") in facts["platforms"], f"docker-compose.yml: {functions[0]} declares platform {fn.get('platform')!r}; the Functions images exist only for {facts['platforms']}")
+    expect("platform" not in sa, f"docker-compose.yml: {standalone[0]} pins a platform; it must build for the machine's own CPU")
+    expect(sa.get("profiles") == ["standalone"], f"docker-compose.yml: {standalone[0]} is not in the `standalone` profile (docker compose --profile standalone up)")
+    expect(bool(fn.get("profiles")) and "standalone" not in fn["profiles"], f"docker-compose.yml: {functions[0]} would start with --profile standalone too (give it its own profile)")
+    fn_env, sa_env = fn.get("environment") or {}, sa.get("environment") or {}
+    for key in sorted(set(fn_env) - FUNCTIONS_HOST_ONLY):
+        expect(sa_env.get(key) == fn_env[key], f"docker-compose.yml: {standalone[0]} sets {key}={sa_env.get(key)!r}, the functions service {fn_env[key]!r} (same configuration)")
+    for key in sorted(set(fn_env) & FUNCTIONS_HOST_ONLY):
+        expect(key not in sa_env, f"docker-compose.yml: {standalone[0]} sets the Functions host's {key}")
+    listen = sa_env.get("MCP_OBO__SERVER__LISTEN", "")
+    sa_ports = [str(p) for p in sa.get("ports") or []]
+    fn_ports = [str(p) for p in fn.get("ports") or []]
+    expect(
+        bool(listen) and any(p.endswith(":" + listen.rsplit(":", 1)[-1]) for p in sa_ports),
+        f"docker-compose.yml: {standalone[0]} publishes {sa_ports}, not its listener {listen!r}",
+    )
+    expect(
+        [p.rsplit(":", 1)[0] for p in sa_ports] == [p.rsplit(":", 1)[0] for p in fn_ports],
+        f"docker-compose.yml: the two services publish different host ports ({fn_ports} and {sa_ports}): the MCP URL would differ",
+    )
+    expect(sa.get("read_only") is True and str(sa.get("user")) == "65532:65532", f"docker-compose.yml: {standalone[0]} is not read-only as uid 65532 (the image's user)")
+    if not problems:
+        info(f"docker-compose.yml: {functions[0]} on {fn.get('platform')}, {standalone[0]} native in profile standalone, same configuration and URL")
+    return finish()
+
+
 # --- claims: docs and artifacts agree ------------------------------------------------------
 
 # The Functions host reserves /runtime/* for itself (webhooks, admin), so the server's alias
@@ -1119,6 +1166,8 @@ def main(argv: list[str]) -> int:
         return cmd_hostjson(*args)
     if command == "functions-image" and len(args) == 2:
         return cmd_functions_image(*args)
+    if command == "compose" and len(args) == 2:
+        return cmd_compose(*args)
     if command == "azure-yaml" and len(args) == 2:
         return cmd_azure_yaml(*args)
     if command == "claims" and len(args) == 1:
