@@ -89,7 +89,43 @@ from typing import Any, Callable
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
-CRD_KINDS = {"ServiceMonitor", "RequestAuthentication"}
+CRD_KINDS = {"ServiceMonitor", "RequestAuthentication", "SecurityPolicy", "HTTPRoute"}
+SCHEMAS = Path(__file__).resolve().parent.parent / "tests" / "schemas"
+# Published CRD schemas (openAPIV3Schema, vendored verbatim; tests/schemas/README.md).
+PUBLISHED_CRDS = {
+    "SecurityPolicy": ("gateway.envoyproxy.io/v1alpha1", "crds/gateway.envoyproxy.io_securitypolicy_v1alpha1.json"),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1", "crds/gateway.networking.k8s.io_httproute_v1.json"),
+}
+
+
+def strict_crd_schema(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema as the API server applies it to unknown fields: every object
+    with `properties` and no `additionalProperties` / x-kubernetes-preserve-unknown-fields
+    rejects other keys (the server would prune them silently; here they are errors)."""
+    if isinstance(schema, list):
+        return [strict_crd_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_crd_schema(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def published_crd_validator(kind: str) -> Any:
+    import jsonschema
+
+    api_version, file = PUBLISHED_CRDS[kind]
+    schema = strict_crd_schema(json.loads((SCHEMAS / file).read_text()))
+    # metadata is typed `object` only in a CRD; the API server fills it in.
+    schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+    schema["properties"]["apiVersion"] = {"const": api_version}
+    schema["properties"]["kind"] = {"const": kind}
+    return jsonschema.Draft7Validator(schema)
+
+
+def clouds() -> dict[str, Any]:
+    return {k: v for k, v in json.loads((SCHEMAS / "clouds.json").read_text()).items() if not k.startswith("_")}
 
 problems: list[str] = []
 
@@ -381,32 +417,110 @@ def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict
     for np in by_kind(objects, "NetworkPolicy"):
         opened = [p.get("port") for rule in np["spec"].get("ingress", []) for p in rule.get("ports", [])]
         expect(sorted(opened) == ["http", "metrics"], f"{name}: NetworkPolicy opens {opened}, expected http and metrics")
-    edge_on = values.get("edgeAuth", {}).get("enabled", False)
+    check_edge(name, values, objects, pod)
+    check_cloud(name, values, objects)
+
+
+def check_cloud(name: str, values: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Every endpoint the pod gets is config.cloud's published one (tests/schemas/clouds.json)."""
+    config = values.get("config", {})
+    cloud = clouds()[config.get("cloud") or "AzureCloud"]
+    for cm in by_kind(objects, "ConfigMap"):
+        data = cm.get("data", {})
+        expect(data.get("MCP_OBO__GRAPH__BASE_URL") == cloud["graph"], f"{name}: Graph is {data.get('MCP_OBO__GRAPH__BASE_URL')}, the cloud's is {cloud['graph']}")
+        audience = config.get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
+        expect(data.get("TOKEN_EXCHANGE_AUDIENCE") == audience, f"{name}: token exchange audience {data.get('TOKEN_EXCHANGE_AUDIENCE')}, expected {audience}")
+        if not values.get("workloadIdentity", {}).get("enabled", True):
+            authority = (config.get("authorityHost") or cloud["authorityHost"]).rstrip("/")
+            expect(data.get("AZURE_AUTHORITY_HOST") == authority, f"{name}: authority {data.get('AZURE_AUTHORITY_HOST')}, expected {authority}")
+        consent = data.get("MCP_OBO__OBO__CONSENT_URL", "")
+        if consent and not config.get("consentUrl"):
+            expect(consent.startswith((config.get("authorityHost") or cloud["authorityHost"]).rstrip("/") + "/"), f"{name}: consent URL {consent} is not on the cloud's authority")
+
+
+def expected_edge(values: dict[str, Any]) -> dict[str, Any]:
+    """The issuers, keys and audiences the edge must use, from tests/schemas/clouds.json."""
+    config = values.get("config", {})
+    cloud = clouds()[config.get("cloud") or "AzureCloud"]
+    wi = values.get("workloadIdentity", {})
+    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else config.get("tenantId"))
+    client_id = wi.get("clientId") if wi.get("enabled", True) else config.get("clientId")
+    authority = (config.get("authorityHost") or cloud["authorityHost"]).rstrip("/")
+    v2 = (config.get("authorityHost") or cloud["issuerV2Host"]).rstrip("/")
+    audiences = values["edgeAuth"].get("audiences") or [client_id, *(config.get("identifierUris") or [f"api://{client_id}"])]
+    return {
+        "issuers": {f"{v2}/{tenant}/v2.0", f"{cloud['issuerV1Host']}/{tenant}/"},
+        "jwksUri": f"{authority}/{tenant}/discovery/v2.0/keys",
+        "audiences": list(dict.fromkeys(audiences)),
+    }
+
+
+def check_edge(name: str, values: dict[str, Any], objects: list[dict[str, Any]], pod: dict[str, Any]) -> None:
+    """The edge token check iff edgeAuth.enabled, on the chosen provider, for the chosen cloud;
+    the routes stream; the NetworkPolicy opens what that edge needs."""
+    edge = values.get("edgeAuth", {})
+    edge_on = edge.get("enabled", False)
+    provider = edge.get("provider", "istio")
     ras = by_kind(objects, "RequestAuthentication")
-    expect(len(ras) == (1 if edge_on else 0), f"{name}: RequestAuthentication rendered iff edgeAuth.enabled")
+    sps = by_kind(objects, "SecurityPolicy")
+    expect(len(ras) == (1 if edge_on and provider == "istio" else 0), f"{name}: RequestAuthentication rendered iff edgeAuth (istio)")
+    expect(len(sps) == (1 if edge_on and provider == "envoyGateway" else 0), f"{name}: SecurityPolicy rendered iff edgeAuth (envoyGateway)")
     # Never an AuthorizationPolicy: one requiring a principal would answer token-less requests
     # with a bare 403 instead of letting the pod's 401 + resource_metadata through (discovery).
     expect(not by_kind(objects, "AuthorizationPolicy"), f"{name}: an AuthorizationPolicy is rendered (it would break MCP discovery)")
-    if not ras:
+    routes = by_kind(objects, "HTTPRoute")
+    expect(len(routes) == (1 if values.get("httpRoute", {}).get("enabled", False) else 0), f"{name}: HTTPRoute rendered iff httpRoute.enabled")
+    service_port = values.get("service", {}).get("port", 80)
+    for route in routes:
+        for rule in route["spec"].get("rules", []):
+            refs = [(b.get("name"), b.get("port")) for b in rule.get("backendRefs", [])]
+            expect(refs == [(pod_service_name(objects), service_port)], f"{name}: HTTPRoute backends {refs}, not the Service's http port {service_port}")
+            timeout = (rule.get("timeouts") or {}).get("request")
+            expect(timeout == values.get("httpRoute", {}).get("requestTimeout", "0s"), f"{name}: HTTPRoute request timeout {timeout!r} (SSE streams need it off, \"0s\")")
+    for ing in by_kind(objects, "Ingress"):
+        annotations = ing["metadata"].get("annotations") or {}
+        if values.get("ingress", {}).get("streaming", True):
+            expect(annotations.get("nginx.ingress.kubernetes.io/proxy-buffering") == "off", f"{name}: the Ingress lets ingress-nginx buffer streamed (SSE) answers")
+    egress_ports = [p.get("port") for np in by_kind(objects, "NetworkPolicy") for rule in np["spec"].get("egress", []) for p in rule.get("ports", [])]
+    if by_kind(objects, "NetworkPolicy"):
+        want_istiod = edge_on and provider == "istio"
+        expect((15012 in egress_ports) == want_istiod, f"{name}: NetworkPolicy egress to istiod (15012) {'missing' if want_istiod else 'open without the Istio edge'}: {egress_ports}")
+    if not edge_on:
         return
-    ra = ras[0]
-    selector = ra["spec"].get("selector", {}).get("matchLabels", {})
-    pod_labels = pod["metadata"].get("labels", {})
-    expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
-    wi = values.get("workloadIdentity", {})
-    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else values.get("config", {}).get("tenantId"))
-    client_id = wi.get("clientId") if wi.get("enabled", True) else values.get("config", {}).get("clientId")
-    authority = (values.get("config", {}).get("authorityHost") or "https://login.microsoftonline.com").rstrip("/")
-    rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
-    want = {f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"}
-    expect(set(rules) == want, f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want)}")
-    for issuer, rule in rules.items():
-        expect(rule.get("jwksUri") == f"{authority}/{tenant}/discovery/v2.0/keys", f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}")
-        expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
-        audiences = rule.get("audiences", [])
-        expect(client_id in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: the client id is not an audience")
-        for uri in values.get("config", {}).get("identifierUris", []):
-            expect(uri in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: identifier URI {uri} is not an audience")
+    want = expected_edge(values)
+    if ras:
+        ra = ras[0]
+        selector = ra["spec"].get("selector", {}).get("matchLabels", {})
+        pod_labels = pod["metadata"].get("labels", {})
+        expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
+        rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
+        expect(set(rules) == want["issuers"], f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want['issuers'])}")
+        for issuer, rule in rules.items():
+            expect(rule.get("jwksUri") == want["jwksUri"], f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}, expected {want['jwksUri']}")
+            expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
+            expect(rule.get("audiences") == want["audiences"], f"{name}: {issuer}: audiences {rule.get('audiences')}, expected {want['audiences']}")
+    for sp in sps:
+        jwt = sp["spec"].get("jwt", {})
+        expect(jwt.get("optional") is True, f"{name}: SecurityPolicy jwt.optional is not true (token-less requests must reach the pod's 401)")
+        expect("failOpen" not in jwt, f"{name}: SecurityPolicy jwt.failOpen would let invalid tokens through")
+        expect(not any(k in sp["spec"] for k in ("authorization", "extAuth", "oidc", "basicAuth", "apiKeyAuth")), f"{name}: SecurityPolicy adds another check (would break MCP discovery)")
+        targets = [(t.get("kind"), t.get("name")) for t in sp["spec"].get("targetRefs", [])]
+        expect(targets == [("HTTPRoute", r["metadata"]["name"]) for r in routes], f"{name}: SecurityPolicy targets {targets}, not the chart's HTTPRoute")
+        providers = {p.get("issuer"): p for p in jwt.get("providers", [])}
+        expect(set(providers) == want["issuers"], f"{name}: SecurityPolicy issuers {sorted(providers)}, expected {sorted(want['issuers'])}")
+        headers = edge.get("claimHeaders", {"oid": "x-ms-client-principal-id", "tid": "x-ms-client-principal-tenant-id"})
+        for issuer, provider_spec in providers.items():
+            expect(provider_spec.get("remoteJWKS", {}).get("uri") == want["jwksUri"], f"{name}: {issuer}: remoteJWKS is {provider_spec.get('remoteJWKS')}")
+            expect(provider_spec.get("audiences") == want["audiences"], f"{name}: {issuer}: audiences {provider_spec.get('audiences')}, expected {want['audiences']}")
+            extract = provider_spec.get("extractFrom", {})
+            expect(extract == {"headers": [{"name": "Authorization", "valuePrefix": "Bearer "}]}, f"{name}: {issuer}: the token is read from {extract} (only the Authorization header; never a query parameter)")
+            mapped = {c.get("claim"): c.get("header") for c in provider_spec.get("claimToHeaders", [])}
+            expect(mapped == {"oid": headers["oid"], "tid": headers["tid"]}, f"{name}: {issuer}: claimToHeaders {mapped}")
+
+
+def pod_service_name(objects: list[dict[str, Any]]) -> str:
+    services = by_kind(objects, "Service")
+    return services[0]["metadata"]["name"] if services else ""
 
 
 def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
@@ -427,6 +541,9 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("a public URL that is not a URL", with_change(lambda v: v["config"].__setitem__("publicUrl", "mcp.example.com"))),
         ("an unknown client assertion", with_change(lambda v: v["config"].__setitem__("clientAssertion", "password"))),
         ("an unknown edgeAuth key", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("requirePrincipal", True))),
+        ("an unknown edge provider", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("provider", "nginx"))),
+        ("an unknown cloud", with_change(lambda v: v["config"].__setitem__("cloud", "AzureGermanCloud"))),
+        ("an HTTPRoute timeout that is not a Gateway API duration", with_change(lambda v: v.setdefault("httpRoute", {"enabled": False}).__setitem__("requestTimeout", "forever"))),
         ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
     ]
     with helm.Chart.load(chart_dir) as chart:
@@ -483,12 +600,22 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
             continue
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
+        cloud = clouds()[values.get("config", {}).get("cloud") or "AzureCloud"]
+        if values.get("workloadIdentity", {}).get("enabled", True):
+            audience = values.get("config", {}).get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
+            expect(f"audience: {audience}" in notes, f"{name}: NOTES.txt does not name the federated credential audience {audience}")
+        if values.get("edgeAuth", {}).get("enabled", False):
+            for issuer in expected_edge(values)["issuers"]:
+                expect(issuer in notes, f"{name}: NOTES.txt does not name the edge issuer {issuer}")
         builtin = [o for o in objects if o.get("kind") not in CRD_KINDS]
-        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS):
+        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS or o.get("kind") in PUBLISHED_CRDS):
             kind = crd_obj["kind"]
-            errors = sorted(jsonschema.Draft7Validator(CRD_SCHEMAS[kind]).iter_errors(crd_obj), key=str)
+            validator = published_crd_validator(kind) if kind in PUBLISHED_CRDS else jsonschema.Draft7Validator(CRD_SCHEMAS[kind])
+            errors = sorted(validator.iter_errors(crd_obj), key=str)
             for error in errors:
                 problem(f"{name}: {kind} {'.'.join(map(str, error.absolute_path))}: {error.message}")
+            if kind in PUBLISHED_CRDS and not errors:
+                info(f"{name}: {kind} valid against the published CRD schema ({PUBLISHED_CRDS[kind][1]})")
         write_objects(out / values_file.stem / "builtin.yaml", builtin)
         write_objects(out / values_file.stem / "all.yaml", objects)
         kinds = ", ".join(sorted(o["kind"] for o in objects))
