@@ -29,8 +29,8 @@ param preAuthorizedClientIds string = 'aebc6443-996d-45c2-90f0-388ff96faa56'
 @description('Service Tree id some tenants require on every application registration (SERVICE_MANAGEMENT_REFERENCE). Optional.')
 param serviceManagementReference string = ''
 
-@description('Audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE): api://AzureADTokenExchange, api://AzureADTokenExchangeUSGov or api://AzureADTokenExchangeChina.')
-param tokenExchangeAudience string = 'api://AzureADTokenExchange'
+@description('Overrides the audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE). Empty: the cloud\'s (api://AzureADTokenExchange, ...USGov, ...China).')
+param tokenExchangeAudience string = ''
 
 @description('Grant tenant-wide admin consent for Microsoft Graph User.Read (and user_impersonation for adminConsentClientIds) while provisioning (GRANT_ADMIN_CONSENT). Needs a deploying user who may grant tenant-wide consent. Off: the consent step is printed after provisioning.')
 param grantAdminConsent bool = false
@@ -55,6 +55,28 @@ param mcpExposeMetricsInEnvironment bool = false
 var tags = {
   'azd-env-name': environmentName
 }
+
+// Sovereign clouds: every endpoint follows the cloud this deployment runs in, i.e. the cloud
+// azd is configured for (`azd config set cloud.name AzureUSGovernment`): environment() gives
+// its name, authority and storage suffix; Microsoft Graph and the federated credential
+// audience are not in environment() and come from this table (tests/schemas/clouds.json,
+// docs/deploy.md "Sovereign clouds").
+var cloudEndpoints = {
+  AzureCloud: {
+    graph: 'https://graph.microsoft.com'
+    tokenExchangeAudience: 'api://AzureADTokenExchange'
+  }
+  AzureUSGovernment: {
+    graph: 'https://graph.microsoft.us'
+    tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov'
+  }
+  AzureChinaCloud: {
+    graph: 'https://microsoftgraph.chinacloudapi.cn'
+    tokenExchangeAudience: 'api://AzureADTokenExchangeChina'
+  }
+}
+var cloud = cloudEndpoints[environment().name]
+var exchangeAudience = empty(tokenExchangeAudience) ? cloud.tokenExchangeAudience : tokenExchangeAudience
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var mcpAppName = 'mcp-${resourceToken}'
 var clientIdList = [for id in split(preAuthorizedClientIds, ','): trim(id)]
@@ -139,7 +161,7 @@ module entraApp 'modules/entra-app.bicep' = {
     serviceManagementReference: serviceManagementReference
     redirectUri: 'https://${mcpFqdn}/.auth/login/aad/callback'
     federatedIdentityPrincipalId: identity.outputs.principalId
-    tokenExchangeAudience: tokenExchangeAudience
+    tokenExchangeAudience: exchangeAudience
     grantAdminConsent: grantAdminConsent
     adminConsentClientAppIds: adminConsentClientIdArray
   }
@@ -163,7 +185,10 @@ module mcpApp 'modules/mcp-app.bicep' = {
     entraClientId: entraApp.outputs.clientId
     entraIdentifierUri: entraApp.outputs.identifierUri
     preAuthorizedClientIds: preAuthorizedClientIdArray
-    tokenExchangeAudience: tokenExchangeAudience
+    tokenExchangeAudience: exchangeAudience
+    graphBaseUrl: cloud.graph
+    authorityHost: environment().authentication.loginEndpoint
+    storageSuffix: environment().suffixes.storage
     minReplicas: mcpMinReplicas
     maxReplicas: mcpMaxReplicas
     exposeMetricsInEnvironment: mcpExposeMetricsInEnvironment
@@ -174,6 +199,10 @@ module mcpApp 'modules/mcp-app.bicep' = {
 // Names the sample's users rely on, plus what azd and the docs need.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
+// The cloud the deployment runs in (environment().name) and its Microsoft Graph.
+output MCP_AZURE_CLOUD string = environment().name
+output MCP_GRAPH_BASE_URL string = cloud.graph
+output MCP_AUTHORITY_HOST string = environment().authentication.loginEndpoint
 output AZURE_RESOURCE_GROUP_NAME string = rg.name
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name

@@ -31,6 +31,8 @@ if (Get-Command mcp-obo -ErrorAction SilentlyContinue) {
   $env:MCP_OBO__AUTH__MODE = 'entra'
   $env:MCP_OBO__ENTRA__CLIENT_ID = $env:ENTRA_APPLICATION_ID
   $env:MCP_OBO__ENTRA__TENANT_ID = $env:AZURE_TENANT_ID
+  if ($env:MCP_AUTHORITY_HOST) { $env:MCP_OBO__ENTRA__AUTHORITY_HOST = $env:MCP_AUTHORITY_HOST }
+  if ($env:MCP_GRAPH_BASE_URL) { $env:MCP_OBO__GRAPH__BASE_URL = $env:MCP_GRAPH_BASE_URL }
   $env:MCP_OBO__AUTH__IDENTIFIER_URIS = $env:AZURE_IDENTIFIER_URI
   $env:MCP_OBO__SERVER__PUBLIC_URL = $env:SERVICE_MCP_ENDPOINT_URL
   mcp-obo doctor --url $env:MCP_URL

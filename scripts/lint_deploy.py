@@ -67,6 +67,13 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       operator, a secretRef, a non-string result) fails naming the entry, so an expression
       nobody evaluates breaks the smoke tests instead of being passed on verbatim.
 
+  eval BICEP_FILE PARAMS_JSON PATH...
+      Prints one JSON object path -> value: each dotted PATH into the parsed file (e.g.
+      modules.mcpApp.config.params.graphBaseUrl, outputs.X.value), evaluated as app-env does,
+      plus environment() (PARAMS_JSON's `environment`, a cloud of tests/schemas/clouds.json),
+      empty(), conditionals and property/index access. A path that does not evaluate gives
+      {"unevaluated": "<why>"}.
+
   chart-env CHART_DIR VALUES_FILE
       Renders the chart with VALUES_FILE (as `helm`, release and namespace "mcp-obo") and
       prints one JSON object: "env", the Deployment's container environment as Kubernetes
@@ -682,6 +689,9 @@ REQUIRED_OUTPUTS = [
     "AZURE_CLIENT_ID",
     "MCP_VSCODE_PREAUTHORIZED",
     "MCP_CONSENT_URL",
+    "MCP_AZURE_CLOUD",
+    "MCP_GRAPH_BASE_URL",
+    "MCP_AUTHORITY_HOST",
     "AZURE_TENANT_ID",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT",
     "MCP_ADMIN_CONSENT_URL",
@@ -1103,14 +1113,60 @@ class BicepEvaluator:
     def interpolate(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
             inner = match.group(1).strip()
-            if not IDENTIFIER.match(inner) or not self.is_reference(inner):
-                raise Unevaluated(f"interpolation ${{{inner}}} is not a parameter or variable")
-            value = self.reference(inner)
+            value = self.path(inner)
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise Unevaluated(f"interpolation ${{{inner}}} is {json.dumps(value)}, not a string or integer")
             return str(value)
 
         return INTERPOLATION.sub(one, text)
+
+    def path(self, text: str) -> Any:
+        """`name`, `name.a.b`, `environment().a.b` or `tenant().tenantId` inside `${...}`."""
+        head, *rest = text.split(".")
+        if head == "environment()":
+            value: Any = self.environment()
+        elif head == "tenant()" and rest == ["tenantId"]:
+            return self.function({"type": "tenant", "property_name": "tenantId"})
+        elif IDENTIFIER.match(head) and self.is_reference(head):
+            value = self.reference(head)
+        else:
+            raise Unevaluated(f"interpolation ${{{text}}} is not a parameter, variable, environment() or tenant().tenantId")
+        for key in rest:
+            if not isinstance(value, dict) or key not in value:
+                raise Unevaluated(f"interpolation ${{{text}}}: no property {key}")
+            value = value[key]
+        return value
+
+    def environment(self) -> dict[str, Any]:
+        if "environment" not in self.params:
+            raise Unevaluated("environment() needs `environment` in PARAMS_JSON (tests/schemas/clouds.json)")
+        return self.params["environment"]
+
+    def operator(self, spec: dict[str, Any]) -> Any:
+        kind = spec.get("type")
+        ops = spec.get("operands") or {}
+        if kind == "conditional":
+            return self.evaluate(ops["true_value"] if self.evaluate(ops["condition"]) else ops["false_value"])
+        if kind == "index_accessor":
+            obj, key = self.evaluate(ops["operand_1"]), self.evaluate(ops["operand_2"])
+            if not isinstance(obj, dict) or key not in obj:
+                raise Unevaluated(f"index {key!r} not in {json.dumps(obj)[:80]}")
+            return obj[key]
+        if kind == "property_accessor":
+            value = self.evaluate(ops["operand_1"])
+            names: list[str] = []
+            second = ops["operand_2"]
+            # pycep nests `a.b.c` to the right: operand_2 is itself an accessor of plain names.
+            while isinstance(second, dict) and "operator" in second and second["operator"].get("type") == "property_accessor":
+                names.append(second["operator"]["operands"]["operand_1"])
+                second = second["operator"]["operands"]["operand_2"]
+            names.append(second)
+            for name in names:
+                if not isinstance(name, str) or not isinstance(value, dict) or name not in value:
+                    raise Unevaluated(f"property {name!r} not in {json.dumps(value)[:80]}")
+                value = value[name]
+            return value
+        raise Unevaluated(f"expression {kind!r} is not evaluated by app-env")
 
     def function(self, spec: dict[str, Any]) -> Any:
         kind = spec.get("type")
@@ -1123,6 +1179,15 @@ class BicepEvaluator:
             if not isinstance(delimiter, str):
                 raise Unevaluated(f"join() with delimiter {json.dumps(delimiter)}")
             return delimiter.join(items)
+        if kind == "environment":
+            env = self.environment()
+            prop = str(spec.get("property_name", ""))
+            if prop not in env:
+                raise Unevaluated(f"environment().{prop} is not in PARAMS_JSON's environment")
+            return env[prop]
+        if kind == "empty":
+            item = self.evaluate((spec.get("parameters") or {}).get("item_to_test"))
+            return not item
         if kind == "tenant":
             prop = str(spec.get("property_name", ""))
             if not TENANT_ID_PROPERTY.match(prop):
@@ -1144,6 +1209,8 @@ class BicepEvaluator:
         if isinstance(value, dict):
             if set(value) == {"function"}:
                 return self.function(value["function"])
+            if set(value) == {"operator"} and isinstance(value["operator"], dict):
+                return self.operator(value["operator"])
             if "operator" in value or "function" in value:
                 what = value.get("operator", value.get("function"))
                 kind = what.get("type") if isinstance(what, dict) else what
@@ -1165,7 +1232,7 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     if not isinstance(params, dict):
         problem(f"{params_json}: not a JSON object of parameter values")
         return finish()
-    unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId"})
+    unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId", "environment"})
     for name in unknown:
         problem(f"{params_json}: {name} is not a parameter of {bicep_file}")
     env_list = dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env"))
@@ -1197,6 +1264,31 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     if problems:
         return finish()
     print(json.dumps(env, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_eval(bicep_file: str, params_json: str, *paths: str) -> int:
+    """Prints {path: value} for each dotted path into the parsed Bicep file, evaluated (module
+    params, resource properties, outputs, variables); a path that does not evaluate prints
+    {"unevaluated": reason} instead, so the caller states which values it relies on."""
+    from pycep import BicepParser
+
+    parsed = BicepParser().parse(text=EXTENSION_LINE.sub("", Path(bicep_file).read_text()))
+    params = json.loads(Path(params_json).read_text())
+    evaluator = BicepEvaluator(parsed, params)
+    out: dict[str, Any] = {}
+    for path in paths:
+        node = dig(parsed, tuple(path.split(".")))
+        if node is KeyError:
+            problem(f"{bicep_file}: no {path}")
+            continue
+        try:
+            out[path] = evaluator.evaluate(node)
+        except Unevaluated as e:
+            out[path] = {"unevaluated": str(e)}
+    if problems:
+        return finish()
+    print(json.dumps(out, indent=2, sort_keys=True))
     return 0
 
 
@@ -1301,6 +1393,8 @@ def main(argv: list[str]) -> int:
         return cmd_claims(*args)
     if command == "app-env" and len(args) == 2:
         return cmd_app_env(*args)
+    if command == "eval" and len(args) >= 3:
+        return cmd_eval(*args)
     if command == "chart-env" and len(args) == 2:
         return cmd_chart_env(*args)
     print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
