@@ -121,7 +121,7 @@ pub fn principal_from(headers: &HeaderMap) -> Result<Principal, PrincipalError> 
     };
     match (claims, id) {
         (None, None) => Err(PrincipalError::Missing),
-        (None, Some(id)) if id.is_empty() => Err(PrincipalError::Invalid),
+        (None, Some("")) => Err(PrincipalError::Invalid),
         (None, Some(id)) => Ok(Principal {
             oid: Some(id.to_owned()),
             tid: None,
