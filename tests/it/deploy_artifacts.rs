@@ -263,6 +263,17 @@ fn run_functions_start(
     )
 }
 
+/// The start check stopped the container (exit 1) with `reason` in the log.
+fn assert_start_refused(host_log: &str, then_wait: bool, check_seconds: u32, reason: &str) {
+    let (code, stdout, stderr) = run_functions_start(host_log, then_wait, check_seconds);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("FATAL: the Functions host did not configure mcp-obo")
+            && stderr.contains(reason),
+        "{stderr}"
+    );
+}
+
 const HOST_STARTING: &str = "info: Host.Startup[0]\n      Starting Host (HostId=mcp-x1, InstanceId=0, Version=4.1054.250.0, ProcessId=7)";
 
 #[test]
@@ -287,28 +298,26 @@ fn functions_start_stops_a_host_that_does_not_know_the_profile() {
     let log = format!(
         "{HOST_STARTING}\nfail: Host.Startup[0]\n      Configuration profile 'mcp-custom-handler' is not supported. Supported values: '', 'default', 'mcp'."
     );
-    let (code, _, stderr) = run_functions_start(&log, true, 120);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("does not know host.json's configurationProfile"),
-        "{stderr}"
+    assert_start_refused(
+        &log,
+        true,
+        120,
+        "does not know host.json's configurationProfile",
     );
 }
 
 #[test]
 fn functions_start_stops_a_host_that_says_nothing_about_the_handler_before_the_deadline() {
-    let (code, _, stderr) = run_functions_start(HOST_STARTING, true, 1);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("within 1s"), "{stderr}");
+    assert_start_refused(HOST_STARTING, true, 1, "within 1s");
 }
 
 #[test]
 fn functions_start_reports_a_host_that_exits_before_creating_the_function() {
-    let (code, _, stderr) = run_functions_start(HOST_STARTING, false, 120);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("exited before it created the custom handler function"),
-        "{stderr}"
+    assert_start_refused(
+        HOST_STARTING,
+        false,
+        120,
+        "exited before it created the custom handler function",
     );
 }
 
