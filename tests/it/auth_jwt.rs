@@ -922,6 +922,83 @@ async fn easyauth_mode_requires_the_principal_and_matches_it_to_the_token() {
     }
 }
 
+#[tokio::test]
+async fn easyauth_mode_accepts_the_documented_principal_headers_and_matches_the_user_by_what_is_present()
+ {
+    // Container Apps documents X-MS-CLIENT-PRINCIPAL-ID and -NAME; App Service (the same
+    // module) also X-MS-CLIENT-PRINCIPAL and -IDP. The user is matched by whichever is present.
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[("MCP_OBO__AUTH__MODE", "easyauth")]).await;
+    let bearer = format!("Bearer {}", issuer.entra_token(json!({})));
+    let good = easy_auth_principal(USER_OID, TENANT);
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        let mut headers = vec![("authorization", bearer.clone())];
+        headers.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        headers
+    };
+    let cases: Vec<HeaderCase> = vec![
+        (
+            "principal id only (Container Apps)",
+            with(&[
+                ("x-ms-client-principal-id", USER_OID),
+                ("x-ms-client-principal-name", "ada@contoso.com"),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "principal id of another user",
+            with(&[("x-ms-client-principal-id", "another-oid")]),
+            Expect::InvalidToken,
+        ),
+        (
+            "principal id and claims that agree",
+            with(&[
+                ("x-ms-client-principal-id", USER_OID),
+                ("x-ms-client-principal", good.as_str()),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "principal id and claims that disagree",
+            with(&[
+                ("x-ms-client-principal-id", "another-oid"),
+                ("x-ms-client-principal", good.as_str()),
+            ]),
+            Expect::InvalidToken,
+        ),
+        (
+            "Entra as the identity provider",
+            with(&[
+                ("x-ms-client-principal-idp", "aad"),
+                ("x-ms-client-principal-id", USER_OID),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "another identity provider",
+            with(&[
+                ("x-ms-client-principal-idp", "github"),
+                ("x-ms-client-principal-id", USER_OID),
+            ]),
+            Expect::InvalidToken,
+        ),
+        (
+            "an empty principal id",
+            with(&[("x-ms-client-principal-id", "")]),
+            Expect::InvalidToken,
+        ),
+        (
+            "only a display name",
+            with(&[("x-ms-client-principal-name", "ada@contoso.com")]),
+            Expect::Unauthorized,
+        ),
+    ];
+    for (name, headers, expect) in cases {
+        let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        check(&send(&app, "/mcp", &borrowed).await, expect, name);
+    }
+}
+
 async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
