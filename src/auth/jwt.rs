@@ -153,7 +153,10 @@ struct Claims {
 /// Tenant `tid`'s v2 and v1 issuers, exactly as Entra issues them: v2 without, v1 with a
 /// trailing slash.
 fn entra_issuers(authority: &str, v1_host: &str, tid: &str) -> (String, String) {
-    (format!("{authority}/{tid}/v2.0"), format!("{v1_host}/{tid}/"))
+    (
+        format!("{authority}/{tid}/v2.0"),
+        format!("{v1_host}/{tid}/"),
+    )
 }
 
 /// Whether a JWS `typ` names an RFC 9068 access token (`at+jwt`; media types compare
@@ -301,8 +304,13 @@ impl TokenValidator {
                 if says_app || !scopes.is_empty() {
                     return Ok(says_app);
                 }
-                let service_principal = claims.idtyp.is_none() && sub.is_some() && sub == claims.oid.as_deref();
-                if service_principal { Ok(true) } else { Err(not_access) }
+                let service_principal =
+                    claims.idtyp.is_none() && sub.is_some() && sub == claims.oid.as_deref();
+                if service_principal {
+                    Ok(true)
+                } else {
+                    Err(not_access)
+                }
             }
             IssuerPolicy::Exact(_) => {
                 let client = claims.client_id.as_deref();

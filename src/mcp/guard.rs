@@ -174,7 +174,11 @@ impl HostOriginGuard {
             && !origins.host_allowed(target)
         {
             tracing::debug!(authority = %target, "rejected request: target authority not allowed");
-            return Ok(reject(req, 403, "Forbidden: the request target's host is not allowed"));
+            return Ok(reject(
+                req,
+                403,
+                "Forbidden: the request target's host is not allowed",
+            ));
         }
         if let Some(host) = host
             && !host.is_some_and(|h| origins.host_allowed(h))
