@@ -466,6 +466,31 @@ mod tests {
         assert!(jwks.is_loaded());
     }
 
+    #[test]
+    fn each_key_keeps_the_issuer_it_declares_and_one_not_a_string_is_not_used() {
+        let key = |kid: &str| {
+            crate::jose::SigningKey::generate_rsa(kid)
+                .expect("rsa")
+                .public_jwk()
+        };
+        let mut bound = key("bound");
+        bound["issuer"] = serde_json::json!("https://login.example/{tenantid}/v2.0");
+        let mut odd = key("odd");
+        odd["issuer"] = serde_json::json!(42);
+        let body = serde_json::json!({"keys": [key("free"), bound, odd]});
+        let set = JwkSet::deserialize(&body).expect("jwk set");
+        let jwks = cache("http://127.0.0.1:9");
+        assert_eq!(jwks.install_declaring(&set, &declared_issuers(&body)), Some(2));
+        assert!(jwks.cached("odd").is_none());
+        let bound = jwks.cached("bound").expect("bound key");
+        assert!(bound.allows_issuer("https://login.example/t1/v2.0", Some("t1")));
+        assert!(!bound.allows_issuer("https://login.example/t2/v2.0", Some("t1")));
+        assert!(!bound.allows_issuer("https://login.example/t1/v2.0", None));
+        assert!(!bound.allows_issuer("https://login.example/{tenantid}/v2.0", None));
+        let free = jwks.cached("free").expect("free key");
+        assert!(free.allows_issuer("https://anyone.example", None));
+    }
+
     fn cache_expecting(base: &str, configured: &str) -> JwksCache {
         cache(base).with_issuer(&Url::parse(configured).expect("issuer"))
     }
