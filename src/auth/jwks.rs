@@ -480,7 +480,10 @@ mod tests {
         let body = serde_json::json!({"keys": [key("free"), bound, odd]});
         let set = JwkSet::deserialize(&body).expect("jwk set");
         let jwks = cache("http://127.0.0.1:9");
-        assert_eq!(jwks.install_declaring(&set, &declared_issuers(&body)), Some(2));
+        assert_eq!(
+            jwks.install_declaring(&set, &declared_issuers(&body)),
+            Some(2)
+        );
         assert!(jwks.cached("odd").is_none());
         let bound = jwks.cached("bound").expect("bound key");
         assert!(bound.allows_issuer("https://login.example/t1/v2.0", Some("t1")));
