@@ -14,6 +14,11 @@ const SCOPE: &str = "api://00000000-aaaa-bbbb-cccc-111111111111/user_impersonati
 async fn entra_app(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
     let mut env = entra_env(issuer);
     env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    ready_app(env, extra).await
+}
+
+/// The app for `env` plus `extra` settings, spawned and ready.
+async fn ready_app(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> TestApp {
     env.extend(
         extra
             .iter()
@@ -953,25 +958,12 @@ async fn in_session_mode_a_session_id_works_only_for_its_owner() {
     }
 }
 
-/// An Entra app spawned with `extra` settings and no client-application allow-list (the
-/// default), so only the token's own claims decide what kind of caller it is.
-async fn entra_app_any_client(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
-    let mut env = entra_env(issuer);
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
-    wait_ready(&app).await;
-    app
-}
-
 #[tokio::test]
 async fn id_tokens_are_never_admitted_as_app_only_callers() {
     let issuer = TestIssuer::start().await;
-    let app =
-        entra_app_any_client(&issuer, &[("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")]).await;
+    // No client-application allow-list (the default): only the token's claims decide.
+    let roles = [("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")];
+    let app = ready_app(entra_env(&issuer), &roles).await;
     // What Entra puts in an ID token for this app: aud = its client id, no scp, no azp;
     // `roles` when the user is assigned an app role, `nonce` when the client asked.
     let id_token = json!({"scp": null, "azp": null, "roles": ["Tasks.Read"]});
@@ -998,19 +990,11 @@ async fn id_tokens_are_never_admitted_as_app_only_callers() {
     }
 }
 
-/// `oidc_env` with `auth.accepted_roles = Tasks.Read`, spawned and ready.
-async fn oidc_app_accepting_roles(issuer: &TestIssuer) -> TestApp {
-    let mut env = oidc_env(issuer);
-    env.push(("MCP_OBO__AUTH__ACCEPTED_ROLES".into(), "Tasks.Read".into()));
-    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
-    wait_ready(&app).await;
-    app
-}
-
 #[tokio::test]
 async fn oidc_mode_tells_client_from_user_tokens_by_rfc_9068() {
     let issuer = TestIssuer::start().await;
-    let app = oidc_app_accepting_roles(&issuer).await;
+    let roles = [("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")];
+    let app = ready_app(oidc_env(&issuer), &roles).await;
     let claims = |overrides: Value| {
         let mut claims = json!({
             "iss": issuer.oidc_issuer(), "aud": "https://mcp.example.com/mcp", "sub": "user-1",
@@ -1128,8 +1112,7 @@ async fn a_key_with_the_tenant_template_verifies_only_tokens_whose_issuer_names_
             *v = issuer.entra_issuer(TENANT);
         }
     }
-    let oidc = spawn_app_owned(&env, StaticTokens::new("graph-token"));
-    wait_ready(&oidc).await;
+    let oidc = ready_app(env, &[]).await;
     let claims = |tid: Value| {
         json!({
             "iss": issuer.entra_issuer(TENANT), "aud": "https://mcp.example.com/mcp",
