@@ -22,6 +22,10 @@ pub enum Reason {
     WrongClientApp,
     MissingClaim,
     EasyAuthMismatch,
+    /// The key that verified the token declares an `issuer` the token's `iss` is not.
+    KeyIssuer,
+    /// An ID token (or a token not saying it is an app's), not an access token.
+    NotAnAccessToken,
 }
 
 impl Reason {
@@ -44,6 +48,8 @@ impl Reason {
             Self::WrongClientApp => "wrong_client_app",
             Self::MissingClaim => "missing_claim",
             Self::EasyAuthMismatch => "easyauth_mismatch",
+            Self::KeyIssuer => "key_issuer",
+            Self::NotAnAccessToken => "not_access_token",
         }
     }
 }

@@ -8,6 +8,9 @@
 //! - The discovery document is checked before its keys are trusted: `jwks_uri` must be https
 //!   (plain http only on loopback), and with an expected issuer (`oidc` mode) its `issuer`
 //!   must be that issuer exactly (OIDC Discovery §4.3). A failed check is a failed refresh.
+//! - A key that declares its own `issuer` (Entra's multi-tenant key sets do, as a
+//!   `{tenantid}` template) is kept with it, and verifies only that issuer's tokens
+//!   ([`VerifyingKey::allows_issuer`]); a key whose `issuer` is not a string is not used.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,11 +22,57 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use url::Url;
 
-/// One verification key and the algorithm it is for.
+/// One verification key, the algorithm it is for and the issuer it belongs to, if it says.
 #[derive(Clone)]
 pub struct VerifyingKey {
     pub key: Arc<DecodingKey>,
     pub algorithm: Algorithm,
+    /// The key's own `issuer` member, which may hold a `{tenantid}` template; `None` when
+    /// the key declares none (then it is the issuer's, whoever that is).
+    pub issuer: Option<Arc<str>>,
+}
+
+/// The placeholder Entra's multi-tenant key sets put in a key's `issuer`.
+const TENANT_TEMPLATE: &str = "{tenantid}";
+
+impl VerifyingKey {
+    /// Whether a token naming `iss` (and tenant `tid`) may be verified by this key: any
+    /// token when the key declares no issuer; otherwise only when `iss` is exactly the
+    /// key's issuer, with `{tenantid}` replaced by `tid` (no `tid`, no match).
+    pub fn allows_issuer(&self, iss: &str, tid: Option<&str>) -> bool {
+        let Some(declared) = self.issuer.as_deref() else {
+            return true;
+        };
+        if !declared.contains(TENANT_TEMPLATE) {
+            return declared == iss;
+        }
+        tid.is_some_and(|tid| declared.replace(TENANT_TEMPLATE, tid) == iss)
+    }
+}
+
+/// What a key set says of a key's `issuer`, a member [`jsonwebtoken::jwk::Jwk`] drops.
+enum DeclaredIssuer {
+    Absent,
+    Issuer(Arc<str>),
+    /// Present but not a string: the key is not used.
+    Unusable,
+}
+
+/// Each key's `issuer` in `body`, in the order of its `keys`.
+fn declared_issuers(body: &serde_json::Value) -> Vec<DeclaredIssuer> {
+    let keys = body.get("keys").and_then(serde_json::Value::as_array);
+    keys.map(|keys| {
+        keys.iter()
+            .map(|key| match key.get("issuer") {
+                None | Some(serde_json::Value::Null) => DeclaredIssuer::Absent,
+                Some(serde_json::Value::String(issuer)) => {
+                    DeclaredIssuer::Issuer(Arc::from(issuer.as_str()))
+                }
+                Some(_) => DeclaredIssuer::Unusable,
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Why a key could not be had.
@@ -206,8 +255,10 @@ impl JwksCache {
                 discovery.jwks_uri
             }
         };
-        let set: JwkSet = self.get_json(&jwks_uri).await?;
-        self.install(&set)
+        let body: serde_json::Value = self.get_json(&jwks_uri).await?;
+        let set = JwkSet::deserialize(&body)
+            .map_err(|_| format!("{jwks_uri} did not answer with a JWK set"))?;
+        self.install_declaring(&set, &declared_issuers(&body))
             .ok_or_else(|| format!("{jwks_uri} lists no usable signing keys"))
     }
 
@@ -242,11 +293,22 @@ impl JwksCache {
 
     /// Replaces the cached keys with the usable signing keys of `set`; `None` (keeping the
     /// old keys) when it has none. Also how embedders and benchmarks preload keys.
+    /// (A [`JwkSet`] keeps no key's `issuer`: keys installed so are bound to none.)
     pub fn install(&self, set: &JwkSet) -> Option<usize> {
+        self.install_declaring(set, &[])
+    }
+
+    /// As [`Self::install`], with `issuers[i]` what the set said of key `i`'s `issuer`.
+    fn install_declaring(&self, set: &JwkSet, issuers: &[DeclaredIssuer]) -> Option<usize> {
         let mut keys = HashMap::new();
-        for jwk in &set.keys {
+        for (index, jwk) in set.keys.iter().enumerate() {
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;
+            };
+            let issuer = match issuers.get(index) {
+                Some(DeclaredIssuer::Unusable) => continue,
+                Some(DeclaredIssuer::Issuer(issuer)) => Some(Arc::clone(issuer)),
+                Some(DeclaredIssuer::Absent) | None => None,
             };
             if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
                 continue;
@@ -260,6 +322,7 @@ impl JwksCache {
                     VerifyingKey {
                         key: Arc::new(key),
                         algorithm,
+                        issuer,
                     },
                 );
             }
@@ -401,6 +464,34 @@ mod tests {
         let jwks = cache(&base);
         assert_eq!(jwks.refresh().await, Ok(1));
         assert!(jwks.is_loaded());
+    }
+
+    #[test]
+    fn each_key_keeps_the_issuer_it_declares_and_one_not_a_string_is_not_used() {
+        let key = |kid: &str| {
+            crate::jose::SigningKey::generate_rsa(kid)
+                .expect("rsa")
+                .public_jwk()
+        };
+        let mut bound = key("bound");
+        bound["issuer"] = serde_json::json!("https://login.example/{tenantid}/v2.0");
+        let mut odd = key("odd");
+        odd["issuer"] = serde_json::json!(42);
+        let body = serde_json::json!({"keys": [key("free"), bound, odd]});
+        let set = JwkSet::deserialize(&body).expect("jwk set");
+        let jwks = cache("http://127.0.0.1:9");
+        assert_eq!(
+            jwks.install_declaring(&set, &declared_issuers(&body)),
+            Some(2)
+        );
+        assert!(jwks.cached("odd").is_none());
+        let bound = jwks.cached("bound").expect("bound key");
+        assert!(bound.allows_issuer("https://login.example/t1/v2.0", Some("t1")));
+        assert!(!bound.allows_issuer("https://login.example/t2/v2.0", Some("t1")));
+        assert!(!bound.allows_issuer("https://login.example/t1/v2.0", None));
+        assert!(!bound.allows_issuer("https://login.example/{tenantid}/v2.0", None));
+        let free = jwks.cached("free").expect("free key");
+        assert!(free.allows_issuer("https://anyone.example", None));
     }
 
     fn cache_expecting(base: &str, configured: &str) -> JwksCache {

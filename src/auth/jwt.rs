@@ -11,6 +11,10 @@
 //!   discovery document declares), Entra v2 `{authority}/{tid}/v2.0`, v1 `{v1_host}/{tid}/`.
 //! - `exp` further than [`crate::jose::MAX_EXPIRY_HORIZON`] away is refused, so no time
 //!   arithmetic on a token's claims can overflow.
+//! - A key that declares its own `issuer` verifies only tokens of that issuer
+//!   ([`super::jwks::VerifyingKey::allows_issuer`]), whatever the signature says.
+//! - Only access tokens are accepted: never an ID token, and app-only callers are told from
+//!   users by what the issuer defines, not by a missing claim ([`TokenValidator::kind`]).
 //! - Why a token failed is returned as a [`Reason`] for logs, never echoed to the client.
 
 use std::collections::HashSet;
@@ -20,7 +24,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
-use super::jwks::{JwksCache, KeyError};
+use super::jwks::{JwksCache, KeyError, VerifyingKey};
 use super::{Caller, Error, Reason, UserAssertion};
 
 /// Which issuers are trusted.
@@ -140,6 +144,28 @@ struct Claims {
     appid: Option<String>,
     client_id: Option<String>,
     idtyp: Option<String>,
+    /// ID-token claims (OIDC Core §2): only their presence matters.
+    nonce: Option<serde::de::IgnoredAny>,
+    at_hash: Option<serde::de::IgnoredAny>,
+    c_hash: Option<serde::de::IgnoredAny>,
+}
+
+/// Tenant `tid`'s v2 and v1 issuers, exactly as Entra issues them: v2 without, v1 with a
+/// trailing slash.
+fn entra_issuers(authority: &str, v1_host: &str, tid: &str) -> (String, String) {
+    (
+        format!("{authority}/{tid}/v2.0"),
+        format!("{v1_host}/{tid}/"),
+    )
+}
+
+/// Whether a JWS `typ` names an RFC 9068 access token (`at+jwt`; media types compare
+/// case-insensitively and may omit `application/`, RFC 7515 §4.1.9).
+fn is_rfc9068(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| {
+        let typ = typ.to_ascii_lowercase();
+        typ == "at+jwt" || typ == "application/at+jwt"
+    })
 }
 
 impl TokenValidator {
@@ -195,8 +221,11 @@ impl TokenValidator {
                 _ => Reason::Malformed,
             })
         })?;
-        let claims = data.claims;
+        let mut claims = data.claims;
         self.check_issuer(&claims)?;
+        if !self.key_allows(&key, &claims) {
+            return Err(invalid(Reason::KeyIssuer));
+        }
         let expires_at =
             crate::jose::expiry_at_unix(claims.exp).ok_or(invalid(Reason::ExpiryOutOfRange))?;
         let client_app = claims
@@ -218,11 +247,11 @@ impl TokenValidator {
             .ok_or(invalid(Reason::MissingClaim))?;
         let scopes = claims
             .scp
-            .or(claims.scope)
+            .take()
+            .or(claims.scope.take())
             .map(ScopeClaim::into_vec)
             .unwrap_or_default();
-        // Entra app-only tokens carry roles but no delegated scopes (and `idtyp: app`).
-        let app_only = claims.idtyp.as_deref() == Some("app") || scopes.is_empty();
+        let app_only = self.kind(header.typ.as_deref(), &claims, &scopes)?;
         let caller = Caller {
             subject,
             tenant_id: claims.tid,
@@ -242,6 +271,82 @@ impl TokenValidator {
             caller,
             kid: kid.into(),
         })
+    }
+
+    /// Whether a verified token is an app-only access token (`true`) or a user's (`false`);
+    /// a token that is no access token at all is refused.
+    ///
+    /// # Security
+    /// An ID token is signed with the same keys, and Entra's carry the server's client id
+    /// as `aud`: signature, issuer and audience cannot tell it from an access token. But an
+    /// ID token is for the client, not for a resource server (OIDC Core §2), so:
+    /// - In every mode, a token with `nonce`, `at_hash` or `c_hash` is refused: OIDC Core
+    ///   §2 defines them for ID tokens, and no access token carries them.
+    /// - `entra`: a token with delegated scopes (`scp`) is a user's (unless `idtyp` says
+    ///   `app`). One without is app-only only where Entra says so: `idtyp: app`, or,
+    ///   without the optional `idtyp`, `sub` equal to `oid` (a service principal is both;
+    ///   a user's `sub` is pairwise, never the `oid`). Anything else without `scp` (an ID
+    ///   token carrying the user's app `roles`, `idtyp: user` without scopes) is refused.
+    /// - `oidc`, RFC 9068 tokens (header `typ` `at+jwt`, §2.1): `client_id` and `sub` are
+    ///   required (§2.2), and the token is app-only exactly when `sub` is the `client_id`
+    ///   (client credentials, §2.2), a user's otherwise, with or without a `scope` claim.
+    /// - `oidc`, issuers that do not follow RFC 9068: app-only when the token has no scope,
+    ///   says `idtyp: app` or has `sub` equal to its `client_id`; a user's otherwise.
+    fn kind(&self, typ: Option<&str>, claims: &Claims, scopes: &[String]) -> Result<bool, Error> {
+        let not_access = Error::InvalidToken(Reason::NotAnAccessToken);
+        if claims.nonce.is_some() || claims.at_hash.is_some() || claims.c_hash.is_some() {
+            return Err(not_access);
+        }
+        let says_app = claims.idtyp.as_deref() == Some("app");
+        let sub = claims.sub.as_deref();
+        match &self.issuer {
+            IssuerPolicy::Entra { .. } => {
+                if says_app || !scopes.is_empty() {
+                    return Ok(says_app);
+                }
+                let service_principal =
+                    claims.idtyp.is_none() && sub.is_some() && sub == claims.oid.as_deref();
+                if service_principal {
+                    Ok(true)
+                } else {
+                    Err(not_access)
+                }
+            }
+            IssuerPolicy::Exact(_) => {
+                let client = claims.client_id.as_deref();
+                let client_credentials = sub.is_some() && sub == client;
+                if is_rfc9068(typ) {
+                    if client.is_none() || sub.is_none() {
+                        return Err(Error::InvalidToken(Reason::MissingClaim));
+                    }
+                    return Ok(client_credentials);
+                }
+                Ok(says_app || scopes.is_empty() || client_credentials)
+            }
+        }
+    }
+
+    /// Whether `key` may verify a token of the issuer `claims` name (checked after
+    /// [`Self::check_issuer`]). Entra's v2 key sets bind their keys to the v2 issuer, and
+    /// the same keys sign the tenant's v1 tokens: a v1 token counts as its tenant's v2
+    /// issuer here (as Microsoft.IdentityModel's signing-key issuer check does).
+    fn key_allows(&self, key: &VerifyingKey, claims: &Claims) -> bool {
+        let tid = claims.tid.as_deref();
+        if key.allows_issuer(&claims.iss, tid) {
+            return true;
+        }
+        match (&self.issuer, tid) {
+            (
+                IssuerPolicy::Entra {
+                    authority, v1_host, ..
+                },
+                Some(tid),
+            ) => {
+                let (v2, v1) = entra_issuers(authority, v1_host, tid);
+                claims.iss == v1 && key.allows_issuer(&v2, Some(tid))
+            }
+            _ => false,
+        }
     }
 
     fn check_issuer(&self, claims: &Claims) -> Result<(), Error> {
@@ -265,9 +370,7 @@ impl TokenValidator {
                     .tid
                     .as_deref()
                     .ok_or(Error::InvalidToken(Reason::MissingClaim))?;
-                let v2 = format!("{authority}/{tid}/v2.0");
-                // Exactly as Entra issues them: v2 without, v1 with a trailing slash.
-                let v1 = format!("{v1_host}/{tid}/");
+                let (v2, v1) = entra_issuers(authority, v1_host, tid);
                 if iss != v2 && iss != v1 {
                     return Err(Error::InvalidToken(Reason::WrongIssuer));
                 }

@@ -3,6 +3,9 @@
 //!
 //! - `Host` must name the public host (any port), a configured extra host, or, when the
 //!   server listens on loopback, a loopback name. Missing `Host` → 400; other → 403.
+//! - A request target in absolute form (`POST http://evil.example/mcp`) names the host
+//!   itself, and RFC 9112 §3.2.2 has its authority win over `Host`: that authority must
+//!   pass the same allow-list, and so must a `Host` sent with it. Either failing → 403.
 //! - A present `Origin` must be the public origin, a configured extra origin, or (loopback
 //!   listen) a loopback origin. Disallowed → 403. No `Origin` (non-browser clients) passes.
 
@@ -161,19 +164,27 @@ impl HostOriginGuard {
         let Some(origins) = req.app_data::<web::Data<Origins>>().cloned() else {
             return Ok(reject(req, 500, "server misconfigured: no origin policy"));
         };
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()));
-        match host {
-            None => return Ok(reject(req, 400, "Bad Request: missing Host header")),
-            Some(h) if !origins.host_allowed(&h) => {
-                tracing::debug!(host = %h, "rejected request: Host not allowed");
-                return Ok(reject(req, 403, "Forbidden: Host header is not allowed"));
-            }
-            Some(_) => {}
+        // Absolute form (HTTP/1.1) or `:authority` (HTTP/2): the host the target names.
+        let target = req.uri().authority().map(|a| a.as_str().to_owned());
+        let host = req.headers().get(header::HOST).map(|v| v.to_str().ok());
+        if target.is_none() && host.is_none() {
+            return Ok(reject(req, 400, "Bad Request: missing Host header"));
+        }
+        if let Some(target) = &target
+            && !origins.host_allowed(target)
+        {
+            tracing::debug!(authority = %target, "rejected request: target authority not allowed");
+            return Ok(reject(
+                req,
+                403,
+                "Forbidden: the request target's host is not allowed",
+            ));
+        }
+        if let Some(host) = host
+            && !host.is_some_and(|h| origins.host_allowed(h))
+        {
+            tracing::debug!(host = ?host, "rejected request: Host not allowed");
+            return Ok(reject(req, 403, "Forbidden: Host header is not allowed"));
         }
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let allowed = origin.to_str().is_ok_and(|o| origins.origin_allowed(o));

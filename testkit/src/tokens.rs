@@ -151,6 +151,14 @@ impl TestIssuer {
         lock(&self.state.published).push(key.public_jwk());
     }
 
+    /// Publishes `key` with an `issuer` member, as Entra's multi-tenant key sets do (a
+    /// literal issuer, or one with the `{tenantid}` template).
+    pub fn publish_with_issuer(&self, key: &SigningKey, issuer: &str) {
+        let mut jwk = key.public_jwk();
+        jwk["issuer"] = json!(issuer);
+        lock(&self.state.published).push(jwk);
+    }
+
     /// Replaces the published keys with a new one, which signs from now on.
     pub fn rotate(&self, kid: &str) {
         let key = Arc::new(SigningKey::generate_rsa(kid).expect("rsa key"));
@@ -199,8 +207,13 @@ impl TestIssuer {
 
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Value) -> String {
+        self.sign_typed("JWT", claims)
+    }
+
+    /// Signs `claims` with the current key and the JWS `typ` given (e.g. `at+jwt`).
+    pub fn sign_typed(&self, typ: &str, claims: &Value) -> String {
         let key = lock(&self.signer).clone();
-        key.sign("JWT", json!({}), claims).expect("sign")
+        key.sign(typ, json!({}), claims).expect("sign")
     }
 
     /// A valid Entra v2 user token for this server, with `overrides` merged in

@@ -14,6 +14,11 @@ const SCOPE: &str = "api://00000000-aaaa-bbbb-cccc-111111111111/user_impersonati
 async fn entra_app(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
     let mut env = entra_env(issuer);
     env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    ready_app(env, extra).await
+}
+
+/// The app for `env` plus `extra` settings, spawned and ready.
+async fn ready_app(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> TestApp {
     env.extend(
         extra
             .iter()
@@ -310,6 +315,31 @@ fn token_cases(issuer: &TestIssuer) -> Vec<(&'static str, String, Expect)> {
             "app-only token",
             t(json!({"scp": null, "roles": ["Tasks.Read"], "idtyp": "app"})),
             Expect::InsufficientScope,
+        ),
+        (
+            "ID token: nonce, aud = client id, no scp",
+            t(json!({"scp": null, "nonce": "n-0S6_WzA2Mj"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "ID token without nonce, carrying the user's app roles",
+            t(json!({"scp": null, "roles": ["Tasks.Read"]})),
+            Expect::InvalidToken,
+        ),
+        (
+            "a token with at_hash",
+            t(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "a token with c_hash",
+            t(json!({"c_hash": "LDktKdoQak3Pk0cnXxCltA"})),
+            Expect::InvalidToken,
+        ),
+        (
+            "idtyp user without delegated scopes",
+            t(json!({"scp": null, "roles": ["Tasks.Read"], "idtyp": "user"})),
+            Expect::InvalidToken,
         ),
     ]
 }
@@ -1038,5 +1068,178 @@ async fn in_session_mode_a_session_id_works_only_for_its_owner() {
         )
         .await;
         assert_eq!(reply.status, expected, "{who}: {}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn id_tokens_are_never_admitted_as_app_only_callers() {
+    let issuer = TestIssuer::start().await;
+    // No client-application allow-list (the default): only the token's claims decide.
+    let roles = [("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")];
+    let app = ready_app(entra_env(&issuer), &roles).await;
+    // What Entra puts in an ID token for this app: aud = its client id, no scp, no azp;
+    // `roles` when the user is assigned an app role, `nonce` when the client asked.
+    let id_token = json!({"scp": null, "azp": null, "roles": ["Tasks.Read"]});
+    let mut with_nonce = id_token.clone();
+    with_nonce["nonce"] = json!("n-0S6_WzA2Mj");
+    let v1 = json!({
+        "scp": null, "azp": null, "roles": ["Tasks.Read"], "ver": "1.0",
+        "iss": format!("{}/{TENANT}/", issuer.base),
+    });
+    // A client-credentials token without the optional `idtyp`: the service principal is
+    // both `sub` and `oid`.
+    let service_principal =
+        json!({"scp": null, "azp": VSCODE, "roles": ["Tasks.Read"], "sub": USER_OID});
+    let app_token = json!({"scp": null, "azp": VSCODE, "roles": ["Tasks.Read"], "idtyp": "app"});
+    for (case, overrides, expect) in [
+        ("v2 ID token with nonce", with_nonce, Expect::InvalidToken),
+        ("v2 ID token without nonce", id_token, Expect::InvalidToken),
+        ("v1 ID token", v1, Expect::InvalidToken),
+        ("app token, sub = oid", service_principal, Expect::Ok),
+        ("app token, idtyp app", app_token, Expect::Ok),
+    ] {
+        let reply = with_token(&app, &issuer.entra_token(overrides)).await;
+        check(&reply, expect, case);
+    }
+}
+
+#[tokio::test]
+async fn oidc_mode_tells_client_from_user_tokens_by_rfc_9068() {
+    let issuer = TestIssuer::start().await;
+    let roles = [("MCP_OBO__AUTH__ACCEPTED_ROLES", "Tasks.Read")];
+    let app = ready_app(oidc_env(&issuer), &roles).await;
+    let claims = |overrides: Value| {
+        let mut claims = json!({
+            "iss": issuer.oidc_issuer(), "aud": "https://mcp.example.com/mcp", "sub": "user-1",
+            "exp": now() + 600, "iat": now(), "client_id": "some-client",
+        });
+        crate::support::tokens::merge(&mut claims, overrides);
+        claims
+    };
+    let client = json!({"sub": "some-client"});
+    let cases = [
+        // Client credentials with a scope: app-only, whatever its scope says.
+        (
+            "at+jwt",
+            json!({"sub": "some-client", "scope": "mcp:tools"}),
+            Expect::InsufficientScope,
+        ),
+        (
+            "at+jwt",
+            json!({"sub": "some-client", "roles": ["Tasks.Read"]}),
+            Expect::Ok,
+        ),
+        (
+            "application/at+jwt",
+            client.clone(),
+            Expect::InsufficientScope,
+        ),
+        // A user with no `scope` claim is still a user, whose roles admit nothing.
+        (
+            "at+jwt",
+            json!({"roles": ["Tasks.Read"]}),
+            Expect::InsufficientScope,
+        ),
+        ("AT+JWT", json!({"scope": "mcp:tools"}), Expect::Ok),
+        (
+            "at+jwt",
+            json!({"scope": "mcp:tools", "client_id": null}),
+            Expect::InvalidToken,
+        ),
+        // Issuers that do not follow RFC 9068: an ID token is refused, sub = client_id
+        // is still a client.
+        (
+            "JWT",
+            json!({"scope": "mcp:tools", "nonce": "n-0S6"}),
+            Expect::InvalidToken,
+        ),
+        (
+            "JWT",
+            json!({"sub": "some-client", "scope": "mcp:tools"}),
+            Expect::InsufficientScope,
+        ),
+        ("JWT", json!({"scope": "mcp:tools"}), Expect::Ok),
+    ];
+    for (typ, overrides, expect) in cases {
+        let case = format!("typ {typ}, {overrides}");
+        let is_client = overrides["sub"] == "some-client";
+        let reply = with_token(&app, &issuer.sign_typed(typ, &claims(overrides))).await;
+        check(&reply, expect, &case);
+        if matches!(expect, Expect::InsufficientScope) {
+            let header = reply.header("www-authenticate").unwrap_or_default();
+            let app_only = header.contains("app-only");
+            assert_eq!(app_only, is_client, "{case}: {header}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_declaring_another_tenants_issuer_verifies_none_of_this_tenants_tokens() {
+    let issuer = TestIssuer::start().await;
+    let tenant_b_key = mcp_obo::jose::SigningKey::generate_rsa("tenant-b").expect("rsa");
+    issuer.publish_with_issuer(&tenant_b_key, &issuer.entra_issuer(OTHER_TENANT));
+    let app = entra_app(
+        &issuer,
+        &[
+            ("MCP_OBO__ENTRA__TENANT_ID", "organizations"),
+            (
+                "MCP_OBO__AUTH__ALLOWED_TENANTS",
+                &format!("{TENANT},{OTHER_TENANT}"),
+            ),
+        ],
+    )
+    .await;
+    let sign = |claims: &Value| tenant_b_key.sign("JWT", json!({}), claims).expect("sign");
+    let tenant_b =
+        issuer.entra_claims(json!({"tid": OTHER_TENANT, "iss": issuer.entra_issuer(OTHER_TENANT)}));
+    assert_eq!(with_token(&app, &sign(&tenant_b)).await.status, 200);
+    let tenant_a = issuer.entra_claims(json!({}));
+    let reply = with_token(&app, &sign(&tenant_a)).await;
+    assert_challenge(&reply, 401, Some("invalid_token"));
+    // The key set's other key declares no issuer and signs for either tenant.
+    assert_eq!(with_token(&app, &issuer.sign(&tenant_a)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_key_with_the_tenant_template_verifies_only_tokens_whose_issuer_names_their_tid() {
+    let issuer = TestIssuer::start().await;
+    let common = mcp_obo::jose::SigningKey::generate_rsa("common").expect("rsa");
+    issuer.publish_with_issuer(&common, &format!("{}/{{tenantid}}/v2.0", issuer.base));
+    let sign = |claims: &Value| common.sign("JWT", json!({}), claims).expect("sign");
+    // Entra mode: the tenant's v2 token, and its v1 token (the same keys sign both).
+    let entra = entra_app(&issuer, &[]).await;
+    assert_eq!(
+        with_token(&entra, &sign(&issuer.entra_claims(json!({}))))
+            .await
+            .status,
+        200
+    );
+    let v1 = issuer.entra_claims(json!({
+        "iss": format!("{}/{TENANT}/", issuer.base), "ver": "1.0", "azp": null, "appid": VSCODE,
+    }));
+    assert_eq!(with_token(&entra, &sign(&v1)).await.status, 200);
+    // OIDC mode on the tenant's issuer checks no `tid` of its own: the key's template does.
+    let mut env = oidc_env(&issuer);
+    for (k, v) in &mut env {
+        if k == "MCP_OBO__AUTH__ISSUER" {
+            *v = issuer.entra_issuer(TENANT);
+        }
+    }
+    let oidc = ready_app(env, &[]).await;
+    let claims = |tid: Value| {
+        json!({
+            "iss": issuer.entra_issuer(TENANT), "aud": "https://mcp.example.com/mcp",
+            "sub": "user-1", "exp": now() + 600, "iat": now(), "scope": "mcp:tools", "tid": tid,
+        })
+    };
+    assert_eq!(
+        with_token(&oidc, &sign(&claims(json!(TENANT))))
+            .await
+            .status,
+        200
+    );
+    for tid in [json!(OTHER_TENANT), Value::Null] {
+        let reply = with_token(&oidc, &sign(&claims(tid.clone()))).await;
+        assert_challenge_for(&reply, 401, Some("invalid_token"), &tid.to_string());
     }
 }

@@ -331,3 +331,40 @@ async fn the_reported_aliases_are_challenged() {
         }
     }
 }
+
+/// An absolute-form target names its own host, which RFC 9112 §3.2.2 says wins over
+/// `Host`: a foreign one is refused before authorization even with an allowed `Host`, a
+/// foreign `Host` is refused beside an allowed one, and an allowed pair is served as usual.
+#[tokio::test]
+async fn an_absolute_form_target_must_name_an_allowed_host_too() {
+    let issuer = TestIssuer::start().await;
+    let app = spawn_app_owned(&entra_env(&issuer), StaticTokens::new("graph-token"));
+    wait_ready(&app).await;
+    let valid = issuer.entra_token(json!({"exp": now() + 3600}));
+    let mut connection = Connection {
+        addr: app.addr,
+        sender: None,
+    };
+    for (target, foreign_host, token, expected) in [
+        ("http://evil.example/mcp", false, Token::Valid, 403),
+        ("http://evil.example/mcp", false, Token::None, 403),
+        (
+            "https://evil.example:443/runtime/webhooks/mcp",
+            false,
+            Token::None,
+            403,
+        ),
+        ("http://mcp.example.com/mcp", true, Token::None, 403),
+        ("http://mcp.example.com/mcp", false, Token::None, 401),
+        ("https://mcp.example.com/mcp", false, Token::Valid, 200),
+    ] {
+        let case = Case {
+            path: target.into(),
+            token,
+            foreign_host,
+            origin: None,
+        };
+        let answer = connection.send(&case, &valid).await.expect("answer");
+        assert_eq!(answer.status, expected, "{case:?}: {}", answer.body);
+    }
+}
