@@ -143,6 +143,51 @@ fn serve_refuses_auth_none_on_a_hosting_platform_with_exit_2() {
 }
 
 #[test]
+fn serve_refuses_auth_none_behind_a_tunnel_name_with_exit_2_naming_each_key() {
+    let out = run_expecting_exit(
+        &["serve"],
+        &[
+            ("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0"),
+            ("MCP_OBO__SERVER__PUBLIC_URL", "https://abc.ngrok.app"),
+            ("MCP_OBO__SERVER__ALLOWED_HOSTS", "abc.trycloudflare.com"),
+            ("MCP_OBO__SERVER__ALLOWED_ORIGINS", "https://abc.ngrok.app"),
+            ("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.4"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for word in [
+        "server.public_url",
+        "server.allowed_hosts",
+        "server.allowed_origins",
+        "server.trusted_proxies",
+        "abc.trycloudflare.com",
+        "10.0.0.4",
+        "MCP_OBO__AUTH__MODE",
+    ] {
+        assert!(err.contains(word), "{word} missing from: {err}");
+    }
+}
+
+#[test]
+fn serve_refuses_auth_none_in_a_codespace_with_exit_2() {
+    for (name, value) in [
+        ("CODESPACES", "true"),
+        ("GITPOD_WORKSPACE_ID", "0f7a3b2c-1111-4222-8333-444455556666"),
+    ] {
+        let out = run_expecting_exit(
+            &["serve"],
+            &[("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0"), (name, value)],
+        );
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        for word in ["auth.mode", name, "port forwarding", "MCP_OBO__AUTH__MODE"] {
+            assert!(err.contains(word), "{name}: {word} missing from: {err}");
+        }
+    }
+}
+
+#[test]
 fn serve_refuses_oidc_with_the_entra_grant_and_no_token_endpoint_with_exit_2() {
     let out = run_expecting_exit(
         &["serve"],
