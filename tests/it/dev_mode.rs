@@ -123,6 +123,16 @@ impl DevProcess {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// A URL of the development identity provider.
+    pub(crate) fn idp_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.idp_port)
+    }
+
+    /// A URL of the Graph emulator.
+    pub(crate) fn graph_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.graph_port)
+    }
+
     pub(crate) fn mcp_url(&self) -> String {
         self.url("/mcp")
     }
@@ -153,7 +163,7 @@ impl DevProcess {
     }
 
     /// Server logs, for failure messages.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         format!("mcp-obo dev stderr:\n{}", self.stderr())
     }
 }
