@@ -83,8 +83,9 @@ CMD ["serve"]
 # every route to it (customHandler.http.routes catch-all; no function.json, which the host
 # refuses next to those routes) except its own /runtime/* and /admin/*; mcp-obo listens on
 # 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, a port the host picks and passes in the
-# environment. The host listens on port 80; /metrics has its own listener when
-# MCP_OBO__TELEMETRY__METRICS_LISTEN is set (infra/, docker-compose.yml). The host version
+# environment. The host listens on port 80; /metrics has its own listener, on loopback
+# unless MCP_OBO__TELEMETRY__METRICS_LISTEN says otherwise (infra/ and docker-compose.yml set
+# 0.0.0.0:9464 for their scrapers). The host version
 # comes with the `4` tag; docs/deploy.md says which hosts support the MCP profile.
 FROM mcr.microsoft.com/azure-functions/base:4 AS functions
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \

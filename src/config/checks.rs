@@ -34,7 +34,8 @@ pub(super) fn auth_none(mode: AuthMode, server: &ServerSettings, env: &Env) -> V
     let public = [
         (
             "server.public_url",
-            (!is_loopback_url(&server.public_url)).then(|| format!("{:?}", trim_slash(&server.public_url))),
+            (!is_loopback_url(&server.public_url))
+                .then(|| format!("{:?}", trim_slash(&server.public_url))),
         ),
         (
             "server.allowed_hosts",
@@ -62,8 +63,14 @@ pub(super) fn auth_none(mode: AuthMode, server: &ServerSettings, env: &Env) -> V
         }
     }
     for (found, kind) in [
-        (platform::hosting_platform(env), "a hosting platform, where the public can reach the server even on a loopback address"),
-        (platform::port_forwarder(env), "a development environment whose port forwarding can publish a loopback port to the internet"),
+        (
+            platform::hosting_platform(env),
+            "a hosting platform, where the public can reach the server even on a loopback address",
+        ),
+        (
+            platform::port_forwarder(env),
+            "a development environment whose port forwarding can publish a loopback port to the internet",
+        ),
     ] {
         if !found.is_empty() {
             problems.push(Problem::new(

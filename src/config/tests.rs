@@ -183,7 +183,10 @@ fn auth_none_refuses_every_non_loopback_name_or_peer_at_once() {
         // The loopback entries are not named.
         for fine in ["localhost:7071", "127.0.0.1"] {
             let quoted = format!("{fine:?}");
-            assert!(!problem.message.contains(&quoted), "{fine} named: {problem}");
+            assert!(
+                !problem.message.contains(&quoted),
+                "{fine} named: {problem}"
+            );
         }
     }
 }
@@ -227,15 +230,17 @@ fn auth_none_refuses_to_start_where_port_forwarding_can_publish_loopback() {
             assert!(problem.message.contains(word), "{word} missing: {problem}");
         }
     }
-    load(None, &entra_env(&[("CODESPACES", "true")]))
-        .expect("authorized modes run in a codespace");
+    load(None, &entra_env(&[("CODESPACES", "true")])).expect("authorized modes run in a codespace");
 }
 
 #[test]
 fn defaults_put_metrics_on_their_own_loopback_listener() {
     let loaded = load(None, &env(&[])).expect("defaults are valid");
     let metrics = loaded.settings.telemetry.metrics_listen;
-    assert_eq!(metrics.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9464"));
+    assert_eq!(
+        metrics.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
 }
 
 #[test]
@@ -249,8 +254,9 @@ fn the_metrics_listener_cannot_be_the_main_listener() {
             ("MCP_OBO__TELEMETRY__METRICS_LISTEN", metrics),
         ]);
         assert!(
-            found.iter().any(|p| p.key == "telemetry.metrics_listen"
-                && p.message.contains(listen)),
+            found
+                .iter()
+                .any(|p| p.key == "telemetry.metrics_listen" && p.message.contains(listen)),
             "{listen} / {metrics}: {found:?}"
         );
     }

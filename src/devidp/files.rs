@@ -95,7 +95,17 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// A file anyone may read, as a state folder from before could hold.
+    fn world_readable(path: &Path, contents: &[u8]) {
+        std::fs::write(path, contents).expect("old file");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
 
     #[test]
@@ -114,11 +124,24 @@ mod tests {
     fn an_existing_world_readable_file_is_replaced_by_a_private_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = dir.path().join("key.pk8");
-        std::fs::write(&key, b"old, longer content").expect("old file");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        world_readable(&key, b"old, longer content");
         write_private(&key, b"new").expect("write");
         assert_eq!(mode(&key), 0o600);
         assert_eq!(std::fs::read(&key).expect("read"), b"new");
+    }
+
+    #[test]
+    fn a_link_planted_where_a_key_goes_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let elsewhere = dir.path().join("readable-by-others.txt");
+        world_readable(&elsewhere, b"untouched");
+        let key = dir.path().join("key.pk8");
+        std::os::unix::fs::symlink(&elsewhere, &key).expect("symlink");
+        write_private(&key, b"secret").expect("write");
+        assert_eq!(std::fs::read(&elsewhere).expect("read"), b"untouched");
+        assert!(std::fs::symlink_metadata(&key).expect("metadata").is_file());
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&elsewhere), 0o644);
     }
 
     #[test]
@@ -130,8 +153,7 @@ mod tests {
         private_dir(&dir).expect("state folder");
         assert_eq!(mode(&dir), 0o700);
         let key = dir.join("key.pk8");
-        std::fs::write(&key, b"k").expect("key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        world_readable(&key, b"k");
         tighten(&key).expect("tighten");
         assert_eq!(mode(&key), 0o600);
     }

@@ -3,11 +3,11 @@
 //! name an attacker points at 127.0.0.1 (DNS rebinding) is refused before anything is
 //! read; and their pages cannot be framed (clickjacking the sign-in buttons).
 
+use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::HttpResponse;
 
 use crate::config::is_loopback_authority;
 
@@ -36,9 +36,15 @@ pub async fn only_loopback_host(
         }
     };
     match refused {
-        None => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
         Some((status, message)) => {
-            tracing::debug!(status, "dev provider: request refused, Host is not loopback");
+            tracing::debug!(
+                status,
+                "dev provider: request refused, Host is not loopback"
+            );
             let status = actix_web::http::StatusCode::from_u16(status)
                 .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
             let response = HttpResponse::build(status)

@@ -11,7 +11,9 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 use url::Url;
 
-use super::state::{CODE_LIFETIME, Client, CodeGrant, DevState, PendingAuthorization, RefreshGrant};
+use super::state::{
+    CODE_LIFETIME, Client, CodeGrant, DevState, PendingAuthorization, RefreshGrant,
+};
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
 use crate::jose::{b64url, random_token, sha256, verify_with};
 
@@ -26,7 +28,8 @@ const ACCESS_TOKEN_LIFETIME: u64 = 3600;
 const ANTI_FORGERY_FIELD: &str = "anti_forgery_token";
 /// All the browser learns when a client metadata document cannot be used: not what was, or
 /// was not, found at the URL, which may be an internal one (the detail is logged at debug).
-const METADATA_UNUSABLE: &str = "the client metadata document could not be fetched or is not a valid client metadata document";
+const METADATA_UNUSABLE: &str =
+    "the client metadata document could not be fetched or is not a valid client metadata document";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -361,7 +364,7 @@ async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpRespo
         Ok(r) => r,
         Err(f) => return failure(&state, f),
     };
-    if let Err(refused) = check_anti_forgery(&state, &form, &request) {
+    if let Some(refused) = anti_forgery_refusal(&state, &form, &request) {
         return refused;
     }
     if form.contains_key("deny") {
@@ -416,21 +419,22 @@ impl Request {
 }
 
 /// The form must carry the token its page was issued with, for this same request; each
-/// token answers one POST. Missing → 400, unknown, used or another request's → 403.
-fn check_anti_forgery(
+/// token answers one POST. The refusal otherwise: missing → 400, unknown, used or another
+/// request's → 403.
+fn anti_forgery_refusal(
     state: &DevState,
     form: &HashMap<String, String>,
     request: &Request,
-) -> Result<(), HttpResponse> {
+) -> Option<HttpResponse> {
     let Some(token) = param(form, ANTI_FORGERY_FIELD) else {
-        return Err(refusal(
+        return Some(refusal(
             actix_web::http::StatusCode::BAD_REQUEST,
             "the sign-in form is missing its anti-forgery token; start the sign-in again from your client",
         ));
     };
     match state.pending.remove(token) {
-        Some(pending) if pending == request.pending() => Ok(()),
-        _ => Err(refusal(
+        Some(pending) if pending == request.pending() => None,
+        _ => Some(refusal(
             actix_web::http::StatusCode::FORBIDDEN,
             "this sign-in form was not issued for this request, or has expired; start the sign-in again from your client",
         )),
@@ -594,10 +598,7 @@ fn refresh_token(state: &DevState, form: &HashMap<String, String>) -> HttpRespon
     if let Some(resource) = form.get("resource").filter(|r| !r.is_empty())
         && resource.trim_end_matches('/') != grant.audience.trim_end_matches('/')
     {
-        return oauth_error(
-            "invalid_target",
-            "resource differs from the original grant",
-        );
+        return oauth_error("invalid_target", "resource differs from the original grant");
     }
     // Rotation: the presented refresh token stops working; of two racing uses of it, only
     // the one that removed it gets new tokens.

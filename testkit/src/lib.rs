@@ -93,7 +93,10 @@ fn spawn_with(
         ("MCP_OBO__SERVER__LISTEN".into(), addr.to_string()),
         ("MCP_OBO__SERVER__WORKERS".into(), "1".into()),
         ("MCP_OBO__SERVER__SHUTDOWN_TIMEOUT".into(), "1s".into()),
-        ("MCP_OBO__TELEMETRY__METRICS_LISTEN".into(), "127.0.0.1:0".into()),
+        (
+            "MCP_OBO__TELEMETRY__METRICS_LISTEN".into(),
+            "127.0.0.1:0".into(),
+        ),
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let loaded = mcp_obo::config::load(None, &vars).expect("test configuration is valid");

@@ -95,7 +95,12 @@ async fn a_sign_in_post_without_its_own_anti_forgery_token_is_refused() {
     // The page's own token signs in, once.
     let own = form_with(&page, Some(&token_of(&page)));
     let (_, signed_in) = dev_login::submit(&page, &own).await;
-    assert_eq!(signed_in.status(), 302, "with its own token\n{}", dev.logs());
+    assert_eq!(
+        signed_in.status(),
+        302,
+        "with its own token\n{}",
+        dev.logs()
+    );
     let (_, replayed) = dev_login::submit(&page, &own).await;
     assert_eq!(replayed.status(), 403, "the token answers one POST");
 }
@@ -177,9 +182,19 @@ async fn a_client_metadata_url_answering_a_redirect_is_refused_and_its_target_ge
             "{client_id}: {body}"
         );
         // Nothing about what answered at the URL reaches the browser.
-        for detail in ["307", "elsewhere", "internal-db-7", "another client_id", "redirect_uris"] {
+        for detail in [
+            "307",
+            "elsewhere",
+            "internal-db-7",
+            "another client_id",
+            "redirect_uris",
+        ] {
             assert!(!body.contains(detail), "{client_id}: {detail} in {body}");
         }
     }
-    assert_eq!(target_hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 }

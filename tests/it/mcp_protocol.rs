@@ -328,8 +328,14 @@ async fn health_and_readiness_answer() {
 async fn metrics_are_not_on_the_public_listener_but_on_their_own_loopback_one() {
     let app = app();
     assert_still_serving(&app).await; // something to count
-    let public = reqwest::get(app.url("/metrics")).await.expect("public port");
-    assert_eq!(public.status().as_u16(), 404, "/metrics on the public listener");
+    let public = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("public port");
+    assert_eq!(
+        public.status().as_u16(),
+        404,
+        "/metrics on the public listener"
+    );
     let metrics_addr = app.metrics_addr.expect("a metrics listener by default");
     assert!(metrics_addr.ip().is_loopback(), "{metrics_addr}");
     assert_ne!(metrics_addr.port(), app.addr.port());
