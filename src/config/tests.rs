@@ -454,3 +454,29 @@ fn every_default_key_is_a_field_of_its_section() {
         );
     }
 }
+
+#[test]
+fn a_loopback_authority_is_a_plain_loopback_name_or_address() {
+    for loopback in [
+        "localhost",
+        "LOCALHOST:7071",
+        "127.0.0.1",
+        "127.9.9.9:80",
+        "[::1]:7071",
+    ] {
+        assert!(is_loopback_authority(loopback), "{loopback}");
+    }
+    for other in [
+        "",
+        "evil.example",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "localhost@evil.example",
+        "localhost/evil",
+        "localhost#@evil.example",
+        "[::2]:7071",
+        "0.0.0.0:7071",
+    ] {
+        assert!(!is_loopback_authority(other), "{other}");
+    }
+}
