@@ -85,11 +85,11 @@ CMD ["serve"]
 # every route to it (customHandler.http.routes catch-all; no function.json, which the host
 # refuses next to those routes) except its own /runtime/* and /admin/*; mcp-obo listens on
 # 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, a port the host picks and passes in the
-# environment. The host listens on port 80; /metrics has its own listener when
-# MCP_OBO__TELEMETRY__METRICS_LISTEN is set (infra/, docker-compose.yml). The start command
-# runs the host as the base image does (/opt/startup/start_nonappservice.sh) and stops the
-# container with the reason in the log if the host does not set mcp-obo up as its custom
-# handler (scripts/functions-start.sh).
+# environment. The host listens on port 80; /metrics has its own listener, on loopback
+# unless MCP_OBO__TELEMETRY__METRICS_LISTEN says otherwise (infra/ and docker-compose.yml set
+# 0.0.0.0:9464 for their scrapers). The start command runs the host as the base image does
+# (/opt/startup/start_nonappservice.sh) and stops the container with the reason in the log if
+# the host does not set mcp-obo up as its custom handler (scripts/functions-start.sh).
 FROM mcr.microsoft.com/azure-functions/node:4.1054.250-4-node22 AS functions
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \

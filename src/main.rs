@@ -83,10 +83,16 @@ fn serve(loaded: &Loaded) -> ExitCode {
     let _telemetry = mcp_obo::telemetry::init(&settings.log, &settings.telemetry);
     let result = actix_web::rt::System::new().block_on(async {
         let app = Application::build(settings, Dependencies::from_settings(settings)?)?;
+        let metrics = match (settings.telemetry.metrics, app.metrics_addr()) {
+            (false, _) => "off".to_owned(),
+            (true, Some(addr)) => format!("http://{addr}/metrics"),
+            (true, None) => "/metrics on the main listener".to_owned(),
+        };
         tracing::info!(
             address = %app.local_addr(),
             mcp_url = %format!("{}/mcp", config::trim_slash(&settings.server.public_url)),
             auth_mode = settings.auth.mode.as_str(),
+            metrics = %metrics,
             "mcp-obo listening"
         );
         if settings.auth.mode == AuthMode::None {

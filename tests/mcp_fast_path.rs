@@ -186,7 +186,7 @@ fn cases() -> Vec<Case> {
 }
 
 async fn fast_path_count(app: &TestApp) -> u64 {
-    let text = reqwest::get(app.url("/metrics"))
+    let text = reqwest::get(app.metrics_url())
         .await
         .expect("metrics")
         .text()

@@ -102,7 +102,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     // Any endpoint turns the HTTP server span on; the in-memory provider does the export.
     let w = World::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")]).await;
     let token = w.user(1);
-    let before = metrics(&w.app.url("/metrics")).await;
+    let before = metrics(&w.app.metrics_url()).await;
 
     // 1. Cache miss, trace context from the HTTP traceparent header.
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
@@ -220,7 +220,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     ));
 
     // 4. Metrics moved with the calls.
-    let after = metrics(&w.app.url("/metrics")).await;
+    let after = metrics(&w.app.metrics_url()).await;
     let delta = |name: &str| {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
     };

@@ -48,6 +48,8 @@ impl Server {
             // every server; the harness's own settings take precedence.
             .envs(std::env::vars().filter(|(k, _)| k.starts_with("MCP_OBO__")))
             .env("MCP_OBO__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            // Servers side by side must not share the default metrics port.
+            .env("MCP_OBO__TELEMETRY__METRICS_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,24 +1,28 @@
 //! Checks across sections that involve where the server runs, so they belong to the loader
 //! (which alone sees the environment). Checks between two sections whose owner is clear
 //! live in the owning module's `validate`, with the other value passed in:
-//! `auth::Settings::validate(&entra)` (the Entra modes need `[entra]`) and
+//! `auth::Settings::validate(&entra)` (the Entra modes need `[entra]`),
 //! `obo::Settings::validate(auth.mode)` (oidc with the Entra grant needs
-//! `obo.token_endpoint`). Per-value rules (plain-http URLs only for loopback hosts, e.g.
+//! `obo.token_endpoint`) and `telemetry::Settings::validate(listen)` (the metrics listener
+//! is not the main one). Per-value rules (plain-http URLs only for loopback hosts, e.g.
 //! `graph.base_url`) are in the deserializers (`de::https_url`).
 
-use std::net::SocketAddr;
-
-use super::{Env, Problem, platform};
+use super::{Env, Problem, is_loopback_authority, is_loopback_url, platform, trim_slash};
 use crate::auth::AuthMode;
+use crate::server::Settings as ServerSettings;
 
-/// `auth.mode = none` (no inbound authorization) is for local use only: refused on a
-/// public listen address and on a hosting platform, where the public reaches even a
-/// loopback address (the Functions host forwards to a handler on 127.0.0.1).
-pub(super) fn auth_none(mode: AuthMode, listen: SocketAddr, env: &Env) -> Vec<Problem> {
+/// `auth.mode = none` (no inbound authorization: every request runs tools as the local
+/// developer) is for local use only: refused on a public listen address, when the server is
+/// told it is reached under a name or through a peer that is not loopback (a tunnel), on a
+/// hosting platform, where the public reaches even a loopback address (the Functions host
+/// forwards to a handler on 127.0.0.1), and in a development environment whose port
+/// forwarding can publish a loopback port.
+pub(super) fn auth_none(mode: AuthMode, server: &ServerSettings, env: &Env) -> Vec<Problem> {
     let mut problems = Vec::new();
     if mode != AuthMode::None {
         return problems;
     }
+    let listen = server.listen;
     if !listen.ip().is_loopback() {
         problems.push(Problem::new(
             "auth.mode",
@@ -27,15 +31,69 @@ pub(super) fn auth_none(mode: AuthMode, listen: SocketAddr, env: &Env) -> Vec<Pr
             ),
         ));
     }
-    let platform = platform::hosting_platform(env);
-    if !platform.is_empty() {
-        problems.push(Problem::new(
-            "auth.mode",
-            format!(
-                "\"none\" (no inbound authorization) is refused on a hosting platform, where the public can reach the server even on a loopback address ({}); set auth.mode (MCP_OBO__AUTH__MODE) to entra, easyauth or oidc",
-                platform.join(", ")
-            ),
-        ));
+    let public = [
+        (
+            "server.public_url",
+            (!is_loopback_url(&server.public_url))
+                .then(|| format!("{:?}", trim_slash(&server.public_url))),
+        ),
+        (
+            "server.allowed_hosts",
+            non_loopback(&server.allowed_hosts, |h| is_loopback_authority(h)),
+        ),
+        (
+            "server.allowed_origins",
+            non_loopback(&server.allowed_origins, |o| {
+                url::Url::parse(o).is_ok_and(|u| is_loopback_url(&u))
+            }),
+        ),
+        (
+            "server.trusted_proxies",
+            non_loopback(&server.trusted_proxies, |ip| ip.is_loopback()),
+        ),
+    ];
+    for (key, found) in public {
+        if let Some(found) = found {
+            problems.push(Problem::new(
+                key,
+                format!(
+                    "names {found}, which is not loopback, but auth.mode is \"none\" (every request runs tools as the local developer): a tunnel or proxy would let anyone reach it; keep {key} to localhost, 127.0.0.1 or [::1], or set auth.mode (MCP_OBO__AUTH__MODE) to entra, easyauth or oidc"
+                ),
+            ));
+        }
+    }
+    for (found, kind) in [
+        (
+            platform::hosting_platform(env),
+            "a hosting platform, where the public can reach the server even on a loopback address",
+        ),
+        (
+            platform::port_forwarder(env),
+            "a development environment whose port forwarding can publish a loopback port to the internet",
+        ),
+    ] {
+        if !found.is_empty() {
+            problems.push(Problem::new(
+                "auth.mode",
+                format!(
+                    "\"none\" (no inbound authorization) is refused on {kind} ({}); set auth.mode (MCP_OBO__AUTH__MODE) to entra, easyauth or oidc",
+                    found.join(", ")
+                ),
+            ));
+        }
     }
     problems
+}
+
+/// The entries that are not loopback, joined for a message; `None` when all are.
+fn non_loopback<T: std::fmt::Display>(
+    entries: &[T],
+    is_loopback: impl Fn(&T) -> bool,
+) -> Option<String> {
+    let found: Vec<String> = entries
+        .iter()
+        .filter(|e| !is_loopback(e))
+        .map(|e| format!("{:?}", e.to_string()))
+        .collect();
+    (!found.is_empty()).then(|| found.join(", "))
 }

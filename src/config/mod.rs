@@ -32,7 +32,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use values::{Problem, Secret, https_url, is_guid, is_loopback_url, trim_slash};
+pub use values::{
+    Problem, Secret, https_url, is_guid, is_loopback_authority, is_loopback_url, trim_slash,
+};
 
 /// Everything the server needs to start, validated: each module's section.
 #[derive(Debug, Clone)]
@@ -137,8 +139,11 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
         // the server).
         telemetry.apply_otel_env(&|name| platform::get(env, name));
     }
+    if let (Some(telemetry), Some(server)) = (&telemetry, &server) {
+        r.check(telemetry.validate(server.listen));
+    }
     if let (Some(auth), Some(server)) = (&auth, &server) {
-        r.check(checks::auth_none(auth.mode, server.listen, env));
+        r.check(checks::auth_none(auth.mode, server, env));
     }
 
     if !r.problems().is_empty() {

@@ -16,6 +16,13 @@ const HOSTING_PLATFORM_VARS: &[(&str, &str)] = &[
     ("KUBERNETES_SERVICE_HOST", "Kubernetes"),
 ];
 
+/// Variables only a cloud development environment sets whose port forwarding can publish a
+/// loopback port to the internet (documented as always set in every workspace).
+const PORT_FORWARDER_VARS: &[(&str, &str)] = &[
+    ("CODESPACES", "GitHub Codespaces"),
+    ("GITPOD_WORKSPACE_ID", "Gitpod"),
+];
+
 /// `name`'s value in `env`, trimmed, if not blank.
 pub(super) fn get(env: &Env, name: &str) -> Option<String> {
     env.iter()
@@ -61,8 +68,17 @@ pub(super) fn well_known(env: &Env) -> Vec<(&'static str, &'static str, String)>
 
 /// `NAME is set: platform` for each hosting platform variable in `env`.
 pub(super) fn hosting_platform(env: &Env) -> Vec<String> {
-    HOSTING_PLATFORM_VARS
-        .iter()
+    present(HOSTING_PLATFORM_VARS, env)
+}
+
+/// `NAME is set: environment` for each port-forwarding development environment's variable
+/// in `env`.
+pub(super) fn port_forwarder(env: &Env) -> Vec<String> {
+    present(PORT_FORWARDER_VARS, env)
+}
+
+fn present(vars: &[(&str, &str)], env: &Env) -> Vec<String> {
+    vars.iter()
         .filter(|(name, _)| get(env, name).is_some())
         .map(|(name, platform)| format!("{name} is set: {platform}"))
         .collect()

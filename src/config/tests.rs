@@ -154,6 +154,120 @@ fn auth_none_refuses_to_start_on_a_hosting_platform_even_on_loopback() {
 }
 
 #[test]
+fn auth_none_refuses_every_non_loopback_name_or_peer_at_once() {
+    let found = problems(&[
+        ("MCP_OBO__SERVER__PUBLIC_URL", "https://abc.ngrok.app"),
+        (
+            "MCP_OBO__SERVER__ALLOWED_HOSTS",
+            "localhost:7071,abc.trycloudflare.com",
+        ),
+        (
+            "MCP_OBO__SERVER__ALLOWED_ORIGINS",
+            "http://127.0.0.1:5173,https://abc.ngrok.app",
+        ),
+        ("MCP_OBO__SERVER__TRUSTED_PROXIES", "127.0.0.1,10.0.0.4"),
+    ]);
+    for (key, named) in [
+        ("server.public_url", "https://abc.ngrok.app"),
+        ("server.allowed_hosts", "abc.trycloudflare.com"),
+        ("server.allowed_origins", "https://abc.ngrok.app"),
+        ("server.trusted_proxies", "10.0.0.4"),
+    ] {
+        let problem = found
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key} missing from {found:?}"));
+        for word in [named, "auth.mode", "MCP_OBO__AUTH__MODE"] {
+            assert!(problem.message.contains(word), "{word} missing: {problem}");
+        }
+        // The loopback entries are not named.
+        for fine in ["localhost:7071", "127.0.0.1"] {
+            let quoted = format!("{fine:?}");
+            assert!(
+                !problem.message.contains(&quoted),
+                "{fine} named: {problem}"
+            );
+        }
+    }
+}
+
+#[test]
+fn auth_none_accepts_loopback_names_and_peers() {
+    load(
+        None,
+        &env(&[
+            ("MCP_OBO__SERVER__PUBLIC_URL", "http://localhost:7071"),
+            (
+                "MCP_OBO__SERVER__ALLOWED_HOSTS",
+                "localhost,127.0.0.2:7071,[::1]:7071",
+            ),
+            (
+                "MCP_OBO__SERVER__ALLOWED_ORIGINS",
+                "http://localhost:5173,http://[::1]:6274",
+            ),
+            ("MCP_OBO__SERVER__TRUSTED_PROXIES", "127.0.0.1,::1"),
+        ]),
+    )
+    .expect("loopback everywhere is local use");
+}
+
+#[test]
+fn auth_none_refuses_to_start_where_port_forwarding_can_publish_loopback() {
+    for (name, value, environment) in [
+        ("CODESPACES", "true", "GitHub Codespaces"),
+        (
+            "GITPOD_WORKSPACE_ID",
+            "0f7a3b2c-1111-4222-8333-444455556666",
+            "Gitpod",
+        ),
+    ] {
+        let found = problems(&[(name, value)]);
+        let problem = found
+            .iter()
+            .find(|p| p.key == "auth.mode")
+            .unwrap_or_else(|| panic!("{name}: auth.mode missing from {found:?}"));
+        for word in [name, environment, "port forwarding", "MCP_OBO__AUTH__MODE"] {
+            assert!(problem.message.contains(word), "{word} missing: {problem}");
+        }
+    }
+    load(None, &entra_env(&[("CODESPACES", "true")])).expect("authorized modes run in a codespace");
+}
+
+#[test]
+fn defaults_put_metrics_on_their_own_loopback_listener() {
+    let loaded = load(None, &env(&[])).expect("defaults are valid");
+    let metrics = loaded.settings.telemetry.metrics_listen;
+    assert_eq!(
+        metrics.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
+}
+
+#[test]
+fn the_metrics_listener_cannot_be_the_main_listener() {
+    for (listen, metrics) in [
+        ("127.0.0.1:7071", "127.0.0.1:7071"),
+        ("127.0.0.1:7071", "0.0.0.0:7071"),
+    ] {
+        let found = problems(&[
+            ("MCP_OBO__SERVER__LISTEN", listen),
+            ("MCP_OBO__TELEMETRY__METRICS_LISTEN", metrics),
+        ]);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.key == "telemetry.metrics_listen" && p.message.contains(listen)),
+            "{listen} / {metrics}: {found:?}"
+        );
+    }
+    load(
+        None,
+        &env(&[("MCP_OBO__TELEMETRY__METRICS_LISTEN", "127.0.0.1:7072")]),
+    )
+    .expect("another port is fine");
+}
+
+#[test]
 fn a_platform_variable_does_not_stop_authorized_modes() {
     load(None, &entra_env(&[("KUBERNETES_SERVICE_HOST", "10.0.0.1")]))
         .expect("entra on a platform is fine");
@@ -183,7 +297,7 @@ fn plain_http_graph_is_only_for_loopback() {
 fn list_values_split_on_commas_from_env() {
     let loaded = load(
         None,
-        &env(&[(
+        &entra_env(&[(
             "MCP_OBO__SERVER__ALLOWED_HOSTS",
             "a.example, b.example:8443",
         )]),
@@ -244,7 +358,7 @@ fn a_file_may_hold_typed_values_and_lists_as_strings() {
         "[server]\nmax_body_bytes = 2048\nsessions = true\nallowed_hosts = \"a.example, b.example\"\ntrusted_proxies = [\"10.0.0.1\"]\n[obo]\nmax_retries = 0\n",
     )
     .expect("write config");
-    let loaded = load(Some(&file), &env(&[])).expect("valid");
+    let loaded = load(Some(&file), &entra_env(&[])).expect("valid");
     let server = &loaded.settings.server;
     assert_eq!(server.max_body_bytes, 2048);
     assert!(server.sessions);
@@ -301,7 +415,7 @@ fn the_platform_host_name_is_the_public_url() {
     // Derived from the listen address, the trusted proxies may say the public URL.
     let local = load(
         None,
-        &env(&[("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.1")]),
+        &entra_env(&[("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.1")]),
     )
     .expect("valid");
     assert!(!local.settings.server.public_url_explicit);
@@ -338,5 +452,31 @@ fn every_default_key_is_a_field_of_its_section() {
             keys.iter().any(|k| *k == key),
             "{key} missing from {keys:?}"
         );
+    }
+}
+
+#[test]
+fn a_loopback_authority_is_a_plain_loopback_name_or_address() {
+    for loopback in [
+        "localhost",
+        "LOCALHOST:7071",
+        "127.0.0.1",
+        "127.9.9.9:80",
+        "[::1]:7071",
+    ] {
+        assert!(is_loopback_authority(loopback), "{loopback}");
+    }
+    for other in [
+        "",
+        "evil.example",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "localhost@evil.example",
+        "localhost/evil",
+        "localhost#@evil.example",
+        "[::2]:7071",
+        "0.0.0.0:7071",
+    ] {
+        assert!(!is_loopback_authority(other), "{other}");
     }
 }

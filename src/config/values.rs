@@ -73,6 +73,16 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
+/// Whether a `Host`-style authority (`name`, `name:port`, `[v6]:port`) names a loopback
+/// name or address. Anything but a plain authority (a path, user info, spaces) is not.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let plain = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    plain && Url::parse(&format!("http://{authority}/")).is_ok_and(|url| is_loopback_url(&url))
+}
+
 /// A URL as users write it: no trailing slash on a bare origin.
 pub fn trim_slash(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()

@@ -11,8 +11,8 @@ use crate::server::{self, Application, Dependencies};
 /// `mcp-obo dev` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
-    /// Port of the MCP server on 127.0.0.1; the identity provider and the Graph emulator
-    /// take the next two.
+    /// Port of the MCP server on 127.0.0.1; the identity provider, the Graph emulator and
+    /// `/metrics` take the next three.
     #[arg(long, default_value_t = 7071)]
     pub port: u16,
     /// Port of the identity provider (default: --port + 1).
@@ -21,6 +21,9 @@ pub struct DevArgs {
     /// Port of the Graph emulator (default: --port + 2).
     #[arg(long)]
     pub graph_port: Option<u16>,
+    /// Port of the `/metrics` listener on 127.0.0.1 (default: --port + 3).
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
     /// Folder for the development signing keys (kept between runs) and the federated token.
     #[arg(long, default_value = ".mcp-obo-dev")]
     pub state_dir: PathBuf,
@@ -69,9 +72,12 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
     }
     let idp_port = args.idp_port.or_else(|| args.port.checked_add(1));
     let graph_port = args.graph_port.or_else(|| args.port.checked_add(2));
-    let (Some(idp_port), Some(graph_port), false) = (idp_port, graph_port, args.port == 0) else {
+    let metrics_port = args.metrics_port.or_else(|| args.port.checked_add(3));
+    let (Some(idp_port), Some(graph_port), Some(metrics_port), false) =
+        (idp_port, graph_port, metrics_port, args.port == 0)
+    else {
         eprintln!(
-            "mcp-obo dev: --port {} leaves no room for the identity provider and Graph emulator ports; choose another --port",
+            "mcp-obo dev: --port {} leaves no room for the identity provider, Graph emulator and metrics ports; choose another --port",
             args.port
         );
         return ExitCode::from(2);
@@ -112,6 +118,10 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
                     format!("127.0.0.1:{}", args.port),
                 ),
                 ("MCP_OBO__SERVER__PUBLIC_URL", mcp_base.clone()),
+                (
+                    "MCP_OBO__TELEMETRY__METRICS_LISTEN",
+                    format!("127.0.0.1:{metrics_port}"),
+                ),
                 ("MCP_OBO__AUTH__MODE", "entra".into()),
                 ("MCP_OBO__AUTH__AUDIENCES", resources.join(",")),
                 ("MCP_OBO__ENTRA__TENANT_ID", DEV_TENANT.into()),
@@ -145,8 +155,13 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
         }
         let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
         let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
+        let metrics_url = match (settings.telemetry.metrics, app.metrics_addr()) {
+            (true, Some(addr)) => format!("http://{addr}/metrics"),
+            _ => "off (telemetry.metrics = false)".to_owned(),
+        };
         print_banner(
             &format!("{mcp_base}/mcp"),
+            &metrics_url,
             &services,
             &users,
             &doctor_config,
@@ -195,6 +210,7 @@ fn write_doctor_config(path: &Path, vars: &Env) -> std::io::Result<()> {
 
 fn print_banner(
     mcp_url: &str,
+    metrics_url: &str,
     services: &devidp::DevServices,
     users: &[DevUser],
     doctor_config: &Path,
@@ -209,7 +225,8 @@ fn print_banner(
         "mcp-obo dev is running (loopback only; Ctrl-C to stop)\n\n\
 MCP server:        {mcp_url}\n\
 Identity provider: {issuer}\n\
-Graph emulator:    {graph}\n\n\
+Graph emulator:    {graph}\n\
+Metrics:           {metrics_url}\n\n\
 Dev users (pick one on the sign-in page):\n{users}\n\
 Check it all (configuration, endpoints, credential, app registration, the running server):\n\
   mcp-obo --config {config} doctor --graph-token-file {token} --url {mcp_url}\n\n\

@@ -9,17 +9,27 @@
 //!   and audience.
 //! - `registration.rs`: the dev app registration the Graph emulator serves (application,
 //!   federated credential, service principals, admin consent), for `mcp-obo doctor`.
-//! - `state.rs`: dev users, keys (persisted in the state folder), clients, codes.
+//! - `state.rs`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
+//!   codes and refresh tokens (bounded caches).
+//! - `files.rs`: the state folder (0700) and its key and token files (created 0600).
+//! - `loopback.rs`: the loopback `Host` check and the no-framing headers every answer
+//!   goes through.
 //! - `command.rs`: the `dev` command itself ([`DevArgs`], [`run`]): starts the two above and
 //!   the production server, configured in Entra mode against them.
 //!
 //! # Security
 //! Reachable only through `mcp-obo dev`, which binds loopback only; `serve` never imports
-//! this module. The MCP server in dev runs the production code path (Entra mode, the same
+//! this module. Loopback is not a boundary for a browser, so the provider behaves as a real
+//! authorization server there: requests must name a loopback host (DNS rebinding), the
+//! sign-in form carries an anti-forgery token bound to its request, pages cannot be framed,
+//! every in-memory store is bounded, client metadata fetches follow no redirects and tell
+//! the browser nothing about what they found, and the keys are private files. The MCP server in dev runs the production code path (Entra mode, the same
 //! validation, exchange and Graph client); only the endpoints differ.
 
 mod command;
+mod files;
 mod graph;
+mod loopback;
 mod provider;
 mod registration;
 mod state;
@@ -28,6 +38,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 pub use command::{DevArgs, run};
@@ -115,7 +126,7 @@ pub fn start(
     let idp_base = format!("http://127.0.0.1:{}", idp_addr.port());
     let graph_base = format!("http://127.0.0.1:{}", graph_addr.port());
 
-    std::fs::create_dir_all(state_dir).map_err(|source| Error::State {
+    files::private_dir(state_dir).map_err(|source| Error::State {
         path: state_dir.to_path_buf(),
         source,
     })?;
@@ -136,6 +147,8 @@ pub fn start(
         App::new()
             .app_data(idp_state.clone())
             .configure(provider::routes)
+            .wrap(loopback::no_framing())
+            .wrap(from_fn(loopback::only_loopback_host))
     })
     .workers(1)
     .disable_signals()
@@ -150,6 +163,8 @@ pub fn start(
         App::new()
             .app_data(graph_state.clone())
             .configure(graph::routes)
+            .wrap(loopback::no_framing())
+            .wrap(from_fn(loopback::only_loopback_host))
     })
     .workers(1)
     .disable_signals()

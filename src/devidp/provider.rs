@@ -5,13 +5,15 @@
 //! types and the error shape, and reads best next to the others as one protocol surface.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use url::Url;
 
-use super::state::{Client, CodeGrant, DevState, RefreshGrant, lock};
+use super::state::{
+    CODE_LIFETIME, Client, CodeGrant, DevState, PendingAuthorization, RefreshGrant,
+};
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
 use crate::jose::{b64url, random_token, sha256, verify_with};
 
@@ -21,6 +23,13 @@ type Query = web::Query<HashMap<String, String>>;
 /// Scopes that are about the sign-in, not the API.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 const ACCESS_TOKEN_LIFETIME: u64 = 3600;
+/// The sign-in form's anti-forgery field: a random token the page was issued with, bound
+/// to its authorization request (kept server-side), so no other page can post a sign-in.
+const ANTI_FORGERY_FIELD: &str = "anti_forgery_token";
+/// All the browser learns when a client metadata document cannot be used: not what was, or
+/// was not, found at the URL, which may be an internal one (the detail is logged at debug).
+const METADATA_UNUSABLE: &str =
+    "the client metadata document could not be fetched or is not a valid client metadata document";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -206,7 +215,7 @@ fn scp_of(scope: &str) -> String {
 }
 
 async fn find_client(state: &DevState, client_id: &str) -> Result<Client, String> {
-    if let Some(client) = lock(&state.clients).get(client_id).cloned() {
+    if let Some(client) = state.client(client_id) {
         return Ok(client);
     }
     // Client ID metadata document: the client id is the URL of its own metadata.
@@ -217,19 +226,38 @@ async fn find_client(state: &DevState, client_id: &str) -> Result<Client, String
             "client metadata document {client_id} must be https"
         ));
     }
-    let doc: serde_json::Value = state
+    let client = fetch_client_metadata(state, url, client_id)
+        .await
+        .map_err(|detail| {
+            tracing::debug!(client_id, detail, "client metadata document refused");
+            format!("{METADATA_UNUSABLE}: {client_id}")
+        })?;
+    state.clients.insert(client_id.to_owned(), client.clone());
+    Ok(client)
+}
+
+/// The client a metadata document at `url` describes; the error (for the debug log only)
+/// says what was wrong. Redirects are not followed: a 3xx is an answer like any other.
+async fn fetch_client_metadata(
+    state: &DevState,
+    url: Url,
+    client_id: &str,
+) -> Result<Client, String> {
+    let response = state
         .http
-        .get(url.clone())
+        .get(url)
         .send()
         .await
-        .map_err(|_| format!("cannot fetch the client metadata document {client_id}"))?
+        .map_err(|e| crate::outbound::failure(&e).to_owned())?;
+    if !response.status().is_success() {
+        return Err(format!("answered {}", response.status()));
+    }
+    let doc: serde_json::Value = response
         .json()
         .await
-        .map_err(|_| format!("{client_id} is not a JSON client metadata document"))?;
+        .map_err(|_| "not a JSON document".to_owned())?;
     if doc["client_id"] != client_id {
-        return Err(format!(
-            "the metadata document at {client_id} names another client_id"
-        ));
+        return Err("it names another client_id".into());
     }
     let redirect_uris: Vec<String> = doc["redirect_uris"]
         .as_array()
@@ -240,17 +268,13 @@ async fn find_client(state: &DevState, client_id: &str) -> Result<Client, String
         })
         .unwrap_or_default();
     if redirect_uris.is_empty() {
-        return Err(format!(
-            "the metadata document at {client_id} lists no redirect_uris"
-        ));
+        return Err("it lists no redirect_uris".into());
     }
-    let client = Client {
+    Ok(Client {
         client_id: client_id.to_owned(),
         redirect_uris,
         name: doc["client_name"].as_str().map(str::to_owned),
-    };
-    lock(&state.clients).insert(client_id.to_owned(), client.clone());
-    Ok(client)
+    })
 }
 
 /// Exact match, except that loopback redirects may use any port (RFC 8252 §7.3).
@@ -285,8 +309,14 @@ async fn authorize_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
         Ok(r) => r,
         Err(f) => return failure(&state, f),
     };
+    let anti_forgery = random_token(32);
+    state
+        .pending
+        .insert(anti_forgery.clone(), request.pending());
     let hidden: String = q
         .iter()
+        .filter(|(k, _)| k.as_str() != ANTI_FORGERY_FIELD)
+        .chain([(&ANTI_FORGERY_FIELD.to_owned(), &anti_forgery)])
         .map(|(k, v)| {
             format!(
                 "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
@@ -334,6 +364,9 @@ async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpRespo
         Ok(r) => r,
         Err(f) => return failure(&state, f),
     };
+    if let Some(refused) = anti_forgery_refusal(&state, &form, &request) {
+        return refused;
+    }
     if form.contains_key("deny") {
         return failure(
             &state,
@@ -352,7 +385,7 @@ async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpRespo
         );
     };
     let code = random_token(32);
-    lock(&state.codes).insert(
+    state.codes.insert(
         code.clone(),
         CodeGrant {
             client_id: request.client.client_id.clone(),
@@ -361,7 +394,7 @@ async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpRespo
             user,
             scope: request.scope,
             audience: request.audience,
-            expires: Instant::now() + Duration::from_secs(120),
+            expires: Instant::now() + CODE_LIFETIME,
         },
     );
     let mut params = vec![("code", code), ("iss", state.issuer())];
@@ -369,6 +402,52 @@ async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpRespo
         params.push(("state", s));
     }
     redirect_with(&request.redirect_uri, &params)
+}
+
+impl Request {
+    /// What the sign-in page's anti-forgery token is bound to.
+    fn pending(&self) -> PendingAuthorization {
+        PendingAuthorization {
+            client_id: self.client.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            state: self.state.clone(),
+            code_challenge: self.code_challenge.clone(),
+            scope: self.scope.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
+/// The form must carry the token its page was issued with, for this same request; each
+/// token answers one POST. The refusal otherwise: missing → 400, unknown, used or another
+/// request's → 403.
+fn anti_forgery_refusal(
+    state: &DevState,
+    form: &HashMap<String, String>,
+    request: &Request,
+) -> Option<HttpResponse> {
+    let Some(token) = param(form, ANTI_FORGERY_FIELD) else {
+        return Some(refusal(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "the sign-in form is missing its anti-forgery token; start the sign-in again from your client",
+        ));
+    };
+    match state.pending.remove(token) {
+        Some(pending) if pending == request.pending() => None,
+        _ => Some(refusal(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "this sign-in form was not issued for this request, or has expired; start the sign-in again from your client",
+        )),
+    }
+}
+
+fn refusal(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><h1>Sign-in error</h1><p>{}</p>",
+            escape(message)
+        ))
 }
 
 fn redirect_with(redirect_uri: &str, params: &[(&str, String)]) -> HttpResponse {
@@ -385,12 +464,7 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, String)]) -> HttpResponse 
 
 fn failure(state: &DevState, failure: Failure) -> HttpResponse {
     match failure {
-        Failure::Page(message) => HttpResponse::BadRequest()
-            .content_type("text/html; charset=utf-8")
-            .body(format!(
-                "<!doctype html><h1>Sign-in error</h1><p>{}</p>",
-                escape(&message)
-            )),
+        Failure::Page(message) => refusal(actix_web::http::StatusCode::BAD_REQUEST, &message),
         Failure::Redirect {
             redirect_uri,
             state: st,
@@ -444,7 +518,7 @@ fn issue(state: &DevState, grant: &RefreshGrant) -> HttpResponse {
         return oauth_error("server_error", "signing failed");
     };
     let refresh = random_token(32);
-    lock(&state.refresh).insert(refresh.clone(), grant.clone());
+    state.refresh.insert(refresh.clone(), grant.clone());
     let mut body = json!({
         "token_type": "Bearer",
         "access_token": access,
@@ -467,7 +541,7 @@ fn authorization_code(state: &DevState, form: &HashMap<String, String>) -> HttpR
         return oauth_error("invalid_request", "code is missing");
     };
     // Single use: removed whatever happens next.
-    let Some(grant) = lock(&state.codes).remove(code) else {
+    let Some(grant) = state.codes.remove(code) else {
         return oauth_error("invalid_grant", "unknown or already used code");
     };
     if grant.expires < Instant::now() {
@@ -511,32 +585,24 @@ fn refresh_token(state: &DevState, form: &HashMap<String, String>) -> HttpRespon
     let Some(token) = form.get("refresh_token") else {
         return oauth_error("invalid_request", "refresh_token is missing");
     };
-    let grant = {
-        let mut grants = lock(&state.refresh);
-        match grants.get(token) {
-            None => return oauth_error("invalid_grant", "unknown refresh token"),
-            // Another client presenting it changes nothing: the owner keeps its token.
-            Some(g) if form.get("client_id") != Some(&g.client_id) => {
-                return oauth_error(
-                    "invalid_grant",
-                    "the refresh token was issued to another client",
-                );
-            }
-            Some(g) => {
-                if let Some(resource) = form.get("resource").filter(|r| !r.is_empty())
-                    && resource.trim_end_matches('/') != g.audience.trim_end_matches('/')
-                {
-                    return oauth_error(
-                        "invalid_target",
-                        "resource differs from the original grant",
-                    );
-                }
-                // Rotation: the presented refresh token stops working.
-                grants.remove(token)
-            }
-        }
+    let Some(grant) = state.refresh.get(token) else {
+        return oauth_error("invalid_grant", "unknown refresh token");
     };
-    match grant {
+    // Another client presenting it changes nothing: the owner keeps its token.
+    if form.get("client_id") != Some(&grant.client_id) {
+        return oauth_error(
+            "invalid_grant",
+            "the refresh token was issued to another client",
+        );
+    }
+    if let Some(resource) = form.get("resource").filter(|r| !r.is_empty())
+        && resource.trim_end_matches('/') != grant.audience.trim_end_matches('/')
+    {
+        return oauth_error("invalid_target", "resource differs from the original grant");
+    }
+    // Rotation: the presented refresh token stops working; of two racing uses of it, only
+    // the one that removed it gets new tokens.
+    match state.refresh.remove(token) {
         Some(grant) => issue(state, &grant),
         None => oauth_error("invalid_grant", "unknown refresh token"),
     }
@@ -652,7 +718,7 @@ async fn register(state: web::Data<DevState>, body: web::Json<serde_json::Value>
     }
     let client_id = format!("dev-client-{}", random_token(9));
     let name = body["client_name"].as_str().map(str::to_owned);
-    lock(&state.clients).insert(
+    state.clients.insert(
         client_id.clone(),
         Client {
             client_id: client_id.clone(),

@@ -1,16 +1,35 @@
-//! Dev identity provider state: users, signing keys, registered clients, codes and refresh
-//! tokens. Keys persist in the state folder so tokens survive a restart; everything else
-//! lives in memory.
+//! Dev identity provider state: users, signing keys, registered clients, pending
+//! authorization requests, codes and refresh tokens. Keys persist in the state folder so
+//! tokens survive a restart (`files.rs` writes them private); everything else lives in
+//! memory, in bounded caches whose entries expire, so a page or a client registering in a
+//! loop cannot grow the process without limit.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use moka::sync::Cache;
 use serde_json::{Value, json};
 
+use super::files::{tighten, write_private};
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, DEV_TENANT, EXCHANGE_AUDIENCE, Error};
 use crate::jose::{SigningKey, b64url, random_token, sha256};
+
+/// Registered clients kept (dynamic registration and client metadata documents); the
+/// least used are forgotten first and must register again.
+pub const MAX_CLIENTS: u64 = 1_000;
+/// Sign-in pages shown and not yet answered.
+pub const MAX_PENDING: u64 = 1_000;
+/// How long a sign-in page's anti-forgery token stays good.
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// Issued, not yet redeemed authorization codes.
+pub const MAX_CODES: u64 = 1_000;
+/// How long an authorization code can be redeemed.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(120);
+/// Refresh tokens kept.
+pub const MAX_REFRESH_TOKENS: u64 = 10_000;
+/// How long a refresh token works (Entra's single-page-app refresh tokens: 24 h).
+pub const REFRESH_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// A development user who can sign in.
 #[derive(Debug, Clone)]
@@ -69,6 +88,18 @@ pub struct CodeGrant {
     pub expires: Instant,
 }
 
+/// A sign-in page's authorization request, kept under the anti-forgery token the page's
+/// form carries: the POST must present the token and repeat this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub audience: String,
+}
+
 /// A refresh token's grant.
 #[derive(Debug, Clone)]
 pub struct RefreshGrant {
@@ -88,10 +119,35 @@ pub struct DevState {
     pub signing: SigningKey,
     /// Signs the development managed identity's federated assertions.
     pub identity_key: SigningKey,
-    pub clients: Mutex<HashMap<String, Client>>,
-    pub codes: Mutex<HashMap<String, CodeGrant>>,
-    pub refresh: Mutex<HashMap<String, RefreshGrant>>,
+    /// Clients registered before start-up (VS Code's), never forgotten.
+    builtin_clients: HashMap<String, Client>,
+    /// Clients registered since (bounded: [`MAX_CLIENTS`]).
+    pub clients: Cache<String, Client>,
+    /// Sign-in pages' requests by anti-forgery token (bounded, expiring).
+    pub pending: Cache<String, PendingAuthorization>,
+    /// Authorization codes (bounded, expiring after [`CODE_LIFETIME`]).
+    pub codes: Cache<String, CodeGrant>,
+    /// Refresh tokens (bounded, expiring after [`REFRESH_LIFETIME`]).
+    pub refresh: Cache<String, RefreshGrant>,
+    /// Fetches client metadata documents; follows no redirects.
     pub http: reqwest::Client,
+}
+
+/// A cache of at most `capacity` entries, each dropped `lifetime` after it was written.
+fn bounded<V: Clone + Send + Sync + 'static>(
+    capacity: u64,
+    lifetime: Option<Duration>,
+) -> Cache<String, V> {
+    let builder = Cache::builder().max_capacity(capacity);
+    match lifetime {
+        Some(ttl) => builder.time_to_live(ttl).build(),
+        None => builder.build(),
+    }
+}
+
+/// The authorization code store: [`MAX_CODES`] at most, each gone after [`CODE_LIFETIME`].
+pub fn code_store() -> Cache<String, CodeGrant> {
+    bounded(MAX_CODES, Some(CODE_LIFETIME))
 }
 
 pub fn now_secs() -> u64 {
@@ -101,15 +157,15 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn load_or_create_key(dir: &Path, name: &str, kid: &str) -> Result<SigningKey, Error> {
     let path = dir.join(format!("{name}.pk8"));
     if let Ok(der) = std::fs::read(&path)
         && let Ok(key) = SigningKey::rsa_from_pkcs8(kid, &der)
     {
+        tighten(&path).map_err(|source| Error::State {
+            path: path.clone(),
+            source,
+        })?;
         return Ok(key);
     }
     let key = SigningKey::generate_rsa(kid).map_err(|e| Error::Keys(e.to_string()))?;
@@ -119,17 +175,6 @@ fn load_or_create_key(dir: &Path, name: &str, kid: &str) -> Result<SigningKey, E
         source,
     })?;
     Ok(key)
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
 }
 
 impl DevState {
@@ -142,8 +187,10 @@ impl DevState {
     ) -> Result<Self, Error> {
         let signing = load_or_create_key(dir, "idp-signing-key", "dev-idp-1")?;
         let identity_key = load_or_create_key(dir, "managed-identity-key", "dev-mi-1")?;
+        // A redirect could send the fetch somewhere the client id does not name.
         let http = crate::outbound::builder()
             .map_err(|e| Error::Keys(e.to_string()))?
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Keys(e.to_string()))?;
@@ -167,11 +214,21 @@ impl DevState {
             users,
             signing,
             identity_key,
-            clients: Mutex::new(clients),
-            codes: Mutex::new(HashMap::new()),
-            refresh: Mutex::new(HashMap::new()),
+            builtin_clients: clients,
+            clients: bounded(MAX_CLIENTS, None),
+            pending: bounded(MAX_PENDING, Some(PENDING_LIFETIME)),
+            codes: code_store(),
+            refresh: bounded(MAX_REFRESH_TOKENS, Some(REFRESH_LIFETIME)),
             http,
         })
+    }
+
+    /// A registered client: built in, or registered since start-up.
+    pub fn client(&self, client_id: &str) -> Option<Client> {
+        self.builtin_clients
+            .get(client_id)
+            .cloned()
+            .or_else(|| self.clients.get(client_id))
     }
 
     /// `{idp}/{tenant}/v2.0`, the issuer of every token.
@@ -299,5 +356,38 @@ impl DevState {
     /// The MCP server's app (Entra v2 `aud` for `api://{app}/...` scopes).
     pub fn app_id(&self) -> &'static str {
         DEV_APP
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(n: u64) -> CodeGrant {
+        CodeGrant {
+            client_id: format!("client-{n}"),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            code_challenge: "challenge".into(),
+            user: DevUser::new("Ada Lovelace", "ada@contoso.dev"),
+            scope: "openid".into(),
+            audience: DEV_APP.into(),
+            expires: Instant::now() + CODE_LIFETIME,
+        }
+    }
+
+    #[test]
+    fn the_code_store_holds_at_most_max_codes_and_forgets_them_after_their_lifetime() {
+        let codes = code_store();
+        for n in 0..MAX_CODES * 3 {
+            codes.insert(format!("code-{n}"), grant(n));
+        }
+        codes.run_pending_tasks();
+        assert!(
+            codes.entry_count() <= MAX_CODES,
+            "{} codes kept",
+            codes.entry_count()
+        );
+        assert_eq!(codes.policy().time_to_live(), Some(CODE_LIFETIME));
+        assert_eq!(codes.policy().max_capacity(), Some(MAX_CODES));
     }
 }

@@ -221,6 +221,16 @@ mod tests {
             &vec![
                 ("MCP_OBO__SERVER__LISTEN".into(), listen.into()),
                 ("MCP_OBO__SERVER__PUBLIC_URL".into(), public.into()),
+                // A public URL needs inbound authorization (auth.mode = none is loopback only).
+                ("MCP_OBO__AUTH__MODE".into(), "entra".into()),
+                (
+                    "AZURE_TENANT_ID".into(),
+                    "11111111-2222-3333-4444-555555555555".into(),
+                ),
+                (
+                    "AZURE_CLIENT_ID".into(),
+                    "66666666-7777-8888-9999-000000000000".into(),
+                ),
             ],
         )
         .expect("test config is valid");

@@ -44,6 +44,13 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen on {addr} for /metrics: {source}; is another process using the port? Set telemetry.metrics_listen (MCP_OBO__TELEMETRY__METRICS_LISTEN) to a free address, or telemetry.metrics = false"
+    )]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot initialise the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
@@ -113,6 +120,7 @@ impl Readiness {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
 }
@@ -200,23 +208,13 @@ impl Application {
         let metrics_here =
             settings.telemetry.metrics && settings.telemetry.metrics_listen.is_none();
         let tracing_on = settings.telemetry.otlp_traces_endpoint.is_some();
-        if let (true, Some(addr)) = (
+        let metrics_addr = match (
             settings.telemetry.metrics,
             settings.telemetry.metrics_listen,
         ) {
-            let metrics_server = HttpServer::new(|| {
-                App::new().route(
-                    "/metrics",
-                    web::get().to(crate::telemetry::metrics::handler),
-                )
-            })
-            .workers(1)
-            .disable_signals()
-            .bind(addr)
-            .map_err(|source| StartError::Bind { addr, source })?
-            .run();
-            actix_web::rt::spawn(metrics_server);
-        }
+            (true, Some(addr)) => Some(spawn_metrics_listener(addr)?),
+            _ => None,
+        };
 
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
@@ -290,6 +288,7 @@ impl Application {
         Ok(Self {
             server,
             addr,
+            metrics_addr,
             readiness,
             cancel,
         })
@@ -298,6 +297,12 @@ impl Application {
     /// The address actually bound (tests ask for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `/metrics` is served on when it has its own listener (tests ask for
+    /// port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle to stop the server from elsewhere.
@@ -350,6 +355,27 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "not ready", "checks": checks}))
     }
+}
+
+/// Serves `/metrics` alone on `addr` (spawned on the current actix system); the address
+/// actually bound.
+fn spawn_metrics_listener(addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let bind_error = |source| StartError::MetricsBind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let server = HttpServer::new(|| {
+        App::new().route(
+            "/metrics",
+            web::get().to(crate::telemetry::metrics::handler),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    actix_web::rt::spawn(server);
+    Ok(bound)
 }
 
 /// The issuer's key cache for token modes; `None` with `auth.mode = none`.

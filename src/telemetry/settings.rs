@@ -14,7 +14,8 @@ pub struct Settings {
     /// `/metrics` in Prometheus text format.
     #[serde(deserialize_with = "de::flag")]
     pub metrics: bool,
-    /// Serve `/metrics` on this address instead of the main listener.
+    /// Where `/metrics` is served: its own listener, by default on loopback (127.0.0.1:9464)
+    /// so the public listener never shows it; blank serves it on the main listener.
     #[serde(deserialize_with = "metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP traces endpoint (full URL); `None` turns tracing export off.
@@ -101,6 +102,29 @@ de::words!(LogFormat {
 });
 
 impl Settings {
+    /// Problems with the main listener's address `listen`: the metrics listener cannot be
+    /// the same socket (it would fail to bind, or put `/metrics` on the public port).
+    pub fn validate(&self, listen: SocketAddr) -> Vec<Problem> {
+        let Some(metrics) = self.metrics_listen.filter(|_| self.metrics) else {
+            return Vec::new();
+        };
+        let overlaps = metrics.port() == listen.port()
+            && metrics.port() != 0
+            && (metrics.ip() == listen.ip()
+                || metrics.ip().is_unspecified()
+                || listen.ip().is_unspecified());
+        if overlaps {
+            vec![Problem::new(
+                "telemetry.metrics_listen",
+                format!(
+                    "{metrics} is the main listener's address (server.listen is {listen}); give /metrics its own port, e.g. 127.0.0.1:9464, or set telemetry.metrics = false"
+                ),
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Fills in the trace settings from the standard OpenTelemetry variables (and the
     /// platform's, as resource attributes); `get` returns a variable's non-blank value. What
     /// cannot be honoured goes to [`Settings::warnings`], never to the problems that stop

@@ -388,18 +388,9 @@ pub async fn choose_user(page: &SignInPage, who: &str) -> Callback {
         .iter()
         .find(|u| u.label.contains(who))
         .unwrap_or_else(|| panic!("no user {who} on the sign-in page: {:?}", page.users));
-    let target = match &page.action {
-        Some(a) => page.url.join(a).expect("form action"),
-        None => page.url.clone(),
-    };
     let mut form = page.hidden.clone();
     form.push(("user".to_owned(), user.id.clone()));
-    let reply = http()
-        .post(target.clone())
-        .form(&form)
-        .send()
-        .await
-        .expect("the sign-in POST answers");
+    let (target, reply) = submit(page, &form).await;
     match location(&reply, &target) {
         Some(loc) => Callback::parse(loc),
         None => panic!(
@@ -408,6 +399,22 @@ pub async fn choose_user(page: &SignInPage, who: &str) -> Callback {
             reply.text().await.unwrap_or_default()
         ),
     }
+}
+
+/// POSTs `form` where the sign-in page's form posts (its hidden inputs, among them the
+/// anti-forgery token, are the caller's to include); the target and the raw answer.
+pub async fn submit(page: &SignInPage, form: &[(String, String)]) -> (Url, reqwest::Response) {
+    let target = match &page.action {
+        Some(a) => page.url.join(a).expect("form action"),
+        None => page.url.clone(),
+    };
+    let reply = http()
+        .post(target.clone())
+        .form(form)
+        .send()
+        .await
+        .expect("the sign-in POST answers");
+    (target, reply)
 }
 
 /// A token endpoint answer: HTTP status and JSON body.

@@ -32,6 +32,9 @@ use mcp_obo::server::{Application, Dependencies};
 /// The server running in-process on its own actix system thread; stopped on drop.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics listener (a port of its own on loopback, unless the test's settings
+    /// serve `/metrics` on the main listener or not at all).
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -43,6 +46,14 @@ impl TestApp {
 
     pub fn mcp_url(&self) -> String {
         self.url("/mcp")
+    }
+
+    /// `/metrics` on the metrics listener.
+    pub fn metrics_url(&self) -> String {
+        let addr = self
+            .metrics_addr
+            .expect("the test app serves /metrics on its own listener");
+        format!("http://{addr}/metrics")
     }
 }
 
@@ -58,7 +69,8 @@ impl Drop for TestApp {
 }
 
 /// Starts the app on `127.0.0.1:0` with `env` as its whole environment (plus the bound
-/// port as `server.listen`) and `tokens` as its downstream token source.
+/// port as `server.listen`, and `/metrics` on another port 0 unless `env` says otherwise)
+/// and `tokens` as its downstream token source.
 pub fn spawn_app(env: &[(&str, &str)], tokens: Arc<dyn DownstreamTokens>) -> TestApp {
     spawn_with(env, move |_| Dependencies { tokens })
 }
@@ -82,6 +94,10 @@ fn spawn_with(
         ("MCP_OBO__SERVER__LISTEN".into(), addr.to_string()),
         ("MCP_OBO__SERVER__WORKERS".into(), "1".into()),
         ("MCP_OBO__SERVER__SHUTDOWN_TIMEOUT".into(), "1s".into()),
+        (
+            "MCP_OBO__TELEMETRY__METRICS_LISTEN".into(),
+            "127.0.0.1:0".into(),
+        ),
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let loaded = mcp_obo::config::load(None, &vars).expect("test configuration is valid");
@@ -92,7 +108,7 @@ fn spawn_with(
         let result = system.block_on(async move {
             let deps = deps(&loaded.settings);
             let app = Application::build_on(&loaded.settings, deps, listener)?;
-            let _ = ready_tx.send(Ok(()));
+            let _ = ready_tx.send(Ok(app.metrics_addr()));
             app.run_until_stopped(async {
                 let _ = stop_rx.await;
             })
@@ -103,13 +119,14 @@ fn spawn_with(
             eprintln!("test app failed: {e}");
         }
     });
-    ready_rx
+    let metrics_addr = ready_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("test app starts within 10s")
         .map_err(|e: mcp_obo::server::StartError| e)
         .expect("test app builds");
     TestApp {
         addr,
+        metrics_addr,
         stop: Some(stop_tx),
         thread: Some(thread),
     }
@@ -247,6 +264,8 @@ impl ServerProcess {
         let mut with_defaults = vec![
             ("MCP_OBO__SERVER__LISTEN", listen.as_str()),
             ("MCP_OBO__SERVER__WORKERS", "1"),
+            // Parallel servers must not share the default metrics port.
+            ("MCP_OBO__TELEMETRY__METRICS_LISTEN", "127.0.0.1:0"),
         ];
         with_defaults.extend_from_slice(env);
         Self::start_exact(binary, port, &with_defaults).await

@@ -142,6 +142,53 @@ fn serve_refuses_auth_none_on_a_hosting_platform_with_exit_2() {
     }
 }
 
+/// `serve` in the default `auth.mode = none` on a loopback port with `env` added, which
+/// must exit 2; its stderr.
+fn auth_none_refusal(env: &[(&str, &str)]) -> String {
+    let mut all = vec![("MCP_OBO__SERVER__LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(env);
+    let out = run_expecting_exit(&["serve"], &all);
+    assert_eq!(out.status.code(), Some(2), "{env:?}: {}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn serve_refuses_auth_none_behind_a_tunnel_name_with_exit_2_naming_each_key() {
+    let err = auth_none_refusal(&[
+        ("MCP_OBO__SERVER__PUBLIC_URL", "https://abc.ngrok.app"),
+        ("MCP_OBO__SERVER__ALLOWED_HOSTS", "abc.trycloudflare.com"),
+        ("MCP_OBO__SERVER__ALLOWED_ORIGINS", "https://abc.ngrok.app"),
+        ("MCP_OBO__SERVER__TRUSTED_PROXIES", "10.0.0.4"),
+    ]);
+    for word in [
+        "server.public_url",
+        "server.allowed_hosts",
+        "server.allowed_origins",
+        "server.trusted_proxies",
+        "abc.trycloudflare.com",
+        "10.0.0.4",
+        "MCP_OBO__AUTH__MODE",
+    ] {
+        assert!(err.contains(word), "{word} missing from: {err}");
+    }
+}
+
+#[test]
+fn serve_refuses_auth_none_in_a_codespace_with_exit_2() {
+    for (name, value) in [
+        ("CODESPACES", "true"),
+        (
+            "GITPOD_WORKSPACE_ID",
+            "0f7a3b2c-1111-4222-8333-444455556666",
+        ),
+    ] {
+        let err = auth_none_refusal(&[(name, value)]);
+        for word in ["auth.mode", name, "port forwarding", "MCP_OBO__AUTH__MODE"] {
+            assert!(err.contains(word), "{name}: {word} missing from: {err}");
+        }
+    }
+}
+
 #[test]
 fn serve_refuses_oidc_with_the_entra_grant_and_no_token_endpoint_with_exit_2() {
     let out = run_expecting_exit(

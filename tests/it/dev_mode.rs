@@ -25,13 +25,14 @@ fn tool(relative: &str) -> PathBuf {
     path
 }
 
-/// `mcp-obo dev` as a child process on three free loopback ports, with its own state folder;
+/// `mcp-obo dev` as a child process on four free loopback ports, with its own state folder;
 /// killed on drop. Its stdout (the banner) and stderr (logs) go to files.
 pub(crate) struct DevProcess {
     child: Child,
     port: u16,
     idp_port: u16,
     graph_port: u16,
+    metrics_port: u16,
     logs: tempfile::TempDir,
     state: tempfile::TempDir,
 }
@@ -51,7 +52,8 @@ impl DevProcess {
     }
 
     async fn try_start() -> Result<Self, String> {
-        let (port, idp_port, graph_port) = (
+        let (port, idp_port, graph_port, metrics_port) = (
+            crate::support::free_port(),
             crate::support::free_port(),
             crate::support::free_port(),
             crate::support::free_port(),
@@ -65,6 +67,7 @@ impl DevProcess {
             .args(["--port", &port.to_string()])
             .args(["--idp-port", &idp_port.to_string()])
             .args(["--graph-port", &graph_port.to_string()])
+            .args(["--metrics-port", &metrics_port.to_string()])
             .arg("--state-dir")
             .arg(state.path())
             .env_clear()
@@ -81,6 +84,7 @@ impl DevProcess {
             port,
             idp_port,
             graph_port,
+            metrics_port,
             logs,
             state,
         };
@@ -119,6 +123,16 @@ impl DevProcess {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// A URL of the development identity provider.
+    pub(crate) fn idp_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.idp_port)
+    }
+
+    /// A URL of the Graph emulator.
+    pub(crate) fn graph_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.graph_port)
+    }
+
     pub(crate) fn mcp_url(&self) -> String {
         self.url("/mcp")
     }
@@ -149,7 +163,7 @@ impl DevProcess {
     }
 
     /// Server logs, for failure messages.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         format!("mcp-obo dev stderr:\n{}", self.stderr())
     }
 }
@@ -317,6 +331,17 @@ async fn the_banner_prints_the_mcp_url_vscode_entry_and_users() {
         format!("http://127.0.0.1:{}", dev.graph_port),
         "{banner}"
     );
+    // Metrics on their own loopback listener, not on the MCP server's port.
+    let metrics = line("Metrics:");
+    assert_eq!(
+        metrics,
+        format!("http://127.0.0.1:{}/metrics", dev.metrics_port),
+        "{banner}"
+    );
+    let scraped = reqwest::get(&metrics).await.expect("metrics listener");
+    assert_eq!(scraped.status(), 200);
+    let public = reqwest::get(dev.url("/metrics")).await.expect("MCP port");
+    assert_eq!(public.status(), 404, "/metrics on the MCP server's port");
     for user in [
         "Ada Lovelace <ada@contoso.dev>",
         "Alan Turing <alan@contoso.dev>",

@@ -254,18 +254,18 @@ async fn oversized_body_gets_413() {
 
 #[tokio::test]
 async fn disallowed_origin_gets_403_and_allowed_origins_pass() {
+    // auth.mode = none accepts only loopback origins (config refuses others), so the extra
+    // origin is a loopback address the server does not allow by itself.
     let app = spawn_app(
-        &[(
-            "MCP_OBO__SERVER__ALLOWED_ORIGINS",
-            "https://app.example.com",
-        )],
+        &[("MCP_OBO__SERVER__ALLOWED_ORIGINS", "http://127.0.0.2:5173")],
         StaticTokens::new("unused"),
     );
     let body = serde_json::to_vec(&initialize("2025-06-18")).expect("json");
     for (origin, expected) in [
         ("https://evil.example", 403),
         ("null", 403),
-        ("https://app.example.com", 200),
+        ("http://127.0.0.3:5173", 403),
+        ("http://127.0.0.2:5173", 200),
         ("http://localhost:6274", 200),
     ] {
         let reply = post_raw(
@@ -322,6 +322,38 @@ async fn health_and_readiness_answer() {
     assert_eq!(ready.status().as_u16(), 200);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn metrics_are_not_on_the_public_listener_but_on_their_own_loopback_one() {
+    let app = app();
+    assert_still_serving(&app).await; // something to count
+    let public = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("public port");
+    assert_eq!(
+        public.status().as_u16(),
+        404,
+        "/metrics on the public listener"
+    );
+    let metrics_addr = app.metrics_addr.expect("a metrics listener by default");
+    assert!(metrics_addr.ip().is_loopback(), "{metrics_addr}");
+    assert_ne!(metrics_addr.port(), app.addr.port());
+    let scraped = reqwest::get(app.metrics_url()).await.expect("metrics port");
+    assert_eq!(scraped.status().as_u16(), 200);
+    let text = scraped.text().await.expect("metrics text");
+    assert!(text.contains("mcp_obo_"), "{text}");
+}
+
+#[tokio::test]
+async fn blank_metrics_listen_serves_metrics_on_the_main_listener() {
+    let app = spawn_app(
+        &[("MCP_OBO__TELEMETRY__METRICS_LISTEN", "")],
+        StaticTokens::new("unused"),
+    );
+    assert_eq!(app.metrics_addr, None);
+    let public = reqwest::get(app.url("/metrics")).await.expect("main port");
+    assert_eq!(public.status().as_u16(), 200);
 }
 
 #[tokio::test]
