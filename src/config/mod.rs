@@ -32,7 +32,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use values::{Problem, Secret, https_url, is_guid, is_loopback_url, trim_slash};
+pub use values::{
+    Problem, Secret, https_url, is_guid, is_loopback_url, redact_credentials, trim_slash,
+};
 
 /// Everything the server needs to start, validated: each module's section.
 #[derive(Debug, Clone)]
@@ -168,7 +170,8 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
     })
 }
 
-/// Each known key's value as the server uses it (secrets redacted), and its source.
+/// Each known key's value as the server uses it (secrets, and passwords in URLs, redacted),
+/// and its source.
 fn effective_values(
     layers: &layers::Layers,
     settings: &Settings,
@@ -186,6 +189,7 @@ fn effective_values(
                     layers::display_value(layers.tables.get(section).and_then(|t| t.get(name)))
                 }
             };
+            let value = redact_credentials(&value).into_owned();
             (key.clone(), (value, source.clone()))
         })
         .collect()

@@ -170,7 +170,7 @@ impl HostOriginGuard {
         match host {
             None => return Ok(reject(req, 400, "Bad Request: missing Host header")),
             Some(h) if !origins.host_allowed(&h) => {
-                tracing::debug!(host = %h, "rejected request: Host not allowed");
+                tracing::debug!(host = %crate::telemetry::bounded(&h), "rejected request: Host not allowed");
                 return Ok(reject(req, 403, "Forbidden: Host header is not allowed"));
             }
             Some(_) => {}
@@ -178,7 +178,7 @@ impl HostOriginGuard {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let allowed = origin.to_str().is_ok_and(|o| origins.origin_allowed(o));
             if !allowed {
-                tracing::debug!(origin = ?origin, "rejected request: Origin not allowed");
+                tracing::debug!(origin = %crate::telemetry::bounded(&String::from_utf8_lossy(origin.as_bytes())), "rejected request: Origin not allowed");
                 return Ok(reject(req, 403, "Forbidden: Origin is not allowed"));
             }
         }

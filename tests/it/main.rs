@@ -35,3 +35,4 @@ mod peers_oauth;
 mod platform_smoke;
 mod shutdown;
 mod telemetry_otlp;
+mod untrusted_values;

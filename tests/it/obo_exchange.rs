@@ -213,6 +213,7 @@ async fn an_unreachable_token_endpoint_names_the_dependency() {
     .await;
     let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
     assert!(text.contains("cannot reach the token endpoint"), "{text}");
+    assert!(!text.contains(&endpoint), "no internal URL: {text}");
 }
 
 #[tokio::test]
@@ -223,6 +224,10 @@ async fn a_missing_federated_token_file_is_reported_as_a_server_problem() {
     assert!(
         text.contains("workload identity token file") && text.contains("operator"),
         "{text}"
+    );
+    assert!(
+        !text.contains(&w.sa_file.display().to_string()),
+        "no file path: {text}"
     );
 }
 
