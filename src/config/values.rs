@@ -171,7 +171,10 @@ mod tests {
             ),
             "\"http://a:***@127.0.0.1:9/t\" uses plain http; see https://u:***@h?q=1#f then http://x:***@z"
         );
-        assert_eq!(redact_credentials("https://u:p@ss/w@rd@host"), "https://u:***@host");
+        assert_eq!(
+            redact_credentials("https://u:p@ss/w@rd@host"),
+            "https://u:***@host"
+        );
     }
 
     #[test]

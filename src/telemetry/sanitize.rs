@@ -107,7 +107,8 @@ mod tests {
             "x\\x1b[2K\\rPASS\\nnext\\ttab\\x07\\u{9b}\\u{202e}\\u{2028}"
         );
         let mut out = String::new();
-        write!(Escaping(&mut out), "a\n{}", "b\x7f").expect("write");
+        let tail = String::from("b\x7f");
+        write!(Escaping(&mut out), "a\n{tail}").expect("write");
         assert_eq!(out, "a\\nb\\x7f");
     }
 }

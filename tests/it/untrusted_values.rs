@@ -26,7 +26,8 @@ async fn server(issuer: &TestIssuer, extra: &[(&str, &str)]) -> ServerProcess {
 /// A `tools/call` with `id` and tool `name`; `fast` sends the sessions-era version header
 /// the stateless fast path answers, else rmcp answers.
 async fn call(server: &ServerProcess, token: &str, id: &str, name: &str, fast: bool) -> Reply {
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}});
     let auth = format!("Bearer {token}");
     let mut headers = vec![
         ("content-type", "application/json"),
@@ -36,7 +37,12 @@ async fn call(server: &ServerProcess, token: &str, id: &str, name: &str, fast: b
     if fast {
         headers.push(("mcp-protocol-version", "2025-06-18"));
     }
-    let reply = post_raw(&server.mcp_url(), serde_json::to_vec(&body).expect("json"), &headers).await;
+    let reply = post_raw(
+        &server.mcp_url(),
+        serde_json::to_vec(&body).expect("json"),
+        &headers,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}\n{}", reply.text, server.stderr());
     reply
 }
@@ -65,7 +71,9 @@ async fn ten_requests_with_400_kb_ids_export_ids_cut_to_128_bytes_and_marked() {
         .filter(|l| l.starts_with("mcp_obo_mcp_requests_total{"))
         .collect();
     assert!(
-        calls.iter().all(|l| l.contains(r#"tool="unknown""#) && l.len() < 200),
+        calls
+            .iter()
+            .all(|l| l.contains(r#"tool="unknown""#) && l.len() < 200),
         "{calls:?}"
     );
     server.terminate().await;
@@ -80,7 +88,10 @@ async fn ten_requests_with_400_kb_ids_export_ids_cut_to_128_bytes_and_marked() {
         .collect();
     assert_eq!(ids.len(), 10, "one MCP span per request");
     for id in &ids {
-        assert!(id.len() <= MAX_VALUE_BYTES && id.ends_with(TRUNCATED), "{id}");
+        assert!(
+            id.len() <= MAX_VALUE_BYTES && id.ends_with(TRUNCATED),
+            "{id}"
+        );
     }
     let exported: usize = received
         .lock()
@@ -148,7 +159,8 @@ async fn failing_hello(extra: &[(&str, &str)], sa_file: &str) -> (String, String
     let trace_id = "3c8efff798038103d269b633813fc60f";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
     let auth = format!("Bearer {}", issuer.entra_token(json!({})));
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "HelloTool"}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "HelloTool"}});
     let reply = post_raw(
         &server.mcp_url(),
         serde_json::to_vec(&body).expect("json"),
@@ -163,7 +175,10 @@ async fn failing_hello(extra: &[(&str, &str)], sa_file: &str) -> (String, String
     .await;
     let result = reply.json.expect("json")["result"].clone();
     assert_eq!(result["isError"], true, "{result}");
-    let text = result["content"][0]["text"].as_str().unwrap_or_default().to_owned();
+    let text = result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     (text, server.stderr(), trace_id.to_owned())
 }
 
@@ -185,7 +200,10 @@ async fn a_missing_token_file_is_named_in_the_log_with_the_trace_id_not_in_the_t
         text.contains("workload identity token file") && text.contains("operator"),
         "{text}"
     );
-    assert!(!text.contains(sa_file) && !text.contains("os error"), "{text}");
+    assert!(
+        !text.contains(sa_file) && !text.contains("os error"),
+        "{text}"
+    );
     let line = failure_line(&log);
     assert!(line.contains(sa_file), "{line}");
     assert!(line.contains(&format!("trace_id=\"{trace_id}\"")), "{line}");
