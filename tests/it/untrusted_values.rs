@@ -2,7 +2,7 @@
 //! the real binary: bounded in exported spans, escaped in text logs, and kept out of tool
 //! results, where only the log line (with the trace id) has the detail.
 
-use crate::support::mcp_http::{ACCEPT_BOTH, Reply, post_raw};
+use crate::support::mcp_http::{ACCEPT_BOTH, Reply, post_raw, request};
 use crate::support::obo_world::{SA_SUBJECT, entra_and_graph, workload_identity_credential};
 use crate::support::otlp::receiver;
 use crate::support::tokens::{CLIENT_ID, TestIssuer};
@@ -23,28 +23,37 @@ async fn server(issuer: &TestIssuer, extra: &[(&str, &str)]) -> ServerProcess {
     server
 }
 
-/// A `tools/call` with `id` and tool `name`; `fast` sends the sessions-era version header
-/// the stateless fast path answers, else rmcp answers.
-async fn call(server: &ServerProcess, token: &str, id: &str, name: &str, fast: bool) -> Reply {
-    let body =
-        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}});
+/// POSTs `body` to the MCP endpoint with `token` and the `extra` headers.
+async fn post_mcp(
+    server: &ServerProcess,
+    token: &str,
+    body: &Value,
+    extra: &[(&str, &str)],
+) -> Reply {
     let auth = format!("Bearer {token}");
     let mut headers = vec![
         ("content-type", "application/json"),
         ("accept", ACCEPT_BOTH),
         ("authorization", auth.as_str()),
     ];
-    if fast {
-        headers.push(("mcp-protocol-version", "2025-06-18"));
-    }
-    let reply = post_raw(
-        &server.mcp_url(),
-        serde_json::to_vec(&body).expect("json"),
-        &headers,
-    )
-    .await;
+    headers.extend_from_slice(extra);
+    let body = serde_json::to_vec(body).expect("json");
+    let reply = post_raw(&server.mcp_url(), body, &headers).await;
     assert_eq!(reply.status, 200, "{}\n{}", reply.text, server.stderr());
     reply
+}
+
+/// A `tools/call` with `id` and tool `name`; `fast` sends the sessions-era version header
+/// the stateless fast path answers, else rmcp answers.
+async fn call(server: &ServerProcess, token: &str, id: &str, name: &str, fast: bool) -> Reply {
+    let body =
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}});
+    let version: &[(&str, &str)] = if fast {
+        &[("mcp-protocol-version", "2025-06-18")]
+    } else {
+        &[]
+    };
+    post_mcp(server, token, &body, version).await
 }
 
 #[tokio::test]
@@ -158,21 +167,12 @@ async fn failing_hello(extra: &[(&str, &str)], sa_file: &str) -> (String, String
     let server = server(&issuer, &env).await;
     let trace_id = "3c8efff798038103d269b633813fc60f";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let auth = format!("Bearer {}", issuer.entra_token(json!({})));
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "HelloTool"}});
-    let reply = post_raw(
-        &server.mcp_url(),
-        serde_json::to_vec(&body).expect("json"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", ACCEPT_BOTH),
-            ("mcp-protocol-version", "2025-06-18"),
-            ("authorization", &auth),
-            ("traceparent", &traceparent),
-        ],
-    )
-    .await;
+    let body = request(1, "tools/call", json!({"name": "HelloTool"}));
+    let extra = [
+        ("mcp-protocol-version", "2025-06-18"),
+        ("traceparent", traceparent.as_str()),
+    ];
+    let reply = post_mcp(&server, &issuer.entra_token(json!({})), &body, &extra).await;
     let result = reply.json.expect("json")["result"].clone();
     assert_eq!(result["isError"], true, "{result}");
     let text = result["content"][0]["text"]
@@ -210,12 +210,13 @@ async fn a_missing_token_file_is_named_in_the_log_with_the_trace_id_not_in_the_t
 }
 
 #[tokio::test]
-async fn an_unreachable_token_endpoint_is_named_in_the_log_not_in_the_tool_result() {
+async fn an_unreachable_token_endpoint_is_named_in_the_log_without_its_password_not_in_the_tool_result()
+ {
     let dir = tempfile::tempdir().expect("temp dir");
     let sa_file = dir.path().join("token");
     let sa_key = SigningKey::generate_rsa("unused").expect("rsa");
     crate::support::obo_world::write_sa_token(&sa_key, &sa_file, "unreachable");
-    let endpoint = format!("http://127.0.0.1:{}/internal/token", free_port());
+    let endpoint = format!("http://svc:pw-7f3@127.0.0.1:{}/internal/token", free_port());
     let (text, log, trace_id) = failing_hello(
         &[
             ("MCP_OBO__OBO__TOKEN_ENDPOINT", endpoint.as_str()),
@@ -230,6 +231,10 @@ async fn an_unreachable_token_endpoint_is_named_in_the_log_not_in_the_tool_resul
         "{text}"
     );
     let line = failure_line(&log);
-    assert!(line.contains(&endpoint), "{line}");
+    assert!(line.contains(&endpoint.replace("pw-7f3", "***")), "{line}");
+    assert!(
+        !log.contains("pw-7f3"),
+        "a URL's password was logged:\n{log}"
+    );
     assert!(line.contains(&format!("trace_id=\"{trace_id}\"")), "{line}");
 }
