@@ -11,16 +11,18 @@
 #
 # Base images are pinned by tag in the FROM lines below; append @sha256:<digest> to a FROM
 # line to pin it by content as well (resolve it with `docker buildx imagetools inspect`).
-# The Functions base image stays on its major tag `4`: Microsoft's container guidance for
-# Functions is to build on the `4…` tags, because tags naming a minor host version stop
-# receiving runtime and OS patches (learn.microsoft.com/azure/azure-functions/container-concepts).
+# The Functions image is pinned to an exact host release (4.1054.250) that has the
+# `mcp-custom-handler` configuration profile and request proxying, on Debian 12 (bookworm);
+# tests/schemas/functions-host.json says how that was established, and
+# `scripts/lint-deploy.sh schemas` refuses a floating tag, an older host or a Debian release
+# without security support. A pinned host gets no patches by itself: bump the tag with each
+# host release you adopt (docs/deploy.md, "Which Functions host").
 
 # --- build -------------------------------------------------------------------------------
-# Built on Debian 11 (glibc 2.31) so that the one binary runs on every runtime base: the
-# distroless Debian 12 image and whatever Debian/Ubuntu release the Functions base image is
-# on (a binary linked against a newer glibc than the runtime's fails to start). The build
-# image never ships.
-FROM rust:1.95.0-bullseye AS build
+# Built on Debian 12 (glibc 2.36), the release both runtime bases are on (distroless
+# cc-debian12 and the bookworm Functions image): a binary linked against a newer glibc than
+# the runtime's fails to start. The build image never ships.
+FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 
 # Dependency layer: compile every dependency against placeholder sources, so that editing
@@ -84,9 +86,11 @@ CMD ["serve"]
 # refuses next to those routes) except its own /runtime/* and /admin/*; mcp-obo listens on
 # 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, a port the host picks and passes in the
 # environment. The host listens on port 80; /metrics has its own listener when
-# MCP_OBO__TELEMETRY__METRICS_LISTEN is set (infra/, docker-compose.yml). The host version
-# comes with the `4` tag; docs/deploy.md says which hosts support the MCP profile.
-FROM mcr.microsoft.com/azure-functions/base:4 AS functions
+# MCP_OBO__TELEMETRY__METRICS_LISTEN is set (infra/, docker-compose.yml). The start command
+# runs the host as the base image does (/opt/startup/start_nonappservice.sh) and stops the
+# container with the reason in the log if the host does not set mcp-obo up as its custom
+# handler (scripts/functions-start.sh).
+FROM mcr.microsoft.com/azure-functions/node:4.1054.250-4-node22 AS functions
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \
     FUNCTIONS_WORKER_RUNTIME=custom \
@@ -94,6 +98,7 @@ ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     MCP_OBO__LOG__FORMAT=json
 COPY host.json /home/site/wwwroot/host.json
 COPY --from=build /out/mcp-obo /home/site/wwwroot/mcp-obo
+COPY scripts/functions-start.sh /opt/mcp-obo/functions-start.sh
 # Fail the build, not the first request, if the binary cannot load on this base image
 # (e.g. a glibc older than the build stage's).
 RUN ["/home/site/wwwroot/mcp-obo", "--version"]
@@ -103,3 +108,4 @@ RUN ["/home/site/wwwroot/mcp-obo", "--version"]
 # The host answers health on its own routes; the platform probes the app through ingress.
 HEALTHCHECK NONE
 EXPOSE 80
+CMD ["/opt/mcp-obo/functions-start.sh"]

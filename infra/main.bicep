@@ -29,8 +29,8 @@ param preAuthorizedClientIds string = 'aebc6443-996d-45c2-90f0-388ff96faa56'
 @description('Service Tree id some tenants require on every application registration (SERVICE_MANAGEMENT_REFERENCE). Optional.')
 param serviceManagementReference string = ''
 
-@description('Audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE): api://AzureADTokenExchange, api://AzureADTokenExchangeUSGov or api://AzureADTokenExchangeChina.')
-param tokenExchangeAudience string = 'api://AzureADTokenExchange'
+@description('Overrides the audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE). Empty: the cloud\'s (api://AzureADTokenExchange, ...USGov, ...China).')
+param tokenExchangeAudience string = ''
 
 @description('Grant tenant-wide admin consent for Microsoft Graph User.Read (and user_impersonation for adminConsentClientIds) while provisioning (GRANT_ADMIN_CONSENT). Needs a deploying user who may grant tenant-wide consent. Off: the consent step is printed after provisioning.')
 param grantAdminConsent bool = false
@@ -55,12 +55,36 @@ param mcpExposeMetricsInEnvironment bool = false
 var tags = {
   'azd-env-name': environmentName
 }
+
+// Sovereign clouds: every endpoint follows the cloud this deployment runs in, i.e. the cloud
+// azd is configured for (`azd config set cloud.name AzureUSGovernment`): environment() gives
+// its name, authority and storage suffix; Microsoft Graph and the federated credential
+// audience are not in environment() and come from this table (tests/schemas/clouds.json,
+// docs/deploy.md "Sovereign clouds").
+var cloudEndpoints = {
+  AzureCloud: {
+    graph: 'https://graph.microsoft.com'
+    tokenExchangeAudience: 'api://AzureADTokenExchange'
+  }
+  AzureUSGovernment: {
+    graph: 'https://graph.microsoft.us'
+    tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov'
+  }
+  AzureChinaCloud: {
+    graph: 'https://microsoftgraph.chinacloudapi.cn'
+    tokenExchangeAudience: 'api://AzureADTokenExchangeChina'
+  }
+}
+var cloud = cloudEndpoints[environment().name]
+var exchangeAudience = empty(tokenExchangeAudience) ? cloud.tokenExchangeAudience : tokenExchangeAudience
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var mcpAppName = 'mcp-${resourceToken}'
 var clientIdList = [for id in split(preAuthorizedClientIds, ','): trim(id)]
 var preAuthorizedClientIdArray = filter(clientIdList, id => !empty(id))
 var adminConsentClientIdList = [for id in split(adminConsentClientIds, ','): trim(id)]
 var adminConsentClientIdArray = filter(adminConsentClientIdList, id => !empty(id))
+// Visual Studio Code's public client id.
+var vscodeClientId = 'aebc6443-996d-45c2-90f0-388ff96faa56'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -137,7 +161,7 @@ module entraApp 'modules/entra-app.bicep' = {
     serviceManagementReference: serviceManagementReference
     redirectUri: 'https://${mcpFqdn}/.auth/login/aad/callback'
     federatedIdentityPrincipalId: identity.outputs.principalId
-    tokenExchangeAudience: tokenExchangeAudience
+    tokenExchangeAudience: exchangeAudience
     grantAdminConsent: grantAdminConsent
     adminConsentClientAppIds: adminConsentClientIdArray
   }
@@ -161,7 +185,10 @@ module mcpApp 'modules/mcp-app.bicep' = {
     entraClientId: entraApp.outputs.clientId
     entraIdentifierUri: entraApp.outputs.identifierUri
     preAuthorizedClientIds: preAuthorizedClientIdArray
-    tokenExchangeAudience: tokenExchangeAudience
+    tokenExchangeAudience: exchangeAudience
+    graphBaseUrl: cloud.graph
+    authorityHost: environment().authentication.loginEndpoint
+    storageSuffix: environment().suffixes.storage
     minReplicas: mcpMinReplicas
     maxReplicas: mcpMaxReplicas
     exposeMetricsInEnvironment: mcpExposeMetricsInEnvironment
@@ -172,9 +199,19 @@ module mcpApp 'modules/mcp-app.bicep' = {
 // Names the sample's users rely on, plus what azd and the docs need.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
+// The cloud the deployment runs in (environment().name) and its Microsoft Graph.
+output MCP_AZURE_CLOUD string = environment().name
+output MCP_GRAPH_BASE_URL string = cloud.graph
+output MCP_AUTHORITY_HOST string = environment().authentication.loginEndpoint
 output AZURE_RESOURCE_GROUP_NAME string = rg.name
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
+// The app registration's application (client) id. Not AZURE_CLIENT_ID: that name is the one
+// the Azure SDKs and CI systems read for their OWN identity, so an azd environment exporting it
+// would redirect them to this application.
+output ENTRA_APPLICATION_ID string = entraApp.outputs.clientId
+// Deprecated, kept for one release for scripts that read it: use ENTRA_APPLICATION_ID.
+// Nothing in this repository reads it (scripts/lint_deploy.py checks).
 output AZURE_CLIENT_ID string = entraApp.outputs.clientId
 output AZURE_IDENTIFIER_URI string = entraApp.outputs.identifierUri
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
@@ -183,6 +220,8 @@ output SERVICE_MCP_DEFAULT_HOSTNAME string = mcpFqdn
 output SERVICE_MCP_ENDPOINT_URL string = 'https://${mcpFqdn}'
 output MCP_URL string = 'https://${mcpFqdn}/mcp'
 output MCP_CONSENT_URL string = 'https://${mcpFqdn}/.auth/login/aad'
+// 'true' when VS Code's client id is pre-authorized for the server's scope (postdeploy says so).
+output MCP_VSCODE_PREAUTHORIZED string = contains(preAuthorizedClientIdArray, vscodeClientId) ? 'true' : 'false'
 // Consent without a portal visit: empty when grantAdminConsent granted it during provisioning;
 // otherwise the admin consent page and the equivalent az command (printed by the
 // postprovision hook of azure.yaml).

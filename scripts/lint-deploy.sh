@@ -13,7 +13,8 @@
 #   bicep     every .bicep file parses with checkov's pycep-parser; Graph extension declared
 #   schemas   azure.yaml against tests/schemas/azure.yaml.json (azd's schema, vendored) and
 #             docker-compose.yml against check-jsonschema's built-in vendor.compose-spec;
-#             values.schema.json against its metaschema, host.json shape
+#             values.schema.json against its metaschema, host.json shape; azure.yaml against
+#             azd's own rules (tests/schemas/azd-facts.json: remote build platform, hooks)
 #   claims    docs and artifacts agree: /runtime/webhooks/mcp (reserved by the Functions host)
 #             is claimed by no Functions-host artifact or docs section
 #   yamllint  yamllint with the repository's .yamllint
@@ -128,6 +129,9 @@ check_schemas() {
   "${cj[@]}" --builtin-schema vendor.compose-spec "$REPO_ROOT/docker-compose.yml" || rc=1
   echo "  charts/mcp-obo/values.schema.json against its metaschema"
   "${cj[@]}" --check-metaschema "$CHART/values.schema.json" || rc=1
+  "$PY" "$REPO_ROOT/scripts/lint_deploy.py" functions-image "$REPO_ROOT" "$SCHEMAS/functions-host.json" || rc=1
+  "$PY" "$REPO_ROOT/scripts/lint_deploy.py" compose "$REPO_ROOT" "$SCHEMAS/functions-host.json" || rc=1
+  "$PY" "$REPO_ROOT/scripts/lint_deploy.py" azure-yaml "$REPO_ROOT" "$SCHEMAS/azd-facts.json" || rc=1
   "$PY" "$REPO_ROOT/scripts/lint_deploy.py" hostjson "$REPO_ROOT/host.json" "$REPO_ROOT/Dockerfile" || rc=1
   "$PY" -c 'import json,sys; [json.load(open(p)) for p in sys.argv[1:]]' \
     "$REPO_ROOT/infra/main.parameters.json" "$REPO_ROOT/infra/bicepconfig.json" || rc=1

@@ -30,6 +30,24 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       profile's routing stated explicitly) and that the Dockerfile's functions stage ships it
       and the binary under /home/site/wwwroot (and no function.json).
 
+  azure-yaml REPO_ROOT FACTS_JSON
+      azure.yaml against what azd itself does, beyond its schema (FACTS_JSON:
+      tests/schemas/azd-facts.json, derived from azd's source): a remote-built service's
+      docker.platform is the one value azd's remote build accepts; every hook (and the script
+      it runs) compiles nothing and does not read the deprecated AZURE_CLIENT_ID output.
+
+  functions-image REPO_ROOT FACTS_JSON
+      The Dockerfile against tests/schemas/functions-host.json (derived from the Functions
+      host's and its images' sources): the functions stage is FROM the exact pinned host
+      release (no floating tag, not older than the profile's floor), every stage is on a
+      Debian release with security support, host.json names the profile, and the stage
+      starts through scripts/functions-start.sh (the custom handler start check).
+
+  compose REPO_ROOT FACTS_JSON
+      docker-compose.yml on any laptop: the functions service declares the one platform the
+      Functions images exist for (FACTS_JSON: tests/schemas/functions-host.json), a
+      `standalone` profile runs the native image with the same configuration and URL.
+
   claims REPO_ROOT
       The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
       (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
@@ -48,6 +66,13 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       join(array, delimiter) and tenant().tenantId. Anything else (another function, an
       operator, a secretRef, a non-string result) fails naming the entry, so an expression
       nobody evaluates breaks the smoke tests instead of being passed on verbatim.
+
+  eval BICEP_FILE PARAMS_JSON PATH...
+      Prints one JSON object path -> value: each dotted PATH into the parsed file (e.g.
+      modules.mcpApp.config.params.graphBaseUrl, outputs.X.value), evaluated as app-env does,
+      plus environment() (PARAMS_JSON's `environment`, a cloud of tests/schemas/clouds.json),
+      empty(), conditionals and property/index access. A path that does not evaluate gives
+      {"unevaluated": "<why>"}.
 
   chart-env CHART_DIR VALUES_FILE
       Renders the chart with VALUES_FILE (as `helm`, release and namespace "mcp-obo") and
@@ -71,7 +96,43 @@ from typing import Any, Callable
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
-CRD_KINDS = {"ServiceMonitor", "RequestAuthentication"}
+CRD_KINDS = {"ServiceMonitor", "RequestAuthentication", "SecurityPolicy", "HTTPRoute"}
+SCHEMAS = Path(__file__).resolve().parent.parent / "tests" / "schemas"
+# Published CRD schemas (openAPIV3Schema, vendored verbatim; tests/schemas/README.md).
+PUBLISHED_CRDS = {
+    "SecurityPolicy": ("gateway.envoyproxy.io/v1alpha1", "crds/gateway.envoyproxy.io_securitypolicy_v1alpha1.json"),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1", "crds/gateway.networking.k8s.io_httproute_v1.json"),
+}
+
+
+def strict_crd_schema(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema as the API server applies it to unknown fields: every object
+    with `properties` and no `additionalProperties` / x-kubernetes-preserve-unknown-fields
+    rejects other keys (the server would prune them silently; here they are errors)."""
+    if isinstance(schema, list):
+        return [strict_crd_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_crd_schema(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def published_crd_validator(kind: str) -> Any:
+    import jsonschema
+
+    api_version, file = PUBLISHED_CRDS[kind]
+    schema = strict_crd_schema(json.loads((SCHEMAS / file).read_text()))
+    # metadata is typed `object` only in a CRD; the API server fills it in.
+    schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+    schema["properties"]["apiVersion"] = {"const": api_version}
+    schema["properties"]["kind"] = {"const": kind}
+    return jsonschema.Draft7Validator(schema)
+
+
+def clouds() -> dict[str, Any]:
+    return {k: v for k, v in json.loads((SCHEMAS / "clouds.json").read_text()).items() if not k.startswith("_")}
 
 problems: list[str] = []
 
@@ -363,32 +424,110 @@ def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict
     for np in by_kind(objects, "NetworkPolicy"):
         opened = [p.get("port") for rule in np["spec"].get("ingress", []) for p in rule.get("ports", [])]
         expect(sorted(opened) == ["http", "metrics"], f"{name}: NetworkPolicy opens {opened}, expected http and metrics")
-    edge_on = values.get("edgeAuth", {}).get("enabled", False)
+    check_edge(name, values, objects, pod)
+    check_cloud(name, values, objects)
+
+
+def check_cloud(name: str, values: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Every endpoint the pod gets is config.cloud's published one (tests/schemas/clouds.json)."""
+    config = values.get("config", {})
+    cloud = clouds()[config.get("cloud") or "AzureCloud"]
+    for cm in by_kind(objects, "ConfigMap"):
+        data = cm.get("data", {})
+        expect(data.get("MCP_OBO__GRAPH__BASE_URL") == cloud["graph"], f"{name}: Graph is {data.get('MCP_OBO__GRAPH__BASE_URL')}, the cloud's is {cloud['graph']}")
+        audience = config.get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
+        expect(data.get("TOKEN_EXCHANGE_AUDIENCE") == audience, f"{name}: token exchange audience {data.get('TOKEN_EXCHANGE_AUDIENCE')}, expected {audience}")
+        if not values.get("workloadIdentity", {}).get("enabled", True):
+            authority = (config.get("authorityHost") or cloud["authorityHost"]).rstrip("/")
+            expect(data.get("AZURE_AUTHORITY_HOST") == authority, f"{name}: authority {data.get('AZURE_AUTHORITY_HOST')}, expected {authority}")
+        consent = data.get("MCP_OBO__OBO__CONSENT_URL", "")
+        if consent and not config.get("consentUrl"):
+            expect(consent.startswith((config.get("authorityHost") or cloud["authorityHost"]).rstrip("/") + "/"), f"{name}: consent URL {consent} is not on the cloud's authority")
+
+
+def expected_edge(values: dict[str, Any]) -> dict[str, Any]:
+    """The issuers, keys and audiences the edge must use, from tests/schemas/clouds.json."""
+    config = values.get("config", {})
+    cloud = clouds()[config.get("cloud") or "AzureCloud"]
+    wi = values.get("workloadIdentity", {})
+    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else config.get("tenantId"))
+    client_id = wi.get("clientId") if wi.get("enabled", True) else config.get("clientId")
+    authority = (config.get("authorityHost") or cloud["authorityHost"]).rstrip("/")
+    v2 = (config.get("authorityHost") or cloud["issuerV2Host"]).rstrip("/")
+    audiences = values["edgeAuth"].get("audiences") or [client_id, *(config.get("identifierUris") or [f"api://{client_id}"])]
+    return {
+        "issuers": {f"{v2}/{tenant}/v2.0", f"{cloud['issuerV1Host']}/{tenant}/"},
+        "jwksUri": f"{authority}/{tenant}/discovery/v2.0/keys",
+        "audiences": list(dict.fromkeys(audiences)),
+    }
+
+
+def check_edge(name: str, values: dict[str, Any], objects: list[dict[str, Any]], pod: dict[str, Any]) -> None:
+    """The edge token check iff edgeAuth.enabled, on the chosen provider, for the chosen cloud;
+    the routes stream; the NetworkPolicy opens what that edge needs."""
+    edge = values.get("edgeAuth", {})
+    edge_on = edge.get("enabled", False)
+    provider = edge.get("provider", "istio")
     ras = by_kind(objects, "RequestAuthentication")
-    expect(len(ras) == (1 if edge_on else 0), f"{name}: RequestAuthentication rendered iff edgeAuth.enabled")
+    sps = by_kind(objects, "SecurityPolicy")
+    expect(len(ras) == (1 if edge_on and provider == "istio" else 0), f"{name}: RequestAuthentication rendered iff edgeAuth (istio)")
+    expect(len(sps) == (1 if edge_on and provider == "envoyGateway" else 0), f"{name}: SecurityPolicy rendered iff edgeAuth (envoyGateway)")
     # Never an AuthorizationPolicy: one requiring a principal would answer token-less requests
     # with a bare 403 instead of letting the pod's 401 + resource_metadata through (discovery).
     expect(not by_kind(objects, "AuthorizationPolicy"), f"{name}: an AuthorizationPolicy is rendered (it would break MCP discovery)")
-    if not ras:
+    routes = by_kind(objects, "HTTPRoute")
+    expect(len(routes) == (1 if values.get("httpRoute", {}).get("enabled", False) else 0), f"{name}: HTTPRoute rendered iff httpRoute.enabled")
+    service_port = values.get("service", {}).get("port", 80)
+    for route in routes:
+        for rule in route["spec"].get("rules", []):
+            refs = [(b.get("name"), b.get("port")) for b in rule.get("backendRefs", [])]
+            expect(refs == [(pod_service_name(objects), service_port)], f"{name}: HTTPRoute backends {refs}, not the Service's http port {service_port}")
+            timeout = (rule.get("timeouts") or {}).get("request")
+            expect(timeout == values.get("httpRoute", {}).get("requestTimeout", "0s"), f"{name}: HTTPRoute request timeout {timeout!r} (SSE streams need it off, \"0s\")")
+    for ing in by_kind(objects, "Ingress"):
+        annotations = ing["metadata"].get("annotations") or {}
+        if values.get("ingress", {}).get("streaming", True):
+            expect(annotations.get("nginx.ingress.kubernetes.io/proxy-buffering") == "off", f"{name}: the Ingress lets ingress-nginx buffer streamed (SSE) answers")
+    egress_ports = [p.get("port") for np in by_kind(objects, "NetworkPolicy") for rule in np["spec"].get("egress", []) for p in rule.get("ports", [])]
+    if by_kind(objects, "NetworkPolicy"):
+        want_istiod = edge_on and provider == "istio"
+        expect((15012 in egress_ports) == want_istiod, f"{name}: NetworkPolicy egress to istiod (15012) {'missing' if want_istiod else 'open without the Istio edge'}: {egress_ports}")
+    if not edge_on:
         return
-    ra = ras[0]
-    selector = ra["spec"].get("selector", {}).get("matchLabels", {})
-    pod_labels = pod["metadata"].get("labels", {})
-    expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
-    wi = values.get("workloadIdentity", {})
-    tenant = values["edgeAuth"].get("tenantId") or (wi.get("tenantId") if wi.get("enabled", True) else values.get("config", {}).get("tenantId"))
-    client_id = wi.get("clientId") if wi.get("enabled", True) else values.get("config", {}).get("clientId")
-    authority = (values.get("config", {}).get("authorityHost") or "https://login.microsoftonline.com").rstrip("/")
-    rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
-    want = {f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"}
-    expect(set(rules) == want, f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want)}")
-    for issuer, rule in rules.items():
-        expect(rule.get("jwksUri") == f"{authority}/{tenant}/discovery/v2.0/keys", f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}")
-        expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
-        audiences = rule.get("audiences", [])
-        expect(client_id in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: the client id is not an audience")
-        for uri in values.get("config", {}).get("identifierUris", []):
-            expect(uri in audiences or bool(values["edgeAuth"].get("audiences")), f"{name}: {issuer}: identifier URI {uri} is not an audience")
+    want = expected_edge(values)
+    if ras:
+        ra = ras[0]
+        selector = ra["spec"].get("selector", {}).get("matchLabels", {})
+        pod_labels = pod["metadata"].get("labels", {})
+        expect(bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items()), f"{name}: RequestAuthentication does not select the pod")
+        rules = {r.get("issuer"): r for r in ra["spec"].get("jwtRules", [])}
+        expect(set(rules) == want["issuers"], f"{name}: RequestAuthentication issuers {sorted(rules)}, expected {sorted(want['issuers'])}")
+        for issuer, rule in rules.items():
+            expect(rule.get("jwksUri") == want["jwksUri"], f"{name}: {issuer}: jwksUri is {rule.get('jwksUri')}, expected {want['jwksUri']}")
+            expect(rule.get("forwardOriginalToken") is True, f"{name}: {issuer}: forwardOriginalToken is not true (the pod must see the token)")
+            expect(rule.get("audiences") == want["audiences"], f"{name}: {issuer}: audiences {rule.get('audiences')}, expected {want['audiences']}")
+    for sp in sps:
+        jwt = sp["spec"].get("jwt", {})
+        expect(jwt.get("optional") is True, f"{name}: SecurityPolicy jwt.optional is not true (token-less requests must reach the pod's 401)")
+        expect("failOpen" not in jwt, f"{name}: SecurityPolicy jwt.failOpen would let invalid tokens through")
+        expect(not any(k in sp["spec"] for k in ("authorization", "extAuth", "oidc", "basicAuth", "apiKeyAuth")), f"{name}: SecurityPolicy adds another check (would break MCP discovery)")
+        targets = [(t.get("kind"), t.get("name")) for t in sp["spec"].get("targetRefs", [])]
+        expect(targets == [("HTTPRoute", r["metadata"]["name"]) for r in routes], f"{name}: SecurityPolicy targets {targets}, not the chart's HTTPRoute")
+        providers = {p.get("issuer"): p for p in jwt.get("providers", [])}
+        expect(set(providers) == want["issuers"], f"{name}: SecurityPolicy issuers {sorted(providers)}, expected {sorted(want['issuers'])}")
+        headers = edge.get("claimHeaders", {"oid": "x-ms-client-principal-id", "tid": "x-ms-client-principal-tenant-id"})
+        for issuer, provider_spec in providers.items():
+            expect(provider_spec.get("remoteJWKS", {}).get("uri") == want["jwksUri"], f"{name}: {issuer}: remoteJWKS is {provider_spec.get('remoteJWKS')}")
+            expect(provider_spec.get("audiences") == want["audiences"], f"{name}: {issuer}: audiences {provider_spec.get('audiences')}, expected {want['audiences']}")
+            extract = provider_spec.get("extractFrom", {})
+            expect(extract == {"headers": [{"name": "Authorization", "valuePrefix": "Bearer "}]}, f"{name}: {issuer}: the token is read from {extract} (only the Authorization header; never a query parameter)")
+            mapped = {c.get("claim"): c.get("header") for c in provider_spec.get("claimToHeaders", [])}
+            expect(mapped == {"oid": headers["oid"], "tid": headers["tid"]}, f"{name}: {issuer}: claimToHeaders {mapped}")
+
+
+def pod_service_name(objects: list[dict[str, Any]]) -> str:
+    services = by_kind(objects, "Service")
+    return services[0]["metadata"]["name"] if services else ""
 
 
 def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
@@ -409,6 +548,9 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("a public URL that is not a URL", with_change(lambda v: v["config"].__setitem__("publicUrl", "mcp.example.com"))),
         ("an unknown client assertion", with_change(lambda v: v["config"].__setitem__("clientAssertion", "password"))),
         ("an unknown edgeAuth key", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("requirePrincipal", True))),
+        ("an unknown edge provider", with_change(lambda v: v.setdefault("edgeAuth", {"enabled": True}).__setitem__("provider", "nginx"))),
+        ("an unknown cloud", with_change(lambda v: v["config"].__setitem__("cloud", "AzureGermanCloud"))),
+        ("an HTTPRoute timeout that is not a Gateway API duration", with_change(lambda v: v.setdefault("httpRoute", {"enabled": False}).__setitem__("requestTimeout", "forever"))),
         ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
     ]
     with helm.Chart.load(chart_dir) as chart:
@@ -465,12 +607,22 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
             continue
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
+        cloud = clouds()[values.get("config", {}).get("cloud") or "AzureCloud"]
+        if values.get("workloadIdentity", {}).get("enabled", True):
+            audience = values.get("config", {}).get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
+            expect(f"audience: {audience}" in notes, f"{name}: NOTES.txt does not name the federated credential audience {audience}")
+        if values.get("edgeAuth", {}).get("enabled", False):
+            for issuer in expected_edge(values)["issuers"]:
+                expect(issuer in notes, f"{name}: NOTES.txt does not name the edge issuer {issuer}")
         builtin = [o for o in objects if o.get("kind") not in CRD_KINDS]
-        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS):
+        for crd_obj in (o for o in objects if o.get("kind") in CRD_SCHEMAS or o.get("kind") in PUBLISHED_CRDS):
             kind = crd_obj["kind"]
-            errors = sorted(jsonschema.Draft7Validator(CRD_SCHEMAS[kind]).iter_errors(crd_obj), key=str)
+            validator = published_crd_validator(kind) if kind in PUBLISHED_CRDS else jsonschema.Draft7Validator(CRD_SCHEMAS[kind])
+            errors = sorted(validator.iter_errors(crd_obj), key=str)
             for error in errors:
                 problem(f"{name}: {kind} {'.'.join(map(str, error.absolute_path))}: {error.message}")
+            if kind in PUBLISHED_CRDS and not errors:
+                info(f"{name}: {kind} valid against the published CRD schema ({PUBLISHED_CRDS[kind][1]})")
         write_objects(out / values_file.stem / "builtin.yaml", builtin)
         write_objects(out / values_file.stem / "all.yaml", objects)
         kinds = ", ".join(sorted(o["kind"] for o in objects))
@@ -532,7 +684,14 @@ REQUIRED_OUTPUTS = [
     "SERVICE_MCP_NAME",
     "AZURE_RESOURCE_GROUP_NAME",
     "MCP_URL",
+    "ENTRA_APPLICATION_ID",
+    # Deprecated name of ENTRA_APPLICATION_ID, kept for one release (nothing here reads it).
     "AZURE_CLIENT_ID",
+    "MCP_VSCODE_PREAUTHORIZED",
+    "MCP_CONSENT_URL",
+    "MCP_AZURE_CLOUD",
+    "MCP_GRAPH_BASE_URL",
+    "MCP_AUTHORITY_HOST",
     "AZURE_TENANT_ID",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT",
     "MCP_ADMIN_CONSENT_URL",
@@ -707,6 +866,148 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     return finish()
 
 
+# --- azure-yaml: what azd itself accepts, and hooks that take seconds -----------------------
+
+# A hook command that compiles (minutes of fat-LTO build inside `azd up`).
+COMPILES = re.compile(r"\bcargo\s+(run|build)\b")
+# Reading azd's deprecated AZURE_CLIENT_ID output (sh or pwsh).
+READS_AZURE_CLIENT_ID = re.compile(r"\$\{?AZURE_CLIENT_ID\b|\$env:AZURE_CLIENT_ID\b")
+
+
+def hook_commands(hooks: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, run) for every hook of azure.yaml, per platform when it has posix/windows."""
+    out: list[tuple[str, str]] = []
+    for name, hook in (hooks or {}).items():
+        for os_name in ("posix", "windows"):
+            if isinstance(hook.get(os_name), dict):
+                out.append((f"{name}.{os_name}", str(hook[os_name].get("run", ""))))
+        if "run" in hook:
+            out.append((name, str(hook["run"])))
+    return out
+
+
+def cmd_azure_yaml(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    platform = facts["remoteBuild"]["platform"]
+    doc = load_yaml(base / "azure.yaml")
+    for name, service in (doc.get("services") or {}).items():
+        docker = service.get("docker") or {}
+        if docker.get("remoteBuild"):
+            got = docker.get("platform")
+            expect(
+                got == platform,
+                f"azure.yaml: services.{name}.docker.platform is {got!r}; azd's remote build accepts only {platform!r} (\"{facts['remoteBuild']['error']}\")",
+            )
+    hooks = hook_commands(doc.get("hooks") or {})
+    expect(any(label.startswith("postdeploy") for label, _ in hooks), "azure.yaml: no postdeploy hook (the end of azd up says what to do next)")
+    for label, run in hooks:
+        texts = [(f"azure.yaml hooks.{label}", run)]
+        script = run.strip().split()[0] if run.strip() else ""
+        if script.startswith("./"):
+            path = base / script
+            expect(path.is_file(), f"azure.yaml hooks.{label}: {script} does not exist")
+            if path.is_file():
+                texts.append((script, path.read_text()))
+        for where, text in texts:
+            expect(not COMPILES.search(text), f"{where}: compiles (cargo run/build) inside azd; run the installed or deployed doctor instead")
+            expect(not READS_AZURE_CLIENT_ID.search(text), f"{where}: reads the deprecated AZURE_CLIENT_ID output; use ENTRA_APPLICATION_ID")
+    if not problems:
+        info(f"azure.yaml: remote build platform {platform}, {len(hooks)} hook command(s) that compile nothing")
+    return finish()
+
+
+# --- functions-image: the Functions base image and its start check -------------------------
+
+FROM_LINE = re.compile(r"^FROM\s+(\S+?)(?:@sha256:[0-9a-f]{64})?(?:\s+AS\s+(\S+))?\s*$", re.MULTILINE)
+# Debian release names in image tags; distroless names the release by number.
+DEBIAN_IN_TAG = re.compile(r"(bullseye|bookworm|trixie|buster|debian(\d+))")
+DEBIAN_NUMBERS = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie"}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def cmd_functions_image(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    image = facts["image"]
+    dockerfile = (base / "Dockerfile").read_text()
+    stages = {(m.group(2) or ""): m.group(1) for m in FROM_LINE.finditer(dockerfile)}
+    functions = stages.get("functions", "")
+    want = f"{image['repository']}:{image['tag']}"
+    expect(functions == want, f"Dockerfile: the functions stage is FROM {functions!r}, expected the pinned {want!r} (tests/schemas/functions-host.json)")
+    tag = functions.rsplit(":", 1)[-1] if ":" in functions else ""
+    pinned = re.match(r"^(\d+\.\d+\.\d+)-", tag)
+    expect(bool(pinned), f"Dockerfile: the functions base tag {tag!r} names no exact host release (a floating tag moves to whatever host is current)")
+    if pinned:
+        expect(
+            version_tuple(pinned.group(1)) >= version_tuple(facts["minimumHostVersion"]),
+            f"Dockerfile: host {pinned.group(1)} predates {facts['minimumHostVersion']}, the floor for the {facts['configurationProfile']} profile with proxying",
+        )
+    for stage, ref in stages.items():
+        if stage == "functions":
+            release = image["debian"]
+        else:
+            m = DEBIAN_IN_TAG.search(ref)
+            release = (DEBIAN_NUMBERS.get(m.group(2), m.group(2)) if m and m.group(2) else m.group(1)) if m else ""
+        expect(release in facts["supportedDebian"], f"Dockerfile: stage {stage or '(unnamed)'} ({ref}) is on Debian {release or '?'}, not one with security support ({', '.join(facts['supportedDebian'])})")
+    host = json.loads((base / "host.json").read_text())
+    expect(host.get("configurationProfile") == facts["configurationProfile"], f"host.json: configurationProfile is not {facts['configurationProfile']}")
+    stage_text = dockerfile.split(" AS functions", 1)[-1]
+    expect('CMD ["/opt/mcp-obo/functions-start.sh"]' in stage_text, "Dockerfile: the functions stage does not start through scripts/functions-start.sh (the custom handler start check)")
+    expect("COPY scripts/functions-start.sh /opt/mcp-obo/functions-start.sh" in stage_text, "Dockerfile: the functions stage does not ship scripts/functions-start.sh")
+    expect("!scripts/functions-start.sh" in (base / ".dockerignore").read_text(), ".dockerignore: scripts/functions-start.sh is not in the build context")
+    start = (base / "scripts/functions-start.sh").read_text()
+    expect(f":-{image['start']}}}" in start, f"scripts/functions-start.sh: the default host start is not the base image's {image['start']}")
+    if not problems:
+        info(f"Dockerfile: functions on {want} (host >= {facts['minimumHostVersion']}, Debian {image['debian']}), start check wired")
+    return finish()
+
+
+# --- compose: both local ways to run, on any laptop --------------------------------------
+
+# Settings only the Functions host reads (the standalone service has no host).
+FUNCTIONS_HOST_ONLY = {"AzureWebJobsStorage", "AzureWebJobsSecretStorageType"}
+
+
+def cmd_compose(root: str, facts_json: str) -> int:
+    base = Path(root)
+    facts = json.loads(Path(facts_json).read_text())
+    services = load_yaml(base / "docker-compose.yml").get("services") or {}
+    functions = [n for n, s in services.items() if (s.get("build") or {}).get("target") == "functions"]
+    standalone = [n for n, s in services.items() if (s.get("build") or {}).get("target") == "standalone"]
+    expect(len(functions) == 1 and len(standalone) == 1, f"docker-compose.yml: expected one functions and one standalone service, got {functions} and {standalone}")
+    if problems:
+        return finish()
+    fn, sa = services[functions[0]], services[standalone[0]]
+    expect(fn.get("platform") in facts["platforms"], f"docker-compose.yml: {functions[0]} declares platform {fn.get('platform')!r}; the Functions images exist only for {facts['platforms']}")
+    expect("platform" not in sa, f"docker-compose.yml: {standalone[0]} pins a platform; it must build for the machine's own CPU")
+    expect(sa.get("profiles") == ["standalone"], f"docker-compose.yml: {standalone[0]} is not in the `standalone` profile (docker compose --profile standalone up)")
+    expect(bool(fn.get("profiles")) and "standalone" not in fn["profiles"], f"docker-compose.yml: {functions[0]} would start with --profile standalone too (give it its own profile)")
+    fn_env, sa_env = fn.get("environment") or {}, sa.get("environment") or {}
+    for key in sorted(set(fn_env) - FUNCTIONS_HOST_ONLY):
+        expect(sa_env.get(key) == fn_env[key], f"docker-compose.yml: {standalone[0]} sets {key}={sa_env.get(key)!r}, the functions service {fn_env[key]!r} (same configuration)")
+    for key in sorted(set(fn_env) & FUNCTIONS_HOST_ONLY):
+        expect(key not in sa_env, f"docker-compose.yml: {standalone[0]} sets the Functions host's {key}")
+    listen = sa_env.get("MCP_OBO__SERVER__LISTEN", "")
+    sa_ports = [str(p) for p in sa.get("ports") or []]
+    fn_ports = [str(p) for p in fn.get("ports") or []]
+    expect(
+        bool(listen) and any(p.endswith(":" + listen.rsplit(":", 1)[-1]) for p in sa_ports),
+        f"docker-compose.yml: {standalone[0]} publishes {sa_ports}, not its listener {listen!r}",
+    )
+    expect(
+        [p.rsplit(":", 1)[0] for p in sa_ports] == [p.rsplit(":", 1)[0] for p in fn_ports],
+        f"docker-compose.yml: the two services publish different host ports ({fn_ports} and {sa_ports}): the MCP URL would differ",
+    )
+    expect(sa.get("read_only") is True and str(sa.get("user")) == "65532:65532", f"docker-compose.yml: {standalone[0]} is not read-only as uid 65532 (the image's user)")
+    if not problems:
+        info(f"docker-compose.yml: {functions[0]} on {fn.get('platform')}, {standalone[0]} native in profile standalone, same configuration and URL")
+    return finish()
+
+
 # --- claims: docs and artifacts agree ------------------------------------------------------
 
 # The Functions host reserves /runtime/* for itself (webhooks, admin), so the server's alias
@@ -812,14 +1113,60 @@ class BicepEvaluator:
     def interpolate(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
             inner = match.group(1).strip()
-            if not IDENTIFIER.match(inner) or not self.is_reference(inner):
-                raise Unevaluated(f"interpolation ${{{inner}}} is not a parameter or variable")
-            value = self.reference(inner)
+            value = self.path(inner)
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise Unevaluated(f"interpolation ${{{inner}}} is {json.dumps(value)}, not a string or integer")
             return str(value)
 
         return INTERPOLATION.sub(one, text)
+
+    def path(self, text: str) -> Any:
+        """`name`, `name.a.b`, `environment().a.b` or `tenant().tenantId` inside `${...}`."""
+        head, *rest = text.split(".")
+        if head == "environment()":
+            value: Any = self.environment()
+        elif head == "tenant()" and rest == ["tenantId"]:
+            return self.function({"type": "tenant", "property_name": "tenantId"})
+        elif IDENTIFIER.match(head) and self.is_reference(head):
+            value = self.reference(head)
+        else:
+            raise Unevaluated(f"interpolation ${{{text}}} is not a parameter, variable, environment() or tenant().tenantId")
+        for key in rest:
+            if not isinstance(value, dict) or key not in value:
+                raise Unevaluated(f"interpolation ${{{text}}}: no property {key}")
+            value = value[key]
+        return value
+
+    def environment(self) -> dict[str, Any]:
+        if "environment" not in self.params:
+            raise Unevaluated("environment() needs `environment` in PARAMS_JSON (tests/schemas/clouds.json)")
+        return self.params["environment"]
+
+    def operator(self, spec: dict[str, Any]) -> Any:
+        kind = spec.get("type")
+        ops = spec.get("operands") or {}
+        if kind == "conditional":
+            return self.evaluate(ops["true_value"] if self.evaluate(ops["condition"]) else ops["false_value"])
+        if kind == "index_accessor":
+            obj, key = self.evaluate(ops["operand_1"]), self.evaluate(ops["operand_2"])
+            if not isinstance(obj, dict) or key not in obj:
+                raise Unevaluated(f"index {key!r} not in {json.dumps(obj)[:80]}")
+            return obj[key]
+        if kind == "property_accessor":
+            value = self.evaluate(ops["operand_1"])
+            names: list[str] = []
+            second = ops["operand_2"]
+            # pycep nests `a.b.c` to the right: operand_2 is itself an accessor of plain names.
+            while isinstance(second, dict) and "operator" in second and second["operator"].get("type") == "property_accessor":
+                names.append(second["operator"]["operands"]["operand_1"])
+                second = second["operator"]["operands"]["operand_2"]
+            names.append(second)
+            for name in names:
+                if not isinstance(name, str) or not isinstance(value, dict) or name not in value:
+                    raise Unevaluated(f"property {name!r} not in {json.dumps(value)[:80]}")
+                value = value[name]
+            return value
+        raise Unevaluated(f"expression {kind!r} is not evaluated by app-env")
 
     def function(self, spec: dict[str, Any]) -> Any:
         kind = spec.get("type")
@@ -832,6 +1179,15 @@ class BicepEvaluator:
             if not isinstance(delimiter, str):
                 raise Unevaluated(f"join() with delimiter {json.dumps(delimiter)}")
             return delimiter.join(items)
+        if kind == "environment":
+            env = self.environment()
+            prop = str(spec.get("property_name", ""))
+            if prop not in env:
+                raise Unevaluated(f"environment().{prop} is not in PARAMS_JSON's environment")
+            return env[prop]
+        if kind == "empty":
+            item = self.evaluate((spec.get("parameters") or {}).get("item_to_test"))
+            return not item
         if kind == "tenant":
             prop = str(spec.get("property_name", ""))
             if not TENANT_ID_PROPERTY.match(prop):
@@ -853,6 +1209,8 @@ class BicepEvaluator:
         if isinstance(value, dict):
             if set(value) == {"function"}:
                 return self.function(value["function"])
+            if set(value) == {"operator"} and isinstance(value["operator"], dict):
+                return self.operator(value["operator"])
             if "operator" in value or "function" in value:
                 what = value.get("operator", value.get("function"))
                 kind = what.get("type") if isinstance(what, dict) else what
@@ -874,7 +1232,7 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     if not isinstance(params, dict):
         problem(f"{params_json}: not a JSON object of parameter values")
         return finish()
-    unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId"})
+    unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId", "environment"})
     for name in unknown:
         problem(f"{params_json}: {name} is not a parameter of {bicep_file}")
     env_list = dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env"))
@@ -906,6 +1264,31 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     if problems:
         return finish()
     print(json.dumps(env, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_eval(bicep_file: str, params_json: str, *paths: str) -> int:
+    """Prints {path: value} for each dotted path into the parsed Bicep file, evaluated (module
+    params, resource properties, outputs, variables); a path that does not evaluate prints
+    {"unevaluated": reason} instead, so the caller states which values it relies on."""
+    from pycep import BicepParser
+
+    parsed = BicepParser().parse(text=EXTENSION_LINE.sub("", Path(bicep_file).read_text()))
+    params = json.loads(Path(params_json).read_text())
+    evaluator = BicepEvaluator(parsed, params)
+    out: dict[str, Any] = {}
+    for path in paths:
+        node = dig(parsed, tuple(path.split(".")))
+        if node is KeyError:
+            problem(f"{bicep_file}: no {path}")
+            continue
+        try:
+            out[path] = evaluator.evaluate(node)
+        except Unevaluated as e:
+            out[path] = {"unevaluated": str(e)}
+    if problems:
+        return finish()
+    print(json.dumps(out, indent=2, sort_keys=True))
     return 0
 
 
@@ -1000,10 +1383,18 @@ def main(argv: list[str]) -> int:
         return cmd_bicep(*args)
     if command == "hostjson" and len(args) == 2:
         return cmd_hostjson(*args)
+    if command == "functions-image" and len(args) == 2:
+        return cmd_functions_image(*args)
+    if command == "compose" and len(args) == 2:
+        return cmd_compose(*args)
+    if command == "azure-yaml" and len(args) == 2:
+        return cmd_azure_yaml(*args)
     if command == "claims" and len(args) == 1:
         return cmd_claims(*args)
     if command == "app-env" and len(args) == 2:
         return cmd_app_env(*args)
+    if command == "eval" and len(args) >= 3:
+        return cmd_eval(*args)
     if command == "chart-env" and len(args) == 2:
         return cmd_chart_env(*args)
     print(f"usage error: {' '.join(argv)}\n{__doc__}", file=sys.stderr)

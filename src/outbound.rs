@@ -1,5 +1,10 @@
 //! Outgoing HTTP clients (Graph, the issuer's keys, the token endpoint) start here, so they
-//! share one TLS configuration.
+//! share one TLS configuration and follow no redirects.
+//!
+//! No redirect is followed: a 307 from the token endpoint would otherwise have the user's
+//! token and the client assertion re-posted to whatever host it names, and a keys URL could
+//! be redirected from https to plain http behind the `jwks_uri must be https` rule. A 3xx
+//! is returned to the caller as the answer, which treats it as a failure.
 //!
 //! Left to itself, reqwest builds a platform verifier for every client, and the verifier
 //! reads and parses every system root (`SSL_CERT_FILE` and `SSL_CERT_DIR`) when it is built:
@@ -22,14 +27,15 @@ static TLS: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::ne
 )]
 pub struct TlsError(#[source] rustls::Error);
 
-/// A reqwest builder with the shared TLS configuration and the server's `User-Agent`; the
-/// caller adds its timeouts.
+/// A reqwest builder with the shared TLS configuration, the server's `User-Agent` and no
+/// redirects followed; the caller adds its timeouts.
 ///
 /// # Errors
 /// When the platform's roots cannot be loaded (none found, unreadable trust store).
 pub fn builder() -> Result<reqwest::ClientBuilder, TlsError> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config()?)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT))
 }
 
@@ -51,6 +57,19 @@ fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_no_client_auth())
 }
 
+/// How a non-success status is described in an error: a redirect says that it is one and
+/// that it was not followed (never where it pointed).
+pub fn answered(status: reqwest::StatusCode) -> String {
+    if status.is_redirection() {
+        format!(
+            "answered with a redirect (HTTP {}), which is not followed",
+            status.as_u16()
+        )
+    } else {
+        format!("answered HTTP {}", status.as_u16())
+    }
+}
+
 /// What went wrong with a request, without reqwest's own text: that names the URL, and a
 /// query string could hold anything.
 pub fn failure(e: &reqwest::Error) -> &'static str {
@@ -60,5 +79,23 @@ pub fn failure(e: &reqwest::Error) -> &'static str {
         "connection failed"
     } else {
         "request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_answer_says_it_was_not_followed() {
+        use reqwest::StatusCode;
+        assert_eq!(
+            answered(StatusCode::FOUND),
+            "answered with a redirect (HTTP 302), which is not followed"
+        );
+        assert_eq!(
+            answered(StatusCode::SERVICE_UNAVAILABLE),
+            "answered HTTP 503"
+        );
     }
 }

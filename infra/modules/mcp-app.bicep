@@ -33,6 +33,15 @@ param registryLoginServer string
 @description('Name of the Functions host storage account.')
 param storageAccountName string
 
+@description('The cloud\'s storage endpoint suffix (environment().suffixes.storage): core.windows.net, core.usgovcloudapi.net, core.chinacloudapi.cn.')
+param storageSuffix string
+
+@description('The cloud\'s Microsoft Graph base URL: https://graph.microsoft.com, https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn.')
+param graphBaseUrl string
+
+@description('The cloud\'s Entra authority (environment().authentication.loginEndpoint), with its trailing slash.')
+param authorityHost string
+
 @secure()
 @description('Application Insights connection string for the Functions host.')
 param applicationInsightsConnectionString string
@@ -174,10 +183,19 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           }
           probes: probes
           env: [
-            // Functions host: identity-based AzureWebJobsStorage (no keys exist).
+            // Functions host: identity-based AzureWebJobsStorage (no keys exist), by service URI:
+            // `__accountName` would assume the public cloud's core.windows.net.
             {
-              name: 'AzureWebJobsStorage__accountName'
-              value: storageAccountName
+              name: 'AzureWebJobsStorage__blobServiceUri'
+              value: 'https://${storageAccountName}.blob.${storageSuffix}'
+            }
+            {
+              name: 'AzureWebJobsStorage__queueServiceUri'
+              value: 'https://${storageAccountName}.queue.${storageSuffix}'
+            }
+            {
+              name: 'AzureWebJobsStorage__tableServiceUri'
+              value: 'https://${storageAccountName}.table.${storageSuffix}'
             }
             {
               name: 'AzureWebJobsStorage__credential'
@@ -243,6 +261,15 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
             {
               name: 'MCP_OBO__TELEMETRY__METRICS_LISTEN'
               value: '0.0.0.0:${metricsPort}'
+            }
+            // The cloud's authority and Microsoft Graph (the Graph scopes derive from it).
+            {
+              name: 'MCP_OBO__ENTRA__AUTHORITY_HOST'
+              value: authorityHost
+            }
+            {
+              name: 'MCP_OBO__GRAPH__BASE_URL'
+              value: graphBaseUrl
             }
             {
               name: 'AZURE_TENANT_ID'
@@ -323,7 +350,7 @@ resource auth 'Microsoft.App/containerApps/authConfigs@2025-02-02-preview' = {
         enabled: true
         registration: {
           clientId: entraClientId
-          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          openIdIssuer: '${authorityHost}${tenant().tenantId}/v2.0'
         }
         validation: {
           // v2 access tokens carry the client id as audience; v1 tokens the identifier URI.
@@ -339,7 +366,7 @@ resource auth 'Microsoft.App/containerApps/authConfigs@2025-02-02-preview' = {
           // Signing in at /.auth/login/aad also asks the user to consent to the Graph
           // permission the server uses on their behalf.
           loginParameters: [
-            'scope=openid profile email https://graph.microsoft.com/User.Read'
+            'scope=openid profile email ${graphBaseUrl}/User.Read'
           ]
         }
       }

@@ -286,8 +286,8 @@ impl JwksCache {
             .map_err(|e| format!("cannot reach {url}: {}", crate::outbound::failure(&e)))?;
         if !response.status().is_success() {
             return Err(format!(
-                "{url} answered HTTP {}",
-                response.status().as_u16()
+                "{url} {}",
+                crate::outbound::answered(response.status())
             ));
         }
         response

@@ -7,7 +7,8 @@
 //! 1. token in the query string → 400 (MCP: only the `Authorization` header counts);
 //! 2. bearer token from `Authorization` (Easy Auth: else `X-MS-TOKEN-AAD-ACCESS-TOKEN`),
 //!    missing → 401 with `resource_metadata` and `scope`;
-//! 3. Easy Auth only: `X-MS-CLIENT-PRINCIPAL` required and must match the token's user;
+//! 3. Easy Auth only: `X-MS-CLIENT-PRINCIPAL` and/or `X-MS-CLIENT-PRINCIPAL-ID` required,
+//!    and must match the token's user (`easyauth.rs`);
 //! 4. full token validation (`jwt.rs`) → 401 `invalid_token`;
 //! 5. the server's required scopes (or, for app-only callers, an accepted role) → 403.
 //!
@@ -361,25 +362,21 @@ impl TokenPolicy {
         }
         let token = self.bearer_token(req)?;
         let principal = if self.easyauth {
-            let value = req
-                .headers()
-                .get(easyauth::PRINCIPAL_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .ok_or(Error::MissingToken)?;
-            Some(
-                easyauth::decode_principal(value)
-                    .ok_or(Error::InvalidToken(Reason::EasyAuthMismatch))?,
-            )
+            match easyauth::principal_from(req.headers()) {
+                Ok(principal) => Some(principal),
+                Err(easyauth::PrincipalError::Missing) => return Err(Error::MissingToken),
+                Err(easyauth::PrincipalError::Invalid) => {
+                    return Err(Error::InvalidToken(Reason::EasyAuthMismatch));
+                }
+            }
         } else {
             None
         };
         let caller = self.validate_cached(token).await?;
-        if let Some(principal) = principal {
-            let same_user = principal.oid.as_deref() == Some(caller.subject.as_str());
-            let same_tenant = principal.tid.is_some() && principal.tid == caller.tenant_id;
-            if !same_user || !same_tenant {
-                return Err(Error::InvalidToken(Reason::EasyAuthMismatch));
-            }
+        if let Some(principal) = principal
+            && !principal.matches(&caller.subject, caller.tenant_id.as_deref())
+        {
+            return Err(Error::InvalidToken(Reason::EasyAuthMismatch));
         }
         if caller.app_only {
             if !caller.roles.iter().any(|r| self.accepted_roles.contains(r)) {

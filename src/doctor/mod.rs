@@ -133,9 +133,12 @@ pub async fn diagnose(args: &DoctorArgs, config_file: Option<&Path>, env: &Env) 
     .await;
     report.extend(credential.checks);
     // Without Graph answering (its failing line says why) the registration cannot be read:
-    // its step would only repeat that failure, with a sign-in fix that does not apply.
+    // its step would only repeat that failure, with a sign-in fix that does not apply. A
+    // Graph that is not Microsoft's is refused (that step's one line) whether it answers or
+    // not.
     let app = if matches!(settings.auth.mode, AuthMode::Entra | AuthMode::EasyAuth)
-        && endpoints.found.graph_answers
+        && (endpoints.found.graph_answers
+            || registration::foreign_graph(&expected.graph_base).is_some())
     {
         let step = registration::check(
             &probe,

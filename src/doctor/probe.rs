@@ -1,5 +1,5 @@
-//! The HTTP requests doctor makes, timed: one reqwest client (rustls, no redirects, the
-//! standard proxy variables), and answers read whole so a check can look at status, one
+//! The HTTP requests doctor makes, timed: one reqwest client (rustls, no redirects as every
+//! [`crate::outbound::builder`] client, the standard proxy variables), and answers read whole so a check can look at status, one
 //! header and the JSON body.
 
 use std::time::{Duration, Instant};
@@ -45,7 +45,6 @@ impl Probe {
             .map_err(|e| e.to_string())?
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcp-obo-doctor/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;

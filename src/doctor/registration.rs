@@ -1,6 +1,8 @@
 //! Step 4: the app registration as Microsoft Graph has it, read with the operator's own
 //! sign-in (`--graph-token-file`, else the Azure CLI / Azure Developer CLI credential that
-//! local mode uses). Without a token this step is one warning, not a failure.
+//! local mode uses). Without a token this step is one warning, not a failure. The token is
+//! sent only to a Microsoft Graph cloud or loopback ([`crate::graph::clouds`]): for any other
+//! `graph.base_url` this step is one failure, and no token is obtained or sent.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,6 +96,23 @@ fn refused(detail: String, e: &Expected) -> Check {
     )
 }
 
+/// The failing line when `graph_base` is not an origin the operator's Graph token may go
+/// to (a Microsoft Graph cloud, or loopback); `None` when it is.
+pub fn foreign_graph(graph_base: &str) -> Option<Check> {
+    use crate::graph::clouds::{GRAPH_CLOUDS, may_receive_graph_token};
+    if url::Url::parse(graph_base).is_ok_and(|url| may_receive_graph_token(&url)) {
+        return None;
+    }
+    Some(Check::fail(
+        "app.read",
+        format!(
+            "the app registration was not read: graph.base_url {graph_base} is not a Microsoft Graph cloud ({}) or a loopback host, so doctor does not send your Graph token to it",
+            GRAPH_CLOUDS.join(", ")
+        ),
+        "set graph.base_url (MCP_OBO__GRAPH__BASE_URL) to your cloud's Microsoft Graph: https://graph.microsoft.com (global), https://graph.microsoft.us (US Government L4), https://dod-graph.microsoft.us (US Government L5) or https://microsoftgraph.chinacloudapi.cn (China); a test double must listen on loopback",
+    ))
+}
+
 pub async fn check(
     probe: &Probe,
     token_file: Option<&Path>,
@@ -101,6 +120,14 @@ pub async fn check(
     e: &Expected,
 ) -> Step<Option<Application>> {
     let mut checks = Vec::new();
+    // Before the token is even obtained: neither it nor a CLI sign-in for that resource.
+    if let Some(refused) = foreign_graph(&e.graph_base) {
+        checks.push(refused);
+        return Step {
+            checks,
+            found: None,
+        };
+    }
     let (token, from) = match operator_token(token_file, e).await {
         Ok(token) => token,
         Err(why) => {
@@ -224,5 +251,38 @@ pub async fn check(
     Step {
         checks,
         found: Some(app),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    #[tokio::test]
+    async fn a_graph_that_is_not_microsofts_gets_no_operator_token() {
+        let e = Expected {
+            client_id: "22222222-2222-4222-8222-222222222222".into(),
+            tenant: "11111111-1111-4111-8111-111111111111".into(),
+            graph_base: "https://graph.example.invalid".into(),
+            ..Expected::default()
+        };
+        let probe = Probe::new(std::time::Duration::from_secs(1)).expect("probe");
+        // Reading this file would fail (a WARN line): the step must end before it.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let never_read = dir.path().join("no-such-token");
+        let step = check(&probe, Some(&never_read), &Credential::Nothing, &e).await;
+        let [only] = step.checks.as_slice() else {
+            panic!("one line: {:?}", step.checks);
+        };
+        assert_eq!((only.id, only.status), ("app.read", Status::Fail));
+        assert!(
+            only.line().contains(
+                "graph.base_url https://graph.example.invalid is not a Microsoft Graph cloud"
+            ),
+            "{}",
+            only.line()
+        );
+        assert!(step.found.is_none());
     }
 }

@@ -7,11 +7,14 @@
 //!   thread (connect and total timeouts, no redirects, the environment's proxy rules, rustls
 //!   with the platform verifier, a cap on the answer's size).
 //! - `settings.rs`: [`Settings`], the `[graph]` section.
+//! - `clouds.rs`: the Microsoft Graph cloud origins, the only ones (beside loopback) a Graph
+//!   token may be sent to.
 //! - `error.rs`: [`Error`], one variant per way a Graph call fails, with user-facing text.
 //!
 //! Returns typed values ([`Me`]); knows nothing of MCP.
 
 mod client;
+pub mod clouds;
 mod error;
 mod http_client;
 mod settings;

@@ -1,11 +1,23 @@
 //! The per-user token cache: keyed by a hash of the caller's token plus the scopes (as MSAL
-//! keys its on-behalf-of cache), valid until shortly before the earlier of the two expiries,
-//! bounded so memory stays flat under many users, and single-flight: concurrent misses for
-//! one key share one exchange.
+//! keys its on-behalf-of cache), bounded so memory stays flat under many users, and
+//! single-flight: concurrent misses for one key share one exchange.
 //!
-//! The cache is moka's (`moka::future::Cache`): its size bound (TinyLFU admission, LRU
-//! eviction), per-entry expiry ([`Expiry`]) and the coalescing of concurrent initialisations
-//! of one key (`or_try_insert_with`, which caches successes only) are the library's, not ours.
+//! A downstream token is served until `margin` before its *own* expiry: its life does not
+//! depend on the user's token once issued. The user's token's expiry only bounds how long
+//! the entry can be looked up (it is keyed by that token, which is refused once expired), so
+//! the entry is dropped then to free memory. A user token in its last minutes therefore
+//! costs one exchange, not one per call.
+//!
+//! Failed exchanges that are the user's or tenant's state ([`Error::is_callers_state`]:
+//! consent missing, `invalid_grant`, a claims challenge, an app-only caller) are remembered
+//! per key for `obo.failure_cache_ttl`, so a client retrying in a loop costs one exchange
+//! per window rather than driving Entra to throttle the app every user shares. Transient
+//! failures are never remembered.
+//!
+//! Both caches are moka's (`moka::future::Cache`): the size bound (TinyLFU admission, LRU
+//! eviction), per-entry expiry ([`Expiry`]) or time-to-live, and the coalescing of
+//! concurrent initialisations of one key (`or_try_insert_with`, which caches successes only)
+//! are the library's, not ours.
 //!
 //! # Security
 //! The key is the SHA-256 of the caller's own validated token, so one user's token can
@@ -50,6 +62,8 @@ pub enum Lookup {
     Miss,
     /// Another request's exchange for the same key was joined.
     Joined,
+    /// A failure of the caller's own state, remembered from a recent exchange.
+    FailureCached,
 }
 
 impl Lookup {
@@ -58,6 +72,7 @@ impl Lookup {
             Self::Hit => "hit",
             Self::Miss => "miss",
             Self::Joined => "join",
+            Self::FailureCached => "failure_cached",
         }
     }
 }
@@ -65,7 +80,8 @@ impl Lookup {
 #[derive(Clone)]
 struct Entry {
     token: AccessToken,
-    /// The earlier of the two tokens' expiries, less the margin.
+    /// The downstream token's expiry less the margin, or the user token's expiry if that is
+    /// earlier (the entry cannot be looked up after it).
     usable_until: SystemTime,
 }
 
@@ -103,19 +119,36 @@ impl Expiry<CacheKey, Entry> for UntilUsable {
 /// The cache; share it behind an `Arc`.
 pub struct OboCache {
     entries: Cache<CacheKey, Entry>,
+    /// Recent failures of the caller's own state; `None`: not remembered.
+    failures: Option<Cache<CacheKey, Error>>,
     margin: Duration,
 }
 
 impl OboCache {
+    /// At most `max_entries` tokens, each served until `margin` before its expiry; no
+    /// failure is remembered until [`Self::remembering_failures_for`].
     pub fn new(max_entries: usize, margin: Duration) -> Self {
-        let capacity = u64::try_from(max_entries.max(1)).unwrap_or(u64::MAX);
         Self {
             entries: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(capacity(max_entries))
                 .expire_after(UntilUsable)
                 .build(),
+            failures: None,
             margin,
         }
+    }
+
+    /// Remembers failures of the caller's own state for `ttl` (`obo.failure_cache_ttl`;
+    /// zero: never), at most as many as there are token entries.
+    #[must_use]
+    pub fn remembering_failures_for(mut self, ttl: Duration) -> Self {
+        self.failures = (!ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(self.entries.policy().max_capacity().unwrap_or(1))
+                .time_to_live(ttl)
+                .build()
+        });
+        self
     }
 
     /// A cached token still good for the margin, if any.
@@ -140,10 +173,18 @@ impl OboCache {
         self.entries.invalidate(key).await;
     }
 
+    /// A remembered failure for `key`, if any.
+    pub async fn failure(&self, key: &CacheKey) -> Option<Error> {
+        match &self.failures {
+            Some(failures) => failures.get(key).await,
+            None => None,
+        }
+    }
+
     /// The cached token, or the result of `exchange` — run once however many requests ask
-    /// for `key` at the same time (they all get its result, success or failure). Only a
-    /// success is kept, until the earlier of its expiry and `user_expires_at`, less the
-    /// margin.
+    /// for `key` at the same time (they all get its result, success or failure). A success
+    /// is kept until `margin` before its own expiry, or until `user_expires_at` if that is
+    /// earlier; a failure of the caller's state is remembered for the failure TTL.
     pub async fn get_or_exchange<F, Fut>(
         &self,
         key: CacheKey,
@@ -157,27 +198,48 @@ impl OboCache {
         if let Some(token) = self.get(&key).await {
             return (Ok(token), Lookup::Hit);
         }
-        // Set if moka runs this request's exchange rather than joining another's.
-        let exchanged = AtomicBool::new(false);
+        if let Some(error) = self.failure(&key).await {
+            return (Err(error), Lookup::FailureCached);
+        }
+        // Set if moka runs this request's exchange rather than joining another's, and if
+        // that found a failure remembered since the check above.
+        let (exchanged, remembered) = (AtomicBool::new(false), AtomicBool::new(false));
         let margin = self.margin;
         let init = async {
             exchanged.store(true, Ordering::Relaxed);
-            let token = exchange().await?;
+            if let Some(error) = self.failure(&key).await {
+                remembered.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
+            let token = match exchange().await {
+                Ok(token) => token,
+                Err(error) => {
+                    if let Some(failures) = &self.failures
+                        && error.is_callers_state()
+                    {
+                        failures.insert(key, error.clone()).await;
+                    }
+                    return Err(error);
+                }
+            };
             let usable_until = token
                 .expires_at()
-                .min(user_expires_at)
                 .checked_sub(margin)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+                .min(user_expires_at);
             Ok::<_, Error>(Entry {
                 token,
                 usable_until,
             })
         };
         let result = self.entries.entry(key).or_try_insert_with(init).await;
-        let lookup = if exchanged.load(Ordering::Relaxed) {
-            Lookup::Miss
-        } else {
-            Lookup::Joined
+        let lookup = match (
+            exchanged.load(Ordering::Relaxed),
+            remembered.load(Ordering::Relaxed),
+        ) {
+            (_, true) => Lookup::FailureCached,
+            (true, false) => Lookup::Miss,
+            (false, false) => Lookup::Joined,
         };
         match result {
             Ok(entry) => (Ok(entry.into_value().token), lookup),
@@ -186,167 +248,9 @@ impl OboCache {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicUsize;
-
-    use futures_util::future::{join, join_all};
-    use tokio::sync::Notify;
-
-    use super::*;
-
-    fn token(secs: u64) -> AccessToken {
-        AccessToken::new("t", SystemTime::now() + Duration::from_secs(secs))
-    }
-
-    fn in_secs(secs: u64) -> SystemTime {
-        SystemTime::now() + Duration::from_secs(secs)
-    }
-
-    #[tokio::test]
-    async fn entries_expire_at_the_earlier_expiry_minus_the_margin() {
-        let cache = OboCache::new(10, Duration::from_secs(60));
-        let key = CacheKey::new(&[1; 32], &["s"]);
-        // The user's token expires in 30 s: less than the margin, so nothing is kept.
-        let (r, l) = cache
-            .get_or_exchange(key, in_secs(30), || async { Ok(token(3600)) })
-            .await;
-        assert!(r.is_ok());
-        assert_eq!(l, Lookup::Miss);
-        assert!(cache.get(&key).await.is_none());
-        // Now the downstream token is the one that expires within the margin.
-        let (r, _) = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(30)) })
-            .await;
-        assert!(r.is_ok());
-        assert!(cache.get(&key).await.is_none());
-        // Both good for longer than the margin: kept.
-        let _ = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-            .await;
-        assert!(cache.get(&key).await.is_some());
-        let (_, l) = cache
-            .get_or_exchange(key, in_secs(3600), || async { Err(Error::NotConfigured) })
-            .await;
-        assert_eq!(l, Lookup::Hit);
-    }
-
-    #[tokio::test]
-    async fn a_token_already_expired_is_never_served() {
-        let cache = OboCache::new(10, Duration::ZERO);
-        let key = CacheKey::new(&[2; 32], &["s"]);
-        let expired = AccessToken::new("t", SystemTime::now() - Duration::from_secs(1));
-        let (r, _) = cache
-            .get_or_exchange(key, in_secs(3600), move || async move { Ok(expired) })
-            .await;
-        assert!(r.is_ok(), "the exchange's own result is still returned");
-        assert!(cache.get(&key).await.is_none());
-        let (_, l) = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-            .await;
-        assert_eq!(l, Lookup::Miss, "a fresh exchange, not the expired token");
-    }
-
-    #[test]
-    fn keys_differ_by_token_and_by_scopes() {
-        let key = CacheKey::new(&[1; 32], &["a", "b"]);
-        assert_eq!(key, CacheKey::new(&[1; 32], &["a", "b"]));
-        assert_ne!(key, CacheKey::new(&[2; 32], &["a", "b"]));
-        assert_ne!(key, CacheKey::new(&[1; 32], &["a"]));
-        assert_ne!(key, CacheKey::new(&[1; 32], &["b", "a"]));
-        assert_ne!(key, CacheKey::new(&[1; 32], &["ab"]));
-    }
-
-    #[tokio::test]
-    async fn the_cache_is_bounded() {
-        let cache = OboCache::new(3, Duration::from_secs(1));
-        for i in 0..10u8 {
-            let key = CacheKey::new(&[i; 32], &["s"]);
-            let _ = cache
-                .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-                .await;
-        }
-        // moka evicts in its maintenance: run it before counting.
-        cache.run_pending_tasks().await;
-        assert_eq!(cache.entry_count(), 3);
-    }
-
-    #[tokio::test]
-    async fn removed_tokens_are_exchanged_again() {
-        let cache = OboCache::new(3, Duration::from_secs(1));
-        let key = CacheKey::new(&[3; 32], &["s"]);
-        let _ = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-            .await;
-        cache.remove(&key).await;
-        assert!(cache.get(&key).await.is_none());
-        let (_, l) = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-            .await;
-        assert_eq!(l, Lookup::Miss);
-    }
-
-    /// 200 lookups of one key, all started before the exchange (held at a gate until the
-    /// last of them has asked) may finish: `respond` is the exchange's answer.
-    async fn two_hundred_at_once(
-        cache: &OboCache,
-        key: &CacheKey,
-        respond: fn() -> Result<AccessToken, Error>,
-    ) -> (usize, Vec<(Result<AccessToken, Error>, Lookup)>) {
-        const CALLS: usize = 200;
-        let (asked, all_asked) = (AtomicUsize::new(0), Notify::new());
-        let (exchanges, gate) = (AtomicUsize::new(0), Notify::new());
-        let calls = join_all((0..CALLS).map(|_| async {
-            if asked.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
-                all_asked.notify_one();
-            }
-            // Polled at once: the first starts the exchange, the others wait for it.
-            cache
-                .get_or_exchange(*key, in_secs(3600), || async {
-                    exchanges.fetch_add(1, Ordering::SeqCst);
-                    gate.notified().await;
-                    respond()
-                })
-                .await
-        }));
-        let open = async {
-            all_asked.notified().await;
-            gate.notify_one();
-        };
-        let (results, ()) = join(calls, open).await;
-        (exchanges.load(Ordering::SeqCst), results)
-    }
-
-    #[tokio::test]
-    async fn simultaneous_lookups_share_one_exchange() {
-        let cache = OboCache::new(10, Duration::from_secs(1));
-        let key = CacheKey::new(&[4; 32], &["s"]);
-        let (exchanges, results) = two_hundred_at_once(&cache, &key, || Ok(token(3600))).await;
-        assert_eq!(exchanges, 1);
-        assert!(results.iter().all(|(r, _)| r.is_ok()));
-        let count = |lookup| results.iter().filter(|(_, l)| *l == lookup).count();
-        assert_eq!((count(Lookup::Miss), count(Lookup::Joined)), (1, 199));
-    }
-
-    #[tokio::test]
-    async fn failures_are_shared_with_those_waiting_but_not_cached() {
-        let cache = OboCache::new(3, Duration::from_secs(1));
-        let key = CacheKey::new(&[9; 32], &["s"]);
-        let (exchanges, results) =
-            two_hundred_at_once(&cache, &key, || Err(Error::NotConfigured)).await;
-        assert_eq!(exchanges, 1);
-        assert!(
-            results
-                .iter()
-                .all(|(r, _)| r.as_ref().err() == Some(&Error::NotConfigured))
-        );
-        assert!(cache.get(&key).await.is_none());
-        cache.run_pending_tasks().await;
-        assert_eq!(cache.entry_count(), 0);
-        let (r, l) = cache
-            .get_or_exchange(key, in_secs(3600), || async { Ok(token(3600)) })
-            .await;
-        assert!(r.is_ok());
-        assert_eq!(l, Lookup::Miss, "the next lookup exchanges again");
-    }
+fn capacity(max_entries: usize) -> u64 {
+    u64::try_from(max_entries.max(1)).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

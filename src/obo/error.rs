@@ -58,6 +58,12 @@ pub enum Error {
         source_name: &'static str,
         detail: String,
     },
+    /// The token endpoint answered with a redirect, which is never followed (it would carry
+    /// the user's token and the client assertion to the host it names).
+    #[error(
+        "the token endpoint at {host} answered with a redirect (HTTP {status}), which is not followed"
+    )]
+    Redirected { host: String, status: u16 },
     /// The token endpoint answered something unexpected.
     #[error("unexpected answer from the token endpoint: {detail}")]
     Protocol { detail: String },
@@ -81,9 +87,24 @@ impl Error {
             Self::ClaimsChallenge { .. } => "interaction_required".into(),
             Self::Transient { status } => format!("http_{status}"),
             Self::Unreachable { .. } => "unreachable".into(),
+            Self::Redirected { .. } => "redirect".into(),
             Self::AssertionUnavailable { .. } => "assertion_unavailable".into(),
             Self::Protocol { .. } => "protocol".into(),
         }
+    }
+
+    /// Whether the failure is the user's or tenant's own state (consent missing, the grant
+    /// refused, a claims challenge, an application caller), which retrying within seconds
+    /// cannot change, so it is remembered briefly (`obo.failure_cache_ttl`). Transient and
+    /// configuration failures are not: the next call may well succeed.
+    pub fn is_callers_state(&self) -> bool {
+        matches!(
+            self,
+            Self::ConsentRequired { .. }
+                | Self::InvalidGrant { .. }
+                | Self::ClaimsChallenge { .. }
+                | Self::AppOnly { .. }
+        )
     }
 
     /// What the user should do, for an `isError` tool result.
@@ -118,6 +139,7 @@ impl Error {
             Self::AssertionUnavailable { source_name, .. } => format!(
                 "The server could not prove its own identity to the sign-in service: it cannot obtain its client assertion from the {source_name}. This is a server configuration problem; ask the server's operator (the server's log names the cause)."
             ),
+            Self::Redirected { .. } => "The server's sign-in service answered with a redirect, which the server does not follow (it sends credentials only to the endpoint it is configured with). This is a server configuration problem; ask the server's operator to set obo.token_endpoint or entra.authority_host to the endpoint itself (the server's log names the host).".to_owned(),
             // The detail is this server's own description or the OAuth error code, never a
             // URL, path or library message.
             Self::Protocol { .. } => format!("The sign-in service answered unexpectedly: {self}. Try again."),

@@ -200,6 +200,14 @@ impl Exchanger {
                 }
             };
             let status = response.status();
+            // Never followed (outbound::builder): saying so beats "unexpected answer". The
+            // configured host only: the Location could name anything.
+            if status.is_redirection() {
+                return Err(Error::Redirected {
+                    host,
+                    status: status.as_u16(),
+                });
+            }
             if status.is_success() {
                 let body: Success = response.json().await.map_err(|_| Error::Protocol {
                     detail: "the success response is not the expected JSON".into(),

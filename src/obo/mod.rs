@@ -109,7 +109,8 @@ pub fn from_settings(
     };
     Ok(std::sync::Arc::new(OboTokens::new(
         exchanger,
-        OboCache::new(obo.cache_max_entries, obo.expiry_margin),
+        OboCache::new(obo.cache_max_entries, obo.expiry_margin)
+            .remembering_failures_for(obo.failure_cache_ttl),
     )))
 }
 

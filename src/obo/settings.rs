@@ -59,9 +59,14 @@ pub struct Settings {
     pub max_retries: u32,
     #[serde(deserialize_with = "cache_max_entries")]
     pub cache_max_entries: usize,
-    /// Cached tokens are used until this long before the earlier of the two expiries.
+    /// Cached tokens are used until this long before their own expiry (and never after the
+    /// user's token expires).
     #[serde(deserialize_with = "de::duration")]
     pub expiry_margin: Duration,
+    /// How long a failed exchange that is the user's or tenant's state (consent missing,
+    /// `invalid_grant`, a claims challenge) is remembered per user and scopes; zero: never.
+    #[serde(deserialize_with = "de::duration")]
+    pub failure_cache_ttl: Duration,
 }
 
 /// The exchange grant.
@@ -162,6 +167,12 @@ impl Settings {
         if self.max_retries > 5 {
             problems.push(Problem::new("obo.max_retries", "must be at most 5"));
         }
+        if self.failure_cache_ttl > Duration::from_secs(300) {
+            problems.push(Problem::new(
+                "obo.failure_cache_ttl",
+                "must be at most 5m: a user who has just consented or signed in again gets the remembered failure until it expires (15s is the default; 0s turns it off)",
+            ));
+        }
         if self.cache_max_entries == 0 {
             problems.push(Problem::new("obo.cache_max_entries", "must be at least 1"));
         }
@@ -179,4 +190,36 @@ fn max_retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 
 fn cache_max_entries<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::with(d, de::expecting("a number of cached tokens"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Error, load};
+
+    fn with_ttl(ttl: &str) -> Result<Duration, Vec<String>> {
+        let env = vec![("MCP_OBO__OBO__FAILURE_CACHE_TTL".to_owned(), ttl.to_owned())];
+        match load(None, &env) {
+            Ok(loaded) => Ok(loaded.settings.obo.failure_cache_ttl),
+            Err(Error::Invalid(problems)) => Err(problems.iter().map(|p| p.key.clone()).collect()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_failure_memory_defaults_to_15s_may_be_off_and_is_at_most_5m() {
+        assert_eq!(with_ttl("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(with_ttl("0s"), Ok(Duration::ZERO));
+        assert_eq!(with_ttl("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(
+            with_ttl("1h"),
+            Err(vec!["obo.failure_cache_ttl".to_owned()])
+        );
+        let defaults = load(None, &Vec::new()).expect("defaults");
+        assert_eq!(
+            defaults.settings.obo.failure_cache_ttl,
+            Duration::from_secs(15)
+        );
+    }
 }

@@ -114,7 +114,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         obo_cache: counter(
             &registry,
             "mcp_obo_obo_cache_lookups_total",
-            "On-behalf-of cache lookups: hit, miss or join (single-flight)",
+            "On-behalf-of cache lookups: hit, miss, join (single-flight) or failure_cached (a recent failure of the caller's state)",
             &["result"],
         ),
         obo_cache_entries,

@@ -15,6 +15,7 @@ pub mod fake_imds;
 pub mod mcp_http;
 pub mod obo_world;
 pub mod otlp;
+pub mod redirector;
 pub mod tokens;
 
 use std::net::SocketAddr;

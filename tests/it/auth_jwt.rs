@@ -537,6 +537,42 @@ async fn start_up_survives_an_issuer_outage_and_readiness_reports_it() {
 }
 
 #[tokio::test]
+async fn a_discovery_document_behind_a_redirect_is_not_followed_and_no_keys_load() {
+    use crate::support::redirector::Redirector;
+    let issuer = TestIssuer::start().await;
+    // The authority redirects to the real (fake Entra) discovery document, whose keys a
+    // client that followed it would load.
+    let redirector = Redirector::start(
+        302,
+        &format!(
+            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+            issuer.base
+        ),
+    )
+    .await;
+    let mut env = entra_env(&issuer);
+    env.retain(|(k, _)| k != "MCP_OBO__ENTRA__AUTHORITY_HOST");
+    env.push((
+        "MCP_OBO__ENTRA__AUTHORITY_HOST".into(),
+        redirector.url.clone(),
+    ));
+    env.push(("MCP_OBO__AUTH__ALLOWED_CLIENT_APPS".into(), VSCODE.into()));
+    let app = spawn_app_owned(&env, StaticTokens::new("graph-token"));
+    // Until the refresh has failed once and retried (its second request), or keys loaded.
+    let ready = || async {
+        let reply = reqwest::get(app.url("/readyz")).await.expect("readyz");
+        reply.status().as_u16()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while redirector.requests() < 2 && ready().await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready().await, 503, "keys were loaded through the redirect");
+    assert_eq!(issuer.jwks_fetches(), 0);
+}
+
+#[tokio::test]
 async fn scope_hierarchy_counts_broader_scopes() {
     let issuer = TestIssuer::start().await;
     let app = entra_app(
@@ -878,6 +914,83 @@ async fn easyauth_mode_requires_the_principal_and_matches_it_to_the_token() {
                 ),
             ],
             Expect::InvalidToken,
+        ),
+    ];
+    for (name, headers, expect) in cases {
+        let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        check(&send(&app, "/mcp", &borrowed).await, expect, name);
+    }
+}
+
+#[tokio::test]
+async fn easyauth_mode_accepts_the_documented_principal_headers_and_matches_the_user_by_what_is_present()
+ {
+    // Container Apps documents X-MS-CLIENT-PRINCIPAL-ID and -NAME; App Service (the same
+    // module) also X-MS-CLIENT-PRINCIPAL and -IDP. The user is matched by whichever is present.
+    let issuer = TestIssuer::start().await;
+    let app = entra_app(&issuer, &[("MCP_OBO__AUTH__MODE", "easyauth")]).await;
+    let bearer = format!("Bearer {}", issuer.entra_token(json!({})));
+    let good = easy_auth_principal(USER_OID, TENANT);
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        let mut headers = vec![("authorization", bearer.clone())];
+        headers.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        headers
+    };
+    let cases: Vec<HeaderCase> = vec![
+        (
+            "principal id only (Container Apps)",
+            with(&[
+                ("x-ms-client-principal-id", USER_OID),
+                ("x-ms-client-principal-name", "ada@contoso.com"),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "principal id of another user",
+            with(&[("x-ms-client-principal-id", "another-oid")]),
+            Expect::InvalidToken,
+        ),
+        (
+            "principal id and claims that agree",
+            with(&[
+                ("x-ms-client-principal-id", USER_OID),
+                ("x-ms-client-principal", good.as_str()),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "principal id and claims that disagree",
+            with(&[
+                ("x-ms-client-principal-id", "another-oid"),
+                ("x-ms-client-principal", good.as_str()),
+            ]),
+            Expect::InvalidToken,
+        ),
+        (
+            "Entra as the identity provider",
+            with(&[
+                ("x-ms-client-principal-idp", "aad"),
+                ("x-ms-client-principal-id", USER_OID),
+            ]),
+            Expect::Ok,
+        ),
+        (
+            "another identity provider",
+            with(&[
+                ("x-ms-client-principal-idp", "github"),
+                ("x-ms-client-principal-id", USER_OID),
+            ]),
+            Expect::InvalidToken,
+        ),
+        (
+            "an empty principal id",
+            with(&[("x-ms-client-principal-id", "")]),
+            Expect::InvalidToken,
+        ),
+        (
+            "only a display name",
+            with(&[("x-ms-client-principal-name", "ada@contoso.com")]),
+            Expect::Unauthorized,
         ),
     ];
     for (name, headers, expect) in cases {

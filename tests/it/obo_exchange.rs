@@ -113,13 +113,103 @@ async fn cached_tokens_are_reused_until_shortly_before_expiry() {
 }
 
 #[tokio::test]
-async fn the_users_own_expiry_bounds_the_cache() {
+async fn a_user_token_in_its_last_minutes_costs_one_exchange_for_ten_calls() {
     let w = World::start(&[]).await;
+    // Within obo.expiry_margin (2m) of its expiry; the downstream token lives an hour.
     let short_lived = w.issuer.entra_token(json!({"exp": now() + 90}));
-    for _ in 0..2 {
+    for _ in 0..10 {
         assert_eq!(call_hello(&w.app, &short_lived).await["isError"], false);
     }
-    assert_eq!(w.issuer.exchanges(), 2);
+    assert_eq!(w.issuer.exchanges(), 1);
+}
+
+/// Requests the fake token endpoint received, answered or scripted: each carries the
+/// workload identity's client assertion.
+fn token_requests(w: &World) -> usize {
+    w.issuer.client_assertions().len()
+}
+
+#[tokio::test]
+async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange() {
+    let w = World::start(&[]).await;
+    for _ in 0..10 {
+        w.issuer.script_token_endpoint(
+            400,
+            None,
+            entra_error(
+                "invalid_grant",
+                65001,
+                json!({"suberror": "consent_required"}),
+            ),
+        );
+    }
+    let token = w.user(1);
+    let first = tool_error(&call_hello(&w.app, &token).await);
+    assert!(first.contains("not yet consented"), "{first}");
+    for _ in 1..10 {
+        assert_eq!(tool_error(&call_hello(&w.app, &token).await), first);
+    }
+    assert_eq!(token_requests(&w), 1);
+    // The process's registry, as /metrics renders it (the app runs in this process).
+    let metrics = mcp_obo::telemetry::metrics::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("mcp_obo_obo_cache_lookups_total{result=\"failure_cached\"}")),
+        "{metrics}"
+    );
+    // Per user: another user's call is exchanged.
+    let _ = call_hello(&w.app, &w.user(2)).await;
+    assert_eq!(token_requests(&w), 2);
+}
+
+#[tokio::test]
+async fn a_503_from_the_token_endpoint_is_not_remembered() {
+    let w = World::start(&[("MCP_OBO__OBO__MAX_RETRIES", "0")]).await;
+    w.issuer
+        .script_token_endpoint(503, None, json!({"error": "temporarily_unavailable"}));
+    let token = w.user(1);
+    let text = tool_error(&call_hello(&w.app, &token).await);
+    assert!(text.contains("busy or unavailable"), "{text}");
+    assert_eq!(call_hello(&w.app, &token).await["isError"], false);
+    assert_eq!(token_requests(&w), 2);
+}
+
+#[tokio::test]
+async fn a_token_endpoint_redirect_is_not_followed_and_its_target_receives_nothing() {
+    use crate::support::redirector::Redirector;
+    // Redirects to the real (fake Entra) token endpoint, which would answer: only a client
+    // that does not follow the 307 keeps the assertion and the user's token from it.
+    let redirector = Redirector::start(307, "").await;
+    let endpoint = format!("{}/token", redirector.url);
+    let w = World::start(&[
+        ("MCP_OBO__OBO__TOKEN_ENDPOINT", endpoint.as_str()),
+        ("MCP_OBO__OBO__MAX_RETRIES", "0"),
+    ])
+    .await;
+    let target = format!(
+        "{}/{}/oauth2/v2.0/token?collected=1",
+        w.issuer.base,
+        crate::support::tokens::TENANT
+    );
+    redirector.set_location(&target);
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    assert_eq!(redirector.requests(), 1);
+    assert_eq!(
+        token_requests(&w),
+        0,
+        "the redirect target got the assertion"
+    );
+    assert_eq!(w.issuer.exchanges(), 0);
+    assert!(text.contains("answered with a redirect"), "{text}");
+    assert!(
+        !text.contains(&w.issuer.base) && !text.contains("collected"),
+        "the Location was echoed: {text}"
+    );
+    assert!(
+        !text.contains("127.0.0.1"),
+        "the endpoint's host is for the log, not the caller: {text}"
+    );
 }
 
 #[tokio::test]
@@ -178,8 +268,9 @@ async fn token_endpoint_errors_become_messages_that_say_what_to_do(
         text.to_lowercase().contains(&expected.to_lowercase()),
         "expected {expected:?} in {text:?}"
     );
-    // Failures are not cached and the server stays healthy: the next call works.
-    assert_eq!(call_hello(&w.app, &w.user(1)).await["isError"], false);
+    // The server stays healthy: the next call works (another user's: a failure of the
+    // first user's own state is remembered for them, obo.failure_cache_ttl).
+    assert_eq!(call_hello(&w.app, &w.user(2)).await["isError"], false);
     let health = reqwest::get(w.app.url("/healthz")).await.expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
 }

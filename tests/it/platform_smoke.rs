@@ -39,6 +39,10 @@ use crate::support::{ServerProcess, binary};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 
+/// Every cloud's endpoints in the Bicep (issue 23 §6).
+#[path = "platform_smoke_clouds.rs"]
+mod clouds;
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -311,6 +315,10 @@ fn aca_params() -> Value {
         "entraIdentifierUri": format!("api://{CLIENT_ID}"),
         "preAuthorizedClientIds": [VSCODE],
         "tokenExchangeAudience": EXCHANGE_AUDIENCE,
+        // What main.bicep derives from environment() in the public cloud.
+        "storageSuffix": "core.windows.net",
+        "graphBaseUrl": "https://graph.microsoft.com",
+        "authorityHost": "https://login.microsoftonline.com/",
         "environmentName": "smoke",
         "tenantId": TENANT,
     })

@@ -85,7 +85,7 @@ Consent URL: config.consentUrl, else the admin consent page of the application.
 {{- else }}
 {{- $clientId := ternary .Values.workloadIdentity.clientId .Values.config.clientId .Values.workloadIdentity.enabled }}
 {{- $tenant := ternary .Values.workloadIdentity.tenantId .Values.config.tenantId .Values.workloadIdentity.enabled | default "organizations" }}
-{{- $authority := .Values.config.authorityHost | default "https://login.microsoftonline.com" | trimSuffix "/" }}
+{{- $authority := (include "mcp-obo.cloud" . | fromJson).authorityHost }}
 {{- if $clientId }}
 {{- printf "%s/%s/adminconsent?client_id=%s" $authority $tenant $clientId }}
 {{- end }}
@@ -109,4 +109,46 @@ config's tenant (required).
 {{- define "mcp-obo.edgeAuthTenant" -}}
 {{- $tenant := .Values.edgeAuth.tenantId | default (ternary .Values.workloadIdentity.tenantId .Values.config.tenantId .Values.workloadIdentity.enabled) }}
 {{- required "edgeAuth.enabled needs a tenant: set edgeAuth.tenantId (or workloadIdentity.tenantId / config.tenantId)" $tenant }}
+{{- end }}
+
+{{/*
+The Azure cloud's endpoints (config.cloud), as JSON: authorityHost (config.authorityHost
+overrides it), the v2 and v1 token issuer hosts, the Microsoft Graph base URL and the
+federated credential audience. Values: tests/schemas/clouds.json, which the lint checks every
+rendering against.
+*/}}
+{{- define "mcp-obo.cloud" -}}
+{{- $clouds := dict
+  "AzureCloud" (dict "authorityHost" "https://login.microsoftonline.com" "issuerV2Host" "https://login.microsoftonline.com" "issuerV1Host" "https://sts.windows.net" "graph" "https://graph.microsoft.com" "tokenExchangeAudience" "api://AzureADTokenExchange")
+  "AzureUSGovernment" (dict "authorityHost" "https://login.microsoftonline.us" "issuerV2Host" "https://login.microsoftonline.us" "issuerV1Host" "https://sts.windows.net" "graph" "https://graph.microsoft.us" "tokenExchangeAudience" "api://AzureADTokenExchangeUSGov")
+  "AzureChinaCloud" (dict "authorityHost" "https://login.chinacloudapi.cn" "issuerV2Host" "https://login.partner.microsoftonline.cn" "issuerV1Host" "https://sts.chinacloudapi.cn" "graph" "https://microsoftgraph.chinacloudapi.cn" "tokenExchangeAudience" "api://AzureADTokenExchangeChina")
+}}
+{{- $cloud := deepCopy (get $clouds (.Values.config.cloud | default "AzureCloud")) }}
+{{- with .Values.config.authorityHost }}
+{{- $_ := set $cloud "authorityHost" (trimSuffix "/" .) }}
+{{- $_ := set $cloud "issuerV2Host" (trimSuffix "/" .) }}
+{{- end }}
+{{- with .Values.config.tokenExchangeAudience }}
+{{- $_ := set $cloud "tokenExchangeAudience" . }}
+{{- end }}
+{{- toJson $cloud }}
+{{- end }}
+
+{{/*
+The edge token validation's settings, as JSON: tenant, the v2 and v1 issuers, the JWKS URI and
+the accepted audiences.
+*/}}
+{{- define "mcp-obo.edge" -}}
+{{- $tenant := include "mcp-obo.edgeAuthTenant" . }}
+{{- $cloud := include "mcp-obo.cloud" . | fromJson }}
+{{- $clientId := ternary .Values.workloadIdentity.clientId .Values.config.clientId .Values.workloadIdentity.enabled }}
+{{- $audiences := .Values.edgeAuth.audiences }}
+{{- if not $audiences }}
+{{- $audiences = prepend (.Values.config.identifierUris | default (list (printf "api://%s" (required "edgeAuth.enabled needs the client id (workloadIdentity.clientId or config.clientId) or edgeAuth.audiences" $clientId)))) $clientId | compact | uniq }}
+{{- end }}
+{{- toJson (dict
+  "tenant" $tenant
+  "issuers" (list (printf "%s/%s/v2.0" $cloud.issuerV2Host $tenant) (printf "%s/%s/" $cloud.issuerV1Host $tenant))
+  "jwksUri" (printf "%s/%s/discovery/v2.0/keys" $cloud.authorityHost $tenant)
+  "audiences" $audiences) }}
 {{- end }}

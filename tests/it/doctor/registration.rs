@@ -45,6 +45,36 @@ async fn the_correct_registration_passes_every_check_but_the_missing_deployment_
 }
 
 #[tokio::test]
+async fn a_graph_base_url_that_is_not_microsoft_graph_fails_app_read_and_gets_no_token() {
+    let world = World::start(Broken::Nothing, &mcp_url()).await;
+    let foreign = "https://graph.example.invalid";
+    // Through a proxy that refuses connections, so the name is never even looked up (the
+    // fake Entra, on loopback, is reached directly).
+    let proxy = world.closed.clone();
+    let env = world.env_with(
+        &[
+            ("MCP_OBO__GRAPH__BASE_URL", foreign),
+            ("HTTPS_PROXY", &proxy),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+        ],
+        &[],
+    );
+    let (failures, text) = failures_in(&world, &env, true).await;
+    assert_eq!(
+        failures,
+        vec![
+            format!(
+                "FAIL endpoints.graph: cannot reach {foreign}: connection failed\n    fix: allow outbound https to Microsoft Graph (proxy variables HTTPS_PROXY/NO_PROXY, firewall), or fix graph.base_url (MCP_OBO__GRAPH__BASE_URL)"
+            ),
+            format!(
+                "FAIL app.read: the app registration was not read: graph.base_url {foreign} is not a Microsoft Graph cloud (https://graph.microsoft.com, https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn) or a loopback host, so doctor does not send your Graph token to it\n    fix: set graph.base_url (MCP_OBO__GRAPH__BASE_URL) to your cloud's Microsoft Graph: https://graph.microsoft.com (global), https://graph.microsoft.us (US Government L4), https://dod-graph.microsoft.us (US Government L5) or https://microsoftgraph.chinacloudapi.cn (China); a test double must listen on loopback"
+            ),
+        ],
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_application_names_the_client_id_to_fix() {
     assert_only_failure(
         Broken::NoApplication,
