@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mcp_obo::auth::AuthMode;
 use mcp_obo::config::{self, Loaded};
 use mcp_obo::server::{self, Application, Dependencies};
+use mcp_obo::telemetry::escape;
 
 #[derive(Parser)]
 #[command(
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     let loaded = match config::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("mcp-obo: {e}");
+            eprintln!("mcp-obo: {}", config::redact_credentials(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -105,6 +106,8 @@ fn serve(loaded: &Loaded) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // An error may name a configured URL, and a URL may carry a password.
+            let e = config::redact_credentials(&e.to_string()).into_owned();
             tracing::error!(error = %e, "server failed");
             eprintln!("mcp-obo: {e}");
             ExitCode::FAILURE
@@ -112,7 +115,8 @@ fn serve(loaded: &Loaded) -> ExitCode {
     }
 }
 
-/// `key = "value"  # source`, grouped by section.
+/// `key = "value"  # source`, grouped by section; values are redacted (`config::load`)
+/// and escaped, so none can restyle or rewrite the terminal.
 fn render_config(loaded: &Loaded) -> String {
     let mut out = String::new();
     let mut section = "";
@@ -125,7 +129,15 @@ fn render_config(loaded: &Loaded) -> String {
             out.push_str(&format!("[{sect}]\n"));
             section = sect;
         }
-        out.push_str(&format!("{name} = {value:?}  # {source}\n"));
+        // Debug quotes and escapes the value; `escape` also catches what Debug prints as is
+        // (Unicode line separators, bidirectional overrides).
+        let value = format!("{value:?}");
+        let source = source.to_string();
+        out.push_str(&format!(
+            "{name} = {}  # {}\n",
+            escape(&value),
+            escape(&source)
+        ));
     }
     out
 }

@@ -31,6 +31,7 @@ use super::metadata::ResourceMetadata;
 use super::{AuthMode, EntraSettings, Settings};
 use super::{Caller, Error, Reason, challenge, easyauth, scopes};
 use crate::config::trim_slash;
+use crate::telemetry::bounded;
 
 /// The configured authorization policy, shared by all workers.
 pub struct Authorizer {
@@ -207,7 +208,7 @@ impl Authorizer {
             Policy::Tokens(policy) => {
                 match policy.authorize(&mut req).instrument(auth_span()).await {
                     Ok(caller) => {
-                        tracing::debug!(tenant = ?caller.tenant_id, client_app = ?caller.client_app, "authorized");
+                        tracing::debug!(tenant = ?caller.tenant_id.as_deref().map(bounded), client_app = ?caller.client_app.as_deref().map(bounded), "authorized");
                         req.extensions_mut().insert(caller);
                     }
                     Err(error) => {
@@ -329,11 +330,15 @@ impl TokenPolicy {
         match &result {
             Ok(caller) => {
                 span.record("auth.outcome", "authorized");
+                // Claims: validated, but a claim can be any length.
                 span.record(
                     "auth.client_app",
-                    caller.client_app.as_deref().unwrap_or(""),
+                    bounded(caller.client_app.as_deref().unwrap_or("")).as_ref(),
                 );
-                span.record("auth.tenant", caller.tenant_id.as_deref().unwrap_or(""));
+                span.record(
+                    "auth.tenant",
+                    bounded(caller.tenant_id.as_deref().unwrap_or("")).as_ref(),
+                );
             }
             Err(e) => {
                 span.record("auth.outcome", "refused");

@@ -33,7 +33,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use values::{
-    Problem, Secret, https_url, is_guid, is_loopback_authority, is_loopback_url, trim_slash,
+    Problem, Secret, https_url, is_guid, is_loopback_authority, is_loopback_url,
+    redact_credentials, trim_slash,
 };
 
 /// Everything the server needs to start, validated: each module's section.
@@ -173,7 +174,8 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
     })
 }
 
-/// Each known key's value as the server uses it (secrets redacted), and its source.
+/// Each known key's value as the server uses it (secrets, and passwords in URLs, redacted),
+/// and its source.
 fn effective_values(
     layers: &layers::Layers,
     settings: &Settings,
@@ -191,6 +193,7 @@ fn effective_values(
                     layers::display_value(layers.tables.get(section).and_then(|t| t.get(name)))
                 }
             };
+            let value = redact_credentials(&value).into_owned();
             (key.clone(), (value, source.clone()))
         })
         .collect()

@@ -1,6 +1,7 @@
-//! Value types and checks shared by every module's settings: [`Secret`], [`Problem`], and
-//! the URL and GUID rules.
+//! Value types and checks shared by every module's settings: [`Secret`], [`Problem`], the
+//! URL and GUID rules, and [`redact_credentials`] for any text that may quote a URL.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use url::Url;
@@ -39,10 +40,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem; a password in a URL the message quotes is redacted.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             key: key.into(),
-            message: message.into(),
+            message: redact_credentials(&message).into_owned(),
         }
     }
 }
@@ -107,5 +110,95 @@ pub fn https_url(raw: &str) -> Result<Url, String> {
         other => Err(format!(
             "{raw:?} has scheme {other:?}; expected https (or http for loopback)"
         )),
+    }
+}
+
+/// Ends the run of URL characters [`redact_credentials`] looks at: whitespace and the
+/// quotes and brackets text puts around a URL.
+fn ends_url(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>')
+}
+
+/// Where the password of the URL starting just after a `://` lies: the bytes between the
+/// userinfo's first `:` and its `@`; `None` when the authority has no password.
+///
+/// The userinfo ends at the last `@` before the query or fragment; a `host:port/path@…`
+/// (a port, then a path holding an `@`) is not a password.
+fn password_span(rest: &str) -> Option<(usize, usize)> {
+    let token = &rest[..rest.find(ends_url).unwrap_or(rest.len())];
+    let before_query = &token[..token.find(['?', '#']).unwrap_or(token.len())];
+    let at = before_query.rfind('@')?;
+    let colon = before_query[..at].find(':')?;
+    if before_query[..colon].contains('/') || colon + 1 == at {
+        return None;
+    }
+    let password = &before_query[colon + 1..at];
+    if let Some(slash) = password.find('/')
+        && password[..slash].bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((colon + 1, at))
+}
+
+/// `text` with the password of every URL in it replaced by `***`
+/// (`https://user:secret@host` → `https://user:***@host`), for anything printed: effective
+/// configuration values, `mcp-obo doctor` lines, error messages naming a URL.
+pub fn redact_credentials(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let start = search + found + 3;
+        search = start;
+        if let Some((from, to)) = password_span(&text[start..]) {
+            out.push_str(&text[copied..start + from]);
+            out.push_str("***");
+            copied = start + to;
+            search = copied;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_credentials;
+
+    #[test]
+    fn the_password_of_every_url_in_a_text_is_redacted() {
+        assert_eq!(
+            redact_credentials("https://user:secret@host/x"),
+            "https://user:***@host/x"
+        );
+        assert_eq!(
+            redact_credentials(
+                "\"http://a:p%40ss@127.0.0.1:9/t\" uses plain http; see https://u:two:colons@h?q=1#f then http://x:y@z"
+            ),
+            "\"http://a:***@127.0.0.1:9/t\" uses plain http; see https://u:***@h?q=1#f then http://x:***@z"
+        );
+        assert_eq!(
+            redact_credentials("https://u:p@ss/w@rd@host"),
+            "https://u:***@host"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_password_are_left_as_they_are() {
+        for text in [
+            "https://host/path",
+            "https://user@host/",
+            "https://graph.microsoft.com/v1.0/users/ada@contoso.com",
+            "http://127.0.0.1:8080/users/ada@contoso.com",
+            "https://host:443?to=a:b@c",
+            "no url: here@there",
+            "https://u:@host",
+        ] {
+            assert_eq!(redact_credentials(text), text);
+        }
     }
 }

@@ -1,11 +1,20 @@
 //! One line per check (pass / warn / fail) with the fix for anything not passing, as text
 //! for a terminal or JSON for a pipeline. Nothing here ever holds a token: checks build
 //! their summaries from names, URLs and claims, never from credentials.
+//!
+//! Summaries and fixes quote what configuration and remote servers said, so a check's text
+//! has every URL password redacted when the check is made (`config::redact_credentials`),
+//! and the text form escapes control characters (`telemetry::escape`): a metadata
+//! `resource` of `"x\x1b[2K\rPASS …"` prints as those characters, and cannot erase or
+//! overwrite its own FAIL line. JSON escapes them by construction.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::config::redact_credentials;
+use crate::telemetry::escape;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,7 +54,7 @@ impl Check {
         Self {
             id,
             status: Status::Pass,
-            summary: summary.into(),
+            summary: redact_credentials(&summary.into()).into_owned(),
             fix: None,
             latency_ms: None,
         }
@@ -54,7 +63,7 @@ impl Check {
     pub fn warn(id: &'static str, summary: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Warn,
-            fix: Some(fix.into()),
+            fix: Some(redact_credentials(&fix.into()).into_owned()),
             ..Self::pass(id, summary)
         }
     }
@@ -62,7 +71,7 @@ impl Check {
     pub fn fail(id: &'static str, summary: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Fail,
-            fix: Some(fix.into()),
+            fix: Some(redact_credentials(&fix.into()).into_owned()),
             ..Self::pass(id, summary)
         }
     }
@@ -73,9 +82,10 @@ impl Check {
         self
     }
 
-    /// `PASS id: summary (12 ms)`, the first line of its text form.
+    /// `PASS id: summary (12 ms)`, the first line of its text form (escaped).
     pub fn line(&self) -> String {
-        let mut line = format!("{} {}: {}", self.status.label(), self.id, self.summary);
+        let summary = escape(&self.summary);
+        let mut line = format!("{} {}: {summary}", self.status.label(), self.id);
         if let Some(ms) = self.latency_ms {
             let _ = write!(line, " ({ms} ms)");
         }
@@ -123,7 +133,7 @@ impl Report {
             if let Some(fix) = &check.fix {
                 for (i, line) in fix.lines().enumerate() {
                     let lead = if i == 0 { "    fix: " } else { "         " };
-                    let _ = writeln!(out, "{lead}{line}");
+                    let _ = writeln!(out, "{lead}{}", escape(line));
                 }
             }
         }
@@ -166,6 +176,22 @@ mod tests {
             "PASS a.one: fine (12 ms)\nFAIL a.two: broken\n    fix: run this\n         then that\n1 passed, 0 warnings, 1 failed\n"
         );
         assert!(!report.ok());
+    }
+
+    #[test]
+    fn text_escapes_what_checks_quote_and_redacts_url_passwords() {
+        let mut report = Report::default();
+        report.push(Check::fail(
+            "a.one",
+            "resource x\x1b[2K\rPASS a.one: fine\nPASS a.two at https://u:pw@h/",
+            "open https://u:pw@h/\x1b]8;;",
+        ));
+        let text = report.text();
+        assert_eq!(
+            text,
+            "FAIL a.one: resource x\\x1b[2K\\rPASS a.one: fine\\nPASS a.two at https://u:***@h/\n    fix: open https://u:***@h/\\x1b]8;;\n0 passed, 0 warnings, 1 failed\n"
+        );
+        assert!(!report.json().contains("pw@"), "{}", report.json());
     }
 
     #[test]

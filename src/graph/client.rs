@@ -289,7 +289,7 @@ impl GraphClient {
             },
             // No connection, or it broke before an answer arrived.
             SendError::Connect(_) | SendError::Closed => Error::Unreachable {
-                base_url: self.base_url.clone(),
+                base_url: crate::config::redact_credentials(&self.base_url).into_owned(),
             },
         }
     }

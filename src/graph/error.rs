@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-/// A failed Graph call. `Display` is safe to log: it never contains a token.
+/// A failed Graph call. `Display` is safe to log: it never contains a token (it may name
+/// the configured Graph URL and a parser's message, which [`Error::user_message`] leaves
+/// out).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -61,10 +63,8 @@ impl Error {
             Self::Timeout { .. } => format!(
                 "{self}. Try again; if it persists, check the server's network path to Graph (graph.base_url)."
             ),
-            Self::Unreachable { .. } => format!(
-                "{self}. The server cannot connect to Graph: check DNS, proxy and outbound network rules, and graph.base_url."
-            ),
-            Self::Malformed { .. } => format!("{self}."),
+            Self::Unreachable { .. } => "This server cannot reach Microsoft Graph. Try again shortly; if it persists, ask the server's operator to check DNS, proxy and outbound network rules, and graph.base_url (the server's log names the URL).".to_owned(),
+            Self::Malformed { .. } => "Microsoft Graph answered with a body that is not the expected JSON. Try again; if it persists, ask the server's operator (the server's log has the details).".to_owned(),
         }
     }
 }

@@ -173,7 +173,7 @@ impl HostOriginGuard {
         if let Some(target) = &target
             && !origins.host_allowed(target)
         {
-            tracing::debug!(authority = %target, "rejected request: target authority not allowed");
+            tracing::debug!(authority = %crate::telemetry::bounded(target), "rejected request: target authority not allowed");
             return Ok(reject(
                 req,
                 403,
@@ -183,13 +183,13 @@ impl HostOriginGuard {
         if let Some(host) = host
             && !host.is_some_and(|h| origins.host_allowed(h))
         {
-            tracing::debug!(host = ?host, "rejected request: Host not allowed");
+            tracing::debug!(host = %crate::telemetry::bounded(host.unwrap_or("(not text)")), "rejected request: Host not allowed");
             return Ok(reject(req, 403, "Forbidden: Host header is not allowed"));
         }
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let allowed = origin.to_str().is_ok_and(|o| origins.origin_allowed(o));
             if !allowed {
-                tracing::debug!(origin = ?origin, "rejected request: Origin not allowed");
+                tracing::debug!(origin = %crate::telemetry::bounded(&String::from_utf8_lossy(origin.as_bytes())), "rejected request: Origin not allowed");
                 return Ok(reject(req, 403, "Forbidden: Origin is not allowed"));
             }
         }

@@ -16,7 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::Registry;
 use super::transport::{HttpTraceContext, ProtocolVersionHeader};
 use crate::auth::Caller;
-use crate::telemetry::{metrics, otel};
+use crate::telemetry::{bounded, metrics, otel};
 
 /// The protocol revisions this server speaks: what clients in the field use (2025-06-18,
 /// 2025-11-25) and the current one (2026-07-28), plus the older ones rmcp still knows.
@@ -95,8 +95,18 @@ impl<'a> Origin<'a> {
     }
 }
 
+/// The request id as recorded: at most 128 bytes (`telemetry::bounded`), as a client may
+/// send an id of any size.
+fn id_text(id: &RequestId) -> Cow<'_, str> {
+    match id {
+        RequestId::String(s) => bounded(s),
+        RequestId::Number(n) => Cow::Owned(n.to_string()),
+    }
+}
+
 /// The MCP server span (OpenTelemetry MCP semantic conventions): `{method} {target}`,
 /// parented to `params._meta.traceparent` when the client sent one, else the HTTP span.
+/// `tool` is a registered name or `unknown`; the id and version are bounded.
 fn mcp_span(origin: &Origin<'_>, method: &'static str, tool: Option<&str>) -> tracing::Span {
     let name = match tool {
         Some(t) => format!("{method} {t}"),
@@ -108,10 +118,10 @@ fn mcp_span(origin: &Origin<'_>, method: &'static str, tool: Option<&str>) -> tr
         otel.name = %name,
         otel.kind = "server",
         mcp.method.name = method,
-        mcp.protocol.version = %origin.version,
+        mcp.protocol.version = %bounded(&origin.version),
         gen_ai.tool.name = tool.unwrap_or(""),
         gen_ai.operation.name = if tool.is_some() { "execute_tool" } else { "" },
-        jsonrpc.request.id = %origin.id,
+        jsonrpc.request.id = %id_text(origin.id),
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,
         error.type = tracing::field::Empty,
@@ -129,11 +139,28 @@ fn mcp_span(origin: &Origin<'_>, method: &'static str, tool: Option<&str>) -> tr
     span
 }
 
-/// Records a failed MCP operation on its span.
+/// Records a failed MCP operation on its span (the description bounded: an error message
+/// may quote the request, e.g. an unknown tool's name).
 fn record_error(span: &tracing::Span, kind: &str, description: &str) {
     span.record("otel.status_code", "ERROR");
-    span.record("otel.status_description", description);
+    span.record("otel.status_description", bounded(description).as_ref());
     span.record("error.type", kind);
+}
+
+/// The line a JSON-RPC error answer gets (rmcp's own, which echoes the id and message
+/// unbounded, is filtered out: `telemetry::CAPPED`).
+fn log_error(origin: &Origin<'_>, method: &str, tool: &str, error: &ErrorData) {
+    let (trace_id, span_id) = otel::current_ids().unzip();
+    tracing::info!(
+        mcp.method.name = method,
+        gen_ai.tool.name = tool,
+        jsonrpc.request.id = %id_text(origin.id),
+        error.code = error.code.0,
+        error.message = %bounded(&error.message),
+        trace_id = trace_id.as_deref().unwrap_or(""),
+        span_id = span_id.as_deref().unwrap_or(""),
+        "MCP request answered with an error"
+    );
 }
 
 impl ServerHandler for McpServer {
@@ -204,6 +231,7 @@ impl McpServer {
             Ok(_) => "ok",
             Err(e) => {
                 record_error(&span, "jsonrpc_error", &e.message);
+                span.in_scope(|| log_error(origin, "tools/call", &label, e));
                 "error"
             }
         };

@@ -4,8 +4,9 @@
 
 /// A token acquisition failure.
 ///
-/// `Display` is for logs (no secrets, no tokens); [`Error::user_message`] is what a tool
-/// shows. `Clone` so one failed exchange can answer every request that joined it.
+/// `Display` is for logs (no secrets, no tokens; it may name URLs, file paths and a
+/// library's message); [`Error::user_message`] is what a tool shows, and names the
+/// dependency and what to do, never those details. `Clone` so one failed exchange can answer every request that joined it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Local mode, and no developer tool (Azure CLI, Azure Developer CLI) gave a token.
@@ -109,9 +110,7 @@ impl Error {
     /// What the user should do, for an `isError` tool result.
     pub fn user_message(&self) -> String {
         match self {
-            Self::DeveloperCredentialUnavailable { detail } => format!(
-                "This server runs without sign-in (auth.mode = none), so it calls Microsoft Graph with your developer credentials, and none are available. Run `az login` (add `--tenant <tenant id>` if you have several tenants, or set AZURE_TENANT_ID), then call the tool again. Details: {detail}"
-            ),
+            Self::DeveloperCredentialUnavailable { .. } => "This server runs without sign-in (auth.mode = none), so it calls Microsoft Graph with your developer credentials, and none are available. Run `az login` (add `--tenant <tenant id>` if you have several tenants, or set AZURE_TENANT_ID), then call the tool again. The server's log says what the developer tools answered.".to_owned(),
             Self::NotConfigured => "This server cannot call Microsoft Graph for you yet: its on-behalf-of exchange is not configured (obo.client_assertion). Ask the server's operator.".to_owned(),
             Self::NoUserToken => "This tool acts on your behalf, but the request carried no user token to act with. Sign in from your MCP client and try again.".to_owned(),
             Self::AppOnly { .. } => "This tool needs a signed-in user: it acts on behalf of a person, and the caller is an application without a user (app-only token). Call it from a client where a user signs in.".to_owned(),
@@ -135,14 +134,14 @@ impl Error {
                 "The sign-in service is busy or unavailable (HTTP {status}) and did not recover after retries. Try again in a moment."
             ),
             Self::Unreachable { dependency, .. } => format!(
-                "The server cannot reach the {dependency}. Try again shortly; if it persists, the operator should check the network path and configuration. ({self})"
+                "The server cannot reach the {dependency}. Try again shortly; if it persists, ask the server's operator to check the network path and configuration (the server's log names the cause)."
             ),
-            Self::AssertionUnavailable { .. } => format!(
-                "The server could not prove its own identity to the sign-in service: {self}. This is a server configuration problem; ask the server's operator."
+            Self::AssertionUnavailable { source_name, .. } => format!(
+                "The server could not prove its own identity to the sign-in service: it cannot obtain its client assertion from the {source_name}. This is a server configuration problem; ask the server's operator (the server's log names the cause)."
             ),
-            Self::Redirected { .. } => format!(
-                "The server's sign-in service answered with a redirect, which the server does not follow (it sends credentials only to the endpoint it is configured with): {self}. This is a server configuration problem; ask the server's operator to set obo.token_endpoint or entra.authority_host to the endpoint itself."
-            ),
+            Self::Redirected { .. } => "The server's sign-in service answered with a redirect, which the server does not follow (it sends credentials only to the endpoint it is configured with). This is a server configuration problem; ask the server's operator to set obo.token_endpoint or entra.authority_host to the endpoint itself (the server's log names the host).".to_owned(),
+            // The detail is this server's own description or the OAuth error code, never a
+            // URL, path or library message.
             Self::Protocol { .. } => format!("The sign-in service answered unexpectedly: {self}. Try again."),
         }
     }

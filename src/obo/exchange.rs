@@ -149,7 +149,7 @@ impl Exchanger {
                 otel.kind = "client",
                 http.request.method = "POST",
                 server.address = %host,
-                url.full = %endpoint,
+                url.full = %crate::config::redact_credentials(&endpoint),
                 http.request.resend_count = attempts.retries,
                 http.response.status_code = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
@@ -188,7 +188,8 @@ impl Exchanger {
                     return Err(Error::Unreachable {
                         dependency: "token endpoint",
                         detail: format!(
-                            "{endpoint}: {}",
+                            "{}: {}",
+                            crate::config::redact_credentials(&endpoint),
                             if e.is_timeout() {
                                 "timed out"
                             } else {

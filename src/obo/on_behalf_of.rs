@@ -40,7 +40,7 @@ impl DownstreamTokens for OboTokens {
             otel.kind = "internal",
             obo.grant = self.exchanger.grant_name(),
             obo.scopes = %scopes.join(" "),
-            obo.tenant = caller.tenant_id.as_deref().unwrap_or(""),
+            obo.tenant = %crate::telemetry::bounded(caller.tenant_id.as_deref().unwrap_or("")),
             obo.cache = tracing::field::Empty,
             obo.outcome = tracing::field::Empty,
             obo.error_code = tracing::field::Empty,

@@ -10,18 +10,27 @@
 //!   HTTP server span.
 //! - [`RequestLog`]: an info line per HTTP request (`log.requests = all`) or per failed one
 //!   (the default), with the trace and span ids.
+//! - `sanitize.rs`: [`bounded`] (request-derived values cut to 128 bytes before they are
+//!   recorded) and [`escape`] (control characters made visible); `fields.rs`: the text log
+//!   format's field formatter, which escapes them in every value and message.
 //!
 //! # Security
 //! Nothing here records header values or bodies (tokens travel in both), and dependency
 //! crates that can log request data at debug/trace (hyper, h2, reqwest, rustls, azure_core)
-//! are capped at info whatever the configured level.
+//! are capped at info whatever the configured level. A value a request chose (an id, a
+//! method, a tool name, a claim) is [`bounded`] before it is recorded, and no text log line
+//! can be split or restyled by a value in it: rmcp is capped at error (its warnings echo
+//! request ids) and every field is escaped.
 
+mod fields;
 pub mod metrics;
 pub mod otel;
 mod query;
+mod sanitize;
 mod settings;
 
 pub use query::QueryRedaction;
+pub use sanitize::{MAX_VALUE_BYTES, TRUNCATED, bounded, escape};
 pub use settings::{LogFormat, LogSettings, OtlpProtocol, RequestLogging, Sampler, Settings};
 
 use std::time::Instant;
@@ -34,8 +43,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Dependencies that may log request/response data below info.
-const CAPPED: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
+/// Dependencies that may log request/response data below info, and rmcp, whose warnings
+/// (`response error`, `rejected peer request`) echo the request id and error message: what
+/// this server's MCP layer logs itself is bounded (`mcp/handler.rs`).
+const CAPPED: &str = "rmcp=error,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
 
 /// Keeps the trace export alive; flushes pending spans when dropped.
 #[must_use = "dropping the guard flushes and stops trace export"]
@@ -100,7 +111,8 @@ pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Tel
 /// Log lines on stderr, text or JSON.
 ///
 /// Written directly: a writer thread (tried) added context switches and a 4 MB channel and
-/// made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal.
+/// made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal. Text
+/// fields are escaped (`fields.rs`); JSON needs no help (serde escapes every string).
 fn fmt_layer<S>(log: &LogSettings) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -111,7 +123,7 @@ where
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match log.format {
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt.fmt_fields(fields::EscapedFields).boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     }
 }
@@ -180,8 +192,8 @@ impl RequestLog {
         match &result {
             Ok(res) if all || res.status().is_client_error() || res.status().is_server_error() => {
                 tracing::info!(
-                    http.request.method = %method,
-                    url.path = %path,
+                    http.request.method = %bounded(method.as_str()),
+                    url.path = %bounded(&path),
                     http.response.status_code = res.status().as_u16(),
                     duration_us = micros,
                     trace_id = trace_id.as_deref().unwrap_or(""),
@@ -191,8 +203,8 @@ impl RequestLog {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(
-                http.request.method = %method,
-                url.path = %path,
+                http.request.method = %bounded(method.as_str()),
+                url.path = %bounded(&path),
                 error = %e,
                 duration_us = micros,
                 trace_id = trace_id.as_deref().unwrap_or(""),

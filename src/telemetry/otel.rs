@@ -222,12 +222,20 @@ pub fn context_from(traceparent: Option<&str>, tracestate: Option<&str>) -> Opti
     cx.span().span_context().is_valid().then_some(cx)
 }
 
-/// The current trace and span ids as hex, for log lines; `None` outside a trace.
+/// The current trace and span ids as hex, for log lines; `None` outside a trace. The
+/// current tracing span's (an MCP or tool span, on whatever task rmcp runs it) when there is
+/// one, else the attached context's (the HTTP server span).
 pub fn current_ids() -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
-    let cx = Context::current();
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_valid()
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    let ids = |cx: &Context| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    };
+    let current = tracing::Span::current();
+    (!current.is_disabled())
+        .then(|| ids(&current.context()))
+        .flatten()
+        .or_else(|| ids(&Context::current()))
 }

@@ -98,7 +98,16 @@ impl Tool for HelloTool {
                 result
             }
             Err(e) => {
-                tracing::warn!(tool = NAME, error = %e, "tool call failed");
+                // The detail (a URL, a file path, a library's message) is for the operator,
+                // with the trace id; the caller gets `user_message`, which has none of it.
+                let (trace_id, span_id) = crate::telemetry::otel::current_ids().unzip();
+                tracing::warn!(
+                    tool = NAME,
+                    error = %e,
+                    trace_id = trace_id.as_deref().unwrap_or(""),
+                    span_id = span_id.as_deref().unwrap_or(""),
+                    "tool call failed"
+                );
                 CallToolResult::error(vec![ContentBlock::text(e.user_message())])
             }
         }

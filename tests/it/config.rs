@@ -294,3 +294,37 @@ async fn telemetry_settings_that_cannot_be_honoured_are_warnings_and_the_server_
     }
     assert!(log.contains("trace export is off"), "{log}");
 }
+
+#[test]
+fn config_and_its_errors_print_a_password_in_a_url_as_stars() {
+    let out = run(
+        &["config"],
+        &[(
+            "MCP_OBO__GRAPH__BASE_URL",
+            "https://svc:s3cret-pw@graph.contoso.example",
+        )],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            r#"base_url = "https://svc:***@graph.contoso.example"  # env MCP_OBO__GRAPH__BASE_URL"#
+        )),
+        "{text}"
+    );
+    // Refused (plain http to a host that is not loopback): the message quotes the value.
+    let out = run(
+        &["config"],
+        &[(
+            "MCP_OBO__GRAPH__BASE_URL",
+            "http://svc:s3cret-pw@graph.contoso.example",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("http://svc:***@graph.contoso.example") && !text.contains("s3cret-pw"),
+        "{text}"
+    );
+}

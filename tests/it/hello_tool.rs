@@ -194,8 +194,12 @@ async fn an_unreachable_graph_names_the_dependency() {
     );
     let text = error_text(&call_hello(&app).await);
     assert!(
-        text.contains("cannot reach Microsoft Graph") && text.contains(&base),
+        text.contains("cannot reach Microsoft Graph") && text.contains("graph.base_url"),
         "{text}"
+    );
+    assert!(
+        !text.contains(&base),
+        "the configured URL is for the log, not the caller: {text}"
     );
 }
 

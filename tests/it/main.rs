@@ -36,3 +36,4 @@ mod peers_oauth;
 mod platform_smoke;
 mod shutdown;
 mod telemetry_otlp;
+mod untrusted_values;

@@ -21,7 +21,7 @@ enum Protocol {
     Grpc,
 }
 
-fn spans(received: &Received) -> Vec<Span> {
+pub(crate) fn spans(received: &Received) -> Vec<Span> {
     received
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -94,3 +94,63 @@ async fn against_mcp_obo_dev_every_check_passes() {
     let token = std::fs::read_to_string(state.join("graph-token")).expect("token");
     assert!(!text.contains(token.trim()));
 }
+
+/// A deployment that challenges as it should but whose metadata's `resource` carries terminal
+/// control sequences (erase the line, return to its start, print a PASS); its base URL.
+async fn deployment_answering_control_characters() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let challenge =
+        format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"");
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(move || {
+                let challenge = challenge.clone();
+                async move { (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)]) }
+            }),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(|| async {
+                axum::Json(json!({
+                    "resource": "x\u{1b}[2K\rPASS deployment.metadata: resource fine",
+                    "authorization_servers": [],
+                }))
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+#[tokio::test]
+async fn control_characters_from_a_deployment_are_escaped_and_url_passwords_are_hidden() {
+    let world = World::start(Broken::Nothing, &mcp_url()).await;
+    let base = deployment_answering_control_characters().await;
+    let origin = base.clone();
+    let url = format!("{}/mcp", base.replacen("http://", "http://ops:hunter2@", 1));
+    let output = world.doctor(PUBLIC, &["--url", &url]).await;
+    let text = stdout(&output);
+    assert!(!text.contains(['\u{1b}', '\r']), "{text:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let shown = url.replace("hunter2", "***");
+    assert_eq!(
+        lines_with(&mask_latency(&text), "FAIL deployment.metadata"),
+        failure(
+            &format!(
+                "FAIL deployment.metadata: the metadata says resource x\\x1b[2K\\rPASS deployment.metadata: resource fine, not {shown}: clients refuse it (RFC 9728 §3.3) (N ms)"
+            ),
+            &format!("set server.public_url (MCP_OBO__SERVER__PUBLIC_URL) to {origin}")
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| !l.starts_with("PASS deployment.metadata")),
+        "{text}"
+    );
+}
