@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
-use crate::tools::{GRAPH_APP_ID, GRAPH_PERMISSIONS};
+use crate::tools::{GRAPH_APP_ID, graph_permissions};
 
 /// The `user_impersonation` scope's id in the dev registration.
 const SCOPE_ID: &str = "00000000-0000-4000-8000-00000000005c";
@@ -45,7 +45,7 @@ impl Registration {
                 },
                 "requiredResourceAccess": [{
                     "resourceAppId": GRAPH_APP_ID,
-                    "resourceAccess": GRAPH_PERMISSIONS.iter().map(|p| json!({"id": p.id, "type": "Scope"})).collect::<Vec<_>>(),
+                    "resourceAccess": graph_permissions().iter().map(|p| json!({"id": p.id, "type": "Scope"})).collect::<Vec<_>>(),
                 }],
             })
         })
@@ -81,7 +81,7 @@ impl Registration {
         if filter.is_some_and(|f| f.contains("clientId") && !f.contains(APP_SP)) {
             return json!({"value": []});
         }
-        let scope: Vec<&str> = GRAPH_PERMISSIONS.iter().map(|p| p.value).collect();
+        let scope: Vec<&str> = graph_permissions().iter().map(|p| p.value).collect();
         json!({"value": [{
             "id": "dev-grant",
             "clientId": APP_SP,

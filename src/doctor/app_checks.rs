@@ -5,7 +5,7 @@ use super::Check;
 use super::credential::{Found as Credential, Identity};
 use super::expect::Expected;
 use super::graph_shapes::{Application, FederatedIdentityCredential, PermissionGrant};
-use crate::tools::{GRAPH_APP_ID, GRAPH_PERMISSIONS};
+use crate::tools::{GRAPH_APP_ID, graph_permissions};
 
 /// The identifier URIs must include the one scopes are advertised under, spelled exactly
 /// (no trailing slash); whether the MCP URL is one of them decides whether clients that
@@ -222,8 +222,8 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
         .required_resource_access
         .iter()
         .find(|r| r.resource_app_id == GRAPH_APP_ID);
-    let missing: Vec<_> = GRAPH_PERMISSIONS
-        .iter()
+    let missing: Vec<_> = graph_permissions()
+        .into_iter()
         .filter(|p| {
             !graph.is_some_and(|g| {
                 g.resource_access
@@ -233,7 +233,7 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
         })
         .collect();
     if missing.is_empty() {
-        let values: Vec<&str> = GRAPH_PERMISSIONS.iter().map(|p| p.value).collect();
+        let values: Vec<&str> = graph_permissions().iter().map(|p| p.value).collect();
         return Check::pass(id, format!("requests Microsoft Graph {}", values.join(" ")));
     }
     let values: Vec<&str> = missing.iter().map(|p| p.value).collect();
@@ -342,7 +342,7 @@ pub fn admin_consent(grants: &[PermissionGrant], graph_sp_id: &str, e: &Expected
         .filter(|g| g.consent_type == "AllPrincipals" && g.resource_id == graph_sp_id)
         .flat_map(|g| g.scope.split_whitespace())
         .collect();
-    let missing: Vec<&str> = GRAPH_PERMISSIONS
+    let missing: Vec<&str> = graph_permissions()
         .iter()
         .map(|p| p.value)
         .filter(|v| !granted.iter().any(|g| g.eq_ignore_ascii_case(v)))

@@ -19,14 +19,51 @@ pub struct GraphPermission {
     pub id: &'static str,
 }
 
-/// Every Graph delegated permission the tools need; a new tool adds its own here.
-pub const GRAPH_PERMISSIONS: &[GraphPermission] = &[
-    // HelloTool: GET /v1.0/me.
-    GraphPermission {
-        value: "User.Read",
-        id: "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
-    },
-];
+/// `User.Read`: the signed-in user's profile.
+pub const USER_READ: GraphPermission = GraphPermission {
+    value: "User.Read",
+    id: "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+};
+
+/// `Calendars.Read`: the signed-in user's calendars and events.
+pub const CALENDARS_READ: GraphPermission = GraphPermission {
+    value: "Calendars.Read",
+    id: "465a38f9-76ea-45b9-9f34-9e8b0d4b0b42",
+};
+
+/// What the code outside the MCP server (doctor, the dev emulator, the permissions file for
+/// the Bicep) knows of a registered tool, without building it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolInfo {
+    /// The tool's MCP name.
+    pub name: &'static str,
+    /// The Graph delegated permissions its calls need (its on-behalf-of exchange asks for
+    /// exactly these).
+    pub permissions: &'static [GraphPermission],
+}
+
+/// Every registered tool, in registration order.
+pub fn catalog() -> &'static [ToolInfo] {
+    const CATALOG: &[ToolInfo] = &[
+        ToolInfo {
+            name: hello::NAME,
+            permissions: &[USER_READ],
+        },
+    ];
+    CATALOG
+}
+
+/// Every Graph delegated permission some registered tool needs, each once, in the order the
+/// tools declare them.
+pub fn graph_permissions() -> Vec<GraphPermission> {
+    let mut all: Vec<GraphPermission> = Vec::new();
+    for permission in catalog().iter().flat_map(|t| t.permissions) {
+        if !all.contains(permission) {
+            all.push(*permission);
+        }
+    }
+    all
+}
 
 /// Microsoft Graph's application id, the same in every tenant and cloud.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
