@@ -20,7 +20,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::{HttpMessage, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
@@ -63,22 +64,36 @@ impl BodyDeadline {
             expired: Rc::clone(&expired),
         });
         req.set_payload(Payload::from(body));
-        let http = req.request().clone();
         let result = next.call(req).await;
         if !expired.get() {
             return Ok(result?.map_into_left_body());
         }
         // Whatever the reader made of the failed body, the answer is the deadline's.
         metrics::limited_request("body_timeout");
+        let (req, _) = result.map_err(|_| BodyTimedOut)?.into_parts();
+        Ok(ServiceResponse::new(req, BodyTimedOut.error_response()).map_into_right_body())
+    }
+}
+
+/// The answer to a request whose body missed the deadline: 408, `Connection: close`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within server.body_timeout")]
+struct BodyTimedOut;
+
+impl ResponseError for BodyTimedOut {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::REQUEST_TIMEOUT
+    }
+
+    fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::RequestTimeout();
         response.force_close();
-        let response = error_response(
+        error_response(
             response,
             None,
             INVALID_REQUEST,
             "Request Timeout: the request body did not arrive within server.body_timeout",
-        );
-        Ok(ServiceResponse::new(http, response).map_into_right_body())
+        )
     }
 }
 
@@ -99,7 +114,7 @@ impl Deadline {
         self.expired.set(true);
         Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            "the request body did not arrive within server.body_timeout",
+            BodyTimedOut,
         )))))
     }
 }

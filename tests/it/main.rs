@@ -26,6 +26,7 @@ mod deploy_artifacts;
 mod dev_mode;
 mod doctor;
 mod hello_tool;
+mod limits;
 mod mcp_boundary;
 mod mcp_protocol;
 mod mcp_sessions;
