@@ -20,13 +20,13 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Data};
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 

@@ -126,7 +126,10 @@ impl InFlight {
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
         let in_flight = req.app_data::<web::Data<InFlight>>().cloned();
-        let key = req.extensions().get::<Arc<Caller>>().map(|c| UserKey::of(c));
+        let key = req
+            .extensions()
+            .get::<Arc<Caller>>()
+            .map(|c| UserKey::of(c));
         let (Some(in_flight), Some(key)) = (in_flight, key) else {
             return Ok(next.call(req).await?.map_into_left_body());
         };
@@ -227,13 +230,22 @@ mod tests {
         assert!(a == UserKey::of(&caller(Some("t1"), "u1")));
         assert!(a != UserKey::of(&caller(Some("t2"), "u1")));
         assert!(a != UserKey::of(&caller(Some("t1"), "u2")));
-        assert!(a != UserKey::of(&caller(Some("t1u"), "1")), "parts are delimited");
+        assert!(
+            a != UserKey::of(&caller(Some("t1u"), "1")),
+            "parts are delimited"
+        );
         let app = Caller {
             app_only: true,
             client_app: Some("app-1".into()),
             ..caller(Some("t1"), "sp-object-id")
         };
-        assert!(UserKey::of(&app) == UserKey::of(&Caller { subject: "x".into(), ..app.clone() }));
+        assert!(
+            UserKey::of(&app)
+                == UserKey::of(&Caller {
+                    subject: "x".into(),
+                    ..app.clone()
+                })
+        );
     }
 
     #[actix_web::test]
@@ -242,13 +254,23 @@ mod tests {
         let key = UserKey::of(&caller(Some("t"), "u"));
         let first = InFlight::enter(&in_flight, key).expect("first");
         let second = InFlight::enter(&in_flight, key).expect("second");
-        assert!(InFlight::enter(&in_flight, key).is_none(), "third is over the cap");
+        assert!(
+            InFlight::enter(&in_flight, key).is_none(),
+            "third is over the cap"
+        );
         let other = UserKey::of(&caller(Some("t"), "v"));
-        assert!(InFlight::enter(&in_flight, other).is_some(), "another user is not");
+        assert!(
+            InFlight::enter(&in_flight, other).is_some(),
+            "another user is not"
+        );
         drop(first);
         let third = InFlight::enter(&in_flight, key).expect("a slot came back");
         drop((second, third));
-        assert_eq!(in_flight.users(), 0, "no entry is left for users with none in flight");
+        assert_eq!(
+            in_flight.users(),
+            0,
+            "no entry is left for users with none in flight"
+        );
     }
 
     #[test]
@@ -262,10 +284,16 @@ mod tests {
         assert_eq!(rate.check(&key, one), Ok(()));
         assert_eq!(rate.check(&key, one), Ok(()));
         let wait = rate.check(&key, one).expect_err("over the burst");
-        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
         assert_eq!(rate.check(&UserKey::of(&caller(None, "v")), one), Ok(()));
         let three = NonZeroU32::new(3).expect("3");
-        assert_eq!(rate.check(&UserKey::of(&caller(None, "w")), three), Err(Duration::from_secs(180)));
+        assert_eq!(
+            rate.check(&UserKey::of(&caller(None, "w")), three),
+            Err(Duration::from_secs(180))
+        );
         assert_eq!(rate.users(), 2, "the untouched bucket of w is not kept");
     }
 }

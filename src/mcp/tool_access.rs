@@ -89,7 +89,10 @@ impl ToolAccess {
             && let Err(wait) = rate.check(&UserKey::of(&caller), n)
         {
             metrics::limited_request("rate");
-            let id = calls.first().and_then(|c| c.id).and_then(|id| serde_json::from_str(id.get()).ok());
+            let id = calls
+                .first()
+                .and_then(|c| c.id)
+                .and_then(|id| serde_json::from_str(id.get()).ok());
             let response = too_many_requests(
                 id,
                 wait,

@@ -181,7 +181,10 @@ impl Application {
                 settings.server.max_body_bytes,
             ))
         });
-        let rate = settings.server.rate_limit.map(|r| Arc::new(ToolCallRate::new(r)));
+        let rate = settings
+            .server
+            .rate_limit
+            .map(|r| Arc::new(ToolCallRate::new(r)));
         if let Some(rate) = &rate {
             rate.spawn_pruning(cancel.clone());
         }

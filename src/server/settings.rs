@@ -225,13 +225,33 @@ mod tests {
     #[test]
     fn rate_limits_parse_as_calls_per_period_and_burst() {
         let every = |raw: &str| parse_rate_limit(raw).map(|r| r.map(|r| (r.every, r.burst.get())));
-        assert_eq!(every("10/s burst 60"), Ok(Some((Duration::from_millis(100), 60))));
-        assert_eq!(every("120/min"), Ok(Some((Duration::from_millis(500), 120))));
-        assert_eq!(every("1/h burst 3"), Ok(Some((Duration::from_secs(3600), 3))));
-        assert_eq!(every("5/10s burst 5"), Ok(Some((Duration::from_secs(2), 5))));
+        assert_eq!(
+            every("10/s burst 60"),
+            Ok(Some((Duration::from_millis(100), 60)))
+        );
+        assert_eq!(
+            every("120/min"),
+            Ok(Some((Duration::from_millis(500), 120)))
+        );
+        assert_eq!(
+            every("1/h burst 3"),
+            Ok(Some((Duration::from_secs(3600), 3)))
+        );
+        assert_eq!(
+            every("5/10s burst 5"),
+            Ok(Some((Duration::from_secs(2), 5)))
+        );
         assert_eq!(every("off"), Ok(None));
         assert_eq!(every("0/s"), Ok(None));
-        for bad in ["10", "10/fortnight", "10/s burst", "10/s burst 0", "10/s 60", "x/s", ""] {
+        for bad in [
+            "10",
+            "10/fortnight",
+            "10/s burst",
+            "10/s burst 0",
+            "10/s 60",
+            "x/s",
+            "",
+        ] {
             let message = parse_rate_limit(bad).expect_err(bad);
             assert!(message.contains("10/s burst 60"), "{message}");
         }

@@ -81,7 +81,11 @@ fn parse_answer(raw: &[u8]) -> (u16, String, Value) {
     } else {
         body.to_owned()
     };
-    (status, head, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (
+        status,
+        head,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
 }
 
 /// A chunked body's data.
@@ -110,7 +114,9 @@ async fn a_body_sent_too_slowly_gets_408_and_its_connection_is_closed(
     let before = limited("body_timeout");
     let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"HelloTool"}}"#;
     let announced = body.len() + 1000;
-    let stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     let (mut read, mut write) = stream.into_split();
     write
         .write_all(format!("{}{}", head(&app, announced, ""), &body[..20]).as_bytes())
@@ -160,7 +166,9 @@ async fn a_body_that_arrives_in_parts_within_the_deadline_is_served(
     ]);
     let app = spawn_app(&env, StaticTokens::new(GRAPH_TOKEN));
     let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"HelloTool"}}"#;
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     let (first, rest) = body.split_at(20);
     let head = head(&app, body.len(), "Connection: close\r\n");
     stream
@@ -170,7 +178,10 @@ async fn a_body_that_arrives_in_parts_within_the_deadline_is_served(
     // Long enough that the server waits for the rest (its deadline timer is set), well
     // within the 5 s deadline.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stream.write_all(rest.as_bytes()).await.expect("send the rest");
+    stream
+        .write_all(rest.as_bytes())
+        .await
+        .expect("send the rest");
     let mut answer = Vec::new();
     tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
         .await
@@ -257,7 +268,11 @@ async fn entra_app(
 ) -> TestApp {
     let mut env = entra_env(issuer);
     env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let app = spawn_app_owned(&env, tokens);
     wait_ready(&app).await;
     app
@@ -308,17 +323,27 @@ async fn the_33rd_concurrent_request_of_a_user_gets_429_while_another_user_is_se
         .collect();
     gate.wait_for(32).await;
 
-    let over = tokio::time::timeout(PATIENCE, post_as_with(&client, &app.mcp_url(), &a, &hello(33)))
-        .await
-        .expect("the request over the cap is answered at once, not queued");
+    let over = tokio::time::timeout(
+        PATIENCE,
+        post_as_with(&client, &app.mcp_url(), &a, &hello(33)),
+    )
+    .await
+    .expect("the request over the cap is answered at once, not queued");
     assert_too_many(&over, &Value::Null, 60);
     assert!(limited("in_flight") > before, "counted in /metrics");
     let other = post_as_with(&client, &app.mcp_url(), &b, &hello(1)).await;
-    assert_eq!(other.status, 200, "another user is unaffected: {}", other.text);
+    assert_eq!(
+        other.status, 200,
+        "another user is unaffected: {}",
+        other.text
+    );
 
     gate.release();
     for call in held {
-        let reply = tokio::time::timeout(PATIENCE, call).await.expect("answered").expect("task");
+        let reply = tokio::time::timeout(PATIENCE, call)
+            .await
+            .expect("answered")
+            .expect("task");
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
     let after = post_as_with(&client, &app.mcp_url(), &a, &hello(34)).await;
@@ -340,7 +365,9 @@ async fn a_request_whose_client_resets_its_connection_gives_its_slot_back() {
     let a = issuer.entra_token(json!({"oid": "user-a"}));
     let body = serde_json::to_string(&hello(1)).expect("json");
     let auth = format!("Authorization: Bearer {a}\r\n");
-    let mut abandoned = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut abandoned = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     abandoned
         .write_all(format!("{}{body}", head(&app, body.len(), &auth)).as_bytes())
         .await
@@ -358,12 +385,17 @@ async fn a_request_whose_client_resets_its_connection_gives_its_slot_back() {
     reaches(&gate.left, 1, "were dropped by the server").await;
     let next = {
         let (url, a) = (app.mcp_url(), a.clone());
-        tokio::spawn(async move { post_as_with(&reqwest::Client::new(), &url, &a, &hello(3)).await })
+        tokio::spawn(
+            async move { post_as_with(&reqwest::Client::new(), &url, &a, &hello(3)).await },
+        )
     };
     // Admitted: it reached the token source, where the abandoned call was.
     gate.wait_for(2).await;
     gate.release();
-    let reply = tokio::time::timeout(PATIENCE, next).await.expect("answered").expect("task");
+    let reply = tokio::time::timeout(PATIENCE, next)
+        .await
+        .expect("answered")
+        .expect("task");
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
@@ -391,11 +423,19 @@ async fn tool_calls_past_the_burst_get_429_with_retry_after_and_other_users_and_
     let list = request(1, "tools/list", json!({}));
     for _ in 0..5 {
         let reply = post_as_with(&client, &url, &a, &list).await;
-        assert_eq!(reply.status, 200, "tools/list does not count: {}", reply.text);
+        assert_eq!(
+            reply.status, 200,
+            "tools/list does not count: {}",
+            reply.text
+        );
     }
     for id in 1..=3 {
         let reply = post_as_with(&client, &url, &a, &hello(id)).await;
-        assert_eq!(reply.status, 200, "call {id} is within the burst: {}", reply.text);
+        assert_eq!(
+            reply.status, 200,
+            "call {id} is within the burst: {}",
+            reply.text
+        );
     }
     let before = limited("rate");
     let over = post_as_with(&client, &url, &a, &hello(4)).await;
@@ -403,7 +443,15 @@ async fn tool_calls_past_the_burst_get_429_with_retry_after_and_other_users_and_
     assert!(limited("rate") > before, "counted in /metrics");
 
     let other = post_as_with(&client, &url, &b, &hello(1)).await;
-    assert_eq!(other.status, 200, "another user has a bucket of their own: {}", other.text);
+    assert_eq!(
+        other.status, 200,
+        "another user has a bucket of their own: {}",
+        other.text
+    );
     let listed = post_as_with(&client, &url, &a, &list).await;
-    assert_eq!(listed.status, 200, "tools/list is still served: {}", listed.text);
+    assert_eq!(
+        listed.status, 200,
+        "tools/list is still served: {}",
+        listed.text
+    );
 }
