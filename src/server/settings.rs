@@ -224,25 +224,18 @@ mod tests {
 
     #[test]
     fn rate_limits_parse_as_calls_per_period_and_burst() {
-        let every = |raw: &str| parse_rate_limit(raw).map(|r| r.map(|r| (r.every, r.burst.get())));
-        assert_eq!(
-            every("10/s burst 60"),
-            Ok(Some((Duration::from_millis(100), 60)))
-        );
-        assert_eq!(
-            every("120/min"),
-            Ok(Some((Duration::from_millis(500), 120)))
-        );
-        assert_eq!(
-            every("1/h burst 3"),
-            Ok(Some((Duration::from_secs(3600), 3)))
-        );
-        assert_eq!(
-            every("5/10s burst 5"),
-            Ok(Some((Duration::from_secs(2), 5)))
-        );
-        assert_eq!(every("off"), Ok(None));
-        assert_eq!(every("0/s"), Ok(None));
+        let secs = Duration::from_secs;
+        for (raw, every, burst) in [
+            ("10/s burst 60", Duration::from_millis(100), 60),
+            ("120/min", Duration::from_millis(500), 120),
+            ("1/h burst 3", secs(3600), 3),
+            ("5/10s burst 5", secs(2), 5),
+        ] {
+            let limit = parse_rate_limit(raw).map(|r| r.map(|r| (r.every, r.burst.get())));
+            assert_eq!(limit, Ok(Some((every, burst))), "{raw}");
+        }
+        assert_eq!(parse_rate_limit("off"), Ok(None));
+        assert_eq!(parse_rate_limit("0/s"), Ok(None));
         for bad in [
             "10",
             "10/fortnight",

@@ -259,14 +259,20 @@ impl DownstreamTokens for Gate {
     async fn invalidate(&self, _caller: &Caller, _scopes: &[&str]) {}
 }
 
-/// An Entra-mode app with Graph knowing [`GRAPH_TOKEN`], and `extra` settings.
-async fn entra_app(
-    issuer: &TestIssuer,
-    graph: &FakeGraph,
-    tokens: Arc<dyn DownstreamTokens>,
-    extra: &[(&str, &str)],
-) -> TestApp {
-    let mut env = entra_env(issuer);
+/// An Entra-mode app with Graph knowing [`GRAPH_TOKEN`], and the tokens of two users.
+struct Users {
+    app: TestApp,
+    /// The tokens of `user-a` and `user-b`.
+    a: String,
+    b: String,
+    _issuer: TestIssuer,
+    _graph: FakeGraph,
+}
+
+async fn entra_app(tokens: Arc<dyn DownstreamTokens>, extra: &[(&str, &str)]) -> Users {
+    let issuer = TestIssuer::start().await;
+    let graph = FakeGraph::with_ada(GRAPH_TOKEN).await;
+    let mut env = entra_env(&issuer);
     env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
     env.extend(
         extra
@@ -275,7 +281,13 @@ async fn entra_app(
     );
     let app = spawn_app_owned(&env, tokens);
     wait_ready(&app).await;
-    app
+    Users {
+        app,
+        a: issuer.entra_token(json!({"oid": "user-a"})),
+        b: issuer.entra_token(json!({"oid": "user-b"})),
+        _issuer: issuer,
+        _graph: graph,
+    }
 }
 
 fn hello(id: u64) -> Value {
@@ -301,18 +313,9 @@ fn assert_too_many(reply: &Reply, id: &Value, max: u64) {
 async fn the_33rd_concurrent_request_of_a_user_gets_429_while_another_user_is_served(
     #[values("true", "false")] fast_path: &str,
 ) {
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::with_ada(GRAPH_TOKEN).await;
     let gate = Gate::new("user-a");
-    let app = entra_app(
-        &issuer,
-        &graph,
-        gate.clone(),
-        &[("MCP_OBO__SERVER__FAST_PATH", fast_path)],
-    )
-    .await;
-    let a = issuer.entra_token(json!({"oid": "user-a"}));
-    let b = issuer.entra_token(json!({"oid": "user-b"}));
+    let Users { app, a, b, .. } =
+        entra_app(gate.clone(), &[("MCP_OBO__SERVER__FAST_PATH", fast_path)]).await;
     let client = reqwest::Client::new();
     let before = limited("in_flight");
     let held: Vec<_> = (0..32)
@@ -352,17 +355,12 @@ async fn the_33rd_concurrent_request_of_a_user_gets_429_while_another_user_is_se
 
 #[tokio::test]
 async fn a_request_whose_client_resets_its_connection_gives_its_slot_back() {
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::with_ada(GRAPH_TOKEN).await;
     let gate = Gate::new("user-a");
-    let app = entra_app(
-        &issuer,
-        &graph,
+    let Users { app, a, .. } = entra_app(
         gate.clone(),
         &[("MCP_OBO__SERVER__MAX_IN_FLIGHT_PER_USER", "1")],
     )
     .await;
-    let a = issuer.entra_token(json!({"oid": "user-a"}));
     let body = serde_json::to_string(&hello(1)).expect("json");
     let auth = format!("Authorization: Bearer {a}\r\n");
     let mut abandoned = tokio::net::TcpStream::connect(app.addr)
@@ -404,11 +402,7 @@ async fn a_request_whose_client_resets_its_connection_gives_its_slot_back() {
 async fn tool_calls_past_the_burst_get_429_with_retry_after_and_other_users_and_methods_are_not_limited(
     #[values("true", "false")] fast_path: &str,
 ) {
-    let issuer = TestIssuer::start().await;
-    let graph = FakeGraph::with_ada(GRAPH_TOKEN).await;
-    let app = entra_app(
-        &issuer,
-        &graph,
+    let Users { app, a, b, .. } = entra_app(
         StaticTokens::new(GRAPH_TOKEN),
         &[
             ("MCP_OBO__SERVER__RATE_LIMIT", "1/h burst 3"),
@@ -416,8 +410,6 @@ async fn tool_calls_past_the_burst_get_429_with_retry_after_and_other_users_and_
         ],
     )
     .await;
-    let a = issuer.entra_token(json!({"oid": "user-a"}));
-    let b = issuer.entra_token(json!({"oid": "user-b"}));
     let client = reqwest::Client::new();
     let url = app.mcp_url();
     let list = request(1, "tools/list", json!({}));
