@@ -9,6 +9,9 @@
 //!   `tools/list` through the actix service that `mcp::mount` builds (rmcp-actix-web +
 //!   rmcp dispatch + response serialisation, no TCP, no middleware; the `Caller` the
 //!   authorization middleware would leave is put in the request).
+//! - `limits/*`: the per-user limits on every tool call (issue 21): the user key (SHA-256 of
+//!   tenant and user id), a `tools/call` taken from the rate limiter's bucket, and the
+//!   in-flight cap's middleware around a trivial handler against the same handler without it.
 //! - The OBO cache lookup is `benches/obo_cache.rs` (`cargo bench --bench obo_cache`).
 //!
 //! `cargo bench --bench micro`.
@@ -197,5 +200,54 @@ fn jsonrpc(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, token_validation, jsonrpc);
+fn limits(c: &mut Criterion) {
+    use mcp_obo::mcp::{InFlight, ToolCallRate, UserKey};
+    let caller = mcp_obo::auth::Caller {
+        tenant_id: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+        subject: "9f3c1d2e-0000-4000-8000-00000000ada1".into(),
+        ..mcp_obo::auth::Caller::local_developer()
+    };
+    let mut group = c.benchmark_group("limits");
+    group.bench_function("user_key", |b| {
+        b.iter(|| black_box(UserKey::of(black_box(&caller))))
+    });
+    // A bucket that never empties: the cost of an allowed call.
+    let rate = ToolCallRate::new(mcp_obo::server::RateLimit {
+        every: Duration::from_nanos(1),
+        burst: std::num::NonZeroU32::MAX,
+    });
+    let key = UserKey::of(&caller);
+    group.bench_function("rate_check", |b| {
+        b.iter(|| black_box(rate.check(black_box(&key), std::num::NonZeroU32::MIN)))
+    });
+    let system = actix_web::rt::System::new();
+    let (with, without) = system.block_on(async {
+        let handler = || actix_web::web::to(|| async { "ok" });
+        let with = test::init_service(
+            App::new()
+                .app_data(actix_web::web::Data::new(InFlight::new(32)))
+                .route("/", handler())
+                .wrap(actix_web::middleware::from_fn(InFlight::admit)),
+        )
+        .await;
+        let without = test::init_service(App::new().route("/", handler())).await;
+        (with, without)
+    });
+    let request = || {
+        let request = test::TestRequest::get().uri("/").to_request();
+        request.extensions_mut().insert(Arc::new(caller.clone()));
+        request
+    };
+    group.bench_function("in_flight_admit_in_process", |b| {
+        b.iter(|| system.block_on(async { black_box(test::call_service(&with, request()).await) }))
+    });
+    group.bench_function("no_in_flight_admit_in_process", |b| {
+        b.iter(|| {
+            system.block_on(async { black_box(test::call_service(&without, request()).await) })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, token_validation, jsonrpc, limits);
 criterion_main!(benches);

@@ -197,7 +197,7 @@ fn eligible(req: &ServiceRequest, max_body: usize) -> Option<&'static str> {
 }
 
 /// actix's boxed payload stream (not re-exported by actix-web).
-type Replay = std::pin::Pin<
+pub(super) type BoxedPayload = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
 >;
 
@@ -210,7 +210,7 @@ pub(super) async fn read_body(mut payload: Payload, max_body: usize) -> Result<B
             Ok(chunk) if body.len() + chunk.len() <= max_body => body.extend_from_slice(&chunk),
             other => {
                 let read = futures_util::stream::iter([Ok(body.freeze()), other]);
-                let replay: Replay = Box::pin(read.chain(payload));
+                let replay: BoxedPayload = Box::pin(read.chain(payload));
                 return Err(Payload::from(replay));
             }
         }

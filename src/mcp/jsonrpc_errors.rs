@@ -2,7 +2,8 @@
 //! is not JSON into the spec's parse error (-32700, HTTP 400) rather than a 415.
 //!
 //! Wrapped on the MCP route scopes; only error responses are touched, successful traffic
-//! passes untouched.
+//! passes untouched. [`error_response`] is the same body for the scope's own refusals (408
+//! from `body_deadline.rs`, 429 from `limits.rs`).
 
 use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
@@ -13,7 +14,24 @@ use actix_web::middleware::Next;
 /// JSON-RPC 2.0 parse error.
 const PARSE_ERROR: i32 = -32700;
 /// JSON-RPC 2.0 invalid request.
-const INVALID_REQUEST: i32 = -32600;
+pub(super) const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC 2.0 implementation-defined server error: the request was refused by a limit.
+pub(super) const LIMITED: i32 = -32000;
+
+/// An HTTP error `status` whose body is the JSON-RPC error `code` and `message`, for the
+/// request `id` when known (else `null`).
+pub(super) fn error_response(
+    mut status: actix_web::HttpResponseBuilder,
+    id: Option<serde_json::Value>,
+    code: i32,
+    message: &str,
+) -> HttpResponse {
+    status.json(serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    }))
+}
 
 /// Marker for the middleware.
 pub struct JsonRpcErrors;
@@ -72,12 +90,8 @@ impl JsonRpcErrors {
         if let Some(allow) = res.headers().get(header::ALLOW) {
             response.insert_header((header::ALLOW, allow.clone()));
         }
-        let body = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": {"code": code, "message": message},
-        });
         let (req, _) = res.into_parts();
-        Ok(ServiceResponse::new(req, response.json(body)).map_into_right_body())
+        let response = error_response(response, None, code, &message);
+        Ok(ServiceResponse::new(req, response).map_into_right_body())
     }
 }

@@ -7,8 +7,11 @@
 //!   anything else in the MCP route scopes.
 //! - `jsonrpc_errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
 //! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
+//! - `body_deadline.rs`: a body not complete within `server.body_timeout` gets 408.
+//! - `limits.rs`: per-user limits: requests in flight and the `tools/call` rate (429).
 //! - `tool_access.rs`: a `tools/call` of a tool whose scopes the caller lacks gets the HTTP
 //!   403 step-up challenge; dispatch (`handler.rs`) refuses it again whatever this concluded.
+//!   The same peek at the body counts `tools/call`s against the rate limit.
 //! - `direct.rs`: stateless fast path: a sessions-era `tools/list` / `tools/call` answered
 //!   without rmcp's per-request transport; everything else goes on to rmcp.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
@@ -16,19 +19,23 @@
 //! Every middleware here is wrapped on the MCP route scopes (`server/mod.rs`), so none of them
 //! looks at the request path. This module sees a `Caller`, never a token.
 
+mod body_deadline;
 mod direct;
 mod guard;
 mod handler;
 mod jsonrpc_errors;
+mod limits;
 mod registry;
 mod sessions;
 mod tool_access;
 mod transport;
 
+pub use body_deadline::BodyDeadline;
 pub use direct::Direct;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use jsonrpc_errors::JsonRpcErrors;
+pub use limits::{InFlight, ToolCallRate, UserKey};
 pub use registry::{Registry, Tool};
 pub use sessions::SessionOwners;
 pub use tool_access::ToolAccess;

@@ -24,7 +24,8 @@ use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
 use crate::config;
 use crate::graph::GraphClient;
 use crate::mcp::{
-    self, HostOriginGuard, JsonRpcErrors, MCP_PATHS, Origins, Registry, SessionOwners, ToolAccess,
+    self, BodyDeadline, HostOriginGuard, InFlight, JsonRpcErrors, MCP_PATHS, Origins, Registry,
+    SessionOwners, ToolAccess, ToolCallRate,
 };
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
@@ -32,7 +33,7 @@ use crate::tools::HelloTool;
 
 mod settings;
 
-pub use settings::{Settings, local_url, parse_listen};
+pub use settings::{RateLimit, Settings, local_url, parse_listen};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -188,10 +189,18 @@ impl Application {
                 settings.server.max_body_bytes,
             ))
         });
-        let tool_access = web::Data::new(ToolAccess::new(
-            registry.clone(),
-            settings.server.max_body_bytes,
-        ));
+        let rate = settings
+            .server
+            .rate_limit
+            .map(|r| Arc::new(ToolCallRate::new(r)));
+        if let Some(rate) = &rate {
+            rate.spawn_pruning(cancel.clone());
+        }
+        let tool_access = web::Data::new(
+            ToolAccess::new(registry.clone(), settings.server.max_body_bytes).with_rate_limit(rate),
+        );
+        let body_deadline = web::Data::new(BodyDeadline::new(settings.server.body_timeout));
+        let in_flight = web::Data::new(InFlight::new(settings.server.max_in_flight_per_user));
         let sessions = mcp::RmcpSessions::default();
         let mcp_service = mcp::mount(&settings.server, registry, sessions.clone(), cancel.clone());
         let origins = web::Data::new(Origins::from_settings(&settings.server));
@@ -221,6 +230,8 @@ impl Application {
                 .app_data(origins.clone())
                 .app_data(authorizer.clone())
                 .app_data(tool_access.clone())
+                .app_data(body_deadline.clone())
+                .app_data(in_flight.clone())
                 .app_data(ready_data.clone())
                 .app_data(request_log.clone())
                 .app_data(metadata.clone())
@@ -244,12 +255,18 @@ impl Application {
             // The MCP boundary is the route scope: whatever the router sends to an MCP
             // path, in any spelling it decodes to, has passed every layer wrapped here.
             // actix runs the last `wrap` first. Request order inside the scope:
-            //   1. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
-            //   2. Authorizer: establishes the Caller (or answers the challenge);
-            //   3. SessionOwners: (session mode) a session id only works for its owner;
-            //   4. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
-            //   5. ToolAccess: `tools/call` of a tool needing more scopes → 403 step-up;
-            //   6. Direct: the stateless fast path; then rmcp's Streamable HTTP service.
+            //   1. BodyDeadline: the body must arrive within server.body_timeout (408); it
+            //      wraps the payload, so every body reader below reads under the deadline;
+            //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
+            //   3. Authorizer: establishes the Caller (or answers the challenge);
+            //   4. InFlight: the Caller's user holds one of server.max_in_flight_per_user
+            //      slots until answered (429), taken before any body is read;
+            //   5. SessionOwners: (session mode) a session id only works for its owner;
+            //   6. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
+            //   7. ToolAccess: reads a POST's body once: `tools/call` of a tool needing more
+            //      scopes → 403 step-up, then `tools/call`s past server.rate_limit → 429;
+            //   8. Direct: the stateless fast path; then rmcp's Streamable HTTP service.
+            // No route outside these scopes reads a request body.
             for path in MCP_PATHS {
                 app = app.service(
                     mcp_service
@@ -259,8 +276,10 @@ impl Application {
                         .wrap(from_fn(ToolAccess::check))
                         .wrap(from_fn(JsonRpcErrors::map))
                         .wrap(from_fn(SessionOwners::bind_to_caller))
+                        .wrap(from_fn(InFlight::admit))
                         .wrap(from_fn(Authorizer::authorize))
-                        .wrap(from_fn(HostOriginGuard::check)),
+                        .wrap(from_fn(HostOriginGuard::check))
+                        .wrap(from_fn(BodyDeadline::enforce)),
                 );
             }
             // Around every route: the HTTP server span (when exporting traces), parented

@@ -1,6 +1,7 @@
 //! `[server]`: the HTTP listener and the MCP transport.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -38,6 +39,16 @@ pub struct Settings {
     /// Largest accepted request body; larger bodies get 413.
     #[serde(deserialize_with = "max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long a request's whole body may take to arrive, from the start of the request;
+    /// later gets 408 and the connection closed (`mcp/body_deadline.rs`).
+    #[serde(deserialize_with = "de::duration")]
+    pub body_timeout: Duration,
+    /// MCP requests one user (tenant and user id) may have in flight; more get 429.
+    #[serde(deserialize_with = "max_in_flight")]
+    pub max_in_flight_per_user: u32,
+    /// `tools/call`s per user and tenant (a token bucket); `None` when `off`.
+    #[serde(deserialize_with = "rate_limit")]
+    pub rate_limit: Option<RateLimit>,
     /// How long in-flight requests may run after SIGTERM/SIGINT before being dropped.
     #[serde(deserialize_with = "de::duration")]
     pub shutdown_timeout: Duration,
@@ -68,6 +79,18 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
+        if self.body_timeout.is_zero() {
+            problems.push(Problem::new(
+                "server.body_timeout",
+                "must be more than 0, such as 10s",
+            ));
+        }
+        if self.max_in_flight_per_user == 0 {
+            problems.push(Problem::new(
+                "server.max_in_flight_per_user",
+                "must be at least 1",
+            ));
+        }
         problems
     }
 
@@ -80,6 +103,57 @@ impl Settings {
             &self.trusted_proxies
         }
     }
+}
+
+/// `server.rate_limit`: a token bucket of `tools/call`s per user, written
+/// `<calls>/<period> burst <n>` (`10/s burst 60`), or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// One call's worth of the bucket comes back every `every` (the sustained rate).
+    pub every: Duration,
+    /// Calls a full bucket allows at once.
+    pub burst: NonZeroU32,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = ();
+
+    /// The `<calls>/<period>[ burst <n>]` form; `off` and a rate of 0 are [`parse_rate_limit`]'s.
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        let mut words = raw.split_whitespace();
+        let (calls, period) = words.next().and_then(|r| r.split_once('/')).ok_or(())?;
+        let calls: NonZeroU32 = calls.parse().map_err(|_| ())?;
+        let period = match period {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => humantime::parse_duration(other).map_err(|_| ())?,
+        };
+        let burst = match (words.next(), words.next(), words.next()) {
+            (None, _, _) => calls,
+            (Some("burst"), Some(n), None) => n.parse().map_err(|_| ())?,
+            _ => return Err(()),
+        };
+        let every = period / calls.get();
+        if every.is_zero() {
+            return Err(());
+        }
+        Ok(Self { every, burst })
+    }
+}
+
+/// `server.rate_limit` as configured: `None` for `off` (or a rate of 0 calls).
+pub fn parse_rate_limit(raw: &str) -> Result<Option<RateLimit>, String> {
+    let calls = raw.split('/').next().unwrap_or("").trim();
+    if raw.eq_ignore_ascii_case("off") || calls.parse::<u32>() == Ok(0) {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|()| {
+        format!(
+            "{raw:?} is not valid; expected off or calls per period and a burst, such as \
+             10/s burst 60 (period: s, min, h or a duration such as 10s)"
+        )
+    })
 }
 
 /// The URL a local client uses for `listen`: `localhost` for an unspecified address.
@@ -128,10 +202,51 @@ fn max_body_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::with(d, de::expecting("a number of bytes"))
 }
 
+fn max_in_flight<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    de::with(d, de::expecting("a number of requests"))
+}
+
+fn rate_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RateLimit>, D::Error> {
+    de::with(d, parse_rate_limit)
+}
+
 fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::with(d, de::expecting("a number of threads (0 = one per core)"))
 }
 
 fn trusted_proxies<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
     de::list_with(d, de::expecting("IP addresses such as 10.0.0.4"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse_as_calls_per_period_and_burst() {
+        let secs = Duration::from_secs;
+        for (raw, every, burst) in [
+            ("10/s burst 60", Duration::from_millis(100), 60),
+            ("120/min", Duration::from_millis(500), 120),
+            ("1/h burst 3", secs(3600), 3),
+            ("5/10s burst 5", secs(2), 5),
+        ] {
+            let limit = parse_rate_limit(raw).map(|r| r.map(|r| (r.every, r.burst.get())));
+            assert_eq!(limit, Ok(Some((every, burst))), "{raw}");
+        }
+        assert_eq!(parse_rate_limit("off"), Ok(None));
+        assert_eq!(parse_rate_limit("0/s"), Ok(None));
+        for bad in [
+            "10",
+            "10/fortnight",
+            "10/s burst",
+            "10/s burst 0",
+            "10/s 60",
+            "x/s",
+            "",
+        ] {
+            let message = parse_rate_limit(bad).expect_err(bad);
+            assert!(message.contains("10/s burst 60"), "{message}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ struct Metrics {
     mcp_requests: IntCounterVec,
     mcp_duration: HistogramVec,
     mcp_fast_path: IntCounter,
+    mcp_limited: IntCounterVec,
     auth_failures: IntCounterVec,
     obo_exchanges: IntCounterVec,
     obo_exchange_duration: Histogram,
@@ -98,6 +99,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "MCP server operation duration (OpenTelemetry mcp.server.operation.duration)",
             &["method", "tool", "outcome"],
         ),
+        mcp_limited: counter(
+            &registry,
+            "mcp_obo_mcp_limited_requests_total",
+            "MCP requests refused by a limit: body_timeout (408), in_flight or rate (429)",
+            &["limit"],
+        ),
         auth_failures: counter(
             &registry,
             "mcp_obo_auth_failures_total",
@@ -159,6 +166,11 @@ pub fn mcp_request(method: &str, tool: &str, outcome: &str, elapsed: Duration) {
 /// One request answered by the stateless fast path (`mcp/direct.rs`).
 pub fn mcp_fast_path() {
     METRICS.mcp_fast_path.inc();
+}
+
+/// One MCP request refused by `limit`: `body_timeout`, `in_flight` or `rate`.
+pub fn limited_request(limit: &'static str) {
+    METRICS.mcp_limited.with_label_values(&[limit]).inc();
 }
 
 pub fn auth_failure(reason: &str) {

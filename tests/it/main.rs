@@ -27,6 +27,7 @@ mod dev_mode;
 mod dev_mode_hardening;
 mod doctor;
 mod hello_tool;
+mod limits;
 mod mcp_boundary;
 mod mcp_protocol;
 mod mcp_sessions;

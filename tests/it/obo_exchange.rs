@@ -45,7 +45,12 @@ async fn graph_never_receives_inbound_token() {
 
 #[tokio::test]
 async fn two_hundred_simultaneous_first_calls_from_one_user_make_one_exchange() {
-    let w = World::start(&[]).await;
+    // All 200 at once from one user: above the per-user limits, lifted here (tests/it/limits.rs).
+    let w = World::start(&[
+        ("MCP_OBO__SERVER__MAX_IN_FLIGHT_PER_USER", "200"),
+        ("MCP_OBO__SERVER__RATE_LIMIT", "off"),
+    ])
+    .await;
     let token = w.user(7);
     let client = reqwest::Client::new();
     let mut calls = Vec::new();
