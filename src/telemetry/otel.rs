@@ -128,11 +128,36 @@ fn http_exporter(
         .collect();
     opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(export_client()?)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(endpoint.as_str())
         .with_headers(headers)
         .build()
         .map_err(|e| Error::Exporter(e.to_string()))
+}
+
+/// How long one export request may take (the OTLP exporters' default).
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The OTLP/HTTP client: the exporter's own would follow up to ten redirects, and reqwest
+/// drops `Authorization` on a cross-host redirect but keeps the `OTEL_EXPORTER_OTLP_HEADERS`
+/// (API keys), so a redirecting collector could collect them. Like every outgoing client
+/// here it follows none and shares the process's TLS configuration.
+fn export_client() -> Result<reqwest::blocking::Client, Error> {
+    let tls = crate::outbound::tls_config().map_err(|e| Error::Exporter(e.to_string()))?;
+    // reqwest's blocking client runs a runtime of its own, which cannot be started on a
+    // runtime's thread: build it on a plain one.
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .user_agent(crate::outbound::USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(EXPORT_TIMEOUT)
+            .build()
+    })
+    .join()
+    .map_err(|_| Error::Exporter("building the HTTP client panicked".into()))?
+    .map_err(|e| Error::Exporter(e.to_string()))
 }
 
 /// `service.name`, `service.version` and the configured/detected attributes.

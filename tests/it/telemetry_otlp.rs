@@ -8,6 +8,7 @@ use crate::support::obo_world::{
     SA_SUBJECT, entra_and_graph, workload_identity_credential, write_sa_token,
 };
 use crate::support::otlp::{Received, grpc_receiver, receiver};
+use crate::support::redirector::Redirector;
 use crate::support::tokens::{CLIENT_ID, TestIssuer};
 use crate::support::{ServerProcess, binary, entra_env};
 use mcp_obo::jose::SigningKey;
@@ -393,4 +394,33 @@ async fn a_token_in_the_query_string_reaches_no_span_attribute() {
             "the token appeared in the exported attribute {key}"
         );
     }
+}
+
+/// A collector endpoint answering with a redirect gets no second request elsewhere: the
+/// export client follows none, so `OTEL_EXPORTER_OTLP_HEADERS` (API keys) never travel on.
+#[tokio::test]
+async fn an_otlp_endpoint_answering_a_redirect_is_not_followed_and_its_target_gets_nothing() {
+    let (target, received) = receiver().await;
+    let redirector = Redirector::start(307, &format!("{target}/v1/traces")).await;
+    let server = ServerProcess::start(
+        binary(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", redirector.url.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=collector-secret"),
+        ],
+    )
+    .await;
+    // ServerProcess::start's /healthz polls made HTTP server spans; SIGTERM flushes them.
+    let server = server.terminate().await;
+    assert!(
+        redirector.requests() >= 1,
+        "the spans were exported to the endpoint: {}",
+        server.stderr()
+    );
+    assert!(
+        spans(&received).is_empty(),
+        "the redirect's target received an export"
+    );
+    assert!(!server.stderr().contains("collector-secret"));
 }
