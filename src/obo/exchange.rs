@@ -305,7 +305,7 @@ impl Exchanger {
         let code = code_num
             .map(|c| format!("AADSTS{c}"))
             .unwrap_or_else(|| error.clone());
-        tracing::debug!(error = %error, code = %code, "token exchange refused");
+        tracing::debug!(error = %crate::telemetry::bounded(&error), code = %crate::telemetry::bounded(&code), "token exchange refused");
         match (code_num, error.as_str()) {
             (Some(65001), _) => Error::ConsentRequired {
                 consent_url: self.consent_url.clone(),
@@ -320,8 +320,13 @@ impl Exchanger {
             },
             (_, "invalid_client" | "unauthorized_client") => Error::InvalidClient { code },
             (_, "invalid_grant") => Error::InvalidGrant { code },
+            // Whatever else the endpoint wrote is its own: only a numbered code (ours to
+            // format) reaches the text, the span and the log; the rest stays at debug above.
             _ => Error::Protocol {
-                detail: format!("{error} {code}").trim().to_owned(),
+                detail: code_num.map_or_else(
+                    || "an error this server does not know".to_owned(),
+                    |c| format!("AADSTS{c}"),
+                ),
             },
         }
     }
@@ -381,6 +386,21 @@ mod tests {
         Caller {
             tenant_id: Some(tid.to_owned()),
             ..Caller::local_developer()
+        }
+    }
+
+    #[test]
+    fn an_error_the_endpoint_invents_reaches_neither_the_label_nor_the_text() {
+        let exchanger = exchanger("https://login.example".into());
+        let long = "x".repeat(400_000);
+        for error in [long.as_str(), "bad\nline forged"] {
+            let failure = exchanger.map_failure(Failure {
+                error: Some(error.to_owned()),
+                ..Failure::default()
+            });
+            assert_eq!(failure.code(), "protocol");
+            let text = failure.to_string();
+            assert!(text.len() < 300 && !text.contains("forged"), "{text}");
         }
     }
 

@@ -60,7 +60,10 @@ impl DownstreamTokens for OboTokens {
                 span.record("obo.outcome", "error");
                 span.record("obo.error_code", e.code());
                 span.record("otel.status_code", "ERROR");
-                span.record("otel.status_description", e.to_string());
+                span.record(
+                    "otel.status_description",
+                    crate::telemetry::bounded(&e.to_string()).as_ref(),
+                );
             }
         }
         result

@@ -44,12 +44,10 @@ pub struct ToolInfo {
 
 /// Every registered tool, in registration order.
 pub fn catalog() -> &'static [ToolInfo] {
-    const CATALOG: &[ToolInfo] = &[
-        ToolInfo {
-            name: hello::NAME,
-            permissions: &[USER_READ],
-        },
-    ];
+    const CATALOG: &[ToolInfo] = &[ToolInfo {
+        name: hello::NAME,
+        permissions: &[USER_READ],
+    }];
     CATALOG
 }
 
