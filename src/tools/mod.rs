@@ -49,6 +49,10 @@ pub fn catalog() -> &'static [ToolInfo] {
             name: hello::NAME,
             permissions: &[USER_READ],
         },
+        ToolInfo {
+            name: "UpcomingEvents",
+            permissions: &[CALENDARS_READ],
+        },
     ];
     CATALOG
 }
