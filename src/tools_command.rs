@@ -72,15 +72,20 @@ pub fn permissions_file() -> PermissionsFile {
 /// committed file.
 pub fn permissions_json() -> String {
     // Serializing a struct of strings cannot fail; an empty object would still be valid JSON.
-    let mut text = serde_json::to_string_pretty(&permissions_file())
-        .unwrap_or_else(|_| "{}".to_owned());
+    let mut text =
+        serde_json::to_string_pretty(&permissions_file()).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }
 
 /// The table for people: each tool and its permissions.
 pub fn table() -> String {
-    let width = catalog().iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let width = catalog()
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut out = format!("{:width$}  MICROSOFT GRAPH DELEGATED PERMISSIONS\n", "TOOL");
     for tool in catalog() {
         let values: Vec<&str> = tool.permissions.iter().map(|p| p.value).collect();
@@ -113,7 +118,11 @@ mod tests {
                 assert!(entry.is_some_and(|e| e.tools.contains(&tool.name)), "{p:?}");
             }
         }
-        assert!(file.scope.split(' ').eq(file.permissions.iter().map(|p| p.value)));
+        assert!(
+            file.scope
+                .split(' ')
+                .eq(file.permissions.iter().map(|p| p.value))
+        );
     }
 
     #[test]

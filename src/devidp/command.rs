@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{self as devidp, DEV_APP, DEV_TENANT, DevUser};
-use crate::tools::graph_permissions;
 use crate::config::{self, Env};
 use crate::server::{self, Application, Dependencies};
+use crate::tools::graph_permissions;
 
 /// `mcp-obo dev` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,7 +35,11 @@ pub struct DevArgs {
     /// not consented to (repeatable): the dev on-behalf-of exchange refuses it with
     /// AADSTS65001, so the incremental consent path can be tried. Needs --user; the default
     /// users (Ada and Alan) have consented to everything.
-    #[arg(long = "without-consent", value_name = "PERMISSION", requires = "users")]
+    #[arg(
+        long = "without-consent",
+        value_name = "PERMISSION",
+        requires = "users"
+    )]
     pub without_consent: Vec<String>,
 }
 
@@ -76,7 +80,10 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
     }
     let known = graph_permissions();
     for permission in &args.without_consent {
-        if !known.iter().any(|p| p.value.eq_ignore_ascii_case(permission)) {
+        if !known
+            .iter()
+            .any(|p| p.value.eq_ignore_ascii_case(permission))
+        {
             let values: Vec<&str> = known.iter().map(|p| p.value).collect();
             eprintln!(
                 "mcp-obo dev: --without-consent {permission:?} is not a Graph permission of a registered tool; expected one of {}",

@@ -16,7 +16,10 @@ pub const PATHS: &[(&str, GraphPermission)] = &[
 
 /// The permission Graph requires for `path`.
 pub fn permission_for(path: &str) -> Option<GraphPermission> {
-    PATHS.iter().find(|(p, _)| *p == path).map(|(_, perm)| *perm)
+    PATHS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, perm)| *perm)
 }
 
 /// One calendar event, its times relative to when the emulator is asked.
@@ -32,11 +35,41 @@ struct Template {
 /// The events every dev user has, each personalised with the user's name (so two users'
 /// calendars differ, and a test can tell whose it got).
 const EVENTS: &[Template] = &[
-    Template { subject: "Stand-up", starts_in_hours: 2, minutes: 15, location: "Teams", online: true },
-    Template { subject: "Design review", starts_in_hours: 26, minutes: 60, location: "Room 4.01", online: false },
-    Template { subject: "1:1", starts_in_hours: 50, minutes: 30, location: "Teams", online: true },
-    Template { subject: "Planning", starts_in_hours: 98, minutes: 90, location: "Room 2.12", online: false },
-    Template { subject: "Retrospective", starts_in_hours: 24 * 9, minutes: 45, location: "Teams", online: true },
+    Template {
+        subject: "Stand-up",
+        starts_in_hours: 2,
+        minutes: 15,
+        location: "Teams",
+        online: true,
+    },
+    Template {
+        subject: "Design review",
+        starts_in_hours: 26,
+        minutes: 60,
+        location: "Room 4.01",
+        online: false,
+    },
+    Template {
+        subject: "1:1",
+        starts_in_hours: 50,
+        minutes: 30,
+        location: "Teams",
+        online: true,
+    },
+    Template {
+        subject: "Planning",
+        starts_in_hours: 98,
+        minutes: 90,
+        location: "Room 2.12",
+        online: false,
+    },
+    Template {
+        subject: "Retrospective",
+        starts_in_hours: 24 * 9,
+        minutes: 45,
+        location: "Teams",
+        online: true,
+    },
 ];
 
 /// A calendar event of `user`'s, in Graph's shape (`Prefer: outlook.timezone="UTC"`).

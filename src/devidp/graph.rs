@@ -115,7 +115,7 @@ fn unauthorized() -> HttpResponse {
 
 /// The dev user a Graph token names, when its `scp` holds the permission Graph requires for
 /// the request's path; otherwise Graph's answer (401, 403 `ErrorAccessDenied`, 404).
-fn user_for(req: &HttpRequest, state: &DevState) -> Result<DevUser, HttpResponse> {
+fn user_for(req: &HttpRequest, state: &DevState) -> Result<DevUser, Box<HttpResponse>> {
     let token = req
         .headers()
         .get("authorization")
@@ -124,30 +124,30 @@ fn user_for(req: &HttpRequest, state: &DevState) -> Result<DevUser, HttpResponse
     let Some(claims) =
         token.and_then(|t| verify_with(&state.signing, t, &[state.graph_base.as_str()]))
     else {
-        return Err(unauthorized());
+        return Err(Box::new(unauthorized()));
     };
     let granted = claims["scp"].as_str().unwrap_or_default();
     let allowed = fixtures::permission_for(req.path())
         .is_some_and(|p| granted.split_whitespace().any(|s| s == p.value));
     if !allowed {
-        return Err(HttpResponse::Forbidden().json(json!({
+        return Err(Box::new(HttpResponse::Forbidden().json(json!({
             "error": {"code": "ErrorAccessDenied", "message": "Access is denied. Check credentials and try again."}
-        })));
+        }))));
     }
     claims["oid"]
         .as_str()
         .and_then(|oid| state.user(oid))
         .ok_or_else(|| {
-            HttpResponse::NotFound().json(
+            Box::new(HttpResponse::NotFound().json(
                 json!({"error": {"code": "Request_ResourceNotFound", "message": "unknown user"}}),
-            )
+            ))
         })
 }
 
 async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
     let user = match user_for(&req, &state) {
         Ok(user) => user,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     HttpResponse::Ok().json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#users/$entity", state.graph_base),
@@ -185,10 +185,12 @@ async fn calendar_view(
 ) -> HttpResponse {
     let user = match user_for(&req, &state) {
         Ok(user) => user,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let (Some(start), Some(end)) = (query.start.as_deref(), query.end.as_deref()) else {
-        return invalid("This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.");
+        return invalid(
+            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+        );
     };
     let (Ok(from), Ok(to)) = (
         humantime::parse_rfc3339_weak(start),
@@ -202,7 +204,12 @@ async fn calendar_view(
         .into_iter()
         .filter(|e| e.end > from && e.start < to)
         .collect();
-    let page: Vec<_> = within.iter().skip(skip).take(top).map(|e| &e.body).collect();
+    let page: Vec<_> = within
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|e| &e.body)
+        .collect();
     let mut body = json!({
         "@odata.context": format!("{}/v1.0/$metadata#users('{}')/calendarView", state.graph_base, user.id),
         "value": page,
@@ -214,7 +221,8 @@ async fn calendar_view(
             .append_pair("$top", &top.to_string())
             .append_pair("$skip", &(skip + top).to_string())
             .finish();
-        body["@odata.nextLink"] = json!(format!("{}/v1.0/me/calendarView?{next}", state.graph_base));
+        body["@odata.nextLink"] =
+            json!(format!("{}/v1.0/me/calendarView?{next}", state.graph_base));
     }
     HttpResponse::Ok().json(body)
 }

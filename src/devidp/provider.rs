@@ -663,11 +663,15 @@ fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpRespons
     let requested = form.get("scope").map(String::as_str).unwrap_or_default();
     let scp = match graph_scp(state, &user, requested) {
         Ok(scp) => scp,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
-    let Some(access) =
-        state.access_token(&user, DEV_APP, &state.graph_base, &scp, ACCESS_TOKEN_LIFETIME)
-    else {
+    let Some(access) = state.access_token(
+        &user,
+        DEV_APP,
+        &state.graph_base,
+        &scp,
+        ACCESS_TOKEN_LIFETIME,
+    ) else {
         return oauth_error("server_error", "signing failed");
     };
     HttpResponse::Ok()
@@ -685,7 +689,11 @@ fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpRespons
 /// decides it: `<graph>/.default` is every registered tool's permission the user consented
 /// to; `<graph>/Name …` (or bare `Name`) must each be a registered tool's permission
 /// (AADSTS70011 otherwise) the user consented to (AADSTS65001 otherwise).
-fn graph_scp(state: &DevState, user: &DevUser, requested: &str) -> Result<String, HttpResponse> {
+fn graph_scp(
+    state: &DevState,
+    user: &DevUser,
+    requested: &str,
+) -> Result<String, Box<HttpResponse>> {
     let registered = graph_permissions();
     let prefix = format!("{}/", state.graph_base);
     let names: Vec<&str> = requested
@@ -703,25 +711,27 @@ fn graph_scp(state: &DevState, user: &DevUser, requested: &str) -> Result<String
     }
     let mut scp = Vec::new();
     for name in &names {
-        let Some(permission) = registered.iter().find(|p| p.value.eq_ignore_ascii_case(name))
+        let Some(permission) = registered
+            .iter()
+            .find(|p| p.value.eq_ignore_ascii_case(name))
         else {
-            return Err(oauth_error(
+            return Err(Box::new(oauth_error(
                 "invalid_scope",
                 &format!(
                     "AADSTS70011: the provided value for scope {name} is not valid: the dev Graph has {prefix}.default and the registered tools' permissions"
                 ),
-            ));
+            )));
         };
         if !user.consented(permission.value) {
-            return Err(consent_required(permission.value));
+            return Err(Box::new(consent_required(permission.value)));
         }
         scp.push(permission.value);
     }
     if scp.is_empty() {
-        return Err(oauth_error(
+        return Err(Box::new(oauth_error(
             "invalid_scope",
             &format!("AADSTS70011: a scope is required, e.g. {prefix}.default"),
-        ));
+        )));
     }
     Ok(scp.join(" "))
 }

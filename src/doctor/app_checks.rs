@@ -268,7 +268,10 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
     if missing.is_empty() {
         return Check::pass(
             id,
-            format!("requests Microsoft Graph {}", with_tools(&graph_permissions())),
+            format!(
+                "requests Microsoft Graph {}",
+                with_tools(&graph_permissions())
+            ),
         );
     }
     let lacks: Vec<String> = missing
@@ -288,7 +291,11 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
             "requiredResourceAccess lacks Microsoft Graph {}: {} AADSTS65001 until {} added",
             lacks.join("; "),
             tools_answer(&missing),
-            if missing.len() == 1 { "it is" } else { "they are" }
+            if missing.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
         ),
         format!(
             "az ad app permission add --id {} --api {GRAPH_APP_ID} --api-permissions {}   (Bicep: infra/graph-permissions.json, written by mcp-obo tools --permissions-json)",

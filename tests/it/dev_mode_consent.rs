@@ -43,7 +43,10 @@ async fn graph_token(dev: &DevProcess, user: &SignIn, scp: &str) -> String {
     let scope: Vec<String> = scp.split(' ').map(|p| format!("{graph}/{p}")).collect();
     let (status, body) = on_behalf_of(dev, user, &scope.join(" ")).await;
     assert_eq!(status, 200, "{body}");
-    let token = body["access_token"].as_str().expect("access_token").to_owned();
+    let token = body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
     assert_eq!(dev_login::jwt_claims(&token)["scp"], scp, "{body}");
     token
 }
@@ -69,8 +72,14 @@ fn window(days: u64) -> String {
     let now = std::time::SystemTime::now();
     let end = now + std::time::Duration::from_secs(days * 86_400);
     url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("startDateTime", &humantime::format_rfc3339_seconds(now).to_string())
-        .append_pair("endDateTime", &humantime::format_rfc3339_seconds(end).to_string())
+        .append_pair(
+            "startDateTime",
+            &humantime::format_rfc3339_seconds(now).to_string(),
+        )
+        .append_pair(
+            "endDateTime",
+            &humantime::format_rfc3339_seconds(end).to_string(),
+        )
         .finish()
 }
 
@@ -79,40 +88,82 @@ async fn calendar_view_serves_the_users_upcoming_events_with_calendars_read_and_
     let dev = DevProcess::start().await;
     let ada = dev_login::sign_in(&dev.mcp_url(), "ada@contoso.dev").await;
     let token = graph_token(&dev, &ada, "Calendars.Read").await;
-    let (status, page) =
-        graph_get(&dev, &format!("/v1.0/me/calendarView?{}&$top=2", window(7)), &token).await;
+    let (status, page) = graph_get(
+        &dev,
+        &format!("/v1.0/me/calendarView?{}&$top=2", window(7)),
+        &token,
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     let events = page["value"].as_array().expect("value");
     assert_eq!(events.len(), 2, "{page}");
     let first = &events[0];
-    assert!(first["subject"].as_str().is_some_and(|s| s.ends_with("(Ada)")), "{first}");
+    assert!(
+        first["subject"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("(Ada)")),
+        "{first}"
+    );
     assert_eq!(first["start"]["timeZone"], "UTC", "{first}");
-    assert_eq!(first["organizer"]["emailAddress"]["address"], "ada@contoso.dev");
-    for key in ["end", "location", "isOnlineMeeting", "onlineMeeting", "webLink"] {
+    assert_eq!(
+        first["organizer"]["emailAddress"]["address"],
+        "ada@contoso.dev"
+    );
+    for key in [
+        "end",
+        "location",
+        "isOnlineMeeting",
+        "onlineMeeting",
+        "webLink",
+    ] {
         assert!(first.get(key).is_some(), "{key}: {first}");
     }
     // More remain within 7 days: the next page is on the emulator's own origin.
-    let next = page["@odata.nextLink"].as_str().expect("nextLink").to_owned();
-    assert!(next.starts_with(&dev.graph_url("/v1.0/me/calendarView?")), "{next}");
+    let next = page["@odata.nextLink"]
+        .as_str()
+        .expect("nextLink")
+        .to_owned();
+    assert!(
+        next.starts_with(&dev.graph_url("/v1.0/me/calendarView?")),
+        "{next}"
+    );
     let (status, rest) = graph_get(&dev, &next, &token).await;
     assert_eq!(status, 200, "{rest}");
     let rest = rest["value"].as_array().expect("value").clone();
     assert!(!rest.is_empty() && rest.iter().all(|e| !events.contains(e)));
     // The window filters: the event nine days out is only in a ten-day window.
-    let (_, week) = graph_get(&dev, &format!("/v1.0/me/calendarView?{}&$top=50", window(7)), &token).await;
-    let (_, ten) = graph_get(&dev, &format!("/v1.0/me/calendarView?{}&$top=50", window(10)), &token).await;
+    let (_, week) = graph_get(
+        &dev,
+        &format!("/v1.0/me/calendarView?{}&$top=50", window(7)),
+        &token,
+    )
+    .await;
+    let (_, ten) = graph_get(
+        &dev,
+        &format!("/v1.0/me/calendarView?{}&$top=50", window(10)),
+        &token,
+    )
+    .await;
     assert_eq!(week["value"].as_array().map(Vec::len), Some(4), "{week}");
     assert_eq!(ten["value"].as_array().map(Vec::len), Some(5), "{ten}");
     assert!(week.get("@odata.nextLink").is_none(), "{week}");
 
     // A token with User.Read only: Graph's 403 for calendarView, /me still served.
     let profile_only = graph_token(&dev, &ada, "User.Read").await;
-    let (status, denied) =
-        graph_get(&dev, &format!("/v1.0/me/calendarView?{}", window(7)), &profile_only).await;
+    let (status, denied) = graph_get(
+        &dev,
+        &format!("/v1.0/me/calendarView?{}", window(7)),
+        &profile_only,
+    )
+    .await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["code"], "ErrorAccessDenied", "{denied}");
     let (status, me) = graph_get(&dev, "/v1.0/me", &profile_only).await;
-    assert_eq!((status, &me["mail"]), (200, &Value::from("ada@contoso.dev")), "{me}");
+    assert_eq!(
+        (status, &me["mail"]),
+        (200, &Value::from("ada@contoso.dev")),
+        "{me}"
+    );
 }
 
 #[tokio::test]
@@ -120,12 +171,19 @@ async fn each_dev_user_gets_their_own_calendar() {
     let dev = DevProcess::start().await;
     let alan = dev_login::sign_in(&dev.mcp_url(), "alan@contoso.dev").await;
     let token = graph_token(&dev, &alan, "Calendars.Read").await;
-    let (_, page) = graph_get(&dev, &format!("/v1.0/me/calendarView?{}&$top=50", window(31)), &token).await;
+    let (_, page) = graph_get(
+        &dev,
+        &format!("/v1.0/me/calendarView?{}&$top=50", window(31)),
+        &token,
+    )
+    .await;
     let events = page["value"].as_array().expect("value");
     assert!(!events.is_empty(), "{page}");
     assert!(
-        events.iter().all(|e| e["organizer"]["emailAddress"]["address"] == "alan@contoso.dev"
-            && e["subject"].as_str().is_some_and(|s| s.ends_with("(Alan)"))),
+        events.iter().all(
+            |e| e["organizer"]["emailAddress"]["address"] == "alan@contoso.dev"
+                && e["subject"].as_str().is_some_and(|s| s.ends_with("(Alan)"))
+        ),
         "{page}"
     );
 }
@@ -135,7 +193,9 @@ async fn a_user_without_consent_to_calendars_read_gets_aadsts65001_while_user_re
     let dev =
         DevProcess::start_with(&["--user", GRACE, "--without-consent", "Calendars.Read"]).await;
     assert!(
-        dev.banner().await.contains(&format!("{GRACE} (not consented: Calendars.Read)")),
+        dev.banner()
+            .await
+            .contains(&format!("{GRACE} (not consented: Calendars.Read)")),
         "{}",
         dev.banner().await
     );
@@ -144,17 +204,25 @@ async fn a_user_without_consent_to_calendars_read_gets_aadsts65001_while_user_re
     let (status, refused) = on_behalf_of(&dev, &grace, &format!("{graph}/Calendars.Read")).await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
-    assert_eq!(refused["error_codes"], serde_json::json!([65001]), "{refused}");
+    assert_eq!(
+        refused["error_codes"],
+        serde_json::json!([65001]),
+        "{refused}"
+    );
     assert_eq!(refused["suberror"], "consent_required", "{refused}");
     assert!(
-        refused["error_description"].as_str().is_some_and(|d| d.starts_with(
-            "AADSTS65001: The user or administrator has not consented"
-        )),
+        refused["error_description"].as_str().is_some_and(
+            |d| d.starts_with("AADSTS65001: The user or administrator has not consented")
+        ),
         "{refused}"
     );
     let token = graph_token(&dev, &grace, "User.Read").await;
     let (status, me) = graph_get(&dev, "/v1.0/me", &token).await;
-    assert_eq!((status, &me["displayName"]), (200, &Value::from("Grace Hopper")), "{me}");
+    assert_eq!(
+        (status, &me["displayName"]),
+        (200, &Value::from("Grace Hopper")),
+        "{me}"
+    );
     // `.default` is what she consented to: User.Read only.
     let (status, body) = on_behalf_of(&dev, &grace, &format!("{graph}/.default")).await;
     assert_eq!(status, 200, "{body}");

@@ -136,7 +136,7 @@ async fn an_allowed_client_that_is_not_pre_authorized_fails() {
 
 #[tokio::test]
 async fn a_registration_without_graph_user_read_fails_naming_hellotool_with_the_permission_command()
- {
+{
     assert_only_failure(
         Broken::NoUserRead,
         "FAIL app.graph_permissions: requiredResourceAccess lacks Microsoft Graph User.Read (delegated), needed by HelloTool: HelloTool answers AADSTS65001 until it is added",
