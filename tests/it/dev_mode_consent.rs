@@ -83,17 +83,23 @@ fn window(days: u64) -> String {
         .finish()
 }
 
+/// `GET /v1.0/me/calendarView` for the next `days` days, `$top` when given.
+async fn calendar_view(dev: &DevProcess, days: u64, top: Option<u32>, token: &str) -> (u16, Value) {
+    let top = top.map(|t| format!("&$top={t}")).unwrap_or_default();
+    graph_get(
+        dev,
+        &format!("/v1.0/me/calendarView?{}{top}", window(days)),
+        token,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn calendar_view_serves_the_users_upcoming_events_with_calendars_read_and_403_without() {
     let dev = DevProcess::start().await;
     let ada = dev_login::sign_in(&dev.mcp_url(), "ada@contoso.dev").await;
     let token = graph_token(&dev, &ada, "Calendars.Read").await;
-    let (status, page) = graph_get(
-        &dev,
-        &format!("/v1.0/me/calendarView?{}&$top=2", window(7)),
-        &token,
-    )
-    .await;
+    let (status, page) = calendar_view(&dev, 7, Some(2), &token).await;
     assert_eq!(status, 200, "{page}");
     let events = page["value"].as_array().expect("value");
     assert_eq!(events.len(), 2, "{page}");
@@ -132,30 +138,15 @@ async fn calendar_view_serves_the_users_upcoming_events_with_calendars_read_and_
     let rest = rest["value"].as_array().expect("value").clone();
     assert!(!rest.is_empty() && rest.iter().all(|e| !events.contains(e)));
     // The window filters: the event nine days out is only in a ten-day window.
-    let (_, week) = graph_get(
-        &dev,
-        &format!("/v1.0/me/calendarView?{}&$top=50", window(7)),
-        &token,
-    )
-    .await;
-    let (_, ten) = graph_get(
-        &dev,
-        &format!("/v1.0/me/calendarView?{}&$top=50", window(10)),
-        &token,
-    )
-    .await;
+    let (_, week) = calendar_view(&dev, 7, Some(50), &token).await;
+    let (_, ten) = calendar_view(&dev, 10, Some(50), &token).await;
     assert_eq!(week["value"].as_array().map(Vec::len), Some(4), "{week}");
     assert_eq!(ten["value"].as_array().map(Vec::len), Some(5), "{ten}");
     assert!(week.get("@odata.nextLink").is_none(), "{week}");
 
     // A token with User.Read only: Graph's 403 for calendarView, /me still served.
     let profile_only = graph_token(&dev, &ada, "User.Read").await;
-    let (status, denied) = graph_get(
-        &dev,
-        &format!("/v1.0/me/calendarView?{}", window(7)),
-        &profile_only,
-    )
-    .await;
+    let (status, denied) = calendar_view(&dev, 7, None, &profile_only).await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["code"], "ErrorAccessDenied", "{denied}");
     let (status, me) = graph_get(&dev, "/v1.0/me", &profile_only).await;
@@ -171,12 +162,7 @@ async fn each_dev_user_gets_their_own_calendar() {
     let dev = DevProcess::start().await;
     let alan = dev_login::sign_in(&dev.mcp_url(), "alan@contoso.dev").await;
     let token = graph_token(&dev, &alan, "Calendars.Read").await;
-    let (_, page) = graph_get(
-        &dev,
-        &format!("/v1.0/me/calendarView?{}&$top=50", window(31)),
-        &token,
-    )
-    .await;
+    let (_, page) = calendar_view(&dev, 31, Some(50), &token).await;
     let events = page["value"].as_array().expect("value");
     assert!(!events.is_empty(), "{page}");
     assert!(
