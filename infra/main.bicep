@@ -32,7 +32,7 @@ param serviceManagementReference string = ''
 @description('Overrides the audience of the managed identity token used as client assertion (TOKEN_EXCHANGE_AUDIENCE). Empty: the cloud\'s (api://AzureADTokenExchange, ...USGov, ...China).')
 param tokenExchangeAudience string = ''
 
-@description('Grant tenant-wide admin consent for Microsoft Graph User.Read (and user_impersonation for adminConsentClientIds) while provisioning (GRANT_ADMIN_CONSENT). Needs a deploying user who may grant tenant-wide consent. Off: the consent step is printed after provisioning.')
+@description('Grant tenant-wide admin consent for the tools\' Microsoft Graph permissions (graph-permissions.json; and user_impersonation for adminConsentClientIds) while provisioning (GRANT_ADMIN_CONSENT). Needs a deploying user who may grant tenant-wide consent. Off: the consent step is printed after provisioning.')
 param grantAdminConsent bool = false
 
 @description('Comma-separated MCP client app ids to consent to user_impersonation tenant-wide when grantAdminConsent is true (ADMIN_CONSENT_CLIENT_IDS). Pre-authorized clients do not need it.')

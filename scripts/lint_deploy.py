@@ -23,7 +23,9 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       `extension` statement, which is the only construct removed. Also checks that files
       using Microsoft.Graph resources declare the Graph extension and that bicepconfig.json
       defines it, and the security and wiring properties of issue 7 on the parsed templates
-      (INVARIANTS below: what checkov has no check for). checkov's bicep scan reads COPY_DIR.
+      (INVARIANTS below: what checkov has no check for), and that entra-app.bicep requests and
+      consents to exactly infra/graph-permissions.json's Graph permissions (evaluated). checkov's
+      bicep scan reads COPY_DIR.
 
   hostjson HOST_JSON DOCKERFILE
       Structural checks of host.json (the Functions MCP custom-handler shape, with the
@@ -63,7 +65,8 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       literals, parameter and variable references (pycep gives them as plain strings: a string
       equal to a declared parameter or variable name is a reference; a parameter missing from
       PARAMS_JSON takes its default), `${name}` interpolations of parameters and variables,
-      join(array, delimiter) and tenant().tenantId. Anything else (another function, an
+      join(array, delimiter), tenant().tenantId, loadJsonContent('<path relative to the file>')
+      and `[for item in array: {...}]`. Anything else (another function, an
       operator, a secretRef, a non-string result) fails naming the entry, so an expression
       nobody evaluates breaks the smoke tests instead of being passed on verbatim.
 
@@ -664,15 +667,17 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
     ("modules/mcp-app.bicep", ("variables", "metricsPort", "value"), 9464),
     ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
     ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
-    ("modules/entra-app.bicep", ("variables", "graphUserReadScopeId", "value"), "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
-    # Optional tenant-wide consent (issue 15): off by default, Graph User.Read for the server's
-    # service principal, user_impersonation for the listed MCP clients.
+    # The Graph permissions come from the file the binary writes (issue 22), never literals:
+    # check_graph_permissions evaluates what the Bicep makes of it.
+    ("modules/entra-app.bicep", ("variables", "graphPermissions", "value", "function", "type"), "load_json_content"),
+    ("modules/entra-app.bicep", ("variables", "graphPermissions", "value", "function", "parameters", "file_path"), "../graph-permissions.json"),
+    # Optional tenant-wide consent (issue 15): off by default, the tools' Graph permissions for
+    # the server's service principal, user_impersonation for the listed MCP clients.
     ("modules/entra-app.bicep", ("parameters", "grantAdminConsent", "default"), False),
     ("main.bicep", ("parameters", "grantAdminConsent", "default"), False),
     ("modules/entra-app.bicep", ("resources", "graphConsent", "type"), "Microsoft.Graph/oauth2PermissionGrants"),
     ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "condition"), "grantAdminConsent"),
     ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "consentType"), "AllPrincipals"),
-    ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "scope"), "User.Read"),
     ("modules/entra-app.bicep", ("resources", "graphConsent", "config", "config", "clientId", "operator", "operands", "operand_1"), "servicePrincipal"),
     ("modules/entra-app.bicep", ("resources", "graphServicePrincipal", "config", "config", "appId"), "graphAppId"),
     ("modules/entra-app.bicep", ("resources", "federatedCredential", "config", "audiences"), ["tokenExchangeAudience"]),
@@ -708,6 +713,33 @@ def dig(tree: Any, path: tuple[str, ...]) -> Any:
             return KeyError
         tree = tree[key]
     return tree
+
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+
+def check_graph_permissions(entra: dict[str, Any], base: Path) -> None:
+    """entra-app.bicep requests, and consents to, exactly infra/graph-permissions.json's
+    permissions (the file `mcp-obo tools --permissions-json` writes; a cargo test compares it
+    with the binary): requiredResourceAccess and the admin consent grant's scope, evaluated."""
+    name = "modules/entra-app.bicep"
+    evaluator = BicepEvaluator(entra, {}, base)
+    try:
+        wanted = evaluator.reference("graphPermissions")
+        access = evaluator.evaluate(dig(entra, ("resources", "application", "config", "requiredResourceAccess")))
+        scope = evaluator.evaluate(dig(entra, ("resources", "graphConsent", "config", "config", "scope")))
+    except Unevaluated as e:
+        problem(f"{name}: the Graph permissions do not evaluate: {e}")
+        return
+    permissions = wanted.get("permissions") if isinstance(wanted, dict) else None
+    if not isinstance(permissions, list) or not permissions or wanted.get("resourceAppId") != GRAPH_APP_ID:
+        problem(f"{name}: graph-permissions.json is not the file `mcp-obo tools --permissions-json` writes")
+        return
+    expected_access = [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": [{"id": p["id"], "type": "Scope"} for p in permissions]}]
+    expect(access == expected_access, f"{name}: requiredResourceAccess is {json.dumps(access)}, expected {json.dumps(expected_access)} (from graph-permissions.json)")
+    values = " ".join(p["value"] for p in permissions)
+    expect(scope == values, f"{name}: graphConsent scope is {json.dumps(scope)}, expected {json.dumps(values)} (from graph-permissions.json)")
+    info(f"{name}: requests and consents to Microsoft Graph {values} (graph-permissions.json)")
 
 
 def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
@@ -792,6 +824,8 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
             problem(f"{file}: {'.'.join(path)} is {shown}, expected {json.dumps(want)}")
     if "modules/mcp-app.bicep" in parsed:
         check_app_probes_and_metrics(parsed["modules/mcp-app.bicep"])
+    if "modules/entra-app.bicep" in parsed:
+        check_graph_permissions(parsed["modules/entra-app.bicep"], dst / "modules")
     # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
     # or a deploy round-trips the app through a model without `kind`.
     azure_yaml = src.parent / "azure.yaml"
@@ -1085,16 +1119,41 @@ TENANT_ID_PROPERTY = re.compile(r"^(\[Token\('[A-Z_]+', 'tenantId'\)\]|tenantId)
 class BicepEvaluator:
     """Evaluates the small subset of Bicep expressions described under `app-env`."""
 
-    def __init__(self, parsed: dict[str, Any], params: dict[str, Any]) -> None:
+    def __init__(self, parsed: dict[str, Any], params: dict[str, Any], base: Path | None = None) -> None:
         self.declared = parsed.get("parameters") or {}
         self.variables = parsed.get("variables") or {}
         self.params = params
+        # The directory loadJsonContent's paths are relative to (the Bicep file's).
+        self.base = base
+        # Loop variables in scope (`for item in array: {...}`), innermost last.
+        self.locals: list[dict[str, Any]] = []
         self.resolving: list[str] = []
 
     def is_reference(self, name: str) -> bool:
-        return name in self.declared or name in self.variables
+        return any(name in scope for scope in self.locals) or name in self.declared or name in self.variables
+
+    def loop(self, spec: dict[str, Any]) -> list[Any]:
+        """`[for item in array: body]` (no index, no condition)."""
+        loop_type = spec.get("loop_type") or {}
+        detail = loop_type.get("detail") or {}
+        if loop_type.get("type") != "array" or spec.get("condition") is not None or not isinstance(detail.get("item_name"), str):
+            raise Unevaluated(f"loop {json.dumps(loop_type)[:80]} is not evaluated (only `for item in array` without a condition)")
+        items = self.evaluate(detail.get("array_name"))
+        if not isinstance(items, list):
+            raise Unevaluated(f"loop over {json.dumps(items)[:80]}, not an array")
+        out = []
+        for item in items:
+            self.locals.append({detail["item_name"]: item})
+            try:
+                out.append(self.evaluate(spec.get("config")))
+            finally:
+                self.locals.pop()
+        return out
 
     def reference(self, name: str) -> Any:
+        for scope in reversed(self.locals):
+            if name in scope:
+                return scope[name]
         if name in self.resolving:
             raise Unevaluated(f"{name} refers to itself ({' -> '.join(self.resolving + [name])})")
         self.resolving.append(name)
@@ -1188,6 +1247,15 @@ class BicepEvaluator:
         if kind == "empty":
             item = self.evaluate((spec.get("parameters") or {}).get("item_to_test"))
             return not item
+        if kind == "load_json_content":
+            args = spec.get("parameters") or {}
+            file_path = args.get("file_path")
+            if self.base is None or not isinstance(file_path, str) or args.get("json_path") is not None:
+                raise Unevaluated(f"loadJsonContent({json.dumps(file_path)}) is not evaluated (a literal path, no jsonPath, a file evaluated from disk)")
+            try:
+                return json.loads((self.base / file_path).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise Unevaluated(f"loadJsonContent('{file_path}'): {e}") from e
         if kind == "tenant":
             prop = str(spec.get("property_name", ""))
             if not TENANT_ID_PROPERTY.match(prop):
@@ -1211,6 +1279,8 @@ class BicepEvaluator:
                 return self.function(value["function"])
             if set(value) == {"operator"} and isinstance(value["operator"], dict):
                 return self.operator(value["operator"])
+            if set(value) == {"loop_type", "condition", "config"}:
+                return self.loop(value)
             if "operator" in value or "function" in value:
                 what = value.get("operator", value.get("function"))
                 kind = what.get("type") if isinstance(what, dict) else what
@@ -1239,7 +1309,7 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     if not isinstance(env_list, list):
         problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list")
         return finish()
-    evaluator = BicepEvaluator(parsed, params)
+    evaluator = BicepEvaluator(parsed, params, Path(bicep_file).parent)
     env: dict[str, str] = {}
     for index, entry in enumerate(env_list):
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -1275,7 +1345,7 @@ def cmd_eval(bicep_file: str, params_json: str, *paths: str) -> int:
 
     parsed = BicepParser().parse(text=EXTENSION_LINE.sub("", Path(bicep_file).read_text()))
     params = json.loads(Path(params_json).read_text())
-    evaluator = BicepEvaluator(parsed, params)
+    evaluator = BicepEvaluator(parsed, params, Path(bicep_file).parent)
     out: dict[str, Any] = {}
     for path in paths:
         node = dig(parsed, tuple(path.split(".")))

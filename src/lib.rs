@@ -10,6 +10,8 @@
 //! - [`obo`]: outbound tokens for downstream APIs ([`obo::DownstreamTokens`]).
 //! - [`graph`]: the Microsoft Graph client.
 //! - [`tools`]: one file per tool.
+//! - [`tools_command`]: `mcp-obo tools`, the tools' Graph permissions for people and for
+//!   the Bicep (`infra/graph-permissions.json`).
 //! - [`telemetry`]: logs, traces and metrics.
 //! - [`devidp`]: `mcp-obo dev`: a development identity provider and Graph emulator, and the
 //!   command that wires them to the production server (`devidp/command.rs`).
@@ -33,3 +35,4 @@ pub mod outbound;
 pub mod server;
 pub mod telemetry;
 pub mod tools;
+pub mod tools_command;

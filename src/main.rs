@@ -38,6 +38,9 @@ enum Command {
     /// Check the configuration, the endpoints, the server's credential, the Entra app
     /// registration and (with --url) a running deployment; print the fix for each failure.
     Doctor(mcp_obo::doctor::DoctorArgs),
+    /// List the tools and the Microsoft Graph delegated permissions they need
+    /// (--permissions-json: the file infra/graph-permissions.json the Bicep reads).
+    Tools(mcp_obo::tools_command::ToolsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,6 +62,9 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Dev(args) = command {
         return mcp_obo::devidp::run(&args, cli.config.as_deref(), env);
+    }
+    if let Command::Tools(args) = command {
+        return mcp_obo::tools_command::run(&args);
     }
     if let Command::Doctor(args) = command {
         return mcp_obo::doctor::run(&args, cli.config.as_deref(), &env);

@@ -1,8 +1,9 @@
 // The Entra application of the MCP server, through the Microsoft Graph Bicep extension:
 //   - the resource MCP clients request tokens for: identifier URI, the delegated scope
 //     `user_impersonation`, v2 access tokens, clients pre-authorized for that scope;
-//   - the confidential client of the on-behalf-of exchange: it requests Microsoft Graph
-//     User.Read for the signed-in user and proves its identity with the managed identity's
+//   - the confidential client of the on-behalf-of exchange: it requests the Microsoft Graph
+//     delegated permissions of the registered tools (../graph-permissions.json, written by
+//     `mcp-obo tools --permissions-json`) for the signed-in user and proves its identity with the managed identity's
 //     token (federated identity credential), never a secret;
 //   - the client of Container Apps' built-in sign-in (/.auth/login/aad), which is how a user
 //     consents to the Graph permission (redirect URI and ID token issuance).
@@ -35,15 +36,17 @@ param federatedIdentityPrincipalId string
 @description('Audience of the managed identity token presented as client assertion.')
 param tokenExchangeAudience string = 'api://AzureADTokenExchange'
 
-@description('Grant tenant-wide admin consent: Microsoft Graph User.Read for this application, and user_impersonation on it for adminConsentClientAppIds. Needs a deploying user who may grant tenant-wide consent (e.g. Cloud Application Administrator).')
+@description('Grant tenant-wide admin consent: the tools\' Microsoft Graph permissions (graph-permissions.json) for this application, and user_impersonation on it for adminConsentClientAppIds. Needs a deploying user who may grant tenant-wide consent (e.g. Cloud Application Administrator).')
 param grantAdminConsent bool = false
 
 @description('MCP client applications (appIds) to consent to user_impersonation for every user when grantAdminConsent is true. Their service principals must already exist in the tenant. Pre-authorized clients need no consent for it.')
 param adminConsentClientAppIds array = []
 
-var graphAppId = '00000003-0000-0000-c000-000000000000'
-// Microsoft Graph delegated permission User.Read (sign in and read the user's profile).
-var graphUserReadScopeId = 'e1fe6dd8-ba31-4d61-89e7-88639da4683d'
+// The Microsoft Graph delegated permissions of the registered tools, derived from the tool
+// registry: regenerate with `mcp-obo tools --permissions-json > infra/graph-permissions.json`
+// (a test fails when it disagrees with the binary).
+var graphPermissions = loadJsonContent('../graph-permissions.json')
+var graphAppId = graphPermissions.resourceAppId
 // Stable across deployments, so redeploying updates the scope instead of replacing it.
 var userImpersonationScopeId = guid(subscription().id, uniqueName, 'user_impersonation')
 // api://<tenant id>/<unique name>: one of Entra's secure identifier URI patterns (accepted
@@ -89,12 +92,10 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   requiredResourceAccess: [
     {
       resourceAppId: graphAppId
-      resourceAccess: [
-        {
-          id: graphUserReadScopeId
-          type: 'Scope'
-        }
-      ]
+      resourceAccess: [for permission in graphPermissions.permissions: {
+        id: permission.id
+        type: 'Scope'
+      }]
     }
   ]
   web: {
@@ -121,13 +122,13 @@ resource graphServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' existing
   appId: graphAppId
 }
 
-// The server (this application) may call Graph as any user of the tenant: User.Read, the
-// delegated permission of the on-behalf-of exchange.
+// The server (this application) may call Graph as any user of the tenant: the tools'
+// delegated permissions, which its on-behalf-of exchanges ask for.
 resource graphConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent) {
   clientId: servicePrincipal.id
   consentType: 'AllPrincipals'
   resourceId: graphServicePrincipal!.id
-  scope: 'User.Read'
+  scope: graphPermissions.scope
 }
 
 resource consentClientServicePrincipals 'Microsoft.Graph/servicePrincipals@v1.0' existing = [for appId in adminConsentClientAppIds: if (grantAdminConsent) {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use super::{self as devidp, DEV_APP, DEV_TENANT, DevUser};
 use crate::config::{self, Env};
 use crate::server::{self, Application, Dependencies};
+use crate::tools::graph_permissions;
 
 /// `mcp-obo dev` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,6 +31,16 @@ pub struct DevArgs {
     /// A development user, as "Name <email>" (repeatable). Default: Ada and Alan.
     #[arg(long = "user", value_name = "NAME <EMAIL>")]
     pub users: Vec<String>,
+    /// A Graph permission of a registered tool (e.g. Calendars.Read) the --user users have
+    /// not consented to (repeatable): the dev on-behalf-of exchange refuses it with
+    /// AADSTS65001, so the incremental consent path can be tried. Needs --user; the default
+    /// users (Ada and Alan) have consented to everything.
+    #[arg(
+        long = "without-consent",
+        value_name = "PERMISSION",
+        requires = "users"
+    )]
+    pub without_consent: Vec<String>,
 }
 
 /// Platform variables that would point the dev server at real cloud endpoints.
@@ -66,6 +77,23 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    let known = graph_permissions();
+    for permission in &args.without_consent {
+        if !known
+            .iter()
+            .any(|p| p.value.eq_ignore_ascii_case(permission))
+        {
+            let values: Vec<&str> = known.iter().map(|p| p.value).collect();
+            eprintln!(
+                "mcp-obo dev: --without-consent {permission:?} is not a Graph permission of a registered tool; expected one of {}",
+                values.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    for user in &mut users {
+        user.without_consent.clone_from(&args.without_consent);
     }
     if users.is_empty() {
         users = devidp::default_users();
@@ -219,7 +247,14 @@ fn print_banner(
     let pretty = serde_json::to_string_pretty(&entry).unwrap_or_default();
     let users: String = users
         .iter()
-        .map(|u| format!("  - {} <{}>\n", u.name, u.email))
+        .map(|u| {
+            let missing = if u.without_consent.is_empty() {
+                String::new()
+            } else {
+                format!(" (not consented: {})", u.without_consent.join(", "))
+            };
+            format!("  - {} <{}>{missing}\n", u.name, u.email)
+        })
         .collect();
     println!(
         "mcp-obo dev is running (loopback only; Ctrl-C to stop)\n\n\

@@ -1,6 +1,8 @@
-//! A Microsoft Graph emulator: `GET /v1.0/me` for the dev user named by a token the dev
+//! A Microsoft Graph emulator: every registered tool's endpoint (`GET /v1.0/me`,
+//! `GET /v1.0/me/calendarView`), from `fixtures.rs`, for the dev user named by a token the dev
 //! identity provider issued for Graph. Any other token — including the MCP server's own
-//! inbound token, which must never be passed through — gets Graph's 401.
+//! inbound token, which must never be passed through — gets Graph's 401; a token whose `scp`
+//! lacks the path's permission gets Graph's 403 `ErrorAccessDenied`.
 //!
 //! It also serves the dev app registration as Graph would (the application, its federated
 //! credential, the service principals and the admin consent grant), in Graph's shapes, so
@@ -9,11 +11,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::state::DevState;
+use super::fixtures;
+use super::state::{DevState, DevUser};
 use crate::jose::verify_with;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1.0/me", web::get().to(me))
+        .route("/v1.0/me/calendarView", web::get().to(calendar_view))
         .route(
             "/v1.0/applications(appId='{app_id}')",
             web::get().to(application),
@@ -109,7 +113,9 @@ fn unauthorized() -> HttpResponse {
     }))
 }
 
-async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
+/// The dev user a Graph token names, when its `scp` holds the permission Graph requires for
+/// the request's path; otherwise Graph's answer (401, 403 `ErrorAccessDenied`, 404).
+fn user_for(req: &HttpRequest, state: &DevState) -> Result<DevUser, Box<HttpResponse>> {
     let token = req
         .headers()
         .get("authorization")
@@ -118,12 +124,30 @@ async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
     let Some(claims) =
         token.and_then(|t| verify_with(&state.signing, t, &[state.graph_base.as_str()]))
     else {
-        return unauthorized();
+        return Err(Box::new(unauthorized()));
     };
-    let Some(user) = claims["oid"].as_str().and_then(|oid| state.user(oid)) else {
-        return HttpResponse::NotFound().json(
-            json!({"error": {"code": "Request_ResourceNotFound", "message": "unknown user"}}),
-        );
+    let granted = claims["scp"].as_str().unwrap_or_default();
+    let allowed = fixtures::permission_for(req.path())
+        .is_some_and(|p| granted.split_whitespace().any(|s| s == p.value));
+    if !allowed {
+        return Err(Box::new(HttpResponse::Forbidden().json(json!({
+            "error": {"code": "ErrorAccessDenied", "message": "Access is denied. Check credentials and try again."}
+        }))));
+    }
+    claims["oid"]
+        .as_str()
+        .and_then(|oid| state.user(oid))
+        .ok_or_else(|| {
+            Box::new(HttpResponse::NotFound().json(
+                json!({"error": {"code": "Request_ResourceNotFound", "message": "unknown user"}}),
+            ))
+        })
+}
+
+async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
+    let user = match user_for(&req, &state) {
+        Ok(user) => user,
+        Err(answer) => return *answer,
     };
     HttpResponse::Ok().json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#users/$entity", state.graph_base),
@@ -132,4 +156,73 @@ async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
         "mail": user.email,
         "userPrincipalName": user.email,
     }))
+}
+
+#[derive(serde::Deserialize)]
+struct CalendarQuery {
+    #[serde(rename = "startDateTime")]
+    start: Option<String>,
+    #[serde(rename = "endDateTime")]
+    end: Option<String>,
+    #[serde(rename = "$top")]
+    top: Option<usize>,
+    #[serde(rename = "$skip")]
+    skip: Option<usize>,
+}
+
+/// Graph's 400 for a bad query parameter.
+fn invalid(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .json(json!({"error": {"code": "ErrorInvalidParameter", "message": message}}))
+}
+
+/// `GET /v1.0/me/calendarView`: the user's events overlapping the window, `$top` a page,
+/// `@odata.nextLink` (on this emulator's origin) while more remain.
+async fn calendar_view(
+    req: HttpRequest,
+    query: web::Query<CalendarQuery>,
+    state: web::Data<DevState>,
+) -> HttpResponse {
+    let user = match user_for(&req, &state) {
+        Ok(user) => user,
+        Err(answer) => return *answer,
+    };
+    let (Some(start), Some(end)) = (query.start.as_deref(), query.end.as_deref()) else {
+        return invalid(
+            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+        );
+    };
+    let (Ok(from), Ok(to)) = (
+        humantime::parse_rfc3339_weak(start),
+        humantime::parse_rfc3339_weak(end),
+    ) else {
+        return invalid("StartDateTime and EndDateTime must be ISO 8601 date-times.");
+    };
+    let top = query.top.unwrap_or(10).clamp(1, 1000);
+    let skip = query.skip.unwrap_or(0);
+    let within: Vec<_> = fixtures::events(&user, std::time::SystemTime::now())
+        .into_iter()
+        .filter(|e| e.end > from && e.start < to)
+        .collect();
+    let page: Vec<_> = within
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|e| &e.body)
+        .collect();
+    let mut body = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#users('{}')/calendarView", state.graph_base, user.id),
+        "value": page,
+    });
+    if skip + top < within.len() {
+        let next: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("startDateTime", start)
+            .append_pair("endDateTime", end)
+            .append_pair("$top", &top.to_string())
+            .append_pair("$skip", &(skip + top).to_string())
+            .finish();
+        body["@odata.nextLink"] =
+            json!(format!("{}/v1.0/me/calendarView?{next}", state.graph_base));
+    }
+    HttpResponse::Ok().json(body)
 }

@@ -28,6 +28,7 @@
 
 mod command;
 mod files;
+mod fixtures;
 mod graph;
 mod loopback;
 mod provider;

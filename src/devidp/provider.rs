@@ -12,10 +12,11 @@ use serde_json::json;
 use url::Url;
 
 use super::state::{
-    CODE_LIFETIME, Client, CodeGrant, DevState, PendingAuthorization, RefreshGrant,
+    CODE_LIFETIME, Client, CodeGrant, DevState, DevUser, PendingAuthorization, RefreshGrant,
 };
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
 use crate::jose::{b64url, random_token, sha256, verify_with};
+use crate::tools::graph_permissions;
 
 type Form = web::Form<HashMap<String, String>>;
 type Query = web::Query<HashMap<String, String>>;
@@ -659,18 +660,16 @@ fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpRespons
     let Some(user) = user_claims["oid"].as_str().and_then(|oid| state.user(oid)) else {
         return oauth_error("invalid_grant", "AADSTS50013: unknown user");
     };
-    let expected = format!("{}/.default", state.graph_base);
-    if form.get("scope") != Some(&expected) {
-        return oauth_error(
-            "invalid_scope",
-            &format!("AADSTS70011: the only resource here is {expected}"),
-        );
-    }
+    let requested = form.get("scope").map(String::as_str).unwrap_or_default();
+    let scp = match graph_scp(state, &user, requested) {
+        Ok(scp) => scp,
+        Err(refusal) => return *refusal,
+    };
     let Some(access) = state.access_token(
         &user,
         DEV_APP,
         &state.graph_base,
-        "User.Read",
+        &scp,
         ACCESS_TOKEN_LIFETIME,
     ) else {
         return oauth_error("server_error", "signing failed");
@@ -679,10 +678,78 @@ fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpRespons
         .insert_header(("cache-control", "no-store"))
         .json(json!({
             "token_type": "Bearer",
-            "scope": expected,
+            "scope": requested,
             "expires_in": ACCESS_TOKEN_LIFETIME,
             "ext_expires_in": ACCESS_TOKEN_LIFETIME,
             "access_token": access,
+        }))
+}
+
+/// The `scp` of the Graph token an on-behalf-of exchange for `requested` gets, as Entra
+/// decides it: `<graph>/.default` is every registered tool's permission the user consented
+/// to; `<graph>/Name …` (or bare `Name`) must each be a registered tool's permission
+/// (AADSTS70011 otherwise) the user consented to (AADSTS65001 otherwise).
+fn graph_scp(
+    state: &DevState,
+    user: &DevUser,
+    requested: &str,
+) -> Result<String, Box<HttpResponse>> {
+    let registered = graph_permissions();
+    let prefix = format!("{}/", state.graph_base);
+    let names: Vec<&str> = requested
+        .split_whitespace()
+        .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+        .map(|s| s.strip_prefix(&prefix).unwrap_or(s))
+        .collect();
+    if names == [".default"] {
+        let consented: Vec<&str> = registered
+            .iter()
+            .map(|p| p.value)
+            .filter(|v| user.consented(v))
+            .collect();
+        return Ok(consented.join(" "));
+    }
+    let mut scp = Vec::new();
+    for name in &names {
+        let Some(permission) = registered
+            .iter()
+            .find(|p| p.value.eq_ignore_ascii_case(name))
+        else {
+            return Err(Box::new(oauth_error(
+                "invalid_scope",
+                &format!(
+                    "AADSTS70011: the provided value for scope {name} is not valid: the dev Graph has {prefix}.default and the registered tools' permissions"
+                ),
+            )));
+        };
+        if !user.consented(permission.value) {
+            return Err(Box::new(consent_required(permission.value)));
+        }
+        scp.push(permission.value);
+    }
+    if scp.is_empty() {
+        return Err(Box::new(oauth_error(
+            "invalid_scope",
+            &format!("AADSTS70011: a scope is required, e.g. {prefix}.default"),
+        )));
+    }
+    Ok(scp.join(" "))
+}
+
+/// Entra's refusal when the user has not consented to `permission` for the dev app.
+fn consent_required(permission: &str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .insert_header(("cache-control", "no-store"))
+        .json(json!({
+            "error": "invalid_grant",
+            "error_description": format!(
+                "AADSTS65001: The user or administrator has not consented to use the application with ID '{DEV_APP}' named 'mcp-obo (dev)'. Send an interactive authorization request for this user and resource. (missing: {permission})"
+            ),
+            "error_codes": [65001],
+            "suberror": "consent_required",
+            "timestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            "trace_id": random_token(16),
+            "correlation_id": random_token(16),
         }))
 }
 

@@ -37,6 +37,9 @@ pub struct DevUser {
     pub id: String,
     pub name: String,
     pub email: String,
+    /// Graph permissions (`scp` values) this user has not consented to: the on-behalf-of
+    /// exchange for them answers AADSTS65001 (`mcp-obo dev --without-consent`).
+    pub without_consent: Vec<String>,
 }
 
 impl DevUser {
@@ -56,7 +59,16 @@ impl DevUser {
             id,
             name: name.to_owned(),
             email: email.to_owned(),
+            without_consent: Vec::new(),
         }
+    }
+
+    /// Whether the user has consented to the Graph permission `value` (e.g. `User.Read`).
+    pub fn consented(&self, value: &str) -> bool {
+        !self
+            .without_consent
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(value))
     }
 }
 

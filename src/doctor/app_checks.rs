@@ -5,7 +5,7 @@ use super::Check;
 use super::credential::{Found as Credential, Identity};
 use super::expect::Expected;
 use super::graph_shapes::{Application, FederatedIdentityCredential, PermissionGrant};
-use crate::tools::{GRAPH_APP_ID, graph_permissions};
+use crate::tools::{GRAPH_APP_ID, GraphPermission, catalog, graph_permissions};
 
 /// The identifier URIs must include the one scopes are advertised under, spelled exactly
 /// (no trailing slash); whether the MCP URL is one of them decides whether clients that
@@ -215,7 +215,40 @@ pub fn pre_authorized(app: &Application, e: &Expected, scope_ids: &[String]) -> 
     )
 }
 
-/// The app requests every Graph delegated permission the tools need.
+/// The tools whose calls need `permission`, by name, for messages saying why it matters.
+fn needed_by(permission: &GraphPermission) -> Vec<&'static str> {
+    catalog()
+        .iter()
+        .filter(|t| t.permissions.contains(permission))
+        .map(|t| t.name)
+        .collect()
+}
+
+/// `User.Read (HelloTool) Calendars.Read (UpcomingEvents)`: each permission with its tools.
+fn with_tools(permissions: &[GraphPermission]) -> String {
+    permissions
+        .iter()
+        .map(|p| format!("{} ({})", p.value, needed_by(p).join(", ")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `HelloTool answers` / `HelloTool and UpcomingEvents answer`: the tools `missing` breaks.
+fn tools_answer(missing: &[GraphPermission]) -> String {
+    let mut tools: Vec<&str> = Vec::new();
+    for tool in missing.iter().flat_map(needed_by) {
+        if !tools.contains(&tool) {
+            tools.push(tool);
+        }
+    }
+    match tools.split_last() {
+        Some((last, [])) => format!("{last} answers"),
+        Some((last, rest)) => format!("{} and {last} answer", rest.join(", ")),
+        None => "the tools answer".to_owned(),
+    }
+}
+
+/// The app requests every Graph delegated permission of every registered tool.
 pub fn required_access(app: &Application, e: &Expected) -> Check {
     let id = "app.graph_permissions";
     let graph = app
@@ -233,19 +266,39 @@ pub fn required_access(app: &Application, e: &Expected) -> Check {
         })
         .collect();
     if missing.is_empty() {
-        let values: Vec<&str> = graph_permissions().iter().map(|p| p.value).collect();
-        return Check::pass(id, format!("requests Microsoft Graph {}", values.join(" ")));
+        return Check::pass(
+            id,
+            format!(
+                "requests Microsoft Graph {}",
+                with_tools(&graph_permissions())
+            ),
+        );
     }
-    let values: Vec<&str> = missing.iter().map(|p| p.value).collect();
+    let lacks: Vec<String> = missing
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (delegated), needed by {}",
+                p.value,
+                needed_by(p).join(", ")
+            )
+        })
+        .collect();
     let ids: Vec<String> = missing.iter().map(|p| format!("{}=Scope", p.id)).collect();
     Check::fail(
         id,
         format!(
-            "requiredResourceAccess lacks Microsoft Graph {} (delegated): the exchange fails with AADSTS65001",
-            values.join(" ")
+            "requiredResourceAccess lacks Microsoft Graph {}: {} AADSTS65001 until {} added",
+            lacks.join("; "),
+            tools_answer(&missing),
+            if missing.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
         ),
         format!(
-            "az ad app permission add --id {} --api {GRAPH_APP_ID} --api-permissions {}",
+            "az ad app permission add --id {} --api {GRAPH_APP_ID} --api-permissions {}   (Bicep: infra/graph-permissions.json, written by mcp-obo tools --permissions-json)",
             e.client_id,
             ids.join(" ")
         ),
@@ -334,7 +387,8 @@ pub fn service_principal_missing(e: &Expected) -> Check {
     )
 }
 
-/// Tenant-wide consent to the Graph permissions, or each user consents once.
+/// Tenant-wide consent to every registered tool's Graph permissions, or each user consents
+/// once.
 pub fn admin_consent(grants: &[PermissionGrant], graph_sp_id: &str, e: &Expected) -> Check {
     let id = "app.admin_consent";
     let granted: Vec<&str> = grants
@@ -342,22 +396,25 @@ pub fn admin_consent(grants: &[PermissionGrant], graph_sp_id: &str, e: &Expected
         .filter(|g| g.consent_type == "AllPrincipals" && g.resource_id == graph_sp_id)
         .flat_map(|g| g.scope.split_whitespace())
         .collect();
-    let missing: Vec<&str> = graph_permissions()
-        .iter()
-        .map(|p| p.value)
-        .filter(|v| !granted.iter().any(|g| g.eq_ignore_ascii_case(v)))
+    let missing: Vec<GraphPermission> = graph_permissions()
+        .into_iter()
+        .filter(|p| !granted.iter().any(|g| g.eq_ignore_ascii_case(p.value)))
         .collect();
     if missing.is_empty() {
         return Check::pass(
             id,
-            format!("admin consent for Microsoft Graph {}", granted.join(" ")),
+            format!(
+                "admin consent for Microsoft Graph {}",
+                with_tools(&graph_permissions())
+            ),
         );
     }
     Check::warn(
         id,
         format!(
-            "no admin consent for Microsoft Graph {}: each user must consent once (until then tools answer AADSTS65001), at {}",
-            missing.join(" "),
+            "no admin consent for {}: each user must consent once (until then {} AADSTS65001), at {}",
+            with_tools(&missing),
+            tools_answer(&missing),
             e.consent_url
         ),
         format!(
@@ -430,7 +487,7 @@ mod tests {
         let grant = PermissionGrant {
             consent_type: "Principal".into(),
             resource_id: "graph".into(),
-            scope: "User.Read".into(),
+            scope: "User.Read Calendars.Read".into(),
             ..PermissionGrant::default()
         };
         let check = admin_consent(std::slice::from_ref(&grant), "graph", &e);

@@ -44,10 +44,16 @@ pub struct ToolInfo {
 
 /// Every registered tool, in registration order.
 pub fn catalog() -> &'static [ToolInfo] {
-    const CATALOG: &[ToolInfo] = &[ToolInfo {
-        name: hello::NAME,
-        permissions: &[USER_READ],
-    }];
+    const CATALOG: &[ToolInfo] = &[
+        ToolInfo {
+            name: hello::NAME,
+            permissions: &[USER_READ],
+        },
+        ToolInfo {
+            name: "UpcomingEvents",
+            permissions: &[CALENDARS_READ],
+        },
+    ];
     CATALOG
 }
 

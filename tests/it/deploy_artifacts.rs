@@ -9,7 +9,8 @@
 //! `tests/schemas/azure.yaml.json`, the compose file against check-jsonschema's built-in
 //! `vendor.compose-spec` schema.
 //!
-//! These tests need no server code and no test support (`testkit/`): they only run the script.
+//! These tests need no server code and no test support (`testkit/`): they only run the script
+//! (and, for `infra/graph-permissions.json`, the binary's `tools --permissions-json`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +70,26 @@ fn checkov_finds_no_failed_checks() {
 #[test]
 fn bicep_files_parse() {
     lint_deploy("bicep");
+}
+
+/// The command that rewrites the committed permissions file, named when it is stale.
+const REGENERATE: &str = "cargo run -- tools --permissions-json > infra/graph-permissions.json";
+
+#[test]
+fn the_committed_graph_permissions_file_is_what_the_binary_writes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-obo"))
+        .args(["tools", "--permissions-json"])
+        .output()
+        .expect("the mcp-obo binary runs");
+    assert!(output.status.success(), "{output:?}");
+    let written = String::from_utf8_lossy(&output.stdout);
+    let path = repo_root().join("infra/graph-permissions.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == written,
+        "{} disagrees with the registered tools' Graph permissions (the Bicep would request the wrong ones): regenerate it with `{REGENERATE}` and commit it\n--- committed\n{committed}\n--- mcp-obo tools --permissions-json\n{written}",
+        path.display()
+    );
 }
 
 #[test]

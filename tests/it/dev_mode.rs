@@ -41,8 +41,13 @@ impl DevProcess {
     /// Starts it and waits until `/readyz` answers 200 (the dev provider's keys are loaded).
     /// A port taken between choosing and binding it gets one more try with new ports.
     pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`DevProcess::start`] with more arguments of `mcp-obo dev` (e.g. `--user`).
+    pub(crate) async fn start_with(args: &[&str]) -> Self {
         for attempt in 1..=3 {
-            match Self::try_start().await {
+            match Self::try_start(args).await {
                 Ok(dev) => return dev,
                 Err(stderr) if attempt < 3 && stderr.contains("cannot listen on") => continue,
                 Err(stderr) => panic!("mcp-obo dev did not start: {stderr}"),
@@ -51,7 +56,7 @@ impl DevProcess {
         unreachable!("the last attempt returns or panics")
     }
 
-    async fn try_start() -> Result<Self, String> {
+    async fn try_start(args: &[&str]) -> Result<Self, String> {
         let (port, idp_port, graph_port, metrics_port) = (
             crate::support::free_port(),
             crate::support::free_port(),
@@ -70,6 +75,7 @@ impl DevProcess {
             .args(["--metrics-port", &metrics_port.to_string()])
             .arg("--state-dir")
             .arg(state.path())
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())

@@ -24,6 +24,7 @@ mod auth_metadata;
 mod config;
 mod deploy_artifacts;
 mod dev_mode;
+mod dev_mode_consent;
 mod dev_mode_hardening;
 mod doctor;
 mod hello_tool;

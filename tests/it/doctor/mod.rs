@@ -36,6 +36,7 @@ const SCOPE_ID: &str = "66666666-6666-4666-8666-666666666666";
 const VS_CODE: &str = "aebc6443-996d-45c2-90f0-388ff96faa56";
 const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
 const USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+const CALENDARS_READ: &str = "465a38f9-76ea-45b9-9f34-9e8b0d4b0b42";
 const WI_ISSUER: &str = "https://oidc.prod-aks.azure.com/33333333-3333-4333-8333-333333333333/";
 const WI_SUBJECT: &str = "system:serviceaccount:mcp:mcp-obo";
 const EXCHANGE: &str = "api://AzureADTokenExchange";
@@ -79,9 +80,13 @@ enum Broken {
     DisabledScope,
     NotPreAuthorized,
     NoUserRead,
+    /// `requiredResourceAccess` lists User.Read but not Calendars.Read (UpcomingEvents').
+    NoCalendarsRead,
     WrongSubject,
     NoServicePrincipal,
     NoAdminConsent,
+    /// Admin consent for User.Read only, none for Calendars.Read.
+    NoCalendarsConsent,
 }
 
 struct Fake {
@@ -122,7 +127,8 @@ impl Fake {
             },
             "requiredResourceAccess": [{
                 "resourceAppId": GRAPH_APP,
-                "resourceAccess": [{"id": USER_READ, "type": "Scope"}]
+                "resourceAccess": [{"id": USER_READ, "type": "Scope"},
+                                   {"id": CALENDARS_READ, "type": "Scope"}]
             }]
         });
         match self.broken {
@@ -132,7 +138,14 @@ impl Fake {
                 app["api"]["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
             }
             Broken::NotPreAuthorized => app["api"]["preAuthorizedApplications"] = json!([]),
-            Broken::NoUserRead => app["requiredResourceAccess"] = json!([]),
+            Broken::NoUserRead => {
+                app["requiredResourceAccess"][0]["resourceAccess"] =
+                    json!([{"id": CALENDARS_READ, "type": "Scope"}]);
+            }
+            Broken::NoCalendarsRead => {
+                app["requiredResourceAccess"][0]["resourceAccess"] =
+                    json!([{"id": USER_READ, "type": "Scope"}]);
+            }
             _ => {}
         }
         app
@@ -202,10 +215,15 @@ impl Fake {
             } else {
                 "AllPrincipals"
             };
+            let scope = if self.broken == Broken::NoCalendarsConsent {
+                "User.Read openid"
+            } else {
+                "User.Read Calendars.Read openid"
+            };
             return ok(json!({"value": [{
                 "id": "g1", "clientId": APP_SP, "consentType": consent,
                 "principalId": if consent == "Principal" { json!("88888888-8888-4888-8888-888888888888") } else { Value::Null },
-                "resourceId": GRAPH_SP, "scope": "User.Read openid"
+                "resourceId": GRAPH_SP, "scope": scope
             }]}));
         }
         not_found(path)

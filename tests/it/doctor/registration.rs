@@ -135,13 +135,42 @@ async fn an_allowed_client_that_is_not_pre_authorized_fails() {
 }
 
 #[tokio::test]
-async fn a_registration_without_graph_user_read_fails_with_the_permission_command() {
+async fn a_registration_without_graph_user_read_fails_naming_hellotool_with_the_permission_command()
+{
     assert_only_failure(
         Broken::NoUserRead,
-        "FAIL app.graph_permissions: requiredResourceAccess lacks Microsoft Graph User.Read (delegated): the exchange fails with AADSTS65001",
-        &format!("az ad app permission add --id {APP} --api {GRAPH_APP} --api-permissions {USER_READ}=Scope"),
+        "FAIL app.graph_permissions: requiredResourceAccess lacks Microsoft Graph User.Read (delegated), needed by HelloTool: HelloTool answers AADSTS65001 until it is added",
+        &format!("az ad app permission add --id {APP} --api {GRAPH_APP} --api-permissions {USER_READ}=Scope   {PERMISSIONS_FILE}"),
     )
     .await;
+}
+
+/// The Bicep's source of the permissions, named in every permission fix.
+const PERMISSIONS_FILE: &str =
+    "(Bicep: infra/graph-permissions.json, written by mcp-obo tools --permissions-json)";
+
+#[tokio::test]
+async fn a_registration_without_calendars_read_fails_naming_upcomingevents_and_the_fix() {
+    assert_only_failure(
+        Broken::NoCalendarsRead,
+        "FAIL app.graph_permissions: requiredResourceAccess lacks Microsoft Graph Calendars.Read (delegated), needed by UpcomingEvents: UpcomingEvents answers AADSTS65001 until it is added",
+        &format!("az ad app permission add --id {APP} --api {GRAPH_APP} --api-permissions {CALENDARS_READ}=Scope   {PERMISSIONS_FILE}"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admin_consent_without_calendars_read_warns_naming_upcomingevents() {
+    let (failures, text) = failures_with(Broken::NoCalendarsConsent).await;
+    assert!(failures.is_empty(), "{text}");
+    let warnings = lines_with(&text, "WARN ");
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "WARN app.admin_consent: no admin consent for Calendars.Read (UpcomingEvents): each user must consent once (until then UpcomingEvents answers AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}"
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +200,7 @@ async fn without_admin_consent_doctor_warns_with_the_consent_url_and_still_exits
     assert_eq!(
         lines_with(&text, "WARN "),
         vec![format!(
-            "WARN app.admin_consent: no admin consent for Microsoft Graph User.Read: each user must consent once (until then tools answer AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}   (or an administrator opens {{authority}}/{TENANT}/adminconsent?client_id={APP}; Bicep parameter grantAdminConsent=true)"
+            "WARN app.admin_consent: no admin consent for User.Read (HelloTool) Calendars.Read (UpcomingEvents): each user must consent once (until then HelloTool and UpcomingEvents answer AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}   (or an administrator opens {{authority}}/{TENANT}/adminconsent?client_id={APP}; Bicep parameter grantAdminConsent=true)"
         ).replace("{authority}", &base_of(&text))],
         "{text}"
     );
