@@ -253,9 +253,7 @@ async fn fetch_client_metadata(
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status()));
     }
-    let doc: serde_json::Value = response
-        .json()
-        .await
+    let doc: serde_json::Value = serde_json::from_slice(&capped_body(response).await?)
         .map_err(|_| "not a JSON document".to_owned())?;
     if doc["client_id"] != client_id {
         return Err("it names another client_id".into());
@@ -276,6 +274,33 @@ async fn fetch_client_metadata(
         redirect_uris,
         name: doc["client_name"].as_str().map(str::to_owned),
     })
+}
+
+/// A client metadata document is a few hundred bytes; a larger answer is refused rather
+/// than buffered, announced or streamed.
+const MAX_CLIENT_METADATA: usize = 64 * 1024;
+
+/// The body of `response`, at most [`MAX_CLIENT_METADATA`] bytes.
+async fn capped_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_large = || "it is larger than a client metadata document can be".to_owned();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_CLIENT_METADATA as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| crate::outbound::failure(&e).to_owned())?
+    {
+        if body.len() + chunk.len() > MAX_CLIENT_METADATA {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Exact match, except that loopback redirects may use any port (RFC 8252 §7.3).

@@ -198,3 +198,47 @@ async fn a_client_metadata_url_answering_a_redirect_is_refused_and_its_target_ge
         "the redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn a_client_metadata_document_larger_than_64_kib_is_refused_unread() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (small, huge) = (format!("{base}/small.json"), format!("{base}/huge.json"));
+    let document = |client_id: &str, padding: usize| {
+        json!({
+            "client_id": client_id,
+            "redirect_uris": [dev_login::REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "padding": "x".repeat(padding),
+        })
+    };
+    let (small_doc, huge_doc) = (document(&small, 10), document(&huge, 70 * 1024));
+    let app = axum::Router::new()
+        .route(
+            "/small.json",
+            axum::routing::get(move || async move { axum::Json(small_doc) }),
+        )
+        .route(
+            "/huge.json",
+            axum::routing::get(move || async move { axum::Json(huge_doc) }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dev = DevProcess::start().await;
+    let discovery = dev_login::discover(&dev.mcp_url()).await;
+    // The same document, small: a client (the sign-in page); past the cap: refused.
+    let url = AuthorizationRequest::new(&discovery, &small).url(&discovery);
+    assert!(
+        matches!(dev_login::open_authorize(&url).await, Authorize::Page(_)),
+        "{}",
+        dev.logs()
+    );
+    let url = AuthorizationRequest::new(&discovery, &huge).url(&discovery);
+    let Authorize::Other { status, body } = dev_login::open_authorize(&url).await else {
+        panic!("expected a refusal\n{}", dev.logs());
+    };
+    assert_eq!(status, 400, "{body}");
+}
