@@ -160,6 +160,7 @@ module entraApp 'modules/entra-app.bicep' = {
     preAuthorizedClientIds: preAuthorizedClientIdArray
     serviceManagementReference: serviceManagementReference
     redirectUri: 'https://${mcpFqdn}/.auth/login/aad/callback'
+    consentRedirectUri: 'https://${mcpFqdn}/consent/complete'
     federatedIdentityPrincipalId: identity.outputs.principalId
     tokenExchangeAudience: exchangeAudience
     grantAdminConsent: grantAdminConsent

@@ -16,12 +16,14 @@ if ($env:MCP_VSCODE_PREAUTHORIZED -eq 'true') {
   Write-Host "VS Code ($vscode) is NOT pre-authorized (PRE_AUTHORIZED_CLIENT_IDS): add it, then azd provision."
 }
 if (-not $env:MCP_ADMIN_CONSENT_URL) {
-  Write-Host 'Tenant-wide consent to Microsoft Graph User.Read: granted by provisioning (GRANT_ADMIN_CONSENT=true).'
+  Write-Host 'Tenant-wide consent to the tools'' Microsoft Graph permissions: granted by provisioning (GRANT_ADMIN_CONSENT=true).'
 } else {
-  Write-Host 'Tenant-wide consent to Microsoft Graph User.Read: not granted by provisioning. An administrator grants it once:'
+  Write-Host 'Tenant-wide consent to the tools'' Microsoft Graph permissions: not granted by provisioning. An administrator grants it once:'
   Write-Host "  $env:MCP_ADMIN_CONSENT_COMMAND"
   Write-Host "  or open $env:MCP_ADMIN_CONSENT_URL"
-  Write-Host "  Without it each user consents once, signing in at $env:MCP_CONSENT_URL"
+  $consentPage = ($env:MCP_URL -replace '/mcp$', '') + '/consent/complete'
+  Write-Host '  Without it each user consents once: a tool whose permission lacks consent answers with a link'
+  Write-Host "  asking for exactly that permission, which returns to $consentPage"
 }
 Write-Host ''
 if (Get-Command mcp-obo -ErrorAction SilentlyContinue) {

@@ -39,13 +39,16 @@ if [ "${MCP_VSCODE_PREAUTHORIZED:-}" = "true" ]; then
 else
   echo "VS Code ($VSCODE_CLIENT_ID) is NOT pre-authorized (PRE_AUTHORIZED_CLIENT_IDS): add it, then azd provision."
 fi
+mcp_url="${MCP_URL:-https://<host>/mcp}"
+consent_page="${mcp_url%/mcp}/consent/complete"
 if [ -z "${MCP_ADMIN_CONSENT_URL:-}" ]; then
-  echo "Tenant-wide consent to Microsoft Graph User.Read: granted by provisioning (GRANT_ADMIN_CONSENT=true)."
+  echo "Tenant-wide consent to the tools' Microsoft Graph permissions: granted by provisioning (GRANT_ADMIN_CONSENT=true)."
 else
-  echo "Tenant-wide consent to Microsoft Graph User.Read: not granted by provisioning. An administrator grants it once:"
+  echo "Tenant-wide consent to the tools' Microsoft Graph permissions: not granted by provisioning. An administrator grants it once:"
   echo "  ${MCP_ADMIN_CONSENT_COMMAND:-}"
   echo "  or open ${MCP_ADMIN_CONSENT_URL}"
-  echo "  Without it each user consents once, signing in at ${MCP_CONSENT_URL:-https://<host>/.auth/login/aad}"
+  echo "  Without it each user consents once: a tool whose permission lacks consent answers with a link"
+  echo "  asking for exactly that permission, which returns to ${consent_page}"
 fi
 echo
 

@@ -5,8 +5,9 @@
 //     delegated permissions of the registered tools (../graph-permissions.json, written by
 //     `mcp-obo tools --permissions-json`) for the signed-in user and proves its identity with the managed identity's
 //     token (federated identity credential), never a secret;
-//   - the client of Container Apps' built-in sign-in (/.auth/login/aad), which is how a user
-//     consents to the Graph permission (redirect URI and ID token issuance).
+//   - the client of Container Apps' built-in sign-in (/.auth/login/aad) and of the consent
+//     link a tool answers with when its permission lacks consent, which returns to the
+//     server's own /consent/complete page (redirect URIs; ID token issuance for the former).
 // Deploying it needs permission to create applications in the tenant (e.g. Application
 // Developer); the deploying user becomes an owner.
 
@@ -29,6 +30,9 @@ param serviceManagementReference string = ''
 
 @description('Redirect URI of the built-in sign-in: https://<app host>/.auth/login/aad/callback.')
 param redirectUri string
+
+@description('Redirect URI of the server\'s own consent page, where the consent link of a tool\'s answer returns (it never redeems the code): https://<app host>/consent/complete.')
+param consentRedirectUri string
 
 @description('Principal (object) id of the managed identity trusted as federated credential.')
 param federatedIdentityPrincipalId string
@@ -101,6 +105,7 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   web: {
     redirectUris: [
       redirectUri
+      consentRedirectUri
     ]
     // The built-in sign-in has no client secret (Container Apps cannot use the managed
     // identity for it), so it signs in with the ID token flow.

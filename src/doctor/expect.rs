@@ -28,7 +28,7 @@ pub struct Expected {
     pub mcp_url: String,
     /// `graph.base_url` without its trailing slash.
     pub graph_base: String,
-    /// Where users consent (`obo.consent_url` or its default).
+    /// Where users consent: `obo.consent_url`, else the link each tool answer builds.
     pub consent_url: String,
     /// The federated assertion audience this cloud's Entra expects, when the authority is
     /// one of Microsoft's clouds.
@@ -71,7 +71,10 @@ impl Expected {
             allowed_client_apps: s.auth.allowed_client_apps.clone(),
             mcp_url: format!("{public_url}/mcp"),
             graph_base: trim_slash(&s.graph.base_url),
-            consent_url: s.obo.consent_url(&s.server.public_url),
+            consent_url: s.obo.consent_url.as_ref().map_or_else(
+                || "the consent link each tool's answer gives".to_owned(),
+                url::Url::to_string,
+            ),
             cloud_exchange_audience: cloud_exchange_audience(s.entra.authority_host.host_str()),
             client_id,
         }

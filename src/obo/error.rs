@@ -21,9 +21,15 @@ pub enum Error {
     /// The caller is an application with no user (AADSTS7000114, or an app-only token).
     #[error("on-behalf-of needs a user; the caller is an application ({code})")]
     AppOnly { code: String },
-    /// AADSTS65001: the user (or an admin) has not consented to the app's Graph permissions.
+    /// AADSTS65001: the user (or an admin) has not consented to the permissions the call
+    /// asked for: `permissions` in short form (`Calendars.Read`), the link that asks for
+    /// exactly those, and the admin-consent alternative where the authority is Entra's.
     #[error("consent required (AADSTS65001)")]
-    ConsentRequired { consent_url: String },
+    ConsentRequired {
+        permissions: String,
+        consent_url: String,
+        admin_consent_url: Option<String>,
+    },
     /// Conditional Access / MFA: the user must sign in again satisfying `claims`.
     #[error("interaction required: claims challenge")]
     ClaimsChallenge { claims: String },
@@ -115,9 +121,19 @@ impl Error {
             Self::NoUserToken => "This tool acts on your behalf, but the request carried no user token to act with. Sign in from your MCP client and try again.".to_owned(),
             Self::AppOnly { .. } => "This tool needs a signed-in user: it acts on behalf of a person, and the caller is an application without a user (app-only token). Call it from a client where a user signs in.".to_owned(),
             Self::InvalidCallerTenant => "Your sign-in names a tenant that is not a Microsoft Entra tenant id (a GUID), so this server cannot ask your organization for a token on your behalf. Sign in with a work or school account; if this persists, ask the server's operator.".to_owned(),
-            Self::ConsentRequired { consent_url } => format!(
-                "You have not yet consented to let this server read your Microsoft 365 profile. Open {consent_url} in a browser, sign in and accept, then call the tool again. (If your organization requires it, ask an administrator to grant consent for everyone.)"
-            ),
+            Self::ConsentRequired {
+                permissions,
+                consent_url,
+                admin_consent_url,
+            } => {
+                let admin = admin_consent_url.as_deref().map_or_else(
+                    || "ask an administrator to grant consent for everyone".to_owned(),
+                    |url| format!("an administrator can grant it for everyone at {url}"),
+                );
+                format!(
+                    "This tool needs your consent to the Microsoft Graph permission {permissions}, which you have not given yet. Open {consent_url} in a browser, sign in and accept, then call the tool again in a few seconds. (If your organization does not let users consent, {admin}.)"
+                )
+            }
             Self::ClaimsChallenge { claims } => format!(
                 "Your organization requires additional sign-in (Conditional Access or multi-factor authentication) before this server may act for you. Sign in again in your MCP client, satisfying this claims challenge: {claims}"
             ),

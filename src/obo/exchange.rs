@@ -46,14 +46,74 @@ impl TokenEndpoint {
                 tenant,
                 per_caller_tenant,
             } => {
-                let tenant = match (&caller.tenant_id, per_caller_tenant) {
-                    (Some(tid), true) if crate::config::is_guid(tid) => tid.as_str(),
-                    (Some(_), true) => return Err(Error::InvalidCallerTenant),
-                    _ => tenant.as_str(),
-                };
+                let tenant = Self::tenant_of(caller, tenant, *per_caller_tenant)?;
                 Ok(format!("{authority}/{tenant}/oauth2/v2.0/token"))
             }
         }
+    }
+
+    /// The tenant whose endpoints serve `caller`: its `tid` for multi-tenant apps (only a
+    /// GUID ever goes into a URL), else the configured one.
+    fn tenant_of<'a>(
+        caller: &'a Caller,
+        tenant: &'a str,
+        per_caller: bool,
+    ) -> Result<&'a str, Error> {
+        match (&caller.tenant_id, per_caller) {
+            (Some(tid), true) if crate::config::is_guid(tid) => Ok(tid.as_str()),
+            (Some(_), true) => Err(Error::InvalidCallerTenant),
+            _ => Ok(tenant),
+        }
+    }
+
+    /// Where `caller` consents to `scopes`: Entra's authorize endpoint asking for exactly
+    /// them (`prompt=consent`), returning to the server's own page, which never redeems the
+    /// code; and the admin-consent endpoint for the same scopes. `None` for a fixed token
+    /// endpoint, whose authority this server does not know.
+    fn consent_urls(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        scopes: &[&str],
+        return_to: &str,
+    ) -> Option<(String, String)> {
+        let Self::Entra {
+            authority,
+            tenant,
+            per_caller_tenant,
+        } = self
+        else {
+            return None;
+        };
+        let tenant = Self::tenant_of(caller, tenant, *per_caller_tenant).ok()?;
+        let scope = scopes.join(" ");
+        let mut user =
+            url::Url::parse(&format!("{authority}/{tenant}/oauth2/v2.0/authorize")).ok()?;
+        user.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", return_to)
+            .append_pair("response_mode", "query")
+            .append_pair("scope", &scope)
+            .append_pair("prompt", "consent");
+        let mut admin = url::Url::parse(&format!("{authority}/{tenant}/v2.0/adminconsent")).ok()?;
+        admin
+            .query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("scope", &scope)
+            .append_pair("redirect_uri", return_to);
+        Some((user.into(), admin.into()))
+    }
+}
+
+/// `https://graph.microsoft.com/Calendars.Read` → `Calendars.Read`: a scope as users and
+/// consent screens name it.
+fn short_scope(scope: &str) -> &str {
+    if scope.starts_with("https://") || scope.starts_with("http://") || scope.starts_with("api://")
+    {
+        scope.rsplit('/').next().unwrap_or(scope)
+    } else {
+        scope
     }
 }
 
@@ -71,7 +131,11 @@ pub struct Exchanger {
     pub endpoint: TokenEndpoint,
     pub assertion: AssertionSource,
     pub max_retries: u32,
-    pub consent_url: String,
+    /// `obo.consent_url`: where users consent, instead of the link built per call.
+    pub consent_url: Option<String>,
+    /// The server's public URL (no trailing slash): consent returns to its
+    /// `/consent/complete` page (`server/consent.rs`).
+    pub public_url: String,
     pub audience: Option<String>,
 }
 
@@ -252,7 +316,34 @@ impl Exchanger {
                 });
             }
             let failure: Failure = response.json().await.unwrap_or_default();
-            return Err(self.map_failure(failure));
+            return Err(self.map_failure(failure, caller, scopes));
+        }
+    }
+
+    /// AADSTS65001 for `scopes`: what to consent to, and where.
+    fn consent_required(&self, caller: &Caller, scopes: &[&str]) -> Error {
+        let permissions = scopes
+            .iter()
+            .map(|s| match short_scope(s) {
+                ".default" => "that this server requests (.default)",
+                short => short,
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let return_to = format!("{}/consent/complete", self.public_url);
+        let built = self
+            .endpoint
+            .consent_urls(caller, &self.client_id, scopes, &return_to);
+        let (consent_url, admin_consent_url) = match (&self.consent_url, built) {
+            (Some(fixed), built) => (fixed.clone(), built.map(|(_, admin)| admin)),
+            (None, Some((user, admin))) => (user, Some(admin)),
+            // No Entra authority to send the user to: Easy Auth's sign-in, where it runs.
+            (None, None) => (format!("{}/.auth/login/aad", self.public_url), None),
+        };
+        Error::ConsentRequired {
+            permissions,
+            consent_url,
+            admin_consent_url,
         }
     }
 
@@ -292,7 +383,7 @@ impl Exchanger {
         form
     }
 
-    fn map_failure(&self, failure: Failure) -> Error {
+    fn map_failure(&self, failure: Failure, caller: &Caller, scopes: &[&str]) -> Error {
         let code_num = failure.error_codes.first().copied().or_else(|| {
             failure
                 .error_description
@@ -307,9 +398,7 @@ impl Exchanger {
             .unwrap_or_else(|| error.clone());
         tracing::debug!(error = %crate::telemetry::bounded(&error), code = %crate::telemetry::bounded(&code), "token exchange refused");
         match (code_num, error.as_str()) {
-            (Some(65001), _) => Error::ConsentRequired {
-                consent_url: self.consent_url.clone(),
-            },
+            (Some(65001), _) => self.consent_required(caller, scopes),
             (Some(7_000_114), _) => Error::AppOnly { code },
             (Some(50013 | 70021 | 700_211 | 700_212 | 700_213), _) => {
                 Error::FederationNotReady { code }
@@ -377,7 +466,8 @@ mod tests {
             },
             assertion: AssertionSource::ClientSecret(Secret::new("secret")),
             max_retries: 0,
-            consent_url: "https://mcp.example.com/consent".into(),
+            consent_url: None,
+            public_url: "https://mcp.example.com".into(),
             audience: None,
         }
     }
@@ -390,14 +480,61 @@ mod tests {
     }
 
     #[test]
+    fn consent_missing_links_to_exactly_the_missing_permission_returning_to_the_servers_page() {
+        let exchanger = exchanger("https://login.microsoftonline.com".into());
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let failure = exchanger.map_failure(
+            Failure {
+                error: Some("invalid_grant".into()),
+                error_codes: vec![65001],
+                ..Failure::default()
+            },
+            &caller(tid),
+            &["https://graph.microsoft.com/Calendars.Read"],
+        );
+        let Error::ConsentRequired {
+            permissions,
+            consent_url,
+            admin_consent_url,
+        } = &failure
+        else {
+            panic!("{failure:?}");
+        };
+        assert_eq!(permissions, "Calendars.Read");
+        let link = url::Url::parse(consent_url).expect("a URL");
+        assert_eq!(link.path(), format!("/{tid}/oauth2/v2.0/authorize"));
+        let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
+        assert_eq!(query["scope"], "https://graph.microsoft.com/Calendars.Read");
+        assert_eq!(
+            query["redirect_uri"],
+            "https://mcp.example.com/consent/complete"
+        );
+        assert_eq!(query["prompt"], "consent");
+        assert_eq!(query["client_id"], exchanger.client_id);
+        let admin = admin_consent_url.as_deref().expect("an admin link");
+        assert!(admin.starts_with(&format!(
+            "https://login.microsoftonline.com/{tid}/v2.0/adminconsent?"
+        )));
+        let text = failure.user_message();
+        assert!(
+            text.contains("Calendars.Read") && text.contains(consent_url.as_str()),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_error_the_endpoint_invents_reaches_neither_the_label_nor_the_text() {
         let exchanger = exchanger("https://login.example".into());
         let long = "x".repeat(400_000);
         for error in [long.as_str(), "bad\nline forged"] {
-            let failure = exchanger.map_failure(Failure {
-                error: Some(error.to_owned()),
-                ..Failure::default()
-            });
+            let failure = exchanger.map_failure(
+                Failure {
+                    error: Some(error.to_owned()),
+                    ..Failure::default()
+                },
+                &caller("72f988bf-86f1-41af-91ab-2d7cd011db47"),
+                &["https://graph.microsoft.com/User.Read"],
+            );
             assert_eq!(failure.code(), "protocol");
             let text = failure.to_string();
             assert!(text.len() < 300 && !text.contains("forged"), "{text}");

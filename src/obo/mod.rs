@@ -104,7 +104,8 @@ pub fn from_settings(
         endpoint,
         assertion,
         max_retries: obo.max_retries,
-        consent_url: obo.consent_url(public_url),
+        consent_url: obo.consent_url.as_ref().map(url::Url::to_string),
+        public_url: trim_slash(public_url),
         audience: obo.audience.clone(),
     };
     Ok(std::sync::Arc::new(OboTokens::new(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use crate::auth::AuthMode;
-use crate::config::{Problem, Secret, de, trim_slash};
+use crate::config::{Problem, Secret, de};
 
 /// The on-behalf-of exchange settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +50,8 @@ pub struct Settings {
     /// RFC 8693 `audience` parameter, when the issuer wants one.
     #[serde(deserialize_with = "de::optional")]
     pub audience: Option<String>,
-    /// Where users grant consent (AADSTS65001); `None`: [`Settings::consent_url`]'s default.
+    /// Where users grant consent (AADSTS65001); `None`: the link each answer builds for exactly
+    /// the missing permissions, returning to `{public_url}/consent/complete`.
     #[serde(deserialize_with = "de::optional_https_url")]
     pub consent_url: Option<Url>,
     #[serde(deserialize_with = "de::duration")]
@@ -100,14 +101,6 @@ de::words!(AssertionKind {
 });
 
 impl Settings {
-    /// Where users grant consent: `consent_url`, else `{public_url}/.auth/login/aad`.
-    pub fn consent_url(&self, public_url: &Url) -> String {
-        match &self.consent_url {
-            Some(url) => url.to_string(),
-            None => format!("{}/.auth/login/aad", trim_slash(public_url)),
-        }
-    }
-
     /// Reads `client_secret_file` into `client_secret` when no secret is set directly.
     pub fn read_secret_file(&mut self) -> Option<Problem> {
         let path = self.client_secret_file.as_ref()?;

@@ -31,6 +31,7 @@ use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
 use crate::tools::HelloTool;
 
+mod consent;
 mod settings;
 
 pub use settings::{RateLimit, Settings, local_url, parse_listen};
@@ -236,7 +237,8 @@ impl Application {
                 .app_data(request_log.clone())
                 .app_data(metadata.clone())
                 .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz));
+                .route("/readyz", web::get().to(readyz))
+                .route("/consent/complete", web::get().to(consent::complete));
             if metrics_here {
                 app = app.route(
                     "/metrics",

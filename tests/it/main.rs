@@ -22,6 +22,7 @@ mod support {
 mod auth_jwt;
 mod auth_metadata;
 mod config;
+mod consent;
 mod deploy_artifacts;
 mod dev_mode;
 mod dev_mode_consent;

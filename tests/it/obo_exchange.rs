@@ -135,6 +135,37 @@ fn token_requests(w: &World) -> usize {
 }
 
 #[tokio::test]
+async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes_returning_to_the_servers_page()
+ {
+    let w = World::start(&[]).await;
+    w.issuer.script_token_endpoint(
+        400,
+        None,
+        entra_error(
+            "invalid_grant",
+            65001,
+            json!({"suberror": "consent_required"}),
+        ),
+    );
+    let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
+    let link = text
+        .split_whitespace()
+        .find(|word| word.contains("/oauth2/v2.0/authorize?"))
+        .unwrap_or_else(|| panic!("no consent link in {text}"));
+    let link = url::Url::parse(link).expect("the link is a URL");
+    let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
+    let requested = format!("{}/.default", w.graph.url.trim_end_matches('/'));
+    assert_eq!(query["scope"], requested, "{text}");
+    assert_eq!(
+        query["redirect_uri"],
+        "https://mcp.example.com/consent/complete"
+    );
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["prompt"], "consent");
+    assert!(text.contains("/v2.0/adminconsent?"), "{text}");
+}
+
+#[tokio::test]
 async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange() {
     let w = World::start(&[]).await;
     for _ in 0..10 {
@@ -150,7 +181,7 @@ async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange()
     }
     let token = w.user(1);
     let first = tool_error(&call_hello(&w.app, &token).await);
-    assert!(first.contains("not yet consented"), "{first}");
+    assert!(first.contains("have not given yet"), "{first}");
     for _ in 1..10 {
         assert_eq!(tool_error(&call_hello(&w.app, &token).await), first);
     }
@@ -247,7 +278,7 @@ async fn graph_rejecting_a_cached_token_triggers_one_fresh_exchange() {
 }
 
 #[rstest::rstest]
-#[case::consent(400, None, entra_error("invalid_grant", 65001, json!({"suberror": "consent_required"})), "https://mcp.example.com/.auth/login/aad")]
+#[case::consent(400, None, entra_error("invalid_grant", 65001, json!({"suberror": "consent_required"})), "redirect_uri=https%3A%2F%2Fmcp.example.com%2Fconsent%2Fcomplete")]
 #[case::claims_challenge(
     400,
     None,

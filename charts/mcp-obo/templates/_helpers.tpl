@@ -77,19 +77,11 @@ The ingress host: ingress.host, else the host of config.publicUrl.
 {{- end }}
 
 {{/*
-Consent URL: config.consentUrl, else the admin consent page of the application.
+Consent URL: config.consentUrl only. Unset, the server answers a missing consent with a link
+asking for exactly the permissions the tool lacks, returning to {publicUrl}/consent/complete.
 */}}
 {{- define "mcp-obo.consentUrl" -}}
-{{- if .Values.config.consentUrl }}
 {{- .Values.config.consentUrl }}
-{{- else }}
-{{- $clientId := ternary .Values.workloadIdentity.clientId .Values.config.clientId .Values.workloadIdentity.enabled }}
-{{- $tenant := ternary .Values.workloadIdentity.tenantId .Values.config.tenantId .Values.workloadIdentity.enabled | default "organizations" }}
-{{- $authority := (include "mcp-obo.cloud" . | fromJson).authorityHost }}
-{{- if $clientId }}
-{{- printf "%s/%s/adminconsent?client_id=%s" $authority $tenant $clientId }}
-{{- end }}
-{{- end }}
 {{- end }}
 
 {{/*

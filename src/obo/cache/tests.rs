@@ -187,7 +187,9 @@ async fn failures_are_shared_with_those_waiting_but_not_cached() {
 
 fn consent() -> Error {
     Error::ConsentRequired {
+        permissions: "User.Read".into(),
         consent_url: "https://mcp.example.com/consent".into(),
+        admin_consent_url: None,
     }
 }
 

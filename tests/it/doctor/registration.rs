@@ -167,7 +167,7 @@ async fn admin_consent_without_calendars_read_warns_naming_upcomingevents() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(
         warnings[0].starts_with(&format!(
-            "WARN app.admin_consent: no admin consent for Calendars.Read (UpcomingEvents): each user must consent once (until then UpcomingEvents answers AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}"
+            "WARN app.admin_consent: no admin consent for Calendars.Read (UpcomingEvents): each user must consent once (until then UpcomingEvents answers AADSTS65001), at the consent link each tool's answer gives\n    fix: az ad app permission admin-consent --id {APP}"
         )),
         "{text}"
     );
@@ -200,7 +200,7 @@ async fn without_admin_consent_doctor_warns_with_the_consent_url_and_still_exits
     assert_eq!(
         lines_with(&text, "WARN "),
         vec![format!(
-            "WARN app.admin_consent: no admin consent for User.Read (HelloTool) Calendars.Read (UpcomingEvents): each user must consent once (until then HelloTool and UpcomingEvents answer AADSTS65001), at {PUBLIC}/.auth/login/aad\n    fix: az ad app permission admin-consent --id {APP}   (or an administrator opens {{authority}}/{TENANT}/adminconsent?client_id={APP}; Bicep parameter grantAdminConsent=true)"
+            "WARN app.admin_consent: no admin consent for User.Read (HelloTool) Calendars.Read (UpcomingEvents): each user must consent once (until then HelloTool and UpcomingEvents answer AADSTS65001), at the consent link each tool's answer gives\n    fix: az ad app permission admin-consent --id {APP}   (or an administrator opens {{authority}}/{TENANT}/adminconsent?client_id={APP}; Bicep parameter grantAdminConsent=true)"
         ).replace("{authority}", &base_of(&text))],
         "{text}"
     );
