@@ -20,8 +20,8 @@ use url::Url;
 
 use super::Error;
 use super::Settings as GraphSettings;
-use super::settings::ScopeMode;
 use super::http_client::{HttpClient, HttpConfig, Reply, SendError};
+use super::settings::ScopeMode;
 use crate::auth::Caller;
 use crate::config::trim_slash;
 use crate::obo::DownstreamTokens;
@@ -409,7 +409,10 @@ fn scopes_for(base_url: &Url, mode: ScopeMode, permissions: &[&str]) -> Vec<Stri
         return vec![default_scope(base_url)];
     }
     let origin = base_url.origin().ascii_serialization();
-    let mut scopes: Vec<String> = permissions.iter().map(|p| format!("{origin}/{p}")).collect();
+    let mut scopes: Vec<String> = permissions
+        .iter()
+        .map(|p| format!("{origin}/{p}"))
+        .collect();
     scopes.sort();
     scopes.dedup();
     scopes

@@ -236,7 +236,13 @@ impl McpServer {
         metrics::mcp_request("tools/call", &label, outcome, elapsed);
         if let Some(tool) = self.registry.get(&label) {
             span.in_scope(|| {
-                super::audit::record(origin.caller.as_deref(), &label, tool.permissions(), outcome, elapsed)
+                super::audit::record(
+                    origin.caller.as_deref(),
+                    &label,
+                    tool.permissions(),
+                    outcome,
+                    elapsed,
+                )
             });
         }
         result

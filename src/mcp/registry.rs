@@ -68,9 +68,13 @@ impl Registry {
     /// The server instructions: what the tools do, from their own (constant) descriptions,
     /// never from anything a tool returned.
     pub fn instructions(&self) -> String {
-        let mut text = String::from("Tools here act as the signed-in user against Microsoft Graph.");
+        let mut text =
+            String::from("Tools here act as the signed-in user against Microsoft Graph.");
         for (name, entry) in self.tools.iter() {
-            text.push_str(&format!(" {name}: {}", entry.tool.definition().description.as_deref().unwrap_or("")));
+            text.push_str(&format!(
+                " {name}: {}",
+                entry.tool.definition().description.as_deref().unwrap_or("")
+            ));
         }
         text
     }

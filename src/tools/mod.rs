@@ -119,7 +119,12 @@ mod tests {
             .collect();
         let catalogued: Vec<(String, String)> = catalog()
             .iter()
-            .map(|t| (t.name.to_owned(), permission_values(t.permissions).join(" ")))
+            .map(|t| {
+                (
+                    t.name.to_owned(),
+                    permission_values(t.permissions).join(" "),
+                )
+            })
             .collect();
         assert_eq!(registered, catalogued);
     }

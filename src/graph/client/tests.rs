@@ -185,7 +185,9 @@ struct Me {
 }
 
 async fn me(graph: &GraphClient) -> Result<Me, Error> {
-    let endpoint = graph.endpoint("/v1.0/me", &["User.Read"]).expect("endpoint");
+    let endpoint = graph
+        .endpoint("/v1.0/me", &["User.Read"])
+        .expect("endpoint");
     graph
         .get(&Caller::local_developer(), &endpoint, &[], &[])
         .await
@@ -195,7 +197,11 @@ async fn me(graph: &GraphClient) -> Result<Me, Error> {
 fn a_tool_token_asks_for_its_own_permissions_sorted_and_once() {
     let base = Url::parse("https://graph.microsoft.us/").expect("url");
     assert_eq!(
-        scopes_for(&base, ScopeMode::PerTool, &["User.Read", "Calendars.Read", "User.Read"]),
+        scopes_for(
+            &base,
+            ScopeMode::PerTool,
+            &["User.Read", "Calendars.Read", "User.Read"]
+        ),
         [
             "https://graph.microsoft.us/Calendars.Read",
             "https://graph.microsoft.us/User.Read"
