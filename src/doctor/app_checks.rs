@@ -430,7 +430,7 @@ mod tests {
         let grant = PermissionGrant {
             consent_type: "Principal".into(),
             resource_id: "graph".into(),
-            scope: "User.Read".into(),
+            scope: "User.Read Calendars.Read".into(),
             ..PermissionGrant::default()
         };
         let check = admin_consent(std::slice::from_ref(&grant), "graph", &e);
