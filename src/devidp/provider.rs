@@ -659,8 +659,10 @@ fn on_behalf_of(state: &DevState, form: &HashMap<String, String>) -> HttpRespons
     let Some(user) = user_claims["oid"].as_str().and_then(|oid| state.user(oid)) else {
         return oauth_error("invalid_grant", "AADSTS50013: unknown user");
     };
-    let expected = format!("{}/.default", state.graph_base);
-    if form.get("scope") != Some(&expected) {
+    // `.default` or a tool's own permissions, each qualified with the Graph origin.
+    let expected = format!("{}/", state.graph_base);
+    let scope = form.get("scope").map(String::as_str).unwrap_or_default();
+    if scope.is_empty() || scope.split(' ').any(|s| !s.starts_with(&expected)) {
         return oauth_error(
             "invalid_scope",
             &format!("AADSTS70011: the only resource here is {expected}"),
