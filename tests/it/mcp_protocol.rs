@@ -96,7 +96,10 @@ async fn tools_list_describes_hello_tool_with_an_output_schema() {
     let events = &tools[1];
     assert_eq!(events["name"], "UpcomingEvents");
     assert_eq!(events["annotations"]["readOnlyHint"], true, "{events}");
-    assert_eq!(events["inputSchema"]["properties"]["days"]["maximum"], 31, "{events}");
+    assert_eq!(
+        events["inputSchema"]["properties"]["days"]["maximum"], 31,
+        "{events}"
+    );
     assert!(
         events["outputSchema"]["properties"]["events"].is_object(),
         "{events}"
