@@ -28,7 +28,6 @@ use mcp_obo::auth::{IssuerPolicy, JwksCache, TokenValidator};
 use mcp_obo::graph::GraphClient;
 use mcp_obo::jose::SigningKey;
 use mcp_obo::mcp::Registry;
-use mcp_obo::tools::HelloTool;
 use mcp_obo_testkit::tokens::now;
 use serde_json::json;
 
@@ -122,7 +121,9 @@ fn jsonrpc(c: &mut Criterion) {
     let tokens = mcp_obo_testkit::StaticTokens::new("unused");
     let (app, fast) = system.block_on(async {
         let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
-        let registry = Arc::new(Registry::default().with(HelloTool::new(graph)));
+        let registry = Arc::new(
+            Registry::default().with_all(mcp_obo::tools::all(&graph).expect("the tools build")),
+        );
         let service = mcp_obo::mcp::mount(
             &settings.server,
             registry.clone(),

@@ -73,6 +73,12 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// The client application the user signed in with (`azp` / `appid`).
     pub client_app: Option<String>,
+    /// The agent acting for the user, where the token says so (Entra agent identity:
+    /// `xms_par_app_azp`, the agent's parent application). Recorded in the audit event only,
+    /// never used to authorize.
+    pub agent_app: Option<String>,
+    /// The token's actor facet (`xms_act_fct`), where present. Recorded only, as `agent_app`.
+    pub agent_facet: Option<String>,
     /// An application acting for itself (client credentials), not for a user.
     pub app_only: bool,
     /// The caller's own token, for the on-behalf-of exchange; `None` locally.
@@ -91,6 +97,8 @@ impl Caller {
             scopes: Vec::new(),
             roles: Vec::new(),
             client_app: None,
+            agent_app: None,
+            agent_facet: None,
             app_only: false,
             assertion: None,
         }

@@ -144,6 +144,10 @@ struct Claims {
     appid: Option<String>,
     client_id: Option<String>,
     idtyp: Option<String>,
+    /// Entra agent identity: the acting agent's parent application (recorded only).
+    xms_par_app_azp: Option<String>,
+    /// Entra agent identity: the actor facet(s), a string, number or list (recorded only).
+    xms_act_fct: Option<serde_json::Value>,
     /// ID-token claims (OIDC Core §2): only their presence matters.
     nonce: Option<serde::de::IgnoredAny>,
     at_hash: Option<serde::de::IgnoredAny>,
@@ -264,6 +268,16 @@ impl TokenValidator {
             scopes,
             roles: claims.roles,
             client_app,
+            agent_app: claims
+                .xms_par_app_azp
+                .map(|a| crate::telemetry::bounded(&a).into_owned()),
+            agent_facet: claims.xms_act_fct.map(|f| {
+                let text = match f {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                crate::telemetry::bounded(&text).into_owned()
+            }),
             app_only,
             assertion: Some(UserAssertion::new(token, expires_at)),
         };

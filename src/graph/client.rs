@@ -1,16 +1,19 @@
-//! The Graph HTTP client: one GET per call, with the retries Graph's guidance asks for.
+//! The Graph HTTP client: a typed GET of any Graph path, with the retries Graph's guidance
+//! asks for and bounded paging that never leaves the configured Graph origin and API version.
 //!
 //! The HTTP itself is hyper-util's pooled client ([`super::http_client`]): one per calling thread,
-//! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: how a
-//! failure reads to the user, and Graph's retry rules.
+//! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: the token
+//! each call asks for (exactly the calling tool's permissions, [`Endpoint`]), how a failure reads
+//! to the user, and Graph's retry rules.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use http::Uri;
-use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
-use serde::{Deserialize, Serialize};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use thread_local::ThreadLocal;
 use tracing::Instrument;
 use url::Url;
@@ -18,6 +21,7 @@ use url::Url;
 use super::Error;
 use super::Settings as GraphSettings;
 use super::http_client::{HttpClient, HttpConfig, Reply, SendError};
+use super::settings::ScopeMode;
 use crate::auth::Caller;
 use crate::config::trim_slash;
 use crate::obo::DownstreamTokens;
@@ -31,15 +35,32 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// Larger Graph answers are refused rather than buffered (`/me` is about 1 KB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Pages fetched for one call at most, whatever the tool's item bound (empty pages).
+const MAX_PAGES: usize = 20;
 
-/// The signed-in user's profile (`GET /v1.0/me`), the fields the tools use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Me {
-    pub id: Option<String>,
-    pub display_name: Option<String>,
-    pub mail: Option<String>,
-    pub user_principal_name: Option<String>,
+/// One Graph path a tool calls, prepared once when the tool is built: its URL, and the
+/// scopes its token is requested for (the tool's permissions, resource-qualified for the
+/// configured cloud, sorted and deduplicated so the token cache key is stable).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    url: Url,
+    /// `url`, parsed once for calls without query parameters (HelloTool's hot path).
+    uri: Uri,
+    /// The path as given, e.g. `/v1.0/me`, for messages.
+    path: Arc<str>,
+    /// `{base path}/{version}/`: where a `@odata.nextLink` may point.
+    version_prefix: Arc<str>,
+    scopes: Arc<[String]>,
+    /// The permissions the tool declared, as the 403 message names them.
+    permissions: Arc<str>,
+}
+
+/// One page of a Graph collection.
+#[derive(Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
 }
 
 /// The HTTP client for Graph could not be built. Never contains a token.
@@ -51,6 +72,8 @@ pub enum BuildError {
         "the Graph base URL {0} cannot be used as a request target; set graph.base_url to an http(s) origin"
     )]
     BaseUrl(String),
+    #[error("the Graph path {0} must start with /v1.0/ or /beta/")]
+    Path(String),
 }
 
 /// Microsoft Graph, called as a given caller.
@@ -65,13 +88,13 @@ pub struct GraphClient {
     http: Arc<ThreadLocal<HttpClient>>,
     /// How each thread's client is made (timeouts, size cap, proxy rules).
     config: HttpConfig,
-    /// `{base_url}/v1.0/me`, parsed once.
-    me_url: Uri,
     base_url: String,
+    /// `graph.base_url`, parsed.
+    base: Url,
     /// `server.address` of the Graph spans.
     host: String,
-    /// `{graph origin}/.default`: every permission the app was consented for on Graph.
-    scope: String,
+    /// `graph.scopes`: each tool's permissions, or `.default`.
+    scope_mode: ScopeMode,
     tokens: Arc<dyn DownstreamTokens>,
 }
 
@@ -88,42 +111,101 @@ impl GraphClient {
         // Built now on this thread, so a client that cannot be built stops start-up.
         let http = Arc::new(ThreadLocal::new());
         http.get_or_try(|| HttpClient::new(config.clone()))?;
-        let base_url = trim_slash(&settings.base_url);
-        // `base_url` is a validated http(s) URL and the suffix a plain path, so this fails
-        // only on a URL `http::Uri` reads differently from `url::Url`.
-        let me_url = Uri::try_from(format!("{base_url}/v1.0/me"))
-            .map_err(|_| BuildError::BaseUrl(base_url.clone()))?;
         Ok(Self {
             http,
             config,
-            me_url,
-            base_url,
+            base_url: trim_slash(&settings.base_url),
+            base: settings.base_url.clone(),
             host: settings.base_url.host_str().unwrap_or_default().to_owned(),
-            scope: default_scope(&settings.base_url),
+            scope_mode: settings.scopes,
             tokens,
         })
     }
 
-    /// The scope requested for Graph tokens, e.g. `https://graph.microsoft.com/.default`.
-    pub fn scope(&self) -> &str {
-        &self.scope
+    /// Prepares `path` (e.g. `/v1.0/me/calendarView`) for a tool needing `permissions`
+    /// (e.g. `Calendars.Read`); call it when the tool is built, not per call.
+    ///
+    /// # Errors
+    /// When the path names no API version (`/v1.0/`, `/beta/`) or makes no valid URL.
+    pub fn endpoint(&self, path: &str, permissions: &[&str]) -> Result<Endpoint, BuildError> {
+        let version = ["/v1.0/", "/beta/"]
+            .into_iter()
+            .find(|v| path.starts_with(v))
+            .ok_or_else(|| BuildError::Path(path.to_owned()))?;
+        let joined = format!("{}{path}", self.base_url);
+        let url = Url::parse(&joined).map_err(|_| BuildError::Path(path.to_owned()))?;
+        // `base_url` is a validated http(s) URL and the suffix a plain path, so this fails
+        // only on a URL `http::Uri` reads differently from `url::Url`.
+        let uri = Uri::try_from(joined).map_err(|_| BuildError::BaseUrl(self.base_url.clone()))?;
+        let base_path = self.base.path().trim_end_matches('/');
+        Ok(Endpoint {
+            url,
+            uri,
+            path: path.into(),
+            version_prefix: format!("{base_path}{version}").into(),
+            scopes: scopes_for(&self.base, self.scope_mode, permissions).into(),
+            permissions: permissions.join(", ").into(),
+        })
     }
 
-    /// `GET /v1.0/me` as `caller`.
+    /// `GET` `endpoint` with `query` parameters and extra `headers` (e.g. `Prefer`) as
+    /// `caller`, the answer read as `T`.
     ///
     /// # Errors
     /// Any [`Error`]: token acquisition, HTTP status, timeout, unreachable, bad JSON.
-    pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
-        self.get_json(caller, &self.me_url, "/v1.0/me").await
-    }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(
+    pub async fn get<T: DeserializeOwned>(
         &self,
         caller: &Caller,
-        url: &Uri,
-        path: &str,
+        endpoint: &Endpoint,
+        query: &[(&str, &str)],
+        headers: &[(HeaderName, HeaderValue)],
     ) -> Result<T, Error> {
-        let scopes = [self.scope.as_str()];
+        let uri = with_query(endpoint, query)?;
+        self.get_json(caller, endpoint, &uri, headers).await
+    }
+
+    /// The items of the Graph collection at `endpoint`, following `@odata.nextLink` until
+    /// `limit` items (or the last page).
+    ///
+    /// # Security
+    /// A next link is followed only to the configured Graph origin (scheme, host, port) and
+    /// the endpoint's API version; any other is an error and no request (so no token) goes
+    /// there.
+    ///
+    /// # Errors
+    /// Any [`Error`] of a page, or [`Error::NextLink`].
+    pub async fn get_pages<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        endpoint: &Endpoint,
+        query: &[(&str, &str)],
+        headers: &[(HeaderName, HeaderValue)],
+        limit: usize,
+    ) -> Result<Vec<T>, Error> {
+        let mut uri = with_query(endpoint, query)?;
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page: Page<T> = self.get_json(caller, endpoint, &uri, headers).await?;
+            items.extend(page.value);
+            if items.len() >= limit {
+                items.truncate(limit);
+                break;
+            }
+            let Some(next) = page.next_link else { break };
+            uri = next_page(endpoint, &next)?;
+        }
+        Ok(items)
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        endpoint: &Endpoint,
+        url: &Uri,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<T, Error> {
+        let path = &*endpoint.path;
+        let scopes: Vec<&str> = endpoint.scopes.iter().map(String::as_str).collect();
         let mut refreshed = false;
         let mut retries = 0;
         loop {
@@ -141,7 +223,10 @@ impl GraphClient {
                 error.type = tracing::field::Empty,
             );
             let started = std::time::Instant::now();
-            let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+            let mut headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+            for (name, value) in extra {
+                headers.insert(name.clone(), value.clone());
+            }
             let Some(authorization) = token.authorization() else {
                 return Err(Error::Token(crate::obo::Error::Protocol {
                     detail: "the access token has characters an HTTP header cannot carry".into(),
@@ -201,7 +286,13 @@ impl GraphClient {
                     refreshed = true;
                 }
                 StatusCode::UNAUTHORIZED => return Err(Error::Unauthorized { code }),
-                StatusCode::FORBIDDEN => return Err(Error::Forbidden { code, message }),
+                StatusCode::FORBIDDEN => {
+                    return Err(Error::Forbidden {
+                        code,
+                        message,
+                        permissions: endpoint.permissions.to_string(),
+                    });
+                }
                 StatusCode::NOT_FOUND => {
                     return Err(Error::NotFound {
                         path: path.to_owned(),
@@ -308,6 +399,51 @@ fn retry_after(value: &[u8]) -> Option<Duration> {
 /// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.
 fn default_scope(base_url: &Url) -> String {
     format!("{}/.default", base_url.origin().ascii_serialization())
+}
+
+/// The scopes a token for `permissions` is requested with: each qualified with the Graph
+/// origin (`https://graph.microsoft.com/Calendars.Read`), sorted and deduplicated; `.default`
+/// in [`ScopeMode::Default`] or for a tool that declares none.
+fn scopes_for(base_url: &Url, mode: ScopeMode, permissions: &[&str]) -> Vec<String> {
+    if mode == ScopeMode::Default || permissions.is_empty() {
+        return vec![default_scope(base_url)];
+    }
+    let origin = base_url.origin().ascii_serialization();
+    let mut scopes: Vec<String> = permissions
+        .iter()
+        .map(|p| format!("{origin}/{p}"))
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
+/// `endpoint` with `query` (the pre-parsed URI when there is none).
+fn with_query(endpoint: &Endpoint, query: &[(&str, &str)]) -> Result<Uri, Error> {
+    if query.is_empty() {
+        return Ok(endpoint.uri.clone());
+    }
+    let mut url = endpoint.url.clone();
+    url.query_pairs_mut().extend_pairs(query);
+    Uri::try_from(url.as_str()).map_err(|_| Error::Malformed {
+        reason: "the request URL with its query is not a valid URI".into(),
+    })
+}
+
+/// The next page's URI, when `link` stays on the endpoint's Graph origin and API version.
+fn next_page(endpoint: &Endpoint, link: &str) -> Result<Uri, Error> {
+    let refused = || Error::NextLink {
+        path: endpoint.path.to_string(),
+    };
+    let next = Url::parse(link).map_err(|_| refused())?;
+    if next.origin() != endpoint.url.origin()
+        || !next.path().starts_with(&*endpoint.version_prefix)
+        || !next.username().is_empty()
+        || next.password().is_some()
+    {
+        return Err(refused());
+    }
+    Uri::try_from(next.as_str()).map_err(|_| refused())
 }
 
 /// Graph's error body: `{"error": {"code": "...", "message": "..."}}`.

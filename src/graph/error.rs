@@ -15,6 +15,8 @@ pub enum Error {
     Forbidden {
         code: Option<String>,
         message: Option<String>,
+        /// The Graph permissions the failing tool declared, e.g. `Calendars.Read`.
+        permissions: String,
     },
     #[error("Microsoft Graph found nothing at {path} (HTTP 404)")]
     NotFound { path: String },
@@ -30,6 +32,10 @@ pub enum Error {
     Unreachable { base_url: String },
     #[error("Microsoft Graph answered with a body that is not the expected JSON: {reason}")]
     Malformed { reason: String },
+    #[error(
+        "Microsoft Graph's next-page link for {path} points outside graph.base_url or the API version; not followed"
+    )]
+    NextLink { path: String },
 }
 
 fn graph_code(code: &Option<String>) -> String {
@@ -44,8 +50,12 @@ impl Error {
             Self::Unauthorized { .. } => format!(
                 "{self}, even with a freshly acquired token. Sign in again; if it keeps happening, the token was issued for the wrong audience or tenant."
             ),
-            Self::Forbidden { message, .. } => format!(
-                "{self}{}. The signed-in user or the app lacks the Graph permission this tool needs (User.Read); an administrator can grant consent.",
+            Self::Forbidden {
+                message,
+                permissions,
+                ..
+            } => format!(
+                "{self}{}. The signed-in user or the app lacks the Graph permission this tool needs ({permissions}); an administrator can grant consent.",
                 message
                     .as_ref()
                     .map(|m| format!(": {m}"))
@@ -64,6 +74,7 @@ impl Error {
                 "{self}. Try again; if it persists, check the server's network path to Graph (graph.base_url)."
             ),
             Self::Unreachable { .. } => "This server cannot reach Microsoft Graph. Try again shortly; if it persists, ask the server's operator to check DNS, proxy and outbound network rules, and graph.base_url (the server's log names the URL).".to_owned(),
+            Self::NextLink { .. } => "Microsoft Graph answered with a link to the next page on another host or API version, which this server does not follow (its token goes to graph.base_url only). Ask the server's operator (the server's log has the details).".to_owned(),
             Self::Malformed { .. } => "Microsoft Graph answered with a body that is not the expected JSON. Try again; if it persists, ask the server's operator (the server's log has the details).".to_owned(),
         }
     }

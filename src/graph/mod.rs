@@ -11,7 +11,7 @@
 //!   token may be sent to.
 //! - `error.rs`: [`Error`], one variant per way a Graph call fails, with user-facing text.
 //!
-//! Returns typed values ([`Me`]); knows nothing of MCP.
+//! Returns the types its callers ask for ([`GraphClient::get`]); knows nothing of MCP.
 
 mod client;
 pub mod clouds;
@@ -19,6 +19,6 @@ mod error;
 mod http_client;
 mod settings;
 
-pub use client::{BuildError, GraphClient, Me};
+pub use client::{BuildError, Endpoint, GraphClient};
 pub use error::Error;
-pub use settings::Settings;
+pub use settings::{ScopeMode, Settings};

@@ -21,4 +21,17 @@ pub struct Settings {
     /// Total time allowed for one Graph request, body included.
     #[serde(deserialize_with = "de::duration")]
     pub timeout: Duration,
+    /// What a Graph token is requested for: each tool's own permissions, or `.default`.
+    pub scopes: ScopeMode,
+}
+
+/// `graph.scopes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeMode {
+    /// Exactly the calling tool's permissions (`https://graph.microsoft.com/Calendars.Read`),
+    /// so users consent incrementally.
+    PerTool,
+    /// `{graph origin}/.default`: every permission granted to the app (admin consent).
+    Default,
 }

@@ -28,9 +28,6 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2026_07_28,
 ];
 
-const INSTRUCTIONS: &str = "Tools here act as the signed-in user against Microsoft Graph. \
-HelloTool greets the user with their name and email from their Microsoft 365 profile.";
-
 /// One MCP server instance; rmcp makes one per session (or per request when stateless),
 /// so it only holds shared, immutable state.
 #[derive(Clone)]
@@ -169,7 +166,7 @@ impl ServerHandler for McpServer {
             .with_server_info(
                 Implementation::new("mcp-obo", env!("CARGO_PKG_VERSION")).with_title("mcp-obo"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.registry.instructions())
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -235,7 +232,19 @@ impl McpServer {
                 "error"
             }
         };
-        metrics::mcp_request("tools/call", &label, outcome, started.elapsed());
+        let elapsed = started.elapsed();
+        metrics::mcp_request("tools/call", &label, outcome, elapsed);
+        if let Some(tool) = self.registry.get(&label) {
+            span.in_scope(|| {
+                super::audit::record(
+                    origin.caller.as_deref(),
+                    &label,
+                    tool.permissions(),
+                    outcome,
+                    elapsed,
+                )
+            });
+        }
         result
     }
 

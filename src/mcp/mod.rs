@@ -3,6 +3,7 @@
 //! - `registry.rs`: [`Tool`], the trait each tool implements, and [`Registry`].
 //! - `handler.rs`: [`McpServer`], rmcp's `ServerHandler`: lists and dispatches tools with
 //!   the request's [`crate::auth::Caller`].
+//! - `audit.rs`: the audit event, one per tool call, on the `mcp_obo::audit` target.
 //! - `guard.rs`: Host and Origin allow-lists (DNS-rebinding defence), checked before
 //!   anything else in the MCP route scopes.
 //! - `jsonrpc_errors.rs`: the transport's plain-text HTTP errors as JSON-RPC error bodies.
@@ -19,6 +20,7 @@
 //! Every middleware here is wrapped on the MCP route scopes (`server/mod.rs`), so none of them
 //! looks at the request path. This module sees a `Caller`, never a token.
 
+mod audit;
 mod body_deadline;
 mod direct;
 mod guard;
@@ -30,6 +32,7 @@ mod sessions;
 mod tool_access;
 mod transport;
 
+pub use audit::TARGET as AUDIT_TARGET;
 pub use body_deadline::BodyDeadline;
 pub use direct::Direct;
 pub use guard::{HostOriginGuard, Origins};

@@ -22,6 +22,11 @@ pub trait Tool: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The Graph permissions its calls use (space-separated), for the audit event.
+    fn permissions(&self) -> &str {
+        ""
+    }
+
     /// Whether the tool acts for a user (so app-only callers cannot use it).
     fn needs_user(&self) -> bool {
         true
@@ -45,17 +50,33 @@ pub struct Registry {
 
 impl Registry {
     /// Adds a tool; a later tool with the same name replaces the earlier one.
-    pub fn with(mut self, tool: impl Tool) -> Self {
-        let name = tool.definition().name.to_string();
-        let scopes = tool.required_scopes();
-        Arc::make_mut(&mut self.tools).insert(
-            name,
-            Arc::new(Entry {
-                tool: Arc::new(tool),
-                scopes,
-            }),
-        );
+    pub fn with(self, tool: impl Tool) -> Self {
+        self.with_all([Arc::new(tool) as Arc<dyn Tool>])
+    }
+
+    /// Adds every tool of `tools` (e.g. [`crate::tools::all`]).
+    pub fn with_all(mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
+        let map = Arc::make_mut(&mut self.tools);
+        for tool in tools {
+            let name = tool.definition().name.to_string();
+            let scopes = tool.required_scopes();
+            map.insert(name, Arc::new(Entry { tool, scopes }));
+        }
         self
+    }
+
+    /// The server instructions: what the tools do, from their own (constant) descriptions,
+    /// never from anything a tool returned.
+    pub fn instructions(&self) -> String {
+        let mut text =
+            String::from("Tools here act as the signed-in user against Microsoft Graph.");
+        for (name, entry) in self.tools.iter() {
+            text.push_str(&format!(
+                " {name}: {}",
+                entry.tool.definition().description.as_deref().unwrap_or("")
+            ));
+        }
+        text
     }
 
     /// Adds configured `(tool, scope)` requirements and the scope hierarchy.

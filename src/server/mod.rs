@@ -29,7 +29,6 @@ use crate::mcp::{
 };
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::telemetry::RequestLog;
-use crate::tools::HelloTool;
 
 mod consent;
 mod settings;
@@ -151,7 +150,7 @@ impl Application {
         let addr = listener.local_addr().map_err(StartError::Server)?;
         let graph = GraphClient::new(&settings.graph, deps.tokens)?;
         let registry = Registry::default()
-            .with(HelloTool::new(graph))
+            .with_all(crate::tools::all(&graph)?)
             .with_policy(&settings.auth.tool_scopes, &settings.auth.scope_implies);
         let tool_scopes: Vec<String> = registry
             .requirements()

@@ -30,7 +30,7 @@ mod sanitize;
 mod settings;
 
 pub use query::QueryRedaction;
-pub use sanitize::{MAX_VALUE_BYTES, TRUNCATED, bounded, escape};
+pub use sanitize::{MAX_VALUE_BYTES, TRUNCATED, bounded, escape, strip};
 pub use settings::{LogFormat, LogSettings, OtlpProtocol, RequestLogging, Sampler, Settings};
 
 use std::time::Instant;

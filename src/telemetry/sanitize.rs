@@ -62,6 +62,12 @@ pub fn escape(value: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `value` without its control characters (and the invisible reordering ones): for text
+/// other people wrote (a meeting subject) that a tool hands to a model or a terminal.
+pub fn strip(value: &str) -> String {
+    value.chars().filter(|c| !needs_escape(*c)).collect()
+}
+
 /// A `fmt::Write` that escapes control characters on the way to the writer it wraps.
 pub struct Escaping<W>(pub W);
 

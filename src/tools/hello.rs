@@ -1,19 +1,31 @@
 //! `HelloTool`: calls Microsoft Graph `GET /v1.0/me` as the caller and greets them by name,
 //! with their email (`mail`, else `userPrincipalName`).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::surface::{GraphTool, Reply, permission_values};
+use super::{GraphPermission, USER_READ};
 use crate::auth::Caller;
-use crate::graph::{GraphClient, Me};
-use crate::mcp::Tool;
+use crate::graph::{BuildError, Endpoint, Error, GraphClient};
 
 /// The tool's name as users type it (`#HelloTool` in VS Code).
 pub const NAME: &str = "HelloTool";
+
+/// HelloTool takes no arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}
+
+/// The signed-in user's profile (`GET /v1.0/me`), the fields HelloTool uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub user_principal_name: Option<String>,
+}
 
 /// HelloTool's structured result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -53,64 +65,33 @@ impl Greeting {
 /// Greets the signed-in user.
 pub struct HelloTool {
     graph: GraphClient,
-    definition: rmcp::model::Tool,
-}
-
-impl HelloTool {
-    pub fn new(graph: GraphClient) -> Self {
-        let input_schema: JsonObject = serde_json::from_value(serde_json::json!({
-            "type": "object",
-            "properties": {},
-            "additionalProperties": false,
-        }))
-        .unwrap_or_default();
-        let definition = rmcp::model::Tool::new(
-            NAME,
-            "Greets the signed-in user by name and shows their email address, read from their Microsoft 365 profile (Microsoft Graph /me) on their behalf.",
-            Arc::new(input_schema),
-        )
-        .with_title("Hello")
-        .with_output_schema::<Greeting>()
-        .with_annotations(
-            ToolAnnotations::new()
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(false),
-        );
-        Self { graph, definition }
-    }
+    me: Endpoint,
 }
 
 #[async_trait]
-impl Tool for HelloTool {
-    fn definition(&self) -> &rmcp::model::Tool {
-        &self.definition
+impl GraphTool for HelloTool {
+    const NAME: &'static str = NAME;
+    const TITLE: &'static str = "Hello";
+    const DESCRIPTION: &'static str = "Greets the signed-in user by name and shows their email address, read from their Microsoft 365 profile (Microsoft Graph /me) on their behalf.";
+    const PERMISSIONS: &'static [GraphPermission] = &[USER_READ];
+    type Args = NoArguments;
+    type Output = Greeting;
+
+    fn build(graph: &GraphClient) -> Result<Self, BuildError> {
+        let me = graph.endpoint("/v1.0/me", &permission_values(Self::PERMISSIONS))?;
+        Ok(Self {
+            graph: graph.clone(),
+            me,
+        })
     }
 
-    async fn call(&self, caller: &Caller, _arguments: Option<JsonObject>) -> CallToolResult {
-        match self.graph.me(caller).await {
-            Ok(me) => {
-                let greeting = Greeting::from_profile(me);
-                let text = greeting.greeting.clone();
-                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-                result.structured_content = serde_json::to_value(&greeting).ok();
-                result
-            }
-            Err(e) => {
-                // The detail (a URL, a file path, a library's message) is for the operator,
-                // with the trace id; the caller gets `user_message`, which has none of it.
-                let (trace_id, span_id) = crate::telemetry::otel::current_ids().unzip();
-                tracing::warn!(
-                    tool = NAME,
-                    error = %e,
-                    trace_id = trace_id.as_deref().unwrap_or(""),
-                    span_id = span_id.as_deref().unwrap_or(""),
-                    "tool call failed"
-                );
-                CallToolResult::error(vec![ContentBlock::text(e.user_message())])
-            }
-        }
+    async fn run(&self, caller: &Caller, _: NoArguments) -> Result<Reply<Greeting>, Error> {
+        let me: Me = self.graph.get(caller, &self.me, &[], &[]).await?;
+        let output = Greeting::from_profile(me);
+        Ok(Reply {
+            text: output.greeting.clone(),
+            output,
+        })
     }
 }
 
@@ -120,7 +101,6 @@ mod tests {
 
     fn me(mail: Option<&str>, upn: Option<&str>) -> Me {
         Me {
-            id: Some("1".into()),
             display_name: Some("Ada Lovelace".into()),
             mail: mail.map(Into::into),
             user_principal_name: upn.map(Into::into),

@@ -1,13 +1,40 @@
-//! The tools this server offers, one file each.
+//! The tools this server offers, one file each, and [`all`], the one list of them.
 //!
+//! - `surface.rs`: [`GraphTool`] (what a tool declares and does) and [`Typed`] (the MCP tool
+//!   made of it: schemas, argument validation, error text).
 //! - `hello.rs`: [`HelloTool`], greets the signed-in user from their Graph profile.
+//! - `upcoming_events.rs`: [`UpcomingEvents`], the user's next calendar events.
 //!
-//! A tool takes the [`crate::auth::Caller`] and its clients and turns every failure into
-//! an `isError` result; it never touches HTTP requests or tokens.
+//! A tool takes the [`crate::auth::Caller`] and its clients and returns its result or a
+//! Graph error; it never touches HTTP requests or tokens. Adding one: docs/adding-a-tool.md.
 
 mod hello;
+mod surface;
+mod upcoming_events;
+
+use std::sync::Arc;
 
 pub use hello::{Greeting, HelloTool};
+pub use surface::{GraphTool, Reply, Typed, permission_values};
+pub use upcoming_events::{Event, Events, UpcomingEvents};
+
+use crate::graph::{BuildError, GraphClient};
+use crate::mcp::Tool;
+
+/// Every tool the server offers, in registration order (as [`catalog`] lists them).
+///
+/// # Errors
+/// When a tool's Graph endpoint cannot be prepared.
+pub fn all(graph: &GraphClient) -> Result<Vec<Arc<dyn Tool>>, BuildError> {
+    Ok(vec![
+        tool::<HelloTool>(graph)?,
+        tool::<UpcomingEvents>(graph)?,
+    ])
+}
+
+fn tool<T: GraphTool>(graph: &GraphClient) -> Result<Arc<dyn Tool>, BuildError> {
+    Ok(Arc::new(Typed::<T>::new(graph)?))
+}
 
 /// A Microsoft Graph delegated permission a tool's calls need: the app registration must
 /// request it (`requiredResourceAccess`), and `mcp-obo doctor` checks that it does.
@@ -71,3 +98,34 @@ pub fn graph_permissions() -> Vec<GraphPermission> {
 
 /// Microsoft Graph's application id, the same in every tenant and cloud.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_lists_exactly_the_registered_tools_and_their_permissions() {
+        let settings = crate::graph::Settings {
+            base_url: url::Url::parse("https://graph.microsoft.com").expect("url"),
+            connect_timeout: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            scopes: crate::graph::ScopeMode::PerTool,
+        };
+        let graph = GraphClient::new(&settings, Arc::new(crate::obo::Unconfigured)).expect("graph");
+        let registered: Vec<(String, String)> = all(&graph)
+            .expect("tools")
+            .iter()
+            .map(|t| (t.definition().name.to_string(), t.permissions().to_owned()))
+            .collect();
+        let catalogued: Vec<(String, String)> = catalog()
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_owned(),
+                    permission_values(t.permissions).join(" "),
+                )
+            })
+            .collect();
+        assert_eq!(registered, catalogued);
+    }
+}

@@ -518,8 +518,9 @@ async fn entra_token_endpoint(
         return oauth_error(400, "invalid_grant", 50013);
     }
     let scopes = form.get("scope").cloned().unwrap_or_default();
-    let expected = format!("{}/.default", policy.resource);
-    if scopes.split(' ').any(|sc| sc != expected) || scopes.is_empty() {
+    // `.default` or the tool's own permissions, each qualified with Graph's origin.
+    let prefix = format!("{}/", policy.resource);
+    if scopes.split(' ').any(|sc| !sc.starts_with(&prefix)) || scopes.is_empty() {
         return oauth_error(400, "invalid_scope", 70011);
     }
     issue_downstream(&s, &policy, &user, &scopes, &tenant)

@@ -68,7 +68,7 @@ async fn rmcp_client_on_2026_07_28_lists_and_calls_hello_tool() {
         .await
         .expect("rmcp client starts with server/discover");
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 1);
+    assert_eq!(tools.len(), 2, "HelloTool and UpcomingEvents");
     assert_eq!(tools[0].name, "HelloTool");
     let result: CallToolResult = client
         .call_tool(CallToolRequestParams::new("HelloTool"))
@@ -218,7 +218,7 @@ async fn missing_developer_credentials_say_to_run_az_login() {
 #[tokio::test]
 async fn local_mode_uses_the_azure_cli_sign_in_and_caches_its_token() {
     let graph = graph_with_ada().await;
-    let scope = format!("{}/.default", graph.url);
+    let scope = format!("{}/User.Read", graph.url);
     let az = FakeAzCli::new(TOKEN, &scope);
     let path = az.path_env();
     let server = ServerProcess::start(
@@ -350,7 +350,7 @@ impl TlsGraph {
 async fn graph_over_https_is_verified_against_the_system_roots() {
     let graph = graph_with_ada().await;
     let tls = TlsGraph::start(&graph).await;
-    let az = FakeAzCli::new(TOKEN, &format!("{}/.default", tls.url));
+    let az = FakeAzCli::new(TOKEN, &format!("{}/User.Read", tls.url));
     let path = az.path_env();
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_file = dir.path().join("ca.pem");
@@ -506,7 +506,7 @@ impl ForwardProxy {
 async fn hello_via_process(graph_url: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let az = FakeAzCli::new(
         TOKEN,
-        &format!("{}/.default", graph_url.trim_end_matches('/')),
+        &format!("{}/User.Read", graph_url.trim_end_matches('/')),
     );
     let path = az.path_env();
     let mut vars = vec![

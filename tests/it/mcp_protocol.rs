@@ -84,7 +84,7 @@ async fn tools_list_describes_hello_tool_with_an_output_schema() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json.expect("json");
     let tools = body["result"]["tools"].as_array().expect("tools array");
-    assert_eq!(tools.len(), 1);
+    assert_eq!(tools.len(), 2, "HelloTool and UpcomingEvents");
     let hello = &tools[0];
     assert_eq!(hello["name"], "HelloTool");
     assert!(hello["description"].as_str().is_some_and(|d| !d.is_empty()));
@@ -93,6 +93,17 @@ async fn tools_list_describes_hello_tool_with_an_output_schema() {
     assert_eq!(out["type"], "object");
     assert!(out["properties"]["greeting"].is_object(), "{out}");
     assert!(out["properties"]["email"].is_object(), "{out}");
+    let events = &tools[1];
+    assert_eq!(events["name"], "UpcomingEvents");
+    assert_eq!(events["annotations"]["readOnlyHint"], true, "{events}");
+    assert_eq!(
+        events["inputSchema"]["properties"]["days"]["maximum"], 31,
+        "{events}"
+    );
+    assert!(
+        events["outputSchema"]["properties"]["events"].is_object(),
+        "{events}"
+    );
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ async fn local_server() -> (ServerProcess, FakeGraph, FakeAzCli) {
         Some("ada@contoso.com"),
         "ada@contoso.onmicrosoft.com",
     );
-    let az = FakeAzCli::new("dev-token", &format!("{}/.default", graph.url));
+    let az = FakeAzCli::new("dev-token", &format!("{}/User.Read", graph.url));
     let path = az.path_env();
     let server = ServerProcess::start(
         binary(),

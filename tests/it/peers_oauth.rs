@@ -248,6 +248,8 @@ impl World {
             ("MCP_OBO__AUTH__REQUIRED_SCOPES", "mcp:tools"),
             ("MCP_OBO__SERVER__PUBLIC_URL", public_url.as_str()),
             ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+            // The OIDC provider here knows one resource scope, `{graph}/.default`.
+            ("MCP_OBO__GRAPH__SCOPES", "default"),
             ("MCP_OBO__OBO__GRANT", "token_exchange"),
             ("MCP_OBO__OBO__CLIENT_ASSERTION", "client_secret"),
             ("MCP_OBO__OBO__CLIENT_ID", "mcp-server"),

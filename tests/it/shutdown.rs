@@ -25,7 +25,7 @@ async fn sigterm_lets_the_in_flight_call_finish_then_refuses_new_connections() {
         entered: entered.clone(),
         release: release.clone(),
     });
-    let az = FakeAzCli::new("dev-token", &format!("{}/.default", graph.url));
+    let az = FakeAzCli::new("dev-token", &format!("{}/User.Read", graph.url));
     let path = az.path_env();
     let mut server = ServerProcess::start(
         binary(),

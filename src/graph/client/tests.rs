@@ -169,6 +169,7 @@ fn settings(base_url: &Url) -> GraphSettings {
         base_url: base_url.clone(),
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
+        scopes: ScopeMode::PerTool,
     }
 }
 
@@ -176,8 +177,40 @@ fn client(settings: &GraphSettings) -> GraphClient {
     GraphClient::new(settings, Arc::new(Tokens::default())).expect("graph client")
 }
 
+/// The profile fields these tests read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    display_name: Option<String>,
+}
+
 async fn me(graph: &GraphClient) -> Result<Me, Error> {
-    graph.me(&Caller::local_developer()).await
+    let endpoint = graph
+        .endpoint("/v1.0/me", &["User.Read"])
+        .expect("endpoint");
+    graph
+        .get(&Caller::local_developer(), &endpoint, &[], &[])
+        .await
+}
+
+#[test]
+fn a_tool_token_asks_for_its_own_permissions_sorted_and_once() {
+    let base = Url::parse("https://graph.microsoft.us/").expect("url");
+    assert_eq!(
+        scopes_for(
+            &base,
+            ScopeMode::PerTool,
+            &["User.Read", "Calendars.Read", "User.Read"]
+        ),
+        [
+            "https://graph.microsoft.us/Calendars.Read",
+            "https://graph.microsoft.us/User.Read"
+        ]
+    );
+    assert_eq!(
+        scopes_for(&base, ScopeMode::Default, &["Calendars.Read"]),
+        ["https://graph.microsoft.us/.default"]
+    );
 }
 
 #[tokio::test]
