@@ -651,10 +651,15 @@ async fn a_tool_needing_another_scope_is_hidden_and_its_call_gets_403_naming_the
     let basic = format!("Bearer {}", issuer.entra_token(json!({})));
     let list = rpc(&app, &basic, &request(2, "tools/list", json!({}))).await;
     assert_eq!(list.status, 200);
+    let listed = list.json.expect("json")["result"]["tools"].clone();
+    let names: Vec<&str> = listed
+        .as_array()
+        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(
-        list.json.expect("json")["result"]["tools"],
-        json!([]),
-        "HelloTool must be hidden"
+        names,
+        ["UpcomingEvents"],
+        "HelloTool must be hidden: {listed}"
     );
     let call = rpc(
         &app,

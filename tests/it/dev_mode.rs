@@ -654,7 +654,11 @@ async fn typescript_sdk_client_signs_in_against_dev() {
         run.describe(),
         dev.logs()
     );
-    assert_eq!(out["tools"], json!(["HelloTool"]), "{out}");
+    assert_eq!(
+        out["tools"],
+        json!(["HelloTool", "UpcomingEvents"]),
+        "{out}"
+    );
     assert_eq!(out["user"], "Ada Lovelace <ada@contoso.dev>", "{out}");
     assert_eq!(out["resource"], dev.mcp_url().as_str(), "{out}");
     assert_eq!(

@@ -154,7 +154,8 @@ async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes
         .unwrap_or_else(|| panic!("no consent link in {text}"));
     let link = url::Url::parse(link).expect("the link is a URL");
     let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
-    let requested = format!("{}/.default", w.graph.url.trim_end_matches('/'));
+    // HelloTool's exchange asks for exactly its own permission.
+    let requested = format!("{}/User.Read", w.graph.url.trim_end_matches('/'));
     assert_eq!(query["scope"], requested, "{text}");
     assert_eq!(
         query["redirect_uri"],
