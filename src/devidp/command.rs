@@ -164,10 +164,6 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
                     "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
                     token_file.display().to_string(),
                 ),
-                (
-                    "MCP_OBO__OBO__CONSENT_URL",
-                    format!("{}/", services.idp_base),
-                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),

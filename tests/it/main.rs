@@ -40,3 +40,4 @@ mod platform_smoke;
 mod shutdown;
 mod telemetry_otlp;
 mod untrusted_values;
+mod upcoming_events;
