@@ -134,10 +134,8 @@ fn token_requests(w: &World) -> usize {
     w.issuer.client_assertions().len()
 }
 
-#[tokio::test]
-async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes_returning_to_the_servers_page()
- {
-    let w = World::start(&[]).await;
+/// The next exchange answers Entra's AADSTS65001 (consent missing).
+fn script_consent_missing(w: &World) {
     w.issuer.script_token_endpoint(
         400,
         None,
@@ -147,6 +145,13 @@ async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes
             json!({"suberror": "consent_required"}),
         ),
     );
+}
+
+#[tokio::test]
+async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes_returning_to_the_servers_page()
+ {
+    let w = World::start(&[]).await;
+    script_consent_missing(&w);
     let text = tool_error(&call_hello(&w.app, &w.user(1)).await);
     let link = text
         .split_whitespace()
@@ -170,15 +175,7 @@ async fn consent_missing_answers_with_a_link_asking_exactly_the_requested_scopes
 async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange() {
     let w = World::start(&[]).await;
     for _ in 0..10 {
-        w.issuer.script_token_endpoint(
-            400,
-            None,
-            entra_error(
-                "invalid_grant",
-                65001,
-                json!({"suberror": "consent_required"}),
-            ),
-        );
+        script_consent_missing(&w);
     }
     let token = w.user(1);
     let first = tool_error(&call_hello(&w.app, &token).await);
