@@ -33,6 +33,11 @@ struct Metrics {
     graph_requests: IntCounterVec,
     graph_duration: HistogramVec,
     jwks_refreshes: IntCounterVec,
+    shared_cache_lookups: IntCounterVec,
+    shared_cache_errors: IntCounterVec,
+    shared_cache_locks: IntCounterVec,
+    shared_cache_up: IntGauge,
+    graph_claims_challenges: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -85,7 +90,38 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .unwrap_or_else(|_| unreachable_metric("mcp_obo_mcp_fast_path_requests_total"));
     let _ = registry.register(Box::new(mcp_fast_path.clone()));
+    let shared_cache_up = IntGauge::new(
+        "mcp_obo_obo_shared_cache_up",
+        "1 while the shared token cache answers, 0 while it is bypassed (stays 0 when it is off)",
+    )
+    .unwrap_or_else(|_| unreachable_metric("mcp_obo_obo_shared_cache_up"));
+    let _ = registry.register(Box::new(shared_cache_up.clone()));
     Metrics {
+        shared_cache_up,
+        shared_cache_lookups: counter(
+            &registry,
+            "mcp_obo_obo_shared_cache_lookups_total",
+            "Shared (second-level) token cache lookups after an in-process miss: hit, miss, failure_cached, rejected (an entry that fails to decrypt or parse) or bypassed (the shared cache is unavailable)",
+            &["result"],
+        ),
+        shared_cache_errors: counter(
+            &registry,
+            "mcp_obo_obo_shared_cache_errors_total",
+            "Shared token cache operations that failed, by operation (connect, auth, get, set, lock, delete) and reason (timeout, error)",
+            &["op", "reason"],
+        ),
+        shared_cache_locks: counter(
+            &registry,
+            "mcp_obo_obo_shared_cache_locks_total",
+            "Cross-replica exchange coalescing: acquired (this replica exchanges), waited (another replica's entry arrived) or timed_out (exchanged alone after waiting)",
+            &["outcome"],
+        ),
+        graph_claims_challenges: counter(
+            &registry,
+            "mcp_obo_graph_claims_challenges_total",
+            "Continuous access evaluation challenges (401 insufficient_claims) from Microsoft Graph: reexchanged, interaction_required or failed",
+            &["outcome"],
+        ),
         mcp_fast_path,
         mcp_requests: counter(
             &registry,
@@ -206,6 +242,46 @@ pub fn graph_request(status: &str, elapsed: Duration) {
 
 pub fn jwks_refresh(outcome: &str) {
     METRICS.jwks_refreshes.with_label_values(&[outcome]).inc();
+}
+
+/// One shared-cache lookup after an in-process miss: `hit`, `miss`, `failure_cached`,
+/// `rejected` (undecryptable or malformed entry) or `bypassed` (shared cache unavailable).
+pub fn shared_cache_lookup(result: &'static str) {
+    METRICS
+        .shared_cache_lookups
+        .with_label_values(&[result])
+        .inc();
+}
+
+/// One failed shared-cache operation: `op` is `connect`, `auth`, `get`, `set`, `lock` or
+/// `delete`; `reason` is `timeout` or `error`.
+pub fn shared_cache_error(op: &'static str, reason: &'static str) {
+    METRICS
+        .shared_cache_errors
+        .with_label_values(&[op, reason])
+        .inc();
+}
+
+/// One cross-replica coalescing decision: `acquired`, `waited` or `timed_out`.
+pub fn shared_cache_lock(outcome: &'static str) {
+    METRICS
+        .shared_cache_locks
+        .with_label_values(&[outcome])
+        .inc();
+}
+
+/// Whether the shared cache currently answers.
+pub fn shared_cache_available(up: bool) {
+    METRICS.shared_cache_up.set(i64::from(up));
+}
+
+/// One continuous-access-evaluation challenge from Graph: `reexchanged`,
+/// `interaction_required` or `failed`.
+pub fn graph_claims_challenge(outcome: &'static str) {
+    METRICS
+        .graph_claims_challenges
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 /// Everything in Prometheus text exposition format.
