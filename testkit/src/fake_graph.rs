@@ -1,5 +1,8 @@
-//! A fake Microsoft Graph: `/v1.0/me` answers per bearer token, rejects unknown tokens the
-//! way Graph does (401 `InvalidAuthenticationToken`), and can be scripted to fail.
+//! A fake Microsoft Graph: `/v1.0/me` and `/v1.0/me/calendarView` answer per bearer token,
+//! as Graph does: an unknown token gets 401 `InvalidAuthenticationToken`, a token whose `scp`
+//! lacks the path's delegated permission 403 `ErrorAccessDenied`, a calendar view without
+//! its time window 400, and a collection is paged with `$top`/`$skip` and an
+//! `@odata.nextLink`. It can be scripted to fail, and its next link pointed elsewhere.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,6 +30,22 @@ pub enum Scripted {
     },
 }
 
+/// Each path served and the delegated permission Graph requires for it (its documented
+/// least-privileged one).
+const ROUTES: &[(&str, &str)] = &[
+    ("/v1.0/me", "User.Read"),
+    ("/v1.0/me/calendarView", "Calendars.Read"),
+];
+
+/// Who a token speaks for: the user's id (whose fixtures it reads), the permissions in its
+/// `scp`, and the `/me` profile body.
+#[derive(Clone)]
+struct Identity {
+    user_id: String,
+    scopes: Vec<String>,
+    me: axum::body::Bytes,
+}
+
 /// Verifying mode: tokens must be JWTs signed by the issuer's keys for `audience`.
 struct Verifier {
     keys: Arc<Mutex<Vec<Value>>>,
@@ -35,9 +54,9 @@ struct Verifier {
     inbound_audiences: Vec<String>,
     /// Tokens already verified (as Graph caches validated tokens), so a load run measures
     /// the MCP server rather than this fake's RSA checks: signature → (the whole token,
-    /// signing kid, exp, the serialized profile). A hit is honoured only for the identical
-    /// token, while it is unexpired and its key is still published. (Keyed by the signature,
-    /// a quarter of the token, to hash less per request.)
+    /// signing kid, exp, who it is). A hit is honoured only for the identical token, while
+    /// it is unexpired and its key is still published. (Keyed by the signature, a quarter of
+    /// the token, to hash less per request.)
     verified: Mutex<HashMap<String, Verified>>,
 }
 
@@ -45,13 +64,13 @@ struct Verified {
     token: String,
     kid: String,
     exp: i64,
-    body: axum::body::Bytes,
+    identity: Identity,
 }
 
 impl Verifier {
-    /// The profile body for a valid downstream token, `None` for anything else; records a
-    /// passthrough of the caller's own token.
-    fn profile(&self, token: &str, state: &GraphState) -> Option<axum::body::Bytes> {
+    /// Who a valid downstream token is, `None` for anything else; records a passthrough of
+    /// the caller's own token.
+    fn identity(&self, token: &str, state: &GraphState) -> Option<Identity> {
         {
             let memo = lock(&self.verified);
             if let Some(v) = memo.get(signature(token))
@@ -59,7 +78,7 @@ impl Verifier {
             {
                 let key_published = lock(&self.keys).iter().any(|k| k["kid"] == v.kid.as_str());
                 if v.exp > super::tokens::now() && key_published {
-                    return Some(v.body.clone());
+                    return Some(v.identity.clone());
                 }
             }
         }
@@ -74,7 +93,7 @@ impl Verifier {
             }
             return None;
         };
-        let body = axum::body::Bytes::from(
+        let me = axum::body::Bytes::from(
             serde_json::to_vec(&json!({
                 "id": claims["oid"],
                 "displayName": claims["name"],
@@ -83,6 +102,16 @@ impl Verifier {
             }))
             .ok()?,
         );
+        let identity = Identity {
+            user_id: claims["oid"].as_str()?.to_owned(),
+            scopes: claims["scp"]
+                .as_str()
+                .unwrap_or_default()
+                .split(' ')
+                .map(str::to_owned)
+                .collect(),
+            me,
+        };
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
         let exp = claims["exp"].as_i64()?;
         lock(&self.verified).insert(
@@ -91,10 +120,10 @@ impl Verifier {
                 token: token.to_owned(),
                 kid,
                 exp,
-                body: body.clone(),
+                identity: identity.clone(),
             },
         );
-        Some(body)
+        Some(identity)
     }
 }
 
@@ -105,13 +134,24 @@ fn signature(token: &str) -> &str {
 
 #[derive(Default)]
 struct GraphState {
-    profiles: Mutex<HashMap<String, Value>>,
+    /// Known users (non-verifying mode), by token.
+    profiles: Mutex<HashMap<String, Identity>>,
+    /// Calendar events by user id, in the order Graph would return them.
+    events: Mutex<HashMap<String, Vec<Value>>>,
+    /// When set, every `@odata.nextLink` points here instead of the next page.
+    next_link: Mutex<Option<String>>,
+    /// Graph's own page size limit, below a `$top` that asks for more (0: none).
+    page_cap: std::sync::atomic::AtomicUsize,
+    /// Requests per path (whatever their answer).
+    requests: Mutex<HashMap<String, usize>>,
     script: Mutex<VecDeque<Scripted>>,
     seen_tokens: Mutex<Vec<String>>,
     /// Off for load runs, where the list would grow by a token per request.
     not_recording: std::sync::atomic::AtomicBool,
     verifier: Mutex<Option<Arc<Verifier>>>,
     passthrough_seen: std::sync::atomic::AtomicBool,
+    /// `http://127.0.0.1:port`, where next links point.
+    origin: std::sync::OnceLock<String>,
 }
 
 /// The running fake; the server stops when the test's runtime ends.
@@ -125,12 +165,14 @@ impl FakeGraph {
     pub async fn start() -> Self {
         let state = Arc::new(GraphState::default());
         let app = axum::Router::new()
-            .route("/v1.0/me", get(me))
+            .route("/v1.0/me", get(serve))
+            .route("/v1.0/me/calendarView", get(serve))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake graph");
         let addr = listener.local_addr().expect("fake graph address");
+        let _ = state.origin.set(format!("http://{addr}"));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -140,8 +182,7 @@ impl FakeGraph {
         }
     }
 
-    /// The same `/v1.0/me` answers (verifying mode or known users; no scripting, no token
-    /// recording) from a bare HTTP/1.1 keep-alive loop instead of axum: a load run charges
+    /// The same answers (verifying mode or known users; no scripting, no token recording) from a bare HTTP/1.1 keep-alive loop instead of axum: a load run charges
     /// the fake's CPU to the cores the server under test shares, and axum's routing and body
     /// plumbing were most of it.
     pub async fn start_minimal() -> Self {
@@ -150,6 +191,7 @@ impl FakeGraph {
             .await
             .expect("bind fake graph");
         let addr = listener.local_addr().expect("fake graph address");
+        let _ = state.origin.set(format!("http://{addr}"));
         let serving = state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -174,7 +216,8 @@ impl FakeGraph {
         graph
     }
 
-    /// Answer `/me` for requests bearing `token` with this user's profile.
+    /// Answer requests bearing `token` as this user, who has consented to every permission
+    /// the fake serves (see [`Self::withhold`]); the user's id is `id-{upn}`.
     pub fn add_user(&self, token: &str, display_name: &str, mail: Option<&str>, upn: &str) {
         let profile = json!({
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
@@ -183,7 +226,41 @@ impl FakeGraph {
             "mail": mail,
             "userPrincipalName": upn,
         });
-        lock(&self.state.profiles).insert(token.to_owned(), profile);
+        let identity = Identity {
+            user_id: format!("id-{upn}"),
+            scopes: ROUTES.iter().map(|(_, p)| (*p).to_owned()).collect(),
+            me: serde_json::to_vec(&profile).expect("profile JSON").into(),
+        };
+        lock(&self.state.profiles).insert(token.to_owned(), identity);
+    }
+
+    /// The known user of `token` loses `permission` from the token's `scp`.
+    pub fn withhold(&self, token: &str, permission: &str) {
+        if let Some(identity) = lock(&self.state.profiles).get_mut(token) {
+            identity.scopes.retain(|p| p != permission);
+        }
+    }
+
+    /// `user_id`'s calendar (`oid` in verifying mode, `id-{upn}` for known users).
+    pub fn set_events(&self, user_id: &str, events: Vec<Value>) {
+        lock(&self.state.events).insert(user_id.to_owned(), events);
+    }
+
+    /// Every `@odata.nextLink` from now on names `url` (another host, another version, ...).
+    pub fn point_next_links_at(&self, url: &str) {
+        *lock(&self.state.next_link) = Some(url.to_owned());
+    }
+
+    /// Pages hold at most `n` items whatever `$top` asks, as Graph limits page sizes.
+    pub fn cap_pages_at(&self, n: usize) {
+        self.state
+            .page_cap
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many requests reached `path`.
+    pub fn requests(&self, path: &str) -> usize {
+        lock(&self.state.requests).get(path).copied().unwrap_or(0)
     }
 
     pub fn script(&self, step: Scripted) {
@@ -242,7 +319,11 @@ fn graph_error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Resp
     response
 }
 
-async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Response {
+async fn serve(
+    State(state): State<Arc<GraphState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -271,26 +352,130 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
         }
         None => {}
     }
-    match profile(&state, token.as_deref()) {
-        Some(body) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        None => graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None),
+    let (status, body) = respond(&state, uri.path(), uri.query(), token.as_deref());
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn error_body(code: &str) -> axum::body::Bytes {
+    json!({"error": {"code": code, "message": format!("fake graph: {code}")}})
+        .to_string()
+        .into()
+}
+
+/// Graph's answer to `GET path?query` with `token`, as both servers send it.
+fn respond(
+    state: &GraphState,
+    path: &str,
+    query: Option<&str>,
+    token: Option<&str>,
+) -> (StatusCode, axum::body::Bytes) {
+    if !state
+        .not_recording
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        *lock(&state.requests).entry(path.to_owned()).or_default() += 1;
+    }
+    let Some(&(_, permission)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return (
+            StatusCode::NOT_FOUND,
+            error_body("Request_ResourceNotFound"),
+        );
+    };
+    let Some(identity) = token.and_then(|t| identity(state, t)) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            error_body("InvalidAuthenticationToken"),
+        );
+    };
+    if !identity.scopes.iter().any(|s| s == permission) {
+        return (StatusCode::FORBIDDEN, error_body("ErrorAccessDenied"));
+    }
+    match path {
+        "/v1.0/me" => (StatusCode::OK, identity.me),
+        _ => calendar_view(state, &identity.user_id, path, query.unwrap_or_default()),
     }
 }
 
-/// `/v1.0/me`'s profile body for `token` (verifying mode, else the known users); `None` is
-/// Graph's 401 `InvalidAuthenticationToken`.
-fn profile(state: &GraphState, token: Option<&str>) -> Option<axum::body::Bytes> {
-    let token = token?;
+/// One page of the user's events: `$top` of them (default 10) from `$skip`, with a next
+/// link while more remain. Graph refuses a calendar view without its time window.
+fn calendar_view(
+    state: &GraphState,
+    user_id: &str,
+    path: &str,
+    query: &str,
+) -> (StatusCode, axum::body::Bytes) {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if param("startDateTime").is_none() || param("endDateTime").is_none() {
+        return (StatusCode::BAD_REQUEST, error_body("ErrorInvalidParameter"));
+    }
+    let number = |name: &str, default: usize| match param(name) {
+        None => Some(default),
+        Some(v) => v.parse::<usize>().ok(),
+    };
+    let (Some(top), Some(skip)) = (number("$top", 10), number("$skip", 0)) else {
+        return (StatusCode::BAD_REQUEST, error_body("BadRequest"));
+    };
+    if top == 0 || top > 1000 {
+        return (StatusCode::BAD_REQUEST, error_body("BadRequest"));
+    }
+    let top = match state.page_cap.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => top,
+        cap => top.min(cap),
+    };
+    let events = lock(&state.events)
+        .get(user_id)
+        .cloned()
+        .unwrap_or_default();
+    let page: Vec<Value> = events.iter().skip(skip).take(top).cloned().collect();
+    let mut body = json!({ "value": page });
+    if skip + top < events.len() {
+        let next = match lock(&state.next_link).clone() {
+            Some(elsewhere) => elsewhere,
+            None => {
+                let mut next =
+                    url::Url::parse(&format!("http://graph.invalid{path}")).expect("path URL");
+                {
+                    let mut pairs = next.query_pairs_mut();
+                    for (k, v) in params.iter().filter(|(k, _)| k != "$skip") {
+                        pairs.append_pair(k, v);
+                    }
+                    pairs.append_pair("$skip", &(skip + top).to_string());
+                }
+                // The fake's own origin: the one the request came to.
+                format!(
+                    "{}{}?{}",
+                    state.origin.get().map_or("", String::as_str),
+                    path,
+                    next.query().unwrap_or_default()
+                )
+            }
+        };
+        body["@odata.nextLink"] = json!(next);
+    }
+    (StatusCode::OK, body.to_string().into())
+}
+
+/// Who `token` is (verifying mode, else the known users); `None` is Graph's 401
+/// `InvalidAuthenticationToken`.
+fn identity(state: &GraphState, token: &str) -> Option<Identity> {
     let verifier = lock(&state.verifier).clone();
     if let Some(v) = verifier {
-        return v.profile(token, state);
+        return v.identity(token, state);
     }
-    let profile = lock(&state.profiles).get(token)?.clone();
-    serde_json::to_vec(&profile).ok().map(Into::into)
+    lock(&state.profiles).get(token).cloned()
 }
 
 /// One connection of [`FakeGraph::start_minimal`]: HTTP/1.1 keep-alive, `GET /v1.0/me` only.
@@ -328,21 +513,23 @@ async fn serve_minimal(mut stream: tokio::net::TcpStream, state: Arc<GraphState>
         let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
             || header("transfer-encoding").is_some();
         let (status, body) = if has_body {
-            ("400 Bad Request", axum::body::Bytes::new())
-        } else if request.method != Some("GET") || request.path != Some("/v1.0/me") {
-            ("404 Not Found", axum::body::Bytes::new())
+            (StatusCode::BAD_REQUEST, axum::body::Bytes::new())
+        } else if request.method != Some("GET") {
+            (StatusCode::METHOD_NOT_ALLOWED, axum::body::Bytes::new())
         } else {
+            let target = request.path.unwrap_or_default();
+            let (path, query) = match target.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (target, None),
+            };
             let token = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
-            match profile(&state, token) {
-                Some(body) => ("200 OK", body),
-                None => (
-                    "401 Unauthorized",
-                    axum::body::Bytes::from_static(
-                        br#"{"error":{"code":"InvalidAuthenticationToken","message":"fake graph: InvalidAuthenticationToken"}}"#,
-                    ),
-                ),
-            }
+            respond(&state, path, query, token)
         };
+        let status = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        );
         buf.drain(..n);
         out.clear();
         out.extend_from_slice(

@@ -78,7 +78,14 @@ pub struct TokenEndpointPolicy {
     /// Audience the user's token must have (RFC 8693 mode: the MCP resource).
     pub user_audiences: Vec<String>,
     pub lifetime_secs: i64,
+    /// (user `oid`, permission) pairs a user has not consented to: asking for one is
+    /// AADSTS65001, as Entra answers.
+    pub withheld: Vec<(String, String)>,
 }
+
+/// The delegated permissions the fake app registration has configured: what `.default`
+/// stands for.
+pub const APP_PERMISSIONS: &[&str] = &["Calendars.Read", "User.Read"];
 
 /// The running issuer. `signer` is the key tokens are signed with.
 pub struct TestIssuer {
@@ -438,6 +445,33 @@ fn issue_downstream(
     tid: &str,
 ) -> Response {
     let now = now();
+    let oid = user["oid"]
+        .as_str()
+        .or(user["sub"].as_str())
+        .unwrap_or_default();
+    // `scp` holds what was asked for (`.default`: everything the app is configured for),
+    // short names, as Entra writes it.
+    let prefix = format!("{}/", policy.resource);
+    let mut granted: Vec<&str> = scopes
+        .split(' ')
+        .flat_map(|scope| match scope.strip_prefix(&prefix).unwrap_or(scope) {
+            ".default" => APP_PERMISSIONS.to_vec(),
+            short => vec![short],
+        })
+        .collect();
+    granted.sort_unstable();
+    granted.dedup();
+    if granted
+        .iter()
+        .any(|p| policy.withheld.iter().any(|(o, w)| o == oid && w == p))
+    {
+        let body = entra_error(
+            "invalid_grant",
+            65001,
+            json!({"suberror": "consent_required"}),
+        );
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let claims = json!({
         "iss": format!("{}/{tid}/v2.0", s.base),
         "aud": policy.resource,
@@ -445,10 +479,10 @@ fn issue_downstream(
         "nbf": now - 5,
         "iat": now,
         "tid": tid,
-        "oid": user["oid"].as_str().or(user["sub"].as_str()).unwrap_or_default(),
+        "oid": oid,
         "name": user["name"],
         "preferred_username": user["preferred_username"],
-        "scp": "User.Read",
+        "scp": granted.join(" "),
         "appid": policy.client_id,
     });
     let key = lock(&s.signer).clone();

@@ -19,6 +19,7 @@ mod support {
     }
 }
 
+mod audit;
 mod auth_jwt;
 mod auth_metadata;
 mod config;
@@ -28,6 +29,7 @@ mod dev_mode;
 mod dev_mode_consent;
 mod dev_mode_hardening;
 mod doctor;
+mod graph_paging;
 mod hello_tool;
 mod limits;
 mod mcp_boundary;

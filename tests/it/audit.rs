@@ -1,0 +1,128 @@
+//! The audit event: one JSON line per tool call from the real binary (`log_format = json`),
+//! with who called (user, tenant, client app, the acting agent the token names), which
+//! tool, the Graph permissions it used, the outcome, the duration and the trace id, and
+//! never a token, an argument or anything Graph answered.
+
+use serde_json::{Value, json};
+
+use crate::support::mcp_http::{post_as, request};
+use crate::support::obo_world::{
+    SA_SUBJECT, entra_and_graph, workload_identity_credential, write_sa_token,
+};
+use crate::support::tokens::{CLIENT_ID, TENANT, VSCODE};
+use crate::support::{ServerProcess, binary, entra_env};
+use mcp_obo::jose::SigningKey;
+
+const ADA: &str = "0c5a6f10-0000-4000-8000-0000000a0d1e";
+const AGENT: &str = "5d2c9e77-0000-4000-8000-00000000a9e7";
+
+async fn call(server: &ServerProcess, token: &str, name: &str, arguments: Value) -> Value {
+    let body = request(
+        1,
+        "tools/call",
+        json!({"name": name, "arguments": arguments}),
+    );
+    let reply = post_as(&server.mcp_url(), token, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json.expect("json")["result"].clone()
+}
+
+/// The audit lines the server has written so far, parsed.
+fn audit_events(server: &ServerProcess) -> Vec<Value> {
+    server
+        .stderr()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["audit"] == true)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_token() {
+    let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
+    let (issuer, graph) = entra_and_graph(
+        workload_identity_credential(&sa_key, SA_SUBJECT),
+        &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sa_file = dir.path().join("azure-identity-token");
+    write_sa_token(&sa_key, &sa_file, "first");
+    let sa_path = sa_file.display().to_string();
+    let mut env = entra_env(&issuer);
+    env.extend([
+        ("MCP_OBO__GRAPH__BASE_URL".to_owned(), graph.url.clone()),
+        (
+            "MCP_OBO__OBO__CLIENT_ASSERTION".to_owned(),
+            "workload_identity".to_owned(),
+        ),
+        ("AZURE_FEDERATED_TOKEN_FILE".to_owned(), sa_path),
+        ("MCP_OBO__LOG__FORMAT".to_owned(), "json".to_owned()),
+    ]);
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = ServerProcess::start(binary(), &borrowed).await;
+    server.wait_ready().await;
+
+    let secret_subject = "Board meeting: acquisition of Fabrikam";
+    graph.set_events(
+        ADA,
+        vec![json!({
+            "subject": secret_subject,
+            "start": {"dateTime": "2026-12-02T09:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-02T10:00:00.0000000", "timeZone": "UTC"},
+        })],
+    );
+    let token = issuer.entra_token(json!({
+        "oid": ADA,
+        "name": "Ada Lovelace",
+        "preferred_username": "ada@contoso.com",
+        "azp": VSCODE,
+        "xms_par_app_azp": AGENT,
+        "xms_act_fct": "3",
+    }));
+
+    let hello = call(&server, &token, "HelloTool", json!({})).await;
+    assert_eq!(hello["isError"], false, "{hello}");
+    let events = call(&server, &token, "UpcomingEvents", json!({"days": 2})).await;
+    assert_eq!(events["isError"], false, "{events}");
+    let bad = call(&server, &token, "UpcomingEvents", json!({"days": 99})).await;
+    assert_eq!(bad["isError"], true, "{bad}");
+
+    let audit = audit_events(&server);
+    assert_eq!(audit.len(), 3, "one event per call: {audit:#?}");
+    for (event, (tool, permission, outcome)) in audit.iter().zip([
+        ("HelloTool", "User.Read", "ok"),
+        ("UpcomingEvents", "Calendars.Read", "ok"),
+        ("UpcomingEvents", "Calendars.Read", "tool_error"),
+    ]) {
+        assert_eq!(event["gen_ai.tool.name"], tool, "{event}");
+        assert_eq!(event["graph.permissions"], permission, "{event}");
+        assert_eq!(event["outcome"], outcome, "{event}");
+        assert_eq!(event["user.oid"], ADA, "{event}");
+        assert_eq!(event["user.tid"], TENANT, "{event}");
+        assert_eq!(event["client.app"], VSCODE, "{event}");
+        assert_eq!(event["agent.app"], AGENT, "{event}");
+        assert_eq!(event["agent.facet"], "3", "{event}");
+        assert!(event["duration_ms"].as_f64().is_some(), "{event}");
+        assert!(event.get("trace_id").is_some(), "{event}");
+    }
+
+    // No token (the user's, or any Graph token issued for it), no argument, no Graph data.
+    let logs = server.stderr();
+    let mut secrets = graph.seen_tokens();
+    secrets.push(token.clone());
+    assert!(secrets.len() >= 3);
+    for secret in &secrets {
+        let signature = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(
+            !logs.contains(signature),
+            "a token's signature is in the log"
+        );
+    }
+    for line in audit.iter().map(Value::to_string) {
+        assert!(!line.contains("eyJ"), "{line}");
+        assert!(!line.contains(secret_subject), "{line}");
+        assert!(!line.contains("Ada Lovelace"), "{line}");
+        assert!(!line.contains("\"99\"") && !line.contains(":99"), "{line}");
+    }
+}
