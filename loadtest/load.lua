@@ -5,6 +5,7 @@
 --   wrk -t2 -c64 -d10s --latency -s loadtest/load.lua URL -- MODE [TOKEN_FILE]
 --
 -- MODE: healthz (GET), list (POST tools/list), hello (POST tools/call HelloTool),
+--       events (POST tools/call UpcomingEvents, top 10: one calendarView page),
 --       graph (GET with a bearer token: the fake Graph's /v1.0/me on its own).
 -- TOKEN_FILE: one token per line; each request carries the next one (`Authorization: Bearer`).
 -- done() prints one machine-readable `WRK_RESULT key=value ...` line for the harness.
@@ -26,11 +27,13 @@ local MCP_HEADERS = {
 local BODIES = {
   list = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}',
   hello = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}',
+  events = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"UpcomingEvents","arguments":{"top":10}}}',
 }
 local EXPECT = {
   healthz = '"status":"ok"',
   list = '"name":"HelloTool"',
   hello = '"isError":false',
+  events = '"events":[{"',
   graph = '"displayName"',
 }
 

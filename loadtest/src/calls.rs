@@ -13,6 +13,16 @@ use crate::server::Server;
 const PROTOCOL: &str = "2025-06-18";
 const ACCEPT: &str = "application/json, text/event-stream";
 const HELLO_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}"#;
+/// As `load.lua`'s `events` mode.
+const EVENTS_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"UpcomingEvents","arguments":{"top":10}}}"#;
+
+/// The tool a counted call calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Hello,
+    /// UpcomingEvents: its own token (`Calendars.Read`), one calendarView page.
+    Events,
+}
 
 #[derive(Debug)]
 #[allow(dead_code)] // the fields are for the Debug output in failure reports
@@ -23,13 +33,25 @@ pub enum CallError {
 }
 
 pub async fn call_hello(client: &reqwest::Client, url: &str, token: &str) -> Result<(), CallError> {
+    call_tool(client, url, token, Tool::Hello).await
+}
+
+async fn call_tool(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    tool: Tool,
+) -> Result<(), CallError> {
     let response = client
         .post(url)
         .header("content-type", "application/json")
         .header("accept", ACCEPT)
         .header("mcp-protocol-version", PROTOCOL)
         .header("authorization", format!("Bearer {token}"))
-        .body(HELLO_BODY)
+        .body(match tool {
+            Tool::Hello => HELLO_BODY,
+            Tool::Events => EVENTS_BODY,
+        })
         .send()
         .await
         .map_err(|e| CallError::Transport(e.to_string()))?;
@@ -43,9 +65,12 @@ pub async fn call_hello(client: &reqwest::Client, url: &str, token: &str) -> Res
     }
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|_| CallError::NotSuccess(text.clone()))?;
-    if value["result"]["isError"] == false
-        && value["result"]["structuredContent"]["email"].is_string()
-    {
+    let content = &value["result"]["structuredContent"];
+    let answered = match tool {
+        Tool::Hello => content["email"].is_string(),
+        Tool::Events => content["events"].as_array().is_some_and(|e| !e.is_empty()),
+    };
+    if value["result"]["isError"] == false && answered {
         Ok(())
     } else {
         Err(CallError::NotSuccess(text))
@@ -55,11 +80,21 @@ pub async fn call_hello(client: &reqwest::Client, url: &str, token: &str) -> Res
 /// Calls HelloTool once per entry of `tokens` (in order, `concurrency` at a time).
 /// Returns the failures (and the first one).
 pub async fn call_each(url: &str, tokens: &[&str], concurrency: usize) -> (usize, Option<String>) {
+    call_each_with(Tool::Hello, url, tokens, concurrency).await
+}
+
+/// [`call_each`] of `tool`.
+pub async fn call_each_with(
+    tool: Tool,
+    url: &str,
+    tokens: &[&str],
+    concurrency: usize,
+) -> (usize, Option<String>) {
     let client = reqwest::Client::new();
     let results: Vec<Result<(), CallError>> = futures_util::stream::iter(tokens.iter())
         .map(|t| {
             let client = &client;
-            async move { call_hello(client, url, t).await }
+            async move { call_tool(client, url, t, tool).await }
         })
         .buffer_unordered(concurrency)
         .collect()

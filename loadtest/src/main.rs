@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::calls::{ColdStart, call_each, cold_start};
+use crate::calls::{ColdStart, Tool, call_each, call_each_with, cold_start};
 use crate::fakes::Fakes;
 use crate::options::Options;
 use crate::procfs::clock_ticks_per_sec;
@@ -125,6 +125,11 @@ fn run(opts: &Options) -> Result<()> {
     let cold_user = fakes.mint("cold", 1).remove(0);
     let users_file = dir.path().join("users.txt");
     write_lines(&users_file, &load_users)?;
+    for n in 0..opts.users {
+        fakes
+            .graph
+            .set_events(&format!("load-{n}"), fakes::calendar(10));
+    }
     let mut failures = FirstFailure::default();
 
     // 1. Cold start.
@@ -184,6 +189,15 @@ fn run(opts: &Options) -> Result<()> {
     let (warm_failures, first) =
         rt.block_on(call_each(&auth.url("/mcp"), &tokens, CLIENT_CONCURRENCY));
     failures.note(first);
+    // UpcomingEvents has its own token per user (Calendars.Read): warm those too.
+    let (events_failures, first) = rt.block_on(call_each_with(
+        Tool::Events,
+        &auth.url("/mcp"),
+        &tokens,
+        CLIENT_CONCURRENCY,
+    ));
+    failures.note(first);
+    let warm_failures = warm_failures + events_failures;
     let warm_exchanges = fakes.issuer.exchanges() - before;
 
     // 4. The fake Graph's own ceiling, with the downstream tokens just issued.

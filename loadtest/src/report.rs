@@ -266,7 +266,7 @@ pub fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> 
     );
     let _ = writeln!(
         md,
-        "| OBO cache warm-up: {} users, one call each | {} exchanges, {} failed calls |",
+        "| OBO cache warm-up: {} users, one HelloTool and one UpcomingEvents call each (two tokens per user) | {} exchanges, {} failed calls |",
         opts.users, r.warm_exchanges, r.warm_failures
     );
     let _ = writeln!(

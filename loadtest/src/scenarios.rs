@@ -20,10 +20,17 @@ pub enum Scenario {
     ListOff,
     ListOn,
     Hello,
+    Events,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Self::Healthz, Self::ListOff, Self::ListOn, Self::Hello];
+    pub const ALL: [Scenario; 5] = [
+        Self::Healthz,
+        Self::ListOff,
+        Self::ListOn,
+        Self::Hello,
+        Self::Events,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -31,6 +38,9 @@ impl Scenario {
             Self::ListOff => "`tools/list`, auth off",
             Self::ListOn => "`tools/list`, auth on",
             Self::Hello => "`tools/call HelloTool`, auth on, cache warm",
+            Self::Events => {
+                "`tools/call UpcomingEvents` (10 events, one page), auth on, cache warm"
+            }
         }
     }
 }
@@ -111,6 +121,7 @@ pub fn rounds(
                     Scenario::ListOff => (t.none, vec!["list"]),
                     Scenario::ListOn => (t.auth, vec!["list", t.users_file]),
                     Scenario::Hello => (t.auth, vec!["hello", t.users_file]),
+                    Scenario::Events => (t.auth, vec!["events", t.users_file]),
                 };
                 let path = if s == Scenario::Healthz {
                     "/healthz"
