@@ -50,7 +50,6 @@ pub fn permissions_file() -> PermissionsFile {
             value: p.value,
             id: p.id,
             tools: catalog()
-                .iter()
                 .filter(|t| t.permissions.contains(&p))
                 .map(|t| t.name)
                 .collect(),
@@ -80,12 +79,7 @@ pub fn permissions_json() -> String {
 
 /// The table for people: each tool and its permissions.
 pub fn table() -> String {
-    let width = catalog()
-        .iter()
-        .map(|t| t.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let width = catalog().map(|t| t.name.len()).max().unwrap_or(4).max(4);
     let mut out = format!("{:width$}  MICROSOFT GRAPH DELEGATED PERMISSIONS\n", "TOOL");
     for tool in catalog() {
         let values: Vec<&str> = tool.permissions.iter().map(|p| p.value).collect();

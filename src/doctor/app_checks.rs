@@ -218,7 +218,6 @@ pub fn pre_authorized(app: &Application, e: &Expected, scope_ids: &[String]) -> 
 /// The tools whose calls need `permission`, by name, for messages saying why it matters.
 fn needed_by(permission: &GraphPermission) -> Vec<&'static str> {
     catalog()
-        .iter()
         .filter(|t| t.permissions.contains(permission))
         .map(|t| t.name)
         .collect()

@@ -21,15 +21,33 @@ pub use upcoming_events::{Event, Events, UpcomingEvents};
 use crate::graph::{BuildError, GraphClient};
 use crate::mcp::Tool;
 
-/// Every tool the server offers, in registration order (as [`catalog`] lists them).
+/// The registered tools, in order: adding a tool is its file and one line here. The
+/// server, `mcp-obo doctor`, `mcp-obo tools` (the Bicep's permissions file) and the dev
+/// Graph emulator all read this list.
+const TOOLS: &[Registration] = &[register::<HelloTool>(), register::<UpcomingEvents>()];
+
+/// Every tool the server offers, built, in registration order.
 ///
 /// # Errors
 /// When a tool's Graph endpoint cannot be prepared.
 pub fn all(graph: &GraphClient) -> Result<Vec<Arc<dyn Tool>>, BuildError> {
-    Ok(vec![
-        tool::<HelloTool>(graph)?,
-        tool::<UpcomingEvents>(graph)?,
-    ])
+    TOOLS.iter().map(|r| (r.build)(graph)).collect()
+}
+
+/// One entry of [`TOOLS`]: what is known of the tool without building it, and how to build it.
+struct Registration {
+    info: ToolInfo,
+    build: fn(&GraphClient) -> Result<Arc<dyn Tool>, BuildError>,
+}
+
+const fn register<T: GraphTool>() -> Registration {
+    Registration {
+        info: ToolInfo {
+            name: T::NAME,
+            permissions: T::PERMISSIONS,
+        },
+        build: tool::<T>,
+    }
 }
 
 fn tool<T: GraphTool>(graph: &GraphClient) -> Result<Arc<dyn Tool>, BuildError> {
@@ -70,25 +88,15 @@ pub struct ToolInfo {
 }
 
 /// Every registered tool, in registration order.
-pub fn catalog() -> &'static [ToolInfo] {
-    const CATALOG: &[ToolInfo] = &[
-        ToolInfo {
-            name: hello::NAME,
-            permissions: &[USER_READ],
-        },
-        ToolInfo {
-            name: "UpcomingEvents",
-            permissions: &[CALENDARS_READ],
-        },
-    ];
-    CATALOG
+pub fn catalog() -> impl Iterator<Item = &'static ToolInfo> + Clone {
+    TOOLS.iter().map(|r| &r.info)
 }
 
 /// Every Graph delegated permission some registered tool needs, each once, in the order the
 /// tools declare them.
 pub fn graph_permissions() -> Vec<GraphPermission> {
     let mut all: Vec<GraphPermission> = Vec::new();
-    for permission in catalog().iter().flat_map(|t| t.permissions) {
+    for permission in catalog().flat_map(|t| t.permissions) {
         if !all.contains(permission) {
             all.push(*permission);
         }
@@ -118,7 +126,6 @@ mod tests {
             .map(|t| (t.definition().name.to_string(), t.permissions().to_owned()))
             .collect();
         let catalogued: Vec<(String, String)> = catalog()
-            .iter()
             .map(|t| {
                 (
                     t.name.to_owned(),
