@@ -160,6 +160,9 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
                 ),
                 ("MCP_OBO__GRAPH__BASE_URL", services.graph_base.clone()),
                 ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
+                // Nothing to protect the dev provider from, and a developer trying the
+                // consent path retries right after consenting.
+                ("MCP_OBO__OBO__FAILURE_CACHE_TTL", "0s".into()),
                 (
                     "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
                     token_file.display().to_string(),

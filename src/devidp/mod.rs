@@ -5,6 +5,8 @@
 //!   code, refresh, on-behalf-of with a client assertion), dynamic client registration
 //!   (RFC 7591) and client ID metadata documents, resource indicators (RFC 8707) and the
 //!   `iss` authorization response parameter (RFC 9207).
+//! - `consent.rs`: the consent and admin-consent pages a tool's consent link opens: they grant
+//!   the asked Graph permissions to a dev user and return to the server's `/consent/complete`.
 //! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`) that checks the token's signature
 //!   and audience.
 //! - `registration.rs`: the dev app registration the Graph emulator serves (application,
@@ -27,6 +29,7 @@
 //! validation, exchange and Graph client); only the endpoints differ.
 
 mod command;
+mod consent;
 mod files;
 mod fixtures;
 mod graph;

@@ -14,7 +14,7 @@ use url::Url;
 use super::state::{
     CODE_LIFETIME, Client, CodeGrant, DevState, DevUser, PendingAuthorization, RefreshGrant,
 };
-use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
+use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE, consent};
 use crate::jose::{b64url, random_token, sha256, verify_with};
 use crate::tools::graph_permissions;
 
@@ -63,6 +63,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(authorize_decision),
     )
     .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
+    .route(
+        "/{tenant}/v2.0/adminconsent",
+        web::get().to(admin_consent_page),
+    )
+    .route(
+        "/{tenant}/v2.0/adminconsent",
+        web::post().to(admin_consent_decision),
+    )
     .route("/register", web::post().to(register))
     .route("/", web::get().to(home));
 }
@@ -322,7 +330,7 @@ fn redirect_allowed(client: &Client, redirect_uri: &str) -> bool {
     })
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -331,6 +339,9 @@ fn escape(s: &str) -> String {
 }
 
 async fn authorize_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
+    if consent::is_consent_request(&q, false) {
+        return consent::page(&state, &q, false);
+    }
     let request = match validate(&state, &q).await {
         Ok(r) => r,
         Err(f) => return failure(&state, f),
@@ -386,6 +397,9 @@ async fn authorize_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
 }
 
 async fn authorize_decision(state: web::Data<DevState>, form: Form) -> HttpResponse {
+    if consent::is_consent_request(&form, false) {
+        return consent::decide(&state, &form, false);
+    }
     let request = match validate(&state, &form).await {
         Ok(r) => r,
         Err(f) => return failure(&state, f),
@@ -465,6 +479,24 @@ fn anti_forgery_refusal(
             "this sign-in form was not issued for this request, or has expired; start the sign-in again from your client",
         )),
     }
+}
+
+async fn admin_consent_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
+    if !consent::is_consent_request(&q, true) {
+        return refusal_page("client_id must be the dev app's");
+    }
+    consent::page(&state, &q, true)
+}
+
+async fn admin_consent_decision(state: web::Data<DevState>, form: Form) -> HttpResponse {
+    if !consent::is_consent_request(&form, true) {
+        return refusal_page("client_id must be the dev app's");
+    }
+    consent::decide(&state, &form, true)
+}
+
+pub(super) fn refusal_page(message: &str) -> HttpResponse {
+    refusal(actix_web::http::StatusCode::BAD_REQUEST, message)
 }
 
 fn refusal(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
@@ -730,7 +762,7 @@ fn graph_scp(
         let consented: Vec<&str> = registered
             .iter()
             .map(|p| p.value)
-            .filter(|v| user.consented(v))
+            .filter(|v| state.consented(user, v))
             .collect();
         return Ok(consented.join(" "));
     }
@@ -747,7 +779,7 @@ fn graph_scp(
                 ),
             )));
         };
-        if !user.consented(permission.value) {
+        if !state.consented(user, permission.value) {
             return Err(Box::new(consent_required(permission.value)));
         }
         scp.push(permission.value);

@@ -143,6 +143,9 @@ pub struct DevState {
     pub refresh: Cache<String, RefreshGrant>,
     /// Fetches client metadata documents; follows no redirects.
     pub http: reqwest::Client,
+    /// Consents given since start-up (user id, permission): at most users × registered
+    /// permissions.
+    granted: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// A cache of at most `capacity` entries, each dropped `lifetime` after it was written.
@@ -232,6 +235,7 @@ impl DevState {
             codes: code_store(),
             refresh: bounded(MAX_REFRESH_TOKENS, Some(REFRESH_LIFETIME)),
             http,
+            granted: std::sync::Mutex::default(),
         })
     }
 
@@ -256,6 +260,28 @@ impl DevState {
     /// The issuer the development managed identity's assertions carry (as Entra's do).
     pub fn identity_issuer(&self) -> String {
         format!("{}/{DEV_TENANT}/v2.0/managed-identity", self.idp_base)
+    }
+
+    /// Whether `user` has consented to the Graph permission `value`: from the start
+    /// (not `--without-consent`), or through the consent page since.
+    pub fn consented(&self, user: &DevUser, value: &str) -> bool {
+        user.consented(value)
+            || self
+                .granted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&(user.id.clone(), value.to_ascii_lowercase()))
+    }
+
+    /// `user_id` consents to `permissions` (the consent page).
+    pub fn grant(&self, user_id: &str, permissions: &[&str]) {
+        let mut granted = self
+            .granted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for permission in permissions {
+            granted.insert((user_id.to_owned(), permission.to_ascii_lowercase()));
+        }
     }
 
     pub fn user(&self, id: &str) -> Option<DevUser> {

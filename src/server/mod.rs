@@ -210,6 +210,7 @@ impl Application {
         });
         let ready_data = web::Data::from(readiness.clone());
         let request_log = web::Data::new(RequestLog::new(settings.log.requests));
+        let consent_page = web::Data::new(consent::Page::new(settings.obo.failure_cache_ttl));
         let session_owners = settings
             .server
             .sessions
@@ -235,6 +236,7 @@ impl Application {
                 .app_data(ready_data.clone())
                 .app_data(request_log.clone())
                 .app_data(metadata.clone())
+                .app_data(consent_page.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/consent/complete", web::get().to(consent::complete));

@@ -1,5 +1,5 @@
 //! `mcp-obo dev` serves every registered tool's Graph endpoint and grants Graph permissions
-//! the way Entra does (issue 22): its on-behalf-of exchange mints a Graph token whose `scp`
+//! the way Entra does: its on-behalf-of exchange mints a Graph token whose `scp`
 //! is exactly what was asked, refuses a permission the user has not consented to
 //! (`--without-consent`) with AADSTS65001, and its Graph emulator serves `calendarView` only
 //! to a token holding `Calendars.Read`.
@@ -228,4 +228,60 @@ async fn without_consent_to_a_permission_no_tool_declares_is_refused_at_start() 
         stderr.contains("--without-consent \"Mail.Send\" is not a Graph permission of a registered tool; expected one of User.Read, Calendars.Read"),
         "{stderr}"
     );
+}
+
+/// The dev provider's consent URL for `scope`, as the server's consent message builds it.
+fn consent_link(dev: &DevProcess, path: &str, scope: &str, redirect_uri: &str) -> url::Url {
+    let mut link =
+        url::Url::parse(&dev.idp_url(&format!("/{}{path}", mcp_obo::devidp::DEV_TENANT)))
+            .expect("consent URL");
+    link.query_pairs_mut()
+        .append_pair("client_id", mcp_obo::devidp::DEV_APP)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("prompt", "consent");
+    link
+}
+
+#[tokio::test]
+async fn admin_consent_grants_every_dev_user_and_returns_only_to_the_servers_own_page() {
+    let dev =
+        DevProcess::start_with(&["--user", GRACE, "--without-consent", "Calendars.Read"]).await;
+    let scope = dev.graph_url("/Calendars.Read");
+    let server_page = format!(
+        "{}/consent/complete",
+        dev.mcp_url().trim_end_matches("/mcp")
+    );
+
+    // Anywhere but the MCP server's /consent/complete is refused before any page is shown.
+    for elsewhere in [
+        "https://evil.example/consent/complete".to_owned(),
+        format!("{}/other", dev.mcp_url().trim_end_matches("/mcp")),
+    ] {
+        let link = consent_link(&dev, "/oauth2/v2.0/authorize", &scope, &elsewhere);
+        match dev_login::open_authorize(&link).await {
+            dev_login::Authorize::Other { status, body } => {
+                assert_eq!(status, 400, "{body}");
+                assert!(body.contains("/consent/complete"), "{body}");
+            }
+            other => panic!("{elsewhere}: {other:?}"),
+        }
+    }
+
+    let grace = dev_login::sign_in(&dev.mcp_url(), "grace@contoso.dev").await;
+    let (status, _) = on_behalf_of(&dev, &grace, &scope).await;
+    assert_eq!(status, 400);
+    let link = consent_link(&dev, "/v2.0/adminconsent", &scope, &server_page);
+    let dev_login::Authorize::Page(page) = dev_login::open_authorize(&link).await else {
+        panic!("no admin consent page");
+    };
+    let landed = dev_login::choose_user(&page, "every dev user").await;
+    assert!(
+        landed.location.as_str().starts_with(&server_page),
+        "{landed:?}"
+    );
+    assert_eq!(landed.get("admin_consent"), Some("True"), "{landed:?}");
+    let (status, granted) = on_behalf_of(&dev, &grace, &scope).await;
+    assert_eq!(status, 200, "{granted}");
 }

@@ -102,4 +102,21 @@ async fn without_consent_to_calendars_read_upcoming_events_links_to_exactly_it_a
     let hello = call(&dev, token, "HelloTool", json!({})).await;
     assert_eq!(hello["isError"], false, "{hello}\n{}", dev.logs());
     assert!(text(&hello).contains("Grace Hopper"), "{hello}");
+
+    // Following the link: the dev provider's consent page, accepted as Grace, returns to the
+    // server's page; the tool then works.
+    let dev_login::Authorize::Page(page) = dev_login::open_authorize(&link).await else {
+        panic!("the consent link does not open the dev provider's consent page");
+    };
+    let landed = dev_login::choose_user(&page, "grace@contoso.dev").await;
+    assert_eq!(landed.location.path(), "/consent/complete", "{landed:?}");
+    assert!(landed.get("code").is_some(), "{landed:?}");
+    let page = dev_login::http()
+        .get(landed.location.as_str())
+        .send()
+        .await
+        .expect("the consent page answers");
+    assert_eq!(page.status(), 200);
+    let events = call(&dev, token, "UpcomingEvents", json!({})).await;
+    assert_eq!(events["isError"], false, "{events}\n{}", dev.logs());
 }
