@@ -68,6 +68,11 @@ pub struct Settings {
     /// `invalid_grant`, a claims challenge) is remembered per user and scopes; zero: never.
     #[serde(deserialize_with = "de::duration")]
     pub failure_cache_ttl: Duration,
+    /// Client capabilities declared in each Entra exchange (`claims` with `xms_cc`); `cp1`
+    /// (the default) asks for continuous-access-evaluation tokens, which Graph revokes with a
+    /// claims challenge. Empty: none declared.
+    #[serde(deserialize_with = "de::list")]
+    pub client_capabilities: Vec<String>,
 }
 
 /// The exchange grant.
@@ -164,6 +169,19 @@ impl Settings {
             problems.push(Problem::new(
                 "obo.failure_cache_ttl",
                 "must be at most 5m: a user who has just consented or signed in again gets the remembered failure until it expires (15s is the default; 0s turns it off)",
+            ));
+        }
+        if let Some(bad) = self
+            .client_capabilities
+            .iter()
+            .find(|c| !super::claims::is_capability(c))
+        {
+            problems.push(Problem::new(
+                "obo.client_capabilities",
+                format!(
+                    "{:?} is not a client capability: use short names of letters, digits, '-', '_' or '.', such as cp1 (an empty list declares none)",
+                    crate::telemetry::bounded(bad)
+                ),
             ));
         }
         if self.cache_max_entries == 0 {
