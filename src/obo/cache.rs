@@ -289,4 +289,6 @@ fn capacity(max_entries: usize) -> u64 {
 }
 
 #[cfg(test)]
+mod long_lived_tests;
+#[cfg(test)]
 mod tests;

@@ -149,7 +149,12 @@ mod tests {
             b"{\"access_token\":\"nbf\"}",
             b"{\"access_token\":[]}",
         ] {
-            assert_eq!(Claims::parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Claims::parse(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let huge = format!(r#"{{"access_token":{{"x":"{}"}}}}"#, "a".repeat(5000));
         assert_eq!(Claims::parse(huge.as_bytes()), None);
