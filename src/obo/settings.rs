@@ -218,6 +218,32 @@ mod tests {
         }
     }
 
+    fn with_capabilities(value: Option<&str>) -> Result<Vec<String>, Vec<String>> {
+        let env: Vec<(String, String)> = value
+            .map(|v| ("MCP_OBO__OBO__CLIENT_CAPABILITIES".to_owned(), v.to_owned()))
+            .into_iter()
+            .collect();
+        match load(None, &env) {
+            Ok(loaded) => Ok(loaded.settings.obo.client_capabilities),
+            Err(Error::Invalid(problems)) => Err(problems.iter().map(|p| p.key.clone()).collect()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn client_capabilities_default_to_cp1_and_an_empty_list_declares_none() {
+        assert_eq!(with_capabilities(None), Ok(vec!["cp1".to_owned()]));
+        assert_eq!(with_capabilities(Some("")), Ok(Vec::new()));
+        assert_eq!(
+            with_capabilities(Some("cp1, llt")),
+            Ok(vec!["cp1".to_owned(), "llt".to_owned()])
+        );
+        assert_eq!(
+            with_capabilities(Some("cp1\"}}")),
+            Err(vec!["obo.client_capabilities".to_owned()])
+        );
+    }
+
     #[test]
     fn the_failure_memory_defaults_to_15s_may_be_off_and_is_at_most_5m() {
         assert_eq!(with_ttl("15s"), Ok(Duration::from_secs(15)));

@@ -1,5 +1,6 @@
 //! A fake Microsoft Graph: `/v1.0/me` answers per bearer token, rejects unknown tokens the
-//! way Graph does (401 `InvalidAuthenticationToken`), and can be scripted to fail.
+//! way Graph does (401 `InvalidAuthenticationToken`), can be scripted to fail, and answers
+//! tokens revoked by continuous access evaluation with Graph's claims challenge.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -112,6 +113,8 @@ struct GraphState {
     not_recording: std::sync::atomic::AtomicBool,
     verifier: Mutex<Option<Arc<Verifier>>>,
     passthrough_seen: std::sync::atomic::AtomicBool,
+    /// Continuous access evaluation: revoked token → the `WWW-Authenticate` value it gets.
+    revoked: Mutex<HashMap<String, String>>,
 }
 
 /// The running fake; the server stops when the test's runtime ends.
@@ -206,6 +209,25 @@ impl FakeGraph {
         }));
     }
 
+    /// Revokes `token` as continuous access evaluation does: from now on a request bearing it
+    /// gets 401 with `WWW-Authenticate: Bearer ..., error="insufficient_claims",
+    /// claims="<base64 of claims>"`, as Graph answers after a critical event.
+    pub fn revoke(&self, token: &str, claims: &Value) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
+        self.revoke_with_challenge(
+            token,
+            &format!(
+                r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="{encoded}""#
+            ),
+        );
+    }
+
+    /// Revokes `token` with this exact `WWW-Authenticate` value (a malformed challenge).
+    pub fn revoke_with_challenge(&self, token: &str, www_authenticate: &str) {
+        lock(&self.state.revoked).insert(token.to_owned(), www_authenticate.to_owned());
+    }
+
     /// Whether the MCP server ever sent Graph the caller's own (inbound) token.
     pub fn passthrough_seen(&self) -> bool {
         self.state
@@ -242,6 +264,15 @@ fn graph_error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Resp
     response
 }
 
+/// Graph's answer to a token continuous access evaluation revoked.
+fn revoked(www_authenticate: &str) -> Response {
+    let mut response = graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
+    if let Ok(value) = www_authenticate.parse() {
+        response.headers_mut().insert("www-authenticate", value);
+    }
+    response
+}
+
 async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Response {
     let token = headers
         .get("authorization")
@@ -270,6 +301,12 @@ async fn me(State(state): State<Arc<GraphState>>, headers: HeaderMap) -> Respons
             release.notified().await;
         }
         None => {}
+    }
+    if let Some(challenge) = token
+        .as_deref()
+        .and_then(|t| lock(&state.revoked).get(t).cloned())
+    {
+        return revoked(&challenge);
     }
     match profile(&state, token.as_deref()) {
         Some(body) => (
