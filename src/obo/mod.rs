@@ -35,7 +35,8 @@ use crate::auth::Caller;
 
 pub use assertion::{AssertionSource, ClientAuth};
 pub use cache::OboCache;
-pub use claims::{Claims, MAX_CLAIMS_BYTES};
+pub use claims::Claims;
+pub(crate) use claims::MAX_CLAIMS_BYTES;
 pub use developer::DeveloperTokens;
 pub use error::Error;
 pub(crate) use error::first_line;
@@ -145,9 +146,8 @@ pub trait DownstreamTokens: Send + Sync + 'static {
         &self,
         caller: &Caller,
         scopes: &[&str],
-        claims: &Claims,
+        _claims: &Claims,
     ) -> Result<AccessToken, Error> {
-        let _ = claims;
         self.invalidate(caller, scopes).await;
         self.token(caller, scopes).await
     }
