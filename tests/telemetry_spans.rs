@@ -250,4 +250,55 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     assert_eq!(delta(r#"mcp_obo_graph_requests_total{status="200"}"#), 2.0);
     assert!(after.keys().any(|k| k.starts_with("mcp_obo_build_info{")));
     assert!(after.contains_key("mcp_obo_obo_cache_entries"));
+
+    // 5. A continuous-access-evaluation challenge from Graph for user 1's cached token: the
+    //    Graph span says so, the re-exchange bypasses the cache, the challenge is counted.
+    let revoked = w.issuer.issued_tokens()[0].clone();
+    let nbf = json!({"access_token": {"nbf": {"essential": true, "value": "1604106651"}}});
+    w.graph.revoke(&revoked, &nbf);
+    let cae_trace = "22222222222222222222222222222222";
+    let traceparent = format!("00-{cae_trace}-00f067aa0ba902b7-01");
+    let call = request(10, "tools/call", json!({"name": "HelloTool"}));
+    let result = hello(
+        &w.app.mcp_url(),
+        &token,
+        &[("traceparent", traceparent.as_str())],
+        call,
+    )
+    .await;
+    assert_eq!(result["isError"], false, "{result}");
+    let spans = in_trace(&exporter, cae_trace);
+    let refused = spans
+        .iter()
+        .find(|s| s.name == "GET" && attr(s, "http.response.status_code").as_deref() == Some("401"))
+        .expect("the refused Graph call's span");
+    assert_eq!(
+        attr(refused, "graph.cae_challenge").as_deref(),
+        Some("true")
+    );
+    let bypass = spans
+        .iter()
+        .find(|s| s.name == "obo.exchange" && attr(s, "obo.cache").as_deref() == Some("bypass"))
+        .expect("the re-exchange's span");
+    assert_eq!(attr(bypass, "obo.outcome").as_deref(), Some("ok"));
+    assert_eq!(
+        attr(bypass, "obo.claims").as_deref(),
+        Some("access_token.nbf")
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| attr(s, "obo.claims").is_none_or(|c| !c.contains("1604106651"))),
+        "no claim value in a span"
+    );
+    let before = after;
+    let after = metrics(&w.app.metrics_url()).await;
+    let delta = |name: &str| {
+        after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+    };
+    assert_eq!(
+        delta(r#"mcp_obo_graph_claims_challenges_total{outcome="reexchanged"}"#),
+        1.0
+    );
+    assert_eq!(delta(r#"mcp_obo_graph_requests_total{status="401"}"#), 1.0);
 }

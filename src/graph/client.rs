@@ -4,7 +4,8 @@
 //! The HTTP itself is hyper-util's pooled client ([`super::http_client`]): one per calling thread,
 //! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: the token
 //! each call asks for (exactly the calling tool's permissions, [`Endpoint`]), how a failure reads
-//! to the user, and Graph's retry rules.
+//! to the user, and Graph's retry rules; a 401 and its claims challenge (continuous access
+//! evaluation) are answered in `client/challenge.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,8 +209,13 @@ impl GraphClient {
         let scopes: Vec<&str> = endpoint.scopes.iter().map(String::as_str).collect();
         let mut refreshed = false;
         let mut retries = 0;
+        // The token a claims challenge's re-exchange returned, for the retry.
+        let mut answered = None;
         loop {
-            let token = self.tokens.token(caller, &scopes).await?;
+            let token = match answered.take() {
+                Some(token) => token,
+                None => self.tokens.token(caller, &scopes).await?,
+            };
             let span = tracing::info_span!(
                 target: "mcp_obo::graph",
                 "GET",
@@ -221,6 +227,7 @@ impl GraphClient {
                 http.response.status_code = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,
+                graph.cae_challenge = tracing::field::Empty,
             );
             let started = std::time::Instant::now();
             let mut headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
@@ -280,10 +287,10 @@ impl GraphClient {
             let (code, message) = graph_error(&response.body);
             match status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
-                    // The token may have been revoked or the cache stale: one fresh try.
-                    tracing::debug!(path, "graph answered 401; retrying once with a fresh token");
-                    self.tokens.invalidate(caller, &scopes).await;
                     refreshed = true;
+                    answered = self
+                        .answer_unauthorized(caller, &scopes, &response.headers, &span)
+                        .await?;
                 }
                 StatusCode::UNAUTHORIZED => return Err(Error::Unauthorized { code }),
                 StatusCode::FORBIDDEN => {
@@ -466,5 +473,6 @@ fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
+mod challenge;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! Microsoft Graph client.
 //!
 //! - `client.rs`: [`GraphClient`]: base URL per cloud, a token from
-//!   [`crate::obo::DownstreamTokens`] for each call, one retry with a fresh token on 401,
+//!   [`crate::obo::DownstreamTokens`] for each call, one retry with a fresh token on 401
+//!   (exchanged with the claims of a continuous-access-evaluation challenge, `challenge.rs`),
 //!   bounded retries honouring `Retry-After` on 429/502/503/504, the spans and metrics.
 //! - `http_client.rs`: the HTTP under it: hyper-util's pooled HTTP/1.1 client per calling
 //!   thread (connect and total timeouts, no redirects, the environment's proxy rules, rustls

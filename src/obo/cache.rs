@@ -85,6 +85,22 @@ struct Entry {
     usable_until: SystemTime,
 }
 
+impl Entry {
+    /// `token`, served until `margin` before its own expiry however long it lives (a
+    /// continuous-access-evaluation token lives about a day), or until `user_expires_at`.
+    fn new(token: AccessToken, margin: Duration, user_expires_at: SystemTime) -> Self {
+        let usable_until = token
+            .expires_at()
+            .checked_sub(margin)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .min(user_expires_at);
+        Self {
+            token,
+            usable_until,
+        }
+    }
+}
+
 /// Each entry lives until its `usable_until`; one already past it is never served.
 struct UntilUsable;
 
@@ -222,15 +238,7 @@ impl OboCache {
                     return Err(error);
                 }
             };
-            let usable_until = token
-                .expires_at()
-                .checked_sub(margin)
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-                .min(user_expires_at);
-            Ok::<_, Error>(Entry {
-                token,
-                usable_until,
-            })
+            Ok::<_, Error>(Entry::new(token, margin, user_expires_at))
         };
         let result = self.entries.entry(key).or_try_insert_with(init).await;
         let lookup = match (
@@ -248,9 +256,39 @@ impl OboCache {
     }
 }
 
+impl OboCache {
+    /// Puts the result of an exchange made outside [`Self::get_or_exchange`] (one answering
+    /// a claims challenge) in place of whatever `key` held: a token is kept as that keeps
+    /// one, a failure of the caller's state is remembered, any other failure leaves `key`
+    /// empty.
+    pub async fn replace(
+        &self,
+        key: CacheKey,
+        result: &Result<AccessToken, Error>,
+        user_expires_at: SystemTime,
+    ) {
+        match result {
+            Ok(token) => {
+                let entry = Entry::new(token.clone(), self.margin, user_expires_at);
+                self.entries.insert(key, entry).await;
+            }
+            Err(error) => {
+                self.entries.invalidate(&key).await;
+                if let Some(failures) = &self.failures
+                    && error.is_callers_state()
+                {
+                    failures.insert(key, error.clone()).await;
+                }
+            }
+        }
+    }
+}
+
 fn capacity(max_entries: usize) -> u64 {
     u64::try_from(max_entries.max(1)).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+mod long_lived_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,10 @@
 //! The exchange itself: one form POST to the token endpoint, Entra's on-behalf-of grant or
 //! RFC 8693 token exchange, with bounded retries on 429/5xx honouring `Retry-After`, and
 //! AADSTS codes mapped to [`Error`] variants. No retry on 4xx grant errors.
+//!
+//! The Entra grant declares `obo.client_capabilities` (`cp1`: continuous access evaluation)
+//! in `claims`, merged with a challenge's claims when one is being answered. The RFC 8693
+//! grant sends no `claims`: it is Entra's extension, which other issuers do not define.
 
 use std::time::Duration;
 
@@ -10,7 +14,7 @@ use tracing::Instrument;
 
 use super::OboGrant;
 use super::assertion::{AssertionSource, ClientAuth};
-use super::{AccessToken, Error};
+use super::{AccessToken, Claims, Error};
 use crate::auth::Caller;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -137,6 +141,8 @@ pub struct Exchanger {
     /// `/consent/complete` page (`server/consent.rs`).
     pub public_url: String,
     pub audience: Option<String>,
+    /// `obo.client_capabilities`, declared in the Entra grant's `claims`.
+    pub client_capabilities: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -174,10 +180,32 @@ impl Exchanger {
         user_token: &str,
         scopes: &[&str],
     ) -> Result<(AccessToken, Attempts), Error> {
+        self.exchange_with_claims(caller, user_token, scopes, None)
+            .await
+    }
+
+    /// [`Self::exchange`], asking also for the `challenge`'s claims (a downstream API's
+    /// claims challenge being answered).
+    ///
+    /// # Errors
+    /// As [`Self::exchange_inner`].
+    pub async fn exchange_with_claims(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        scopes: &[&str],
+        challenge: Option<&Claims>,
+    ) -> Result<(AccessToken, Attempts), Error> {
         let started = std::time::Instant::now();
         let mut attempts = Attempts::default();
+        let claims = match self.grant {
+            OboGrant::EntraObo => {
+                super::claims::request_parameter(&self.client_capabilities, challenge)
+            }
+            OboGrant::TokenExchange => None,
+        };
         let result = self
-            .exchange_inner(caller, user_token, scopes, &mut attempts)
+            .exchange_inner(caller, user_token, scopes, claims.as_deref(), &mut attempts)
             .await;
         tracing::Span::current().record("obo.retries", attempts.retries);
         let outcome = match &result {
@@ -197,6 +225,7 @@ impl Exchanger {
         caller: &Caller,
         user_token: &str,
         scopes: &[&str],
+        claims: Option<&str>,
         attempts: &mut Attempts,
     ) -> Result<AccessToken, Error> {
         let endpoint = self.endpoint.for_caller(caller)?;
@@ -206,7 +235,7 @@ impl Exchanger {
             .unwrap_or_default();
         loop {
             let auth = self.assertion.client_auth(&endpoint).await?;
-            let form = self.form(user_token, scopes, &auth);
+            let form = self.form(user_token, scopes, &auth, claims);
             let span = tracing::info_span!(
                 target: "mcp_obo::obo",
                 "POST",
@@ -352,6 +381,7 @@ impl Exchanger {
         user_token: &'a str,
         scopes: &[&str],
         auth: &'a ClientAuth,
+        claims: Option<&str>,
     ) -> Vec<(&'static str, String)> {
         let mut form: Vec<(&'static str, String)> = vec![
             ("client_id", self.client_id.clone()),
@@ -362,6 +392,9 @@ impl Exchanger {
                 form.push(("grant_type", JWT_BEARER.into()));
                 form.push(("assertion", user_token.into()));
                 form.push(("requested_token_use", "on_behalf_of".into()));
+                if let Some(claims) = claims {
+                    form.push(("claims", claims.to_owned()));
+                }
             }
             OboGrant::TokenExchange => {
                 form.push(("grant_type", TOKEN_EXCHANGE.into()));
@@ -469,6 +502,7 @@ mod tests {
             consent_url: None,
             public_url: "https://mcp.example.com".into(),
             audience: None,
+            client_capabilities: vec!["cp1".into()],
         }
     }
 

@@ -9,6 +9,8 @@
 //! - `cache.rs`: [`OboCache`], per-user, a bounded moka cache with per-entry expiry and
 //!   single-flight exchanges.
 //! - `exchange.rs`: [`Exchanger`], the token endpoint request (Entra OBO, RFC 8693).
+//! - `claims.rs`: [`Claims`], a downstream API's claims challenge, and the `claims`
+//!   parameter declaring the client capabilities (continuous access evaluation).
 //! - `settings.rs`: [`Settings`], the `[obo]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
 //!   workload identity, secret, certificate).
@@ -19,6 +21,7 @@
 
 mod assertion;
 pub mod cache;
+mod claims;
 mod developer;
 mod error;
 mod exchange;
@@ -32,6 +35,8 @@ use crate::auth::Caller;
 
 pub use assertion::{AssertionSource, ClientAuth};
 pub use cache::OboCache;
+pub use claims::Claims;
+pub(crate) use claims::MAX_CLAIMS_BYTES;
 pub use developer::DeveloperTokens;
 pub use error::Error;
 pub(crate) use error::first_line;
@@ -107,6 +112,7 @@ pub fn from_settings(
         consent_url: obo.consent_url.as_ref().map(url::Url::to_string),
         public_url: trim_slash(public_url),
         audience: obo.audience.clone(),
+        client_capabilities: obo.client_capabilities.clone(),
     };
     Ok(std::sync::Arc::new(OboTokens::new(
         exchanger,
@@ -127,4 +133,22 @@ pub trait DownstreamTokens: Send + Sync + 'static {
     /// Forget a cached token the downstream API refused (401), so the next call gets a
     /// fresh one.
     async fn invalidate(&self, caller: &Caller, scopes: &[&str]);
+
+    /// A fresh token for `scopes` acting for `caller`, requested with the `claims` a
+    /// downstream API's claims challenge (continuous access evaluation) asked for: never
+    /// served from the cache, and it replaces the cached entry. Sources that cannot pass
+    /// claims on (the developer's own sign-in) answer as [`Self::token`] after
+    /// [`Self::invalidate`].
+    ///
+    /// # Errors
+    /// As [`Self::token`]; [`Error::ClaimsChallenge`] when the user must sign in again.
+    async fn token_with_claims(
+        &self,
+        caller: &Caller,
+        scopes: &[&str],
+        _claims: &Claims,
+    ) -> Result<AccessToken, Error> {
+        self.invalidate(caller, scopes).await;
+        self.token(caller, scopes).await
+    }
 }

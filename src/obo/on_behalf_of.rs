@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use super::cache::{CacheKey, Lookup, OboCache};
 use super::exchange::Exchanger;
-use super::{AccessToken, DownstreamTokens, Error};
+use super::{AccessToken, Claims, DownstreamTokens, Error};
 use crate::auth::Caller;
 
 /// On-behalf-of tokens for callers with a validated user token.
@@ -75,6 +75,66 @@ impl DownstreamTokens for OboTokens {
                 .remove(&CacheKey::new(assertion.digest(), scopes))
                 .await;
         }
+    }
+
+    async fn token_with_claims(
+        &self,
+        caller: &Caller,
+        scopes: &[&str],
+        claims: &Claims,
+    ) -> Result<AccessToken, Error> {
+        let span = tracing::info_span!(
+            target: "mcp_obo::obo",
+            "obo.exchange",
+            otel.kind = "internal",
+            obo.grant = self.exchanger.grant_name(),
+            obo.scopes = %scopes.join(" "),
+            obo.cache = "bypass",
+            obo.claims = %claims.names(),
+            obo.outcome = tracing::field::Empty,
+            obo.error_code = tracing::field::Empty,
+            obo.retries = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .exchange_with_claims(caller, scopes, claims)
+            .instrument(span.clone())
+            .await;
+        span.record("obo.outcome", if result.is_ok() { "ok" } else { "error" });
+        if let Err(e) = &result {
+            span.record("obo.error_code", e.code());
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+}
+
+impl OboTokens {
+    /// [`DownstreamTokens::token_with_claims`]: the cached entry dropped first (a token the
+    /// API refused is not served meanwhile), then the exchange's result in its place.
+    async fn exchange_with_claims(
+        &self,
+        caller: &Caller,
+        scopes: &[&str],
+        claims: &Claims,
+    ) -> Result<AccessToken, Error> {
+        if caller.app_only {
+            return Err(Error::AppOnly {
+                code: "app-only token".into(),
+            });
+        }
+        let Some(user) = caller.assertion.as_ref() else {
+            return Err(Error::NoUserToken);
+        };
+        self.invalidate(caller, scopes).await;
+        let result = self
+            .exchanger
+            .exchange_with_claims(caller, user.expose(), scopes, Some(claims))
+            .await
+            .map(|(token, _)| token);
+        let key = CacheKey::new(user.digest(), scopes);
+        self.cache.replace(key, &result, user.expires_at()).await;
+        result
     }
 }
 

@@ -68,6 +68,11 @@ pub struct Settings {
     /// `invalid_grant`, a claims challenge) is remembered per user and scopes; zero: never.
     #[serde(deserialize_with = "de::duration")]
     pub failure_cache_ttl: Duration,
+    /// Client capabilities declared in each Entra exchange (`claims` with `xms_cc`); `cp1`
+    /// (the default) asks for continuous-access-evaluation tokens, which Graph revokes with a
+    /// claims challenge. Empty: none declared.
+    #[serde(deserialize_with = "de::list")]
+    pub client_capabilities: Vec<String>,
 }
 
 /// The exchange grant.
@@ -166,6 +171,19 @@ impl Settings {
                 "must be at most 5m: a user who has just consented or signed in again gets the remembered failure until it expires (15s is the default; 0s turns it off)",
             ));
         }
+        if let Some(bad) = self
+            .client_capabilities
+            .iter()
+            .find(|c| !super::claims::is_capability(c))
+        {
+            problems.push(Problem::new(
+                "obo.client_capabilities",
+                format!(
+                    "{:?} is not a client capability: use short names of letters, digits, '-', '_' or '.', such as cp1 (an empty list declares none)",
+                    crate::telemetry::bounded(bad)
+                ),
+            ));
+        }
         if self.cache_max_entries == 0 {
             problems.push(Problem::new("obo.cache_max_entries", "must be at least 1"));
         }
@@ -198,6 +216,32 @@ mod tests {
             Err(Error::Invalid(problems)) => Err(problems.iter().map(|p| p.key.clone()).collect()),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    fn with_capabilities(value: Option<&str>) -> Result<Vec<String>, Vec<String>> {
+        let env: Vec<(String, String)> = value
+            .map(|v| ("MCP_OBO__OBO__CLIENT_CAPABILITIES".to_owned(), v.to_owned()))
+            .into_iter()
+            .collect();
+        match load(None, &env) {
+            Ok(loaded) => Ok(loaded.settings.obo.client_capabilities),
+            Err(Error::Invalid(problems)) => Err(problems.iter().map(|p| p.key.clone()).collect()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn client_capabilities_default_to_cp1_and_an_empty_list_declares_none() {
+        assert_eq!(with_capabilities(None), Ok(vec!["cp1".to_owned()]));
+        assert_eq!(with_capabilities(Some("")), Ok(Vec::new()));
+        assert_eq!(
+            with_capabilities(Some("cp1, llt")),
+            Ok(vec!["cp1".to_owned(), "llt".to_owned()])
+        );
+        assert_eq!(
+            with_capabilities(Some("cp1\"}}")),
+            Err(vec!["obo.client_capabilities".to_owned()])
+        );
     }
 
     #[test]

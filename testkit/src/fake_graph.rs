@@ -2,7 +2,8 @@
 //! as Graph does: an unknown token gets 401 `InvalidAuthenticationToken`, a token whose `scp`
 //! lacks the path's delegated permission 403 `ErrorAccessDenied`, a calendar view without
 //! its time window 400, and a collection is paged with `$top`/`$skip` and an
-//! `@odata.nextLink`. It can be scripted to fail, and its next link pointed elsewhere.
+//! `@odata.nextLink`. It can be scripted to fail, its next link pointed elsewhere, and a token
+//! revoked by continuous access evaluation answered with Graph's claims challenge.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -152,6 +153,8 @@ struct GraphState {
     passthrough_seen: std::sync::atomic::AtomicBool,
     /// `http://127.0.0.1:port`, where next links point.
     origin: std::sync::OnceLock<String>,
+    /// Continuous access evaluation: revoked token → the `WWW-Authenticate` value it gets.
+    revoked: Mutex<HashMap<String, String>>,
 }
 
 /// The running fake; the server stops when the test's runtime ends.
@@ -283,6 +286,25 @@ impl FakeGraph {
         }));
     }
 
+    /// Revokes `token` as continuous access evaluation does: from now on a request bearing it
+    /// gets 401 with `WWW-Authenticate: Bearer ..., error="insufficient_claims",
+    /// claims="<base64 of claims>"`, as Graph answers after a critical event.
+    pub fn revoke(&self, token: &str, claims: &Value) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
+        self.revoke_with_challenge(
+            token,
+            &format!(
+                r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="{encoded}""#
+            ),
+        );
+    }
+
+    /// Revokes `token` with this exact `WWW-Authenticate` value (a malformed challenge).
+    pub fn revoke_with_challenge(&self, token: &str, www_authenticate: &str) {
+        lock(&self.state.revoked).insert(token.to_owned(), www_authenticate.to_owned());
+    }
+
     /// Whether the MCP server ever sent Graph the caller's own (inbound) token.
     pub fn passthrough_seen(&self) -> bool {
         self.state
@@ -319,6 +341,15 @@ fn graph_error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Resp
     response
 }
 
+/// Graph's answer to a token continuous access evaluation revoked.
+fn revoked(www_authenticate: &str) -> Response {
+    let mut response = graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", None);
+    if let Ok(value) = www_authenticate.parse() {
+        response.headers_mut().insert("www-authenticate", value);
+    }
+    response
+}
+
 async fn serve(
     State(state): State<Arc<GraphState>>,
     uri: axum::http::Uri,
@@ -351,6 +382,12 @@ async fn serve(
             release.notified().await;
         }
         None => {}
+    }
+    if let Some(challenge) = token
+        .as_deref()
+        .and_then(|t| lock(&state.revoked).get(t).cloned())
+    {
+        return revoked(&challenge);
     }
     let (status, body) = respond(&state, uri.path(), uri.query(), token.as_deref());
     (

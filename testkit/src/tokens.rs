@@ -53,6 +53,8 @@ struct IssuerState {
     exchanges: AtomicUsize,
     client_assertions: Mutex<Vec<String>>,
     issued: Mutex<Vec<String>>,
+    /// The `claims` parameter of each Entra token request, in order (`None`: not sent).
+    claims: Mutex<Vec<Option<String>>>,
 }
 
 /// A federated identity credential: the assertion the app trusts (issuer, subject,
@@ -117,6 +119,7 @@ impl TestIssuer {
             exchanges: AtomicUsize::new(0),
             client_assertions: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
+            claims: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -197,6 +200,11 @@ impl TestIssuer {
     /// Every downstream token the token endpoint issued.
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.state.issued).clone()
+    }
+
+    /// The `claims` parameter of every Entra token request, in order (`None`: not sent).
+    pub fn claims_requested(&self) -> Vec<Option<String>> {
+        lock(&self.state.claims).clone()
     }
 
     /// Every client assertion presented, in order.
@@ -484,6 +492,8 @@ fn issue_downstream(
         "preferred_username": user["preferred_username"],
         "scp": granted.join(" "),
         "appid": policy.client_id,
+        // Entra's unique token id: two tokens issued in one second still differ.
+        "uti": format!("uti-{}", s.exchanges.load(Ordering::SeqCst)),
     });
     let key = lock(&s.signer).clone();
     let token = key.sign("JWT", json!({}), &claims).expect("sign");
@@ -522,8 +532,16 @@ async fn entra_token_endpoint(
     if let Some(a) = form.get("client_assertion") {
         lock(&s.client_assertions).push(a.clone());
     }
+    lock(&s.claims).push(form.get("claims").cloned());
     if let Some(response) = scripted(&s) {
         return response;
+    }
+    // Entra refuses `claims` that are not a JSON object (AADSTS90100, invalid parameter).
+    if form
+        .get("claims")
+        .is_some_and(|c| !serde_json::from_str::<Value>(c).is_ok_and(|v| v.is_object()))
+    {
+        return oauth_error(400, "invalid_request", 90100);
     }
     let policy = lock(&s.obo).clone();
     let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", s.base);

@@ -36,6 +36,7 @@ mod mcp_boundary;
 mod mcp_protocol;
 mod mcp_sessions;
 mod node_peers;
+mod obo_cae;
 mod obo_exchange;
 mod peers_oauth;
 mod platform_smoke;
