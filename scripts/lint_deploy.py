@@ -742,6 +742,20 @@ def check_graph_permissions(entra: dict[str, Any], base: Path) -> None:
     info(f"{name}: requests and consents to Microsoft Graph {values} (graph-permissions.json)")
 
 
+def env_parts(env: Any) -> tuple[list[Any], list[Any]]:
+    """The container's env as (the literal entries, the expressions appended to them):
+    `env: [...]` or `env: concat([...], expression, ...)` (optional settings, e.g. the
+    shared token cache's, are a variable that is empty when off)."""
+    if isinstance(env, list):
+        return env, []
+    function = env.get("function") if isinstance(env, dict) else None
+    if isinstance(function, dict) and function.get("type") == "concat":
+        args = list((function.get("parameters") or {}).values())
+        if args and isinstance(args[0], list):
+            return args[0], args[1:]
+    return [], [env]
+
+
 def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
     """mcp-app.bicep: startup probe sized for a cold Functions host, /metrics off the ingress port."""
     probes = dig(app, ("variables", "probes", "value"))
@@ -760,7 +774,8 @@ def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
         port = dig(by_type.get(kind, {}), ("httpGet", "port"))
         expect(port == 80, f"modules/mcp-app.bicep: {kind} probe port is {port}, expected the host's 80")
     container = dig(app, ("resources", "app", "config", "properties", "template", "containers", "0"))
-    env = {e.get("name"): e.get("value") for e in (container or {}).get("env", []) if isinstance(e, dict)}
+    literal, _ = env_parts((container or {}).get("env", []))
+    env = {e.get("name"): e.get("value") for e in literal if isinstance(e, dict)}
     expect(
         env.get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == "0.0.0.0:${metricsPort}",
         "modules/mcp-app.bicep: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:${metricsPort}",
@@ -1305,11 +1320,23 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId", "environment"})
     for name in unknown:
         problem(f"{params_json}: {name} is not a parameter of {bicep_file}")
-    env_list = dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env"))
-    if not isinstance(env_list, list):
-        problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list")
+    literal, appended = env_parts(dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env")))
+    if not literal:
+        problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list (or concat([...], ...))")
         return finish()
     evaluator = BicepEvaluator(parsed, params, Path(bicep_file).parent)
+    env_list = list(literal)
+    for expression in appended:
+        try:
+            extra = evaluator.evaluate(expression)
+        except Unevaluated as e:
+            problem(f"{bicep_file}: env entries appended by {json.dumps(expression)[:80]}: {e}")
+            continue
+        if not isinstance(extra, list):
+            problem(f"{bicep_file}: env entries appended by {json.dumps(expression)[:80]} are {json.dumps(extra)[:80]}, not a list")
+            continue
+        # Already evaluated: wrapped so the loop below evaluates the values as literals.
+        env_list.extend({"name": e.get("name"), "value": e.get("value")} if isinstance(e, dict) else e for e in extra)
     env: dict[str, str] = {}
     for index, entry in enumerate(env_list):
         name = entry.get("name") if isinstance(entry, dict) else None

@@ -298,9 +298,9 @@ const CLAIMS_OUTCOMES: &[&str] = &["reexchanged", "interaction_required", "faile
 
 /// Creates every series whose labels are a known set, at zero: `tools/call` for each of
 /// `tools` (and `unknown`) by outcome, the auth failure `reasons`, the limits, the cache
-/// results, the shared cache's and the claims challenges' outcomes, and a successful
-/// exchange. Open-ended labels (exchange error codes, Graph statuses) appear when first
-/// seen. Idempotent: it never changes a count.
+/// results, the shared cache's and the claims challenges' outcomes, a successful exchange
+/// and Graph's 200. Open-ended labels (exchange error codes, other Graph statuses) appear
+/// when first seen. Idempotent: it never changes a count.
 pub fn init_known_labels(tools: &[&str], auth_reasons: &[&str]) {
     let m = &*METRICS;
     for tool in tools.iter().copied().chain(["unknown"]) {
@@ -317,6 +317,8 @@ pub fn init_known_labels(tools: &[&str], auth_reasons: &[&str]) {
         m.mcp_limited.with_label_values(&[limit]);
     }
     m.obo_exchanges.with_label_values(&["ok"]);
+    m.graph_requests.with_label_values(&["200"]);
+    m.graph_duration.with_label_values(&["200"]);
     for result in CACHE_RESULTS {
         m.obo_cache.with_label_values(&[result]);
     }

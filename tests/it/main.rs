@@ -23,6 +23,7 @@ mod auth_jwt;
 mod auth_metadata;
 mod config;
 mod consent;
+mod dashboards;
 mod deploy_artifacts;
 mod dev_mode;
 mod dev_mode_consent;
