@@ -96,6 +96,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import lint_deploy_cache
+
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
@@ -308,6 +310,11 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o.get("kind") == kind]
 
 
+def config_maps(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The server's configuration ConfigMap(s): every ConfigMap but the Grafana dashboard's."""
+    return [o for o in by_kind(objects, "ConfigMap") if not lint_deploy_cache.is_dashboard(o)]
+
+
 def expect(condition: bool, message: str) -> None:
     if not condition:
         problem(message)
@@ -366,8 +373,8 @@ def check_rendered(name: str, values: dict[str, Any], objects: list[dict[str, An
         for kind in ("requests", "limits"):
             res = c.get("resources", {}).get(kind, {})
             expect("cpu" in res and "memory" in res, f"{name}: resources.{kind} lacks cpu or memory")
-    configmaps = by_kind(objects, "ConfigMap")
-    expect(len(configmaps) == 1, f"{name}: expected one ConfigMap")
+    configmaps = config_maps(objects)
+    expect(len(configmaps) == 1, f"{name}: expected one ConfigMap (besides the dashboards')")
     for cm in configmaps:
         data = cm.get("data", {})
         expect(data.get("MCP_OBO__AUTH__MODE") == "entra", f"{name}: auth mode is not entra")
@@ -403,7 +410,7 @@ def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict
     expect(ports.get("http") == http_port, f"{name}: container port http is not {http_port}")
     expect(ports.get("metrics") == metrics_port, f"{name}: container port metrics is not {metrics_port}")
     expect(http_port != metrics_port, f"{name}: metrics share the HTTP port")
-    for cm in by_kind(objects, "ConfigMap"):
+    for cm in config_maps(objects):
         expect(
             cm.get("data", {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == f"0.0.0.0:{metrics_port}",
             f"{name}: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:{metrics_port}",
@@ -435,7 +442,7 @@ def check_cloud(name: str, values: dict[str, Any], objects: list[dict[str, Any]]
     """Every endpoint the pod gets is config.cloud's published one (tests/schemas/clouds.json)."""
     config = values.get("config", {})
     cloud = clouds()[config.get("cloud") or "AzureCloud"]
-    for cm in by_kind(objects, "ConfigMap"):
+    for cm in config_maps(objects):
         data = cm.get("data", {})
         expect(data.get("MCP_OBO__GRAPH__BASE_URL") == cloud["graph"], f"{name}: Graph is {data.get('MCP_OBO__GRAPH__BASE_URL')}, the cloud's is {cloud['graph']}")
         audience = config.get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
@@ -555,6 +562,7 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("an unknown cloud", with_change(lambda v: v["config"].__setitem__("cloud", "AzureGermanCloud"))),
         ("an HTTPRoute timeout that is not a Gateway API duration", with_change(lambda v: v.setdefault("httpRoute", {"enabled": False}).__setitem__("requestTimeout", "forever"))),
         ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
+        *lint_deploy_cache.schema_reject_cases(base),
     ]
     with helm.Chart.load(chart_dir) as chart:
         merged_ok = chart.merge_values(base)
@@ -610,6 +618,8 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
             continue
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
+        for found in lint_deploy_cache.check_chart(name, values, objects, chart_dir):
+            problem(found)
         cloud = clouds()[values.get("config", {}).get("cloud") or "AzureCloud"]
         if values.get("workloadIdentity", {}).get("enabled", True):
             audience = values.get("config", {}).get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
@@ -841,6 +851,12 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
         check_app_probes_and_metrics(parsed["modules/mcp-app.bicep"])
     if "modules/entra-app.bicep" in parsed:
         check_graph_permissions(parsed["modules/entra-app.bicep"], dst / "modules")
+    # The shared token cache: Azure Managed Redis as the API accepts it, Entra only, TLS only.
+    cache_problems = lint_deploy_cache.check_infra(parsed, src, SCHEMAS / "redis-enterprise.json")
+    for found in cache_problems:
+        problem(found)
+    if not cache_problems:
+        info("modules/redis.bicep: Microsoft.Cache properties as the API accepts them (tests/schemas/redis-enterprise.json), TLS only, Entra only, wired into the app behind SHARED_TOKEN_CACHE: ok")
     # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
     # or a deploy round-trips the app through a model without `kind`.
     azure_yaml = src.parent / "azure.yaml"
