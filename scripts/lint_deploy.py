@@ -1047,6 +1047,8 @@ def cmd_compose(root: str, facts_json: str) -> int:
     if problems:
         return finish()
     fn, sa = services[functions[0]], services[standalone[0]]
+    for found in lint_deploy_cache.check_compose(services):
+        problem(found)
     expect(fn.get("platform") in facts["platforms"], f"docker-compose.yml: {functions[0]} declares platform {fn.get('platform')!r}; the Functions images exist only for {facts['platforms']}")
     expect("platform" not in sa, f"docker-compose.yml: {standalone[0]} pins a platform; it must build for the machine's own CPU")
     expect(sa.get("profiles") == ["standalone"], f"docker-compose.yml: {standalone[0]} is not in the `standalone` profile (docker compose --profile standalone up)")

@@ -239,3 +239,23 @@ def check_infra(parsed: dict[str, Any], infra: Path, facts_file: Path) -> list[s
     if on != APP_SHARED_ENV or (entries or {}).get("true_value") != []:
         out.append(f"modules/mcp-app.bicep: sharedCacheEnv is {json.dumps(on)}, expected {json.dumps(APP_SHARED_ENV)} (and [] when off)")
     return out
+
+
+def check_compose(services: dict[str, Any]) -> list[str]:
+    """docker-compose.yml: a Redis service from the official image with a healthcheck, and
+    every mcp-obo service using it (its URL, started after it is healthy)."""
+    out = []
+    redis = services.get("redis") or {}
+    if not str(redis.get("image", "")).startswith("redis:"):
+        out.append(f"docker-compose.yml: service redis is {redis.get('image')!r}, not the official redis image")
+    if "redis-cli" not in json.dumps((redis.get("healthcheck") or {}).get("test")):
+        out.append("docker-compose.yml: service redis has no redis-cli healthcheck")
+    servers = [n for n, s in services.items() if (s.get("build") or {}).get("target") in ("functions", "standalone")]
+    for name in servers:
+        service = services[name]
+        env = service.get("environment") or {}
+        if env.get("MCP_OBO__OBO__SHARED_CACHE__URL") != "redis://redis:6379":
+            out.append(f"docker-compose.yml: {name} does not use the redis service (MCP_OBO__OBO__SHARED_CACHE__URL)")
+        if ((service.get("depends_on") or {}).get("redis") or {}).get("condition") != "service_healthy":
+            out.append(f"docker-compose.yml: {name} does not wait for redis to be healthy")
+    return out
