@@ -127,6 +127,18 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The operators' view in the portal: a workbook over Application Insights.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    displayName: 'mcp-obo (${environmentName})'
+  }
+}
+
 module registry 'modules/registry.bicep' = {
   name: 'registry'
   scope: rg
