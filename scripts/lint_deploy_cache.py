@@ -234,6 +234,7 @@ def check_infra(parsed: dict[str, Any], infra: Path, facts_file: Path) -> list[s
     params = json.loads((infra / "main.parameters.json").read_text()).get("parameters", {})
     if params.get("sharedTokenCache", {}).get("value") != "${SHARED_TOKEN_CACHE=false}":
         out.append("main.parameters.json: sharedTokenCache is not fed by the azd env SHARED_TOKEN_CACHE (default false)")
+    out += check_workbook(parsed.get("modules/workbook.bicep") or {}, main, infra / "modules")
     entries = dig(app, ("variables", "sharedCacheEnv", "value", "operator", "operands"))
     on = {e.get("name"): e.get("value") for e in (entries or {}).get("false_value") or [] if isinstance(e, dict)}
     if on != APP_SHARED_ENV or (entries or {}).get("true_value") != []:
@@ -258,4 +259,28 @@ def check_compose(services: dict[str, Any]) -> list[str]:
             out.append(f"docker-compose.yml: {name} does not use the redis service (MCP_OBO__OBO__SHARED_CACHE__URL)")
         if ((service.get("depends_on") or {}).get("redis") or {}).get("condition") != "service_healthy":
             out.append(f"docker-compose.yml: {name} does not wait for redis to be healthy")
+    return out
+
+
+def check_workbook(workbook: dict[str, Any], main: dict[str, Any], modules: Path) -> list[str]:
+    """The workbook: over the deployment's Application Insights, its content the repository's
+    infra/workbooks/mcp-obo.workbook.json (loaded, not inlined), a Notebook/1.0 document."""
+    out = []
+    res = dig(workbook, ("resources", "workbook")) or {}
+    props = dig(res, ("config", "properties")) or {}
+    if res.get("type") != "Microsoft.Insights/workbooks" or props.get("sourceId") != "applicationInsightsId" or props.get("category") != "workbook":
+        out.append("modules/workbook.bicep: not a Microsoft.Insights/workbooks (category workbook) over applicationInsightsId")
+    load = dig(props, ("serializedData", "function")) or {}
+    path = (load.get("parameters") or {}).get("file_path")
+    if load.get("type") != "load_text_content" or not isinstance(path, str):
+        return out + ["modules/workbook.bicep: serializedData is not loadTextContent('<the workbook file>')"]
+    try:
+        content = json.loads((modules / path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return out + [f"modules/workbook.bicep: {path}: {e}"]
+    if content.get("version") != "Notebook/1.0" or not any(i.get("type") == 3 for i in content.get("items", [])):
+        out.append(f"{path}: not a Notebook/1.0 workbook with queries")
+    wired = json.dumps(dig(main, ("modules", "workbook", "config", "params", "applicationInsightsId")))
+    if '"monitoring"' not in wired or '"applicationInsightsId"' not in wired:
+        out.append("main.bicep: the workbook does not query the deployment's Application Insights (monitoring.outputs.applicationInsightsId)")
     return out

@@ -42,3 +42,4 @@ mod shutdown;
 mod telemetry_otlp;
 mod untrusted_values;
 mod upcoming_events;
+mod workbook;
