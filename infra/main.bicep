@@ -52,6 +52,19 @@ param mcpMaxReplicas int = 10
 @description('Expose mcp-obo\'s /metrics port (9464) to other apps of the Container Apps environment (MCP_METRICS_IN_ENVIRONMENT). Never exposed publicly.')
 param mcpExposeMetricsInEnvironment bool = false
 
+@description('Provision an Azure Managed Redis as the shared token cache of every replica (SHARED_TOKEN_CACHE): one on-behalf-of exchange per user for the whole app instead of one per replica. Microsoft Entra authentication for the server\'s identity, TLS only. See docs/shared-cache.md for when it pays off and what it costs.')
+param sharedTokenCache bool = false
+
+@description('SKU of that Azure Managed Redis (SHARED_TOKEN_CACHE_SKU).')
+@allowed([
+  'Balanced_B0'
+  'Balanced_B1'
+  'Balanced_B3'
+  'Balanced_B5'
+  'Balanced_B10'
+])
+param sharedTokenCacheSku string = 'Balanced_B0'
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -114,6 +127,18 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The operators' view in the portal: a workbook over Application Insights.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    displayName: 'mcp-obo (${environmentName})'
+  }
+}
+
 module registry 'modules/registry.bicep' = {
   name: 'registry'
   scope: rg
@@ -145,6 +170,18 @@ module appsEnvironment 'modules/containerapps-environment.bicep' = {
     tags: tags
     logAnalyticsWorkspaceName: monitoring.outputs.logAnalyticsWorkspaceName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+  }
+}
+
+module redis 'modules/redis.bicep' = if (sharedTokenCache) {
+  name: 'redis'
+  scope: rg
+  params: {
+    name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    skuName: sharedTokenCacheSku
+    principalId: identity.outputs.principalId
   }
 }
 
@@ -194,6 +231,8 @@ module mcpApp 'modules/mcp-app.bicep' = {
     maxReplicas: mcpMaxReplicas
     exposeMetricsInEnvironment: mcpExposeMetricsInEnvironment
     environmentName: environmentName
+    sharedCacheUrl: sharedTokenCache ? redis.outputs.url : ''
+    sharedCacheUsername: sharedTokenCache ? identity.outputs.principalId : ''
   }
 }
 
@@ -228,3 +267,5 @@ output MCP_VSCODE_PREAUTHORIZED string = contains(preAuthorizedClientIdArray, vs
 // postprovision hook of azure.yaml).
 output MCP_ADMIN_CONSENT_URL string = entraApp.outputs.adminConsentGranted ? '' : entraApp.outputs.adminConsentUrl
 output MCP_ADMIN_CONSENT_COMMAND string = entraApp.outputs.adminConsentGranted ? '' : 'az ad app permission admin-consent --id ${entraApp.outputs.clientId}'
+// The shared token cache's endpoint, empty when SHARED_TOKEN_CACHE is off.
+output MCP_SHARED_CACHE_URL string = sharedTokenCache ? redis.outputs.url : ''

@@ -96,6 +96,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import lint_deploy_cache
+
 RELEASE = "mcp-obo"
 NAMESPACE = "mcp-obo"
 # Kinds that are not part of Kubernetes itself (validated here, not by kubernetes-validate).
@@ -308,6 +310,11 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o.get("kind") == kind]
 
 
+def config_maps(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The server's configuration ConfigMap(s): every ConfigMap but the Grafana dashboard's."""
+    return [o for o in by_kind(objects, "ConfigMap") if not lint_deploy_cache.is_dashboard(o)]
+
+
 def expect(condition: bool, message: str) -> None:
     if not condition:
         problem(message)
@@ -366,8 +373,8 @@ def check_rendered(name: str, values: dict[str, Any], objects: list[dict[str, An
         for kind in ("requests", "limits"):
             res = c.get("resources", {}).get(kind, {})
             expect("cpu" in res and "memory" in res, f"{name}: resources.{kind} lacks cpu or memory")
-    configmaps = by_kind(objects, "ConfigMap")
-    expect(len(configmaps) == 1, f"{name}: expected one ConfigMap")
+    configmaps = config_maps(objects)
+    expect(len(configmaps) == 1, f"{name}: expected one ConfigMap (besides the dashboards')")
     for cm in configmaps:
         data = cm.get("data", {})
         expect(data.get("MCP_OBO__AUTH__MODE") == "entra", f"{name}: auth mode is not entra")
@@ -403,7 +410,7 @@ def check_metrics_and_edge(name: str, values: dict[str, Any], objects: list[dict
     expect(ports.get("http") == http_port, f"{name}: container port http is not {http_port}")
     expect(ports.get("metrics") == metrics_port, f"{name}: container port metrics is not {metrics_port}")
     expect(http_port != metrics_port, f"{name}: metrics share the HTTP port")
-    for cm in by_kind(objects, "ConfigMap"):
+    for cm in config_maps(objects):
         expect(
             cm.get("data", {}).get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == f"0.0.0.0:{metrics_port}",
             f"{name}: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:{metrics_port}",
@@ -435,7 +442,7 @@ def check_cloud(name: str, values: dict[str, Any], objects: list[dict[str, Any]]
     """Every endpoint the pod gets is config.cloud's published one (tests/schemas/clouds.json)."""
     config = values.get("config", {})
     cloud = clouds()[config.get("cloud") or "AzureCloud"]
-    for cm in by_kind(objects, "ConfigMap"):
+    for cm in config_maps(objects):
         data = cm.get("data", {})
         expect(data.get("MCP_OBO__GRAPH__BASE_URL") == cloud["graph"], f"{name}: Graph is {data.get('MCP_OBO__GRAPH__BASE_URL')}, the cloud's is {cloud['graph']}")
         audience = config.get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
@@ -555,6 +562,7 @@ def check_schema_rejects(chart_dir: Path, base: dict[str, Any]) -> None:
         ("an unknown cloud", with_change(lambda v: v["config"].__setitem__("cloud", "AzureGermanCloud"))),
         ("an HTTPRoute timeout that is not a Gateway API duration", with_change(lambda v: v.setdefault("httpRoute", {"enabled": False}).__setitem__("requestTimeout", "forever"))),
         ("a metrics port below 1024", with_change(lambda v: v.setdefault("metrics", {}).__setitem__("port", 80))),
+        *lint_deploy_cache.schema_reject_cases(base),
     ]
     with helm.Chart.load(chart_dir) as chart:
         merged_ok = chart.merge_values(base)
@@ -610,6 +618,8 @@ def cmd_helm(chart: str, outdir: str, kube_version: str) -> int:
             continue
         objects, notes = split_objects(rendered)
         check_rendered(name, values, objects, notes)
+        for found in lint_deploy_cache.check_chart(name, values, objects, chart_dir):
+            problem(found)
         cloud = clouds()[values.get("config", {}).get("cloud") or "AzureCloud"]
         if values.get("workloadIdentity", {}).get("enabled", True):
             audience = values.get("config", {}).get("tokenExchangeAudience") or cloud["tokenExchangeAudience"]
@@ -742,6 +752,20 @@ def check_graph_permissions(entra: dict[str, Any], base: Path) -> None:
     info(f"{name}: requests and consents to Microsoft Graph {values} (graph-permissions.json)")
 
 
+def env_parts(env: Any) -> tuple[list[Any], list[Any]]:
+    """The container's env as (the literal entries, the expressions appended to them):
+    `env: [...]` or `env: concat([...], expression, ...)` (optional settings, e.g. the
+    shared token cache's, are a variable that is empty when off)."""
+    if isinstance(env, list):
+        return env, []
+    function = env.get("function") if isinstance(env, dict) else None
+    if isinstance(function, dict) and function.get("type") == "concat":
+        args = list((function.get("parameters") or {}).values())
+        if args and isinstance(args[0], list):
+            return args[0], args[1:]
+    return [], [env]
+
+
 def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
     """mcp-app.bicep: startup probe sized for a cold Functions host, /metrics off the ingress port."""
     probes = dig(app, ("variables", "probes", "value"))
@@ -760,7 +784,8 @@ def check_app_probes_and_metrics(app: dict[str, Any]) -> None:
         port = dig(by_type.get(kind, {}), ("httpGet", "port"))
         expect(port == 80, f"modules/mcp-app.bicep: {kind} probe port is {port}, expected the host's 80")
     container = dig(app, ("resources", "app", "config", "properties", "template", "containers", "0"))
-    env = {e.get("name"): e.get("value") for e in (container or {}).get("env", []) if isinstance(e, dict)}
+    literal, _ = env_parts((container or {}).get("env", []))
+    env = {e.get("name"): e.get("value") for e in literal if isinstance(e, dict)}
     expect(
         env.get("MCP_OBO__TELEMETRY__METRICS_LISTEN") == "0.0.0.0:${metricsPort}",
         "modules/mcp-app.bicep: MCP_OBO__TELEMETRY__METRICS_LISTEN is not 0.0.0.0:${metricsPort}",
@@ -826,6 +851,12 @@ def cmd_bicep(infra: str, copy_dir: str) -> int:
         check_app_probes_and_metrics(parsed["modules/mcp-app.bicep"])
     if "modules/entra-app.bicep" in parsed:
         check_graph_permissions(parsed["modules/entra-app.bicep"], dst / "modules")
+    # The shared token cache: Azure Managed Redis as the API accepts it, Entra only, TLS only.
+    cache_problems = lint_deploy_cache.check_infra(parsed, src, SCHEMAS / "redis-enterprise.json")
+    for found in cache_problems:
+        problem(found)
+    if not cache_problems:
+        info("modules/redis.bicep: Microsoft.Cache properties as the API accepts them (tests/schemas/redis-enterprise.json), TLS only, Entra only, wired into the app behind SHARED_TOKEN_CACHE: ok")
     # azd deploys with azure.yaml's apiVersion; it must be the one the app is declared with,
     # or a deploy round-trips the app through a model without `kind`.
     azure_yaml = src.parent / "azure.yaml"
@@ -1016,6 +1047,8 @@ def cmd_compose(root: str, facts_json: str) -> int:
     if problems:
         return finish()
     fn, sa = services[functions[0]], services[standalone[0]]
+    for found in lint_deploy_cache.check_compose(services):
+        problem(found)
     expect(fn.get("platform") in facts["platforms"], f"docker-compose.yml: {functions[0]} declares platform {fn.get('platform')!r}; the Functions images exist only for {facts['platforms']}")
     expect("platform" not in sa, f"docker-compose.yml: {standalone[0]} pins a platform; it must build for the machine's own CPU")
     expect(sa.get("profiles") == ["standalone"], f"docker-compose.yml: {standalone[0]} is not in the `standalone` profile (docker compose --profile standalone up)")
@@ -1305,11 +1338,23 @@ def cmd_app_env(bicep_file: str, params_json: str) -> int:
     unknown = sorted(set(params) - set(parsed.get("parameters") or {}) - {"tenantId", "environment"})
     for name in unknown:
         problem(f"{params_json}: {name} is not a parameter of {bicep_file}")
-    env_list = dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env"))
-    if not isinstance(env_list, list):
-        problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list")
+    literal, appended = env_parts(dig(parsed, ("resources", "app", "config", "properties", "template", "containers", "0", "env")))
+    if not literal:
+        problem(f"{bicep_file}: resources.app has no properties.template.containers[0].env list (or concat([...], ...))")
         return finish()
     evaluator = BicepEvaluator(parsed, params, Path(bicep_file).parent)
+    env_list = list(literal)
+    for expression in appended:
+        try:
+            extra = evaluator.evaluate(expression)
+        except Unevaluated as e:
+            problem(f"{bicep_file}: env entries appended by {json.dumps(expression)[:80]}: {e}")
+            continue
+        if not isinstance(extra, list):
+            problem(f"{bicep_file}: env entries appended by {json.dumps(expression)[:80]} are {json.dumps(extra)[:80]}, not a list")
+            continue
+        # Already evaluated: wrapped so the loop below evaluates the values as literals.
+        env_list.extend({"name": e.get("name"), "value": e.get("value")} if isinstance(e, dict) else e for e in extra)
     env: dict[str, str] = {}
     for index, entry in enumerate(env_list):
         name = entry.get("name") if isinstance(entry, dict) else None

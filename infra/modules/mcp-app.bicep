@@ -73,6 +73,34 @@ param concurrentRequestsPerReplica int = 50
 @description('Also expose the /metrics listener (port 9464) inside the Container Apps environment (additionalPortMappings, never external), for a Prometheus scraper running as another app of the environment.')
 param exposeMetricsInEnvironment bool = false
 
+@description('URL of the shared token cache (rediss://host:10000, Azure Managed Redis with Entra authentication); empty: off.')
+param sharedCacheUrl string = ''
+
+@description('User name the server sends to the shared token cache: its managed identity\'s object id.')
+param sharedCacheUsername string = ''
+
+// The shared token cache (Azure Managed Redis, modules/redis.bicep): OSS cluster policy, TLS
+// on 10000, Microsoft Entra authentication with the app's managed identity (the token for
+// https://redis.azure.com comes from the same IDENTITY_ENDPOINT as the client assertion).
+var sharedCacheEnv = empty(sharedCacheUrl) ? [] : [
+  {
+    name: 'MCP_OBO__OBO__SHARED_CACHE__URL'
+    value: sharedCacheUrl
+  }
+  {
+    name: 'MCP_OBO__OBO__SHARED_CACHE__CLUSTER'
+    value: 'true'
+  }
+  {
+    name: 'MCP_OBO__OBO__SHARED_CACHE__AUTH'
+    value: 'entra'
+  }
+  {
+    name: 'MCP_OBO__OBO__SHARED_CACHE__USERNAME'
+    value: sharedCacheUsername
+  }
+]
+
 // Until azd pushes the real image the app runs the public Functions base image. Every
 // revision, that placeholder's included, carries the same probes: `azd deploy` only swaps the
 // image of the latest revision and keeps its template, so probes that the first provision left
@@ -182,7 +210,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
             memory: '1Gi'
           }
           probes: probes
-          env: [
+          env: concat([
             // Functions host: identity-based AzureWebJobsStorage (no keys exist), by service URI:
             // `__accountName` would assume the public cloud's core.windows.net.
             {
@@ -295,7 +323,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
               name: 'OTEL_RESOURCE_ATTRIBUTES'
               value: 'deployment.environment=${environmentName}'
             }
-          ]
+          ], sharedCacheEnv)
         }
       ]
       scale: {

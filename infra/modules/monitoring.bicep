@@ -68,4 +68,5 @@ resource publisherRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 output logAnalyticsWorkspaceName string = logAnalytics.name
 output logAnalyticsWorkspaceId string = logAnalytics.id
 output applicationInsightsName string = applicationInsights.name
+output applicationInsightsId string = applicationInsights.id
 output applicationInsightsConnectionString string = applicationInsights.properties.ConnectionString

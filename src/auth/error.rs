@@ -29,6 +29,28 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, so `/metrics` can show each at zero before the first failure.
+    pub const ALL: [Self; 18] = [
+        Self::TooLarge,
+        Self::Malformed,
+        Self::MissingKid,
+        Self::UnknownKid,
+        Self::CriticalHeader,
+        Self::DisallowedAlgorithm,
+        Self::BadSignature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::ExpiryOutOfRange,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::WrongTenant,
+        Self::WrongClientApp,
+        Self::MissingClaim,
+        Self::EasyAuthMismatch,
+        Self::KeyIssuer,
+        Self::NotAnAccessToken,
+    ];
+
     /// A stable label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,5 +110,23 @@ impl Error {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable => "keys_unavailable",
         }
+    }
+
+    /// Every label [`Self::reason`] can return, for `/metrics` to show each at zero.
+    pub fn reasons() -> Vec<&'static str> {
+        let others = [
+            Self::MissingToken,
+            Self::InvalidRequest(""),
+            Self::InsufficientScope {
+                scopes: Vec::new(),
+                description: "",
+            },
+            Self::KeysUnavailable,
+        ];
+        others
+            .iter()
+            .map(Self::reason)
+            .chain(Reason::ALL.iter().map(|r| r.as_str()))
+            .collect()
     }
 }

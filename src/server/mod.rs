@@ -152,6 +152,15 @@ impl Application {
         let registry = Registry::default()
             .with_all(crate::tools::all(&graph)?)
             .with_policy(&settings.auth.tool_scopes, &settings.auth.scope_implies);
+        let tool_names: Vec<String> = registry
+            .requirements()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        crate::telemetry::metrics::init_known_labels(
+            &tool_names.iter().map(String::as_str).collect::<Vec<_>>(),
+            &crate::auth::Error::reasons(),
+        );
         let tool_scopes: Vec<String> = registry
             .requirements()
             .into_iter()

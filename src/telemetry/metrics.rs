@@ -284,6 +284,60 @@ pub fn graph_claims_challenge(outcome: &'static str) {
         .inc();
 }
 
+/// The fixed label values of the counters above, shown at zero from start-up so that
+/// dashboards and alerts see a series before the first event (a rate over a missing series
+/// is no data, not 0).
+const MCP_OUTCOMES: &[&str] = &["ok", "tool_error", "error"];
+const LIMITS: &[&str] = &["body_timeout", "in_flight", "rate"];
+const CACHE_RESULTS: &[&str] = &["hit", "miss", "join", "failure_cached"];
+const SHARED_CACHE_RESULTS: &[&str] = &["hit", "miss", "failure_cached", "rejected", "bypassed"];
+const SHARED_CACHE_OPS: &[&str] = &["connect", "auth", "get", "set", "lock", "delete"];
+const SHARED_CACHE_REASONS: &[&str] = &["timeout", "error"];
+const SHARED_CACHE_LOCKS: &[&str] = &["acquired", "waited", "timed_out"];
+const CLAIMS_OUTCOMES: &[&str] = &["reexchanged", "interaction_required", "failed"];
+
+/// Creates every series whose labels are a known set, at zero: `tools/call` for each of
+/// `tools` (and `unknown`) by outcome, the auth failure `reasons`, the limits, the cache
+/// results, the shared cache's and the claims challenges' outcomes, a successful exchange
+/// and Graph's 200. Open-ended labels (exchange error codes, other Graph statuses) appear
+/// when first seen. Idempotent: it never changes a count.
+pub fn init_known_labels(tools: &[&str], auth_reasons: &[&str]) {
+    let m = &*METRICS;
+    for tool in tools.iter().copied().chain(["unknown"]) {
+        for outcome in MCP_OUTCOMES {
+            let labels = ["tools/call", tool, outcome];
+            m.mcp_requests.with_label_values(&labels);
+            m.mcp_duration.with_label_values(&labels);
+        }
+    }
+    for reason in auth_reasons {
+        m.auth_failures.with_label_values(&[reason]);
+    }
+    for limit in LIMITS {
+        m.mcp_limited.with_label_values(&[limit]);
+    }
+    m.obo_exchanges.with_label_values(&["ok"]);
+    m.graph_requests.with_label_values(&["200"]);
+    m.graph_duration.with_label_values(&["200"]);
+    for result in CACHE_RESULTS {
+        m.obo_cache.with_label_values(&[result]);
+    }
+    for result in SHARED_CACHE_RESULTS {
+        m.shared_cache_lookups.with_label_values(&[result]);
+    }
+    for op in SHARED_CACHE_OPS {
+        for reason in SHARED_CACHE_REASONS {
+            m.shared_cache_errors.with_label_values(&[op, reason]);
+        }
+    }
+    for outcome in SHARED_CACHE_LOCKS {
+        m.shared_cache_locks.with_label_values(&[outcome]);
+    }
+    for outcome in CLAIMS_OUTCOMES {
+        m.graph_claims_challenges.with_label_values(&[outcome]);
+    }
+}
+
 /// Everything in Prometheus text exposition format.
 pub fn render() -> String {
     let families = METRICS.registry.gather();
@@ -314,5 +368,39 @@ mod tests {
             "mcp_obo_mcp_requests_total{method=\"tools/call\",outcome=\"ok\",tool=\"HelloTool\"}"
         ));
         assert!(text.contains("mcp_server_operation_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn known_label_values_are_shown_at_zero_and_counts_are_kept() {
+        shared_cache_lock("waited");
+        let before = render();
+        init_known_labels(&["ZeroTool"], &["zero_reason"]);
+        init_known_labels(&["ZeroTool"], &["zero_reason"]);
+        let text = render();
+        for series in [
+            "mcp_obo_mcp_requests_total{method=\"tools/call\",outcome=\"tool_error\",tool=\"ZeroTool\"} 0",
+            "mcp_obo_mcp_requests_total{method=\"tools/call\",outcome=\"error\",tool=\"unknown\"}",
+            "mcp_server_operation_duration_seconds_count{method=\"tools/call\",outcome=\"ok\",tool=\"ZeroTool\"} 0",
+            "mcp_obo_auth_failures_total{reason=\"zero_reason\"} 0",
+            "mcp_obo_mcp_limited_requests_total{limit=\"in_flight\"}",
+            "mcp_obo_obo_cache_lookups_total{result=\"join\"}",
+            "mcp_obo_obo_shared_cache_lookups_total{result=\"bypassed\"}",
+            "mcp_obo_obo_shared_cache_errors_total{op=\"lock\",reason=\"timeout\"}",
+            "mcp_obo_graph_claims_challenges_total{outcome=\"interaction_required\"}",
+            "mcp_obo_obo_exchanges_total{outcome=\"ok\"}",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+        // Other tests may count too: init only ever leaves a count where it was or above.
+        let waited = |t: &str| -> u64 {
+            t.lines()
+                .find_map(|l| {
+                    l.strip_prefix("mcp_obo_obo_shared_cache_locks_total{outcome=\"waited\"} ")
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        assert!(waited(&before) >= 1);
+        assert!(waited(&text) >= waited(&before), "a count was reset");
     }
 }

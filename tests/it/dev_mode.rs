@@ -125,6 +125,11 @@ impl DevProcess {
         self.state.path()
     }
 
+    /// The `/metrics` URL on its own loopback listener.
+    pub(crate) fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

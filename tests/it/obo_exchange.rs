@@ -186,12 +186,13 @@ async fn a_consent_missing_answer_is_remembered_so_ten_calls_cost_one_exchange()
     assert_eq!(token_requests(&w), 1);
     // The process's registry, as /metrics renders it (the app runs in this process).
     let metrics = mcp_obo::telemetry::metrics::render();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("mcp_obo_obo_cache_lookups_total{result=\"failure_cached\"}")),
-        "{metrics}"
-    );
+    // Counted, not only shown (every known result is shown at zero from start-up).
+    let failure_cached: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_obo_obo_cache_lookups_total{result=\"failure_cached\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(failure_cached > 0, "{metrics}");
     // Per user: another user's call is exchanged.
     let _ = call_hello(&w.app, &w.user(2)).await;
     assert_eq!(token_requests(&w), 2);

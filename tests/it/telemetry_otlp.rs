@@ -17,7 +17,7 @@ use serde_json::json;
 
 /// How the binary exports: OTLP/HTTP (protobuf) or OTLP/gRPC.
 #[derive(Clone, Copy, PartialEq)]
-enum Protocol {
+pub(crate) enum Protocol {
     Http,
     Grpc,
 }
@@ -38,13 +38,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The whole on-behalf-of flow against the binary, traced at `trace` log level.
-struct Run {
+pub(crate) struct Run {
     stderr: String,
-    received: Received,
+    pub(crate) received: Received,
     secrets: Vec<String>,
 }
 
-async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
+pub(crate) async fn run_flow(trace_id: &str, protocol: Protocol) -> Run {
     let (otlp, received) = match protocol {
         Protocol::Http => receiver().await,
         Protocol::Grpc => grpc_receiver().await,

@@ -60,7 +60,20 @@ async fn call(server: &ServerProcess, token: &str, id: &str, name: &str, fast: b
 async fn ten_requests_with_400_kb_ids_export_ids_cut_to_128_bytes_and_marked() {
     let (otlp, received) = receiver().await;
     let issuer = TestIssuer::start().await;
-    let server = server(&issuer, &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str())]).await;
+    // /metrics on a port known here (the default test listener is port 0).
+    let metrics_port = free_port();
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let server = server(
+        &issuer,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+            (
+                "MCP_OBO__TELEMETRY__METRICS_LISTEN",
+                metrics_listen.as_str(),
+            ),
+        ],
+    )
+    .await;
     let token = issuer.entra_token(json!({}));
     let name = "n".repeat(200_000);
     for n in 0..10 {
@@ -69,21 +82,30 @@ async fn ten_requests_with_400_kb_ids_export_ids_cut_to_128_bytes_and_marked() {
         let error = &reply.json.expect("json")["error"];
         assert!(error.is_object(), "an unknown tool is a JSON-RPC error");
     }
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", server.port))
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("text");
+    // The registered tools are shown at zero from start-up; only `unknown` counted calls.
     let calls: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("mcp_obo_mcp_requests_total{"))
+        .filter(|l| l.starts_with("mcp_obo_mcp_requests_total{") && !l.ends_with(" 0"))
         .collect();
+    assert!(!calls.is_empty(), "{metrics}");
     assert!(
         calls
             .iter()
             .all(|l| l.contains(r#"tool="unknown""#) && l.len() < 200),
         "{calls:?}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("mcp_obo_mcp_requests_total{"))
+            .all(|l| l.len() < 200),
+        "{metrics}"
     );
     server.terminate().await;
     let ids: Vec<String> = spans(&received)

@@ -144,3 +144,25 @@ the accepted audiences.
   "jwksUri" (printf "%s/%s/discovery/v2.0/keys" $cloud.authorityHost $tenant)
   "audiences" $audiences) }}
 {{- end }}
+
+{{/*
+"true" when the shared cache authenticates with a password from sharedCache.passwordSecret
+(mounted as a file), else empty. entra needs the workload identity's token.
+*/}}
+{{- define "mcp-obo.sharedCachePassword" -}}
+{{- $c := .Values.sharedCache -}}
+{{- if and $c.enabled (eq $c.auth "entra") (not .Values.workloadIdentity.enabled) -}}
+{{- fail "sharedCache.auth=entra needs workloadIdentity.enabled: the Redis token comes from the workload identity" -}}
+{{- end -}}
+{{- if and $c.enabled (eq $c.auth "password") -}}
+{{- $_ := required "sharedCache.auth=password needs sharedCache.passwordSecret.name (a Secret in the release namespace)" $c.passwordSecret.name -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Where the shared cache's password file is mounted.
+*/}}
+{{- define "mcp-obo.sharedCachePasswordDir" -}}
+/var/run/secrets/mcp-obo/shared-cache
+{{- end }}
