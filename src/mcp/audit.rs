@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::auth::Caller;
 
 /// The log target of audit events.
-pub const TARGET: &str = "mcp_obo::audit";
+pub const TARGET: &str = crate::telemetry::AUDIT_TARGET;
 
 /// Writes the audit event of one tool call (`outcome`: `ok`, `tool_error` or `error`).
 pub(crate) fn record(

@@ -28,6 +28,7 @@ pub mod otel;
 mod query;
 mod sanitize;
 mod settings;
+mod writer;
 
 pub use query::QueryRedaction;
 pub use sanitize::{MAX_VALUE_BYTES, TRUNCATED, bounded, escape, strip};
@@ -48,6 +49,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// this server's MCP layer logs itself is bounded (`mcp/handler.rs`).
 const CAPPED: &str = "rmcp=error,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
 
+/// The log target of audit events (`mcp/audit.rs`), whose lines are batched (`writer.rs`).
+pub const AUDIT_TARGET: &str = "mcp_obo::audit";
+
 /// Keeps the trace export alive; flushes pending spans when dropped.
 #[must_use = "dropping the guard flushes and stops trace export"]
 pub struct Telemetry {
@@ -63,6 +67,7 @@ impl Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
+        writer::flush();
         if let Some(export) = self.export.take() {
             export.shutdown();
         }
@@ -110,8 +115,9 @@ pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Tel
 
 /// Log lines on stderr, text or JSON.
 ///
-/// Written directly: a writer thread (tried) added context switches and a 4 MB channel and
-/// made the latency tail worse under load (BENCHMARKS.md). Colours only on a terminal. Text
+/// Written directly, but for audit events, which are batched (`writer.rs`): a writer thread
+/// for every line (tried) added context switches and a 4 MB channel and made the latency
+/// tail worse under load (BENCHMARKS.md). Colours only on a terminal. Text
 /// fields are escaped (`fields.rs`); JSON needs no help (serde escapes every string).
 fn fmt_layer<S>(log: &LogSettings) -> Box<dyn Layer<S> + Send + Sync>
 where
@@ -119,7 +125,7 @@ where
 {
     use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer::LogWriter::batching(AUDIT_TARGET))
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match log.format {

@@ -88,7 +88,13 @@ async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_
     let bad = call(&server, &token, "UpcomingEvents", json!({"days": 99})).await;
     assert_eq!(bad["isError"], true, "{bad}");
 
-    let audit = audit_events(&server);
+    // Audit lines are written in batches (telemetry/writer.rs): wait for them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut audit = audit_events(&server);
+    while audit.len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        audit = audit_events(&server);
+    }
     assert_eq!(audit.len(), 3, "one event per call: {audit:#?}");
     for (event, (tool, permission, outcome)) in audit.iter().zip([
         ("HelloTool", "User.Read", "ok"),
@@ -125,4 +131,10 @@ async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_
         assert!(!line.contains("Ada Lovelace"), "{line}");
         assert!(!line.contains("\"99\"") && !line.contains(":99"), "{line}");
     }
+
+    // The line of a call just before the server stops is not lost.
+    let last = call(&server, &token, "HelloTool", json!({})).await;
+    assert_eq!(last["isError"], false, "{last}");
+    let stopped = server.terminate().await;
+    assert_eq!(audit_events(&stopped).len(), 4, "{}", stopped.stderr());
 }
