@@ -130,7 +130,8 @@ where
         .with_target(false);
     match log.format {
         LogFormat::Text => fmt.fmt_fields(fields::EscapedFields).boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        // JSON lines name their target, so a collector can route audit events apart.
+        LogFormat::Json => fmt.with_target(true).json().flatten_event(true).boxed(),
     }
 }
 

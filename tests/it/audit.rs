@@ -101,6 +101,7 @@ async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_
         ("UpcomingEvents", "Calendars.Read", "ok"),
         ("UpcomingEvents", "Calendars.Read", "tool_error"),
     ]) {
+        assert_eq!(event["target"], "mcp_obo::audit", "{event}");
         assert_eq!(event["gen_ai.tool.name"], tool, "{event}");
         assert_eq!(event["graph.permissions"], permission, "{event}");
         assert_eq!(event["outcome"], outcome, "{event}");
