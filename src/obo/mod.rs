@@ -10,6 +10,8 @@
 //!   single-flight exchanges.
 //! - `exchange.rs`: [`Exchanger`], the token endpoint request (Entra OBO, RFC 8693).
 //! - `settings.rs`: [`Settings`], the `[obo]` section.
+//! - `shared_cache/`: [`SharedCache`], the optional second level on Redis shared by every
+//!   replica, and its `[obo.shared_cache]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
 //!   workload identity, secret, certificate).
 //!
@@ -24,6 +26,7 @@ mod error;
 mod exchange;
 mod on_behalf_of;
 mod settings;
+pub mod shared_cache;
 mod token;
 
 use async_trait::async_trait;
@@ -38,6 +41,7 @@ pub(crate) use error::first_line;
 pub use exchange::{Exchanger, TokenEndpoint};
 pub use on_behalf_of::OboTokens;
 pub use settings::{AssertionKind, OboGrant, Settings};
+pub use shared_cache::{Settings as SharedCacheSettings, SharedCache};
 pub use token::AccessToken;
 
 /// The token source when inbound authorization is on but no exchange is configured.
@@ -108,11 +112,15 @@ pub fn from_settings(
         public_url: trim_slash(public_url),
         audience: obo.audience.clone(),
     };
-    Ok(std::sync::Arc::new(OboTokens::new(
-        exchanger,
-        OboCache::new(obo.cache_max_entries, obo.expiry_margin)
-            .remembering_failures_for(obo.failure_cache_ttl),
-    )))
+    let shared = SharedCache::from_settings(obo, &exchanger.client_id, entra.tenant_id.as_deref())?;
+    Ok(std::sync::Arc::new(
+        OboTokens::new(
+            exchanger,
+            OboCache::new(obo.cache_max_entries, obo.expiry_margin)
+                .remembering_failures_for(obo.failure_cache_ttl),
+        )
+        .sharing(shared),
+    ))
 }
 
 /// The seam between tools and token acquisition.

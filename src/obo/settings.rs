@@ -68,6 +68,9 @@ pub struct Settings {
     /// `invalid_grant`, a claims challenge) is remembered per user and scopes; zero: never.
     #[serde(deserialize_with = "de::duration")]
     pub failure_cache_ttl: Duration,
+    /// `[obo.shared_cache]`, a section of its own that the loader reads beside this one.
+    #[serde(skip)]
+    pub shared_cache: super::SharedCacheSettings,
 }
 
 /// The exchange grant.
