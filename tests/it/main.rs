@@ -37,6 +37,7 @@ mod node_peers;
 mod obo_exchange;
 mod peers_oauth;
 mod platform_smoke;
+mod shared_cache;
 mod shutdown;
 mod telemetry_otlp;
 mod untrusted_values;

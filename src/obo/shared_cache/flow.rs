@@ -105,8 +105,16 @@ impl SharedCache {
             match self.inner.store.lock(&keys.lock, &owner, wait).await {
                 Ok(true) => {
                     metrics::shared_cache_lock("acquired");
-                    let result = exchange().await;
-                    self.write(keys, &result, user_expires_at).await;
+                    // The previous holder may have written the entry between this replica's
+                    // read and its lock.
+                    let result = match self.read(keys).await {
+                        Read::Found(entry) => entry.into_result(),
+                        _ => {
+                            let result = exchange().await;
+                            self.write(keys, &result, user_expires_at).await;
+                            result
+                        }
+                    };
                     if let Err(error) = self.inner.store.unlock(&keys.lock, &owner).await {
                         self.failed(&error);
                     }
