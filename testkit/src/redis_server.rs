@@ -18,6 +18,9 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     extra: Vec<String>,
+    /// The default user's password, when the server requires one (the test's own client
+    /// uses it; the server under test gets its own credentials).
+    password: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -29,6 +32,17 @@ impl RedisServer {
 
     /// With extra arguments (`--cluster-enabled yes`, ...), run in a directory of its own.
     pub async fn start_with(extra: &[&str]) -> Self {
+        Self::start_inner(extra, None).await
+    }
+
+    /// The default user requires `password` (`extra` may add ACL users).
+    pub async fn start_protected(password: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--requirepass", password];
+        args.extend_from_slice(extra);
+        Self::start_inner(&args, Some(password.to_owned())).await
+    }
+
+    async fn start_inner(extra: &[&str], password: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // A port found free may be taken before redis binds it: try a few.
@@ -39,6 +53,7 @@ impl RedisServer {
                     child: Some(child),
                     port,
                     extra,
+                    password,
                     dir,
                 };
                 server.ping().await;
@@ -92,7 +107,11 @@ impl RedisServer {
 
     /// A client connection (for tests reading or altering what the server wrote).
     pub async fn client(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        let url = match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url)
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await

@@ -38,6 +38,7 @@ mod obo_exchange;
 mod peers_oauth;
 mod platform_smoke;
 mod shared_cache;
+mod shared_cache_entra;
 mod shutdown;
 mod telemetry_otlp;
 mod untrusted_values;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::binary;
+use crate::support::fake_graph::Scripted;
 use crate::support::fleet::Fleet;
 use crate::support::redis_server::{RedisCluster, RedisServer};
 use serde_json::Value;
@@ -198,6 +199,24 @@ async fn a_redis_that_stops_answering_is_bypassed_at_its_deadline_and_used_again
         3.0,
         "used again, not bypassed"
     );
+}
+
+#[tokio::test]
+async fn a_token_graph_refuses_is_dropped_from_redis_too() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(binary(), 2, &redis.url(), &[]).await;
+    let token = fleet.user(5);
+    assert_greeted(&fleet.hello(0, &token).await, 5);
+    fleet
+        .graph
+        .script(Scripted::Status(401, None, "InvalidAuthenticationToken"));
+    // The retry after the 401 finds no shared entry (else it would reuse the refused token).
+    assert_greeted(&fleet.hello(0, &token).await, 5);
+    assert_eq!(fleet.issuer.exchanges(), 2);
+    // The fresh token is the shared one.
+    assert_greeted(&fleet.hello(1, &token).await, 5);
+    assert_eq!(fleet.issuer.exchanges(), 2);
+    assert_eq!(fleet.metric(1, HIT).await, 1.0);
 }
 
 #[tokio::test]

@@ -172,16 +172,15 @@ impl SharedCache {
     async fn probe(self) {
         loop {
             tokio::time::sleep(PROBE_INTERVAL).await;
-            if self
-                .inner
-                .store
-                .ping(self.inner.store.timeout())
-                .await
-                .is_ok()
-            {
-                self.inner.health.probing.store(false, Ordering::Release);
-                self.answered();
-                return;
+            match self.inner.store.ping(self.inner.store.timeout()).await {
+                Ok(()) => {
+                    self.inner.health.probing.store(false, Ordering::Release);
+                    self.answered();
+                    return;
+                }
+                // A refused login or a connection that gave up: start afresh.
+                Err(error) if error.reason != "timeout" => self.inner.store.reconnect(),
+                Err(_) => {}
             }
         }
     }

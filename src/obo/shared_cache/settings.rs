@@ -125,7 +125,7 @@ impl Settings {
                     "entra needs the server's managed or workload identity (obo.client_assertion = managed_identity or workload_identity), whose token it presents to Redis; use auth = password otherwise",
                 ));
             }
-            if url.scheme() == "redis" && !crate::config::is_loopback_url(url) {
+            if url.scheme() == "redis" && !is_loopback(url) {
                 problems.push(problem(
                     "obo.shared_cache.url",
                     "entra authentication sends a bearer token to Redis: use rediss:// (TLS; Azure Managed Redis listens on port 10000 with TLS only)",
@@ -148,6 +148,18 @@ impl Settings {
         }
         problems
     }
+}
+
+/// Whether the URL names a loopback host. A `redis://` URL's host is opaque to the URL
+/// parser (not a special scheme), so an address in it is parsed here.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A `redis://` or `rediss://` URL with no credentials in it; the empty string: off.
@@ -234,6 +246,18 @@ mod tests {
             keys(plain.validate(Some(AssertionKind::ManagedIdentity))),
             ["obo.shared_cache.url"]
         );
+        for loopback in [
+            "redis://127.0.0.1:6379",
+            "redis://[::1]:6379",
+            "redis://localhost",
+        ] {
+            let local = on(loopback, RedisAuth::Entra);
+            assert!(
+                local
+                    .validate(Some(AssertionKind::ManagedIdentity))
+                    .is_empty()
+            );
+        }
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! Nothing here knows what a value means: keys and values arrive as digests and sealed bytes
 //! (`seal.rs`).
 
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError};
 
@@ -38,9 +39,30 @@ pub(super) struct OpError {
     pub detail: String,
 }
 
+/// What a connection is made from, kept to make a new one.
+enum Source {
+    Single(redis::Client, ConnectionManagerConfig),
+    Cluster(ClusterClient),
+}
+
+impl Source {
+    /// A lazily connecting connection; no I/O here.
+    fn connect(&self) -> redis::RedisResult<Connection> {
+        Ok(match self {
+            Self::Single(client, config) => Connection::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            ),
+            Self::Cluster(client) => Connection::Cluster(
+                client.get_pending_async_connection_with_config(ClusterConfig::default()),
+            ),
+        })
+    }
+}
+
 /// The connection and the per-command deadline.
 pub(super) struct Store {
-    connection: Connection,
+    connection: RwLock<Connection>,
+    source: Source,
     timeout: Duration,
 }
 
@@ -68,7 +90,7 @@ impl Store {
             }
             info = info.set_redis_settings(redis);
         }
-        let connection = if settings.cluster {
+        let source = if settings.cluster {
             let mut builder = ClusterClientBuilder::new(vec![info])
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(settings.timeout.max(Duration::from_millis(500)))
@@ -76,10 +98,7 @@ impl Store {
             if let Some(entra) = entra {
                 builder = builder.set_credentials_provider(entra);
             }
-            let client = builder.build().map_err(|e| describe(&e))?;
-            Connection::Cluster(
-                client.get_pending_async_connection_with_config(ClusterConfig::default()),
-            )
+            Source::Cluster(builder.build().map_err(|e| describe(&e))?)
         } else {
             let mut config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -90,15 +109,26 @@ impl Store {
                 config = config.set_credentials_provider(entra);
             }
             let client = redis::Client::open(info).map_err(|e| describe(&e))?;
-            Connection::Single(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| describe(&e))?,
-            )
+            Source::Single(client, config)
         };
+        let connection = source.connect().map_err(|e| describe(&e))?;
         Ok(Self {
-            connection,
+            connection: RwLock::new(connection),
+            source,
             timeout: settings.timeout,
         })
+    }
+
+    /// Replaces the connection with a new one (made on its first use). redis-rs's connection
+    /// manager reconnects by itself after I/O errors only: a connection whose login failed
+    /// (an Entra role assignment not yet effective, a rotated password) stays failed.
+    pub fn reconnect(&self) {
+        if let Ok(fresh) = self.source.connect() {
+            *self
+                .connection
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = fresh;
+        }
     }
 
     /// The per-command deadline.
@@ -154,8 +184,13 @@ impl Store {
         cmd: &Cmd,
         within: Duration,
     ) -> Result<T, OpError> {
+        let connection = self
+            .connection
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let query = async {
-            match self.connection.clone() {
+            match connection {
                 Connection::Single(mut c) => query(cmd, &mut c).await,
                 Connection::Cluster(mut c) => query(cmd, &mut c).await,
             }
