@@ -322,6 +322,13 @@ async fn redis_holds_no_token_no_jwt_and_no_profile_data() {
         }
         assert!(!holds_jwt(value), "the value at {key} holds a JWT");
     }
+    // Nor do the replicas' logs.
+    for replica in &fleet.replicas {
+        let log = replica.process.stderr();
+        for secret in &secrets[..20] {
+            assert!(!log.contains(secret.as_str()), "a token in a replica's log");
+        }
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
