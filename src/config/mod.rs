@@ -115,6 +115,7 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
     let entra: Option<crate::auth::EntraSettings> = r.section("entra");
     platform::detect_client_assertion(&mut r.layers, auth.as_ref().map(|a| a.mode), env);
     let mut obo: Option<crate::obo::Settings> = r.section("obo");
+    let shared_cache: Option<crate::obo::SharedCacheSettings> = r.section("obo.shared_cache");
     let graph: Option<crate::graph::Settings> = r.section("graph");
     let mut telemetry: Option<crate::telemetry::Settings> = r.section("telemetry");
     let log: Option<crate::telemetry::LogSettings> = r.section("log");
@@ -134,6 +135,11 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
                     .map_or(crate::auth::AuthMode::None, |a| a.mode),
             ),
         );
+        if let Some(mut shared_cache) = shared_cache {
+            r.check(shared_cache.read_password_file());
+            r.check(shared_cache.validate(obo.client_assertion));
+            obo.shared_cache = shared_cache;
+        }
     }
     if let Some(telemetry) = &mut telemetry {
         // Never a problem: what cannot be honoured is a warning (telemetry never stops
@@ -189,7 +195,7 @@ fn effective_values(
                 "server.listen" => settings.server.listen.to_string(),
                 _ if layers::is_secret(key) => "<redacted>".to_owned(),
                 _ => {
-                    let (section, name) = key.split_once('.').unwrap_or(("", key));
+                    let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
                     layers::display_value(layers.tables.get(section).and_then(|t| t.get(name)))
                 }
             };

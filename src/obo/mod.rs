@@ -12,6 +12,8 @@
 //! - `claims.rs`: [`Claims`], a downstream API's claims challenge, and the `claims`
 //!   parameter declaring the client capabilities (continuous access evaluation).
 //! - `settings.rs`: [`Settings`], the `[obo]` section.
+//! - `shared_cache/`: [`SharedCache`], the optional second level on Redis shared by every
+//!   replica, and its `[obo.shared_cache]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
 //!   workload identity, secret, certificate).
 //!
@@ -27,6 +29,7 @@ mod error;
 mod exchange;
 mod on_behalf_of;
 mod settings;
+pub mod shared_cache;
 mod token;
 
 use async_trait::async_trait;
@@ -43,6 +46,7 @@ pub(crate) use error::first_line;
 pub use exchange::{Exchanger, TokenEndpoint};
 pub use on_behalf_of::OboTokens;
 pub use settings::{AssertionKind, OboGrant, Settings};
+pub use shared_cache::{Settings as SharedCacheSettings, SharedCache};
 pub use token::AccessToken;
 
 /// The token source when inbound authorization is on but no exchange is configured.
@@ -114,11 +118,15 @@ pub fn from_settings(
         audience: obo.audience.clone(),
         client_capabilities: obo.client_capabilities.clone(),
     };
-    Ok(std::sync::Arc::new(OboTokens::new(
-        exchanger,
-        OboCache::new(obo.cache_max_entries, obo.expiry_margin)
-            .remembering_failures_for(obo.failure_cache_ttl),
-    )))
+    let shared = SharedCache::from_settings(obo, &exchanger.client_id, entra.tenant_id.as_deref())?;
+    Ok(std::sync::Arc::new(
+        OboTokens::new(
+            exchanger,
+            OboCache::new(obo.cache_max_entries, obo.expiry_margin)
+                .remembering_failures_for(obo.failure_cache_ttl),
+        )
+        .sharing(shared),
+    ))
 }
 
 /// The seam between tools and token acquisition.

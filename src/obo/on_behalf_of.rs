@@ -1,5 +1,6 @@
 //! [`OboTokens`]: the production [`DownstreamTokens`]: a cache hit, or one single-flight
-//! exchange of the caller's token for a downstream token.
+//! exchange of the caller's token for a downstream token. With a [`SharedCache`], an
+//! in-process miss asks it first, inside the single flight (a hit in process never does).
 
 use std::sync::Arc;
 
@@ -8,13 +9,15 @@ use tracing::Instrument;
 
 use super::cache::{CacheKey, Lookup, OboCache};
 use super::exchange::Exchanger;
-use super::{AccessToken, Claims, DownstreamTokens, Error};
+use super::{AccessToken, Claims, DownstreamTokens, Error, SharedCache};
 use crate::auth::Caller;
 
 /// On-behalf-of tokens for callers with a validated user token.
 pub struct OboTokens {
     exchanger: Arc<Exchanger>,
     cache: Arc<OboCache>,
+    /// The second level shared by every replica, if configured.
+    shared: Option<SharedCache>,
 }
 
 impl OboTokens {
@@ -22,7 +25,15 @@ impl OboTokens {
         Self {
             exchanger: Arc::new(exchanger),
             cache: Arc::new(cache),
+            shared: None,
         }
+    }
+
+    /// Puts `shared` (if any) behind the in-process cache.
+    #[must_use]
+    pub fn sharing(mut self, shared: Option<SharedCache>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// The cache, for metrics.
@@ -42,6 +53,7 @@ impl DownstreamTokens for OboTokens {
             obo.scopes = %scopes.join(" "),
             obo.tenant = %crate::telemetry::bounded(caller.tenant_id.as_deref().unwrap_or("")),
             obo.cache = tracing::field::Empty,
+            obo.shared_cache = tracing::field::Empty,
             obo.outcome = tracing::field::Empty,
             obo.error_code = tracing::field::Empty,
             obo.retries = tracing::field::Empty,
@@ -74,6 +86,9 @@ impl DownstreamTokens for OboTokens {
             self.cache
                 .remove(&CacheKey::new(assertion.digest(), scopes))
                 .await;
+            if let Some(shared) = &self.shared {
+                shared.remove(assertion, scopes).await;
+            }
         }
     }
 
@@ -134,6 +149,9 @@ impl OboTokens {
             .map(|(token, _)| token);
         let key = CacheKey::new(user.digest(), scopes);
         self.cache.replace(key, &result, user.expires_at()).await;
+        if let Some(shared) = &self.shared {
+            shared.put(user, scopes, &result).await;
+        }
         result
     }
 }
@@ -161,15 +179,22 @@ impl OboTokens {
         let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let user_expires_at = assertion.expires_at();
         let span = tracing::Span::current();
+        let shared = self.shared.clone();
         let (result, lookup) = self
             .cache
             .get_or_exchange(key, user_expires_at, move || {
                 async move {
                     let scopes: Vec<&str> = owned.iter().map(String::as_str).collect();
-                    exchanger
-                        .exchange(&caller, assertion.expose(), &scopes)
-                        .await
-                        .map(|(token, _)| token)
+                    let exchange = || async {
+                        exchanger
+                            .exchange(&caller, assertion.expose(), &scopes)
+                            .await
+                            .map(|(token, _)| token)
+                    };
+                    match &shared {
+                        Some(shared) => shared.get_or_exchange(&assertion, &scopes, exchange).await,
+                        None => exchange().await,
+                    }
                 }
                 .instrument(span)
             })

@@ -73,6 +73,9 @@ pub struct Settings {
     /// claims challenge. Empty: none declared.
     #[serde(deserialize_with = "de::list")]
     pub client_capabilities: Vec<String>,
+    /// `[obo.shared_cache]`, a section of its own that the loader reads beside this one.
+    #[serde(skip)]
+    pub shared_cache: super::SharedCacheSettings,
 }
 
 /// The exchange grant.

@@ -37,6 +37,14 @@ impl AccessToken {
         self.authorization.as_ref()
     }
 
+    /// The token itself, for the shared cache to seal (never to print).
+    pub(crate) fn bearer(&self) -> Option<&str> {
+        self.authorization
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+    }
+
     pub fn expires_at(&self) -> SystemTime {
         self.expires_at
     }

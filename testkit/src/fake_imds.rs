@@ -24,6 +24,8 @@ struct ImdsState {
     /// Every token handed out, in order.
     issued: Mutex<Vec<String>>,
     audience: String,
+    /// Other resources it issues tokens for (`https://redis.azure.com`).
+    also_for: Mutex<Vec<String>>,
     /// `expires_on` to answer instead of the real expiry (a string, as the endpoint sends it).
     expires_on: Mutex<Option<String>>,
 }
@@ -41,6 +43,7 @@ impl FakeImds {
             calls: AtomicUsize::new(0),
             issued: Mutex::new(Vec::new()),
             audience: audience.to_owned(),
+            also_for: Mutex::new(Vec::new()),
             expires_on: Mutex::new(None),
         });
         let app = axum::Router::new()
@@ -64,6 +67,16 @@ impl FakeImds {
             audience: self.state.audience.clone(),
             jwk: self.state.key.public_jwk(),
         }
+    }
+
+    /// Issues tokens for `resource` too (their `aud`), as a managed identity does for any
+    /// resource it has been granted.
+    pub fn also_issue_for(&self, resource: &str) {
+        self.state
+            .also_for
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(resource.to_owned());
     }
 
     /// Answers `expires_on` (verbatim) from now on; `None` restores the real expiry.
@@ -109,7 +122,13 @@ async fn token(
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
         return (StatusCode::BAD_REQUEST, "api-version").into_response();
     }
-    if q.get("resource") != Some(&s.audience) {
+    let resource = q.get("resource").cloned().unwrap_or_default();
+    let known = resource == s.audience
+        || s.also_for
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&resource);
+    if !known {
         return (StatusCode::BAD_REQUEST, "unexpected resource").into_response();
     }
     if q.get("client_id").map(String::as_str) != Some(MI_CLIENT_ID) {
@@ -119,7 +138,7 @@ async fn token(
     let claims = json!({
         "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
         "sub": MI_PRINCIPAL_ID,
-        "aud": s.audience,
+        "aud": resource,
         "exp": exp,
         "iat": now(),
         "oid": MI_PRINCIPAL_ID,
@@ -137,7 +156,7 @@ async fn token(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .unwrap_or_else(|| exp.to_string()),
-        "resource": s.audience,
+        "resource": resource,
         "token_type": "Bearer",
         "client_id": MI_CLIENT_ID,
     }))

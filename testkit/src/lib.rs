@@ -1,6 +1,7 @@
 //! Test support for mcp-obo, shared by the integration tests (`tests/`), the benches and the
 //! load tool (`loadtest/`): the app in-process or as a process, the fakes (Entra token
-//! endpoint and keys, Graph, IMDS, OTLP receivers, the dev sign-in), raw MCP requests.
+//! endpoint and keys, Graph, IMDS, OTLP receivers, the dev sign-in), raw MCP requests, a real
+//! redis-server and a fleet of replicas sharing it.
 //!
 //! A crate of its own so nothing includes these files by `#[path]`. It links the `mcp_obo`
 //! library, so only code built against that same library may use it: integration tests,
@@ -12,10 +13,12 @@
 pub mod dev_login;
 pub mod fake_graph;
 pub mod fake_imds;
+pub mod fleet;
 pub mod mcp_http;
 pub mod obo_world;
 pub mod otlp;
 pub mod redirector;
+pub mod redis_server;
 pub mod tokens;
 
 use std::net::SocketAddr;

@@ -114,8 +114,13 @@ pub fn write_sa_token(key: &SigningKey, path: &std::path::Path, jti: &str) {
 }
 
 pub async fn call_hello(app: &TestApp, token: &str) -> Value {
+    call_hello_at(&app.mcp_url(), token).await
+}
+
+/// HelloTool at an MCP URL (a server process): the tool result, asserting HTTP 200.
+pub async fn call_hello_at(mcp_url: &str, token: &str) -> Value {
     let body = request(1, "tools/call", json!({"name": "HelloTool"}));
-    let reply = post_as(&app.mcp_url(), token, &body).await;
+    let reply = post_as(mcp_url, token, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json.expect("json")["result"].clone()
 }

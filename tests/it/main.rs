@@ -41,6 +41,8 @@ mod obo_cae;
 mod obo_exchange;
 mod peers_oauth;
 mod platform_smoke;
+mod shared_cache;
+mod shared_cache_entra;
 mod shutdown;
 mod telemetry_otlp;
 mod untrusted_values;
