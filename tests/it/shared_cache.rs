@@ -378,3 +378,62 @@ async fn cluster_mode_shares_entries_across_replicas_on_a_three_node_redis_clust
     }
     assert!(nodes_with_entries >= 2, "every entry on one node");
 }
+
+#[tokio::test]
+async fn a_user_revoked_by_continuous_access_evaluation_gets_no_data_on_any_replica() {
+    use crate::support::tokens::entra_error;
+    use serde_json::json;
+
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(binary(), 3, &redis.url(), &[]).await;
+    let token = fleet.user(9);
+    for replica in 0..3 {
+        assert_greeted(&fleet.hello(replica, &token).await, 9);
+    }
+    assert_eq!(
+        fleet.issuer.exchanges(),
+        1,
+        "every replica holds the one token"
+    );
+    let cached = fleet.issuer.issued_tokens()[0].clone();
+
+    // The user is disabled: Graph refuses the token with a claims challenge, and Entra asks
+    // for interaction for any new one.
+    let nbf = json!({"access_token": {"nbf": {"essential": true, "value": "1604106651"}}});
+    fleet.graph.revoke(&cached, &nbf);
+    let entra_claims = r#"{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}"#;
+    for _ in 0..3 {
+        fleet.issuer.script_token_endpoint(
+            400,
+            None,
+            entra_error(
+                "interaction_required",
+                50076,
+                json!({"claims": entra_claims}),
+            ),
+        );
+    }
+    for replica in 0..3 {
+        let result = fleet.hello(replica, &token).await;
+        assert_eq!(result["isError"], true, "replica {replica}: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.contains(entra_claims), "replica {replica}: {text}");
+        assert!(!result.to_string().contains("User 9"), "{result}");
+    }
+    // Each replica's exchange after the challenge passed the challenge's claims on.
+    let requested = fleet.issuer.claims_requested();
+    assert!(requested.len() > 1, "{requested:?}");
+    for claims in &requested[1..] {
+        let sent: Value = serde_json::from_str(claims.as_deref().unwrap_or("null")).expect("JSON");
+        assert_eq!(
+            sent["access_token"]["nbf"], nbf["access_token"]["nbf"],
+            "{claims:?}"
+        );
+    }
+    // And the revoked token is never sent again, from any replica.
+    let seen = fleet.graph.seen_tokens().len();
+    for replica in 0..3 {
+        assert_eq!(fleet.hello(replica, &token).await["isError"], true);
+    }
+    assert_eq!(fleet.graph.seen_tokens().len(), seen);
+}
