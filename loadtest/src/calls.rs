@@ -106,6 +106,21 @@ pub async fn call_each_with(
     (failures.len(), failures.into_iter().next())
 }
 
+/// Each token's first HelloTool call, one after another on one connection: how long each
+/// took.
+pub async fn time_each(url: &str, tokens: &[&str]) -> Result<Vec<Duration>> {
+    let client = reqwest::Client::new();
+    let mut times = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let started = Instant::now();
+        if let Err(e) = call_hello(&client, url, token).await {
+            bail!("a timed call failed: {e:?}");
+        }
+        times.push(started.elapsed());
+    }
+    Ok(times)
+}
+
 pub struct ColdStart {
     pub total: Duration,
     pub accept: Duration,

@@ -34,6 +34,7 @@ mod procfs;
 mod report;
 mod scenarios;
 mod server;
+mod shared;
 mod wrk;
 
 use std::path::Path;
@@ -222,6 +223,9 @@ fn run(opts: &Options) -> Result<()> {
     };
     if let Some(n) = opts.hello_only {
         return scenarios::hello_only(&wrk, n, &targets);
+    }
+    if let Some(n) = opts.shared_cache {
+        return shared::compare(&rt, &wrk, n, &targets, &auth_env, &fakes);
     }
     let before = fakes.issuer.exchanges();
     let load = scenarios::rounds(&wrk, t0, &targets, &mut failures)?;

@@ -20,6 +20,10 @@ Knobs (environment):
   MCP_OBO_BENCH_HELLO_ONLY   N: for A/B runs, after the warm-up N pairs of unauthenticated
                              tools/list and HelloTool runs at each connection count, printed with
                              their ratio, no report
+  MCP_OBO_BENCH_SHARED_CACHE N: after the warm-up N pairs of HelloTool runs with the shared
+                             cache (a redis-server on loopback) off and on, then first calls on
+                             a fresh replica for users cached in Redis against new users; no
+                             report
   MCP_OBO__*                 server settings (e.g. MCP_OBO__SERVER__WORKERS=1) reach every
                              server it starts";
 
@@ -44,6 +48,9 @@ pub struct Options {
     pub perf: Option<PathBuf>,
     /// `MCP_OBO_BENCH_HELLO_ONLY`: A/B pairs instead of the full run.
     pub hello_only: Option<u32>,
+    /// `MCP_OBO_BENCH_SHARED_CACHE`: shared cache off/on pairs and fresh-replica first calls
+    /// instead of the full run.
+    pub shared_cache: Option<u32>,
     /// The repository (the workspace root): BENCHMARKS.md, the commit in the report.
     pub root: PathBuf,
 }
@@ -108,6 +115,13 @@ impl Options {
                     n.trim()
                         .parse()
                         .with_context(|| format!("MCP_OBO_BENCH_HELLO_ONLY: `{n}` is not a number"))
+                })
+                .transpose()?,
+            shared_cache: var("MCP_OBO_BENCH_SHARED_CACHE")
+                .map(|n| {
+                    n.trim().parse().with_context(|| {
+                        format!("MCP_OBO_BENCH_SHARED_CACHE: `{n}` is not a number")
+                    })
                 })
                 .transpose()?,
             root,
