@@ -33,6 +33,7 @@ mod writer;
 pub use query::QueryRedaction;
 pub use sanitize::{MAX_VALUE_BYTES, TRUNCATED, bounded, escape, strip};
 pub use settings::{LogFormat, LogSettings, OtlpProtocol, RequestLogging, Sampler, Settings};
+pub use writer::write_audit;
 
 use std::time::Instant;
 
@@ -49,7 +50,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// this server's MCP layer logs itself is bounded (`mcp/handler.rs`).
 const CAPPED: &str = "rmcp=error,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,azure_core=info,azure_identity=info,tower=info,actix_http=info,opentelemetry=info,opentelemetry_sdk=info,opentelemetry_otlp=info";
 
-/// The log target of audit events (`mcp/audit.rs`), whose lines are batched (`writer.rs`).
+/// The log target of audit events (`mcp/audit.rs`): their JSON lines name it, and
+/// `mcp_obo::audit=off` in the log level turns them off.
 pub const AUDIT_TARGET: &str = "mcp_obo::audit";
 
 /// Keeps the trace export alive; flushes pending spans when dropped.
@@ -115,9 +117,9 @@ pub fn init_with_provider(log: &LogSettings, provider: SdkTracerProvider) -> Tel
 
 /// Log lines on stderr, text or JSON.
 ///
-/// Written directly, but for audit events, which are batched (`writer.rs`): a writer thread
-/// for every line (tried) added context switches and a 4 MB channel and made the latency
-/// tail worse under load (BENCHMARKS.md). Colours only on a terminal. Text
+/// Written directly (audit events, one per call, are batched apart: `writer.rs`): a writer
+/// thread for every line (tried) added context switches and a 4 MB channel and made the
+/// latency tail worse under load (BENCHMARKS.md). Colours only on a terminal. Text
 /// fields are escaped (`fields.rs`); JSON needs no help (serde escapes every string).
 fn fmt_layer<S>(log: &LogSettings) -> Box<dyn Layer<S> + Send + Sync>
 where
@@ -125,7 +127,7 @@ where
 {
     use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(writer::LogWriter::batching(AUDIT_TARGET))
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match log.format {

@@ -37,8 +37,15 @@ fn audit_events(server: &ServerProcess) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_token() {
+/// The fake Entra and Graph, and the real binary (workload identity, JSON logs, `extra`).
+struct World {
+    issuer: crate::support::tokens::TestIssuer,
+    graph: crate::support::fake_graph::FakeGraph,
+    server: ServerProcess,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(extra: &[(&str, &str)]) -> World {
     let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
     let (issuer, graph) = entra_and_graph(
         workload_identity_credential(&sa_key, SA_SUBJECT),
@@ -59,10 +66,42 @@ async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_
         ("AZURE_FEDERATED_TOKEN_FILE".to_owned(), sa_path),
         ("MCP_OBO__LOG__FORMAT".to_owned(), "json".to_owned()),
     ]);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let server = ServerProcess::start(binary(), &borrowed).await;
     server.wait_ready().await;
+    World {
+        issuer,
+        graph,
+        server,
+        _dir: dir,
+    }
+}
 
+#[tokio::test]
+async fn audit_events_are_off_with_mcp_obo_audit_off_in_the_log_level() {
+    let w = start(&[("MCP_OBO__LOG__LEVEL", "info,mcp_obo::audit=off")]).await;
+    let token = w
+        .issuer
+        .entra_token(json!({"oid": ADA, "name": "Ada Lovelace"}));
+    let hello = call(&w.server, &token, "HelloTool", json!({})).await;
+    assert_eq!(hello["isError"], false, "{hello}");
+    let stopped = w.server.terminate().await;
+    assert!(audit_events(&stopped).is_empty(), "{}", stopped.stderr());
+}
+
+#[tokio::test]
+async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_token() {
+    let World {
+        issuer,
+        graph,
+        server,
+        _dir,
+    } = start(&[]).await;
     let secret_subject = "Board meeting: acquisition of Fabrikam";
     graph.set_events(
         ADA,
