@@ -17,8 +17,7 @@ use super::state::{DevState, PendingAuthorization};
 use crate::jose::random_token;
 use crate::tools::graph_permissions;
 
-/// The consent form's anti-forgery field, bound to its request like the sign-in form's.
-const ANTI_FORGERY_FIELD: &str = "anti_forgery_token";
+use super::provider::ANTI_FORGERY_FIELD;
 
 /// Whether `q` asks for the dev app's consent rather than a client's sign-in.
 pub fn is_consent_request(q: &HashMap<String, String>, admin: bool) -> bool {
@@ -94,22 +93,7 @@ pub fn page(state: &DevState, q: &HashMap<String, String>, admin: bool) -> HttpR
         Ok(c) => c,
         Err(message) => return super::provider::refusal_page(&message),
     };
-    let anti_forgery = random_token(32);
-    state
-        .pending
-        .insert(anti_forgery.clone(), consent.pending());
-    let hidden: String = q
-        .iter()
-        .filter(|(k, _)| k.as_str() != ANTI_FORGERY_FIELD)
-        .chain([(&ANTI_FORGERY_FIELD.to_owned(), &anti_forgery)])
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
+    let hidden = super::provider::pending_form(state, q, consent.pending());
     let buttons: String = if admin {
         "<button type=\"submit\" name=\"user\" value=\"*\">Grant for every dev user (admin consent)</button>".to_owned()
     } else {

@@ -26,7 +26,7 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 const ACCESS_TOKEN_LIFETIME: u64 = 3600;
 /// The sign-in form's anti-forgery field: a random token the page was issued with, bound
 /// to its authorization request (kept server-side), so no other page can post a sign-in.
-const ANTI_FORGERY_FIELD: &str = "anti_forgery_token";
+pub(super) const ANTI_FORGERY_FIELD: &str = "anti_forgery_token";
 /// All the browser learns when a client metadata document cannot be used: not what was, or
 /// was not, found at the URL, which may be an internal one (the detail is logged at debug).
 const METADATA_UNUSABLE: &str =
@@ -330,6 +330,28 @@ fn redirect_allowed(client: &Client, redirect_uri: &str) -> bool {
     })
 }
 
+/// The request as a form's hidden inputs, with a fresh anti-forgery token bound to
+/// `pending` (the one the POST must present).
+pub(super) fn pending_form(
+    state: &DevState,
+    q: &HashMap<String, String>,
+    pending: PendingAuthorization,
+) -> String {
+    let anti_forgery = random_token(32);
+    state.pending.insert(anti_forgery.clone(), pending);
+    q.iter()
+        .filter(|(k, _)| k.as_str() != ANTI_FORGERY_FIELD)
+        .chain([(&ANTI_FORGERY_FIELD.to_owned(), &anti_forgery)])
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect()
+}
+
 pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -346,22 +368,7 @@ async fn authorize_page(state: web::Data<DevState>, q: Query) -> HttpResponse {
         Ok(r) => r,
         Err(f) => return failure(&state, f),
     };
-    let anti_forgery = random_token(32);
-    state
-        .pending
-        .insert(anti_forgery.clone(), request.pending());
-    let hidden: String = q
-        .iter()
-        .filter(|(k, _)| k.as_str() != ANTI_FORGERY_FIELD)
-        .chain([(&ANTI_FORGERY_FIELD.to_owned(), &anti_forgery)])
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
+    let hidden = pending_form(&state, &q, request.pending());
     let buttons: String = state
         .users
         .iter()

@@ -64,20 +64,7 @@ impl DownstreamTokens for OboTokens {
             .token_inner(caller, scopes)
             .instrument(span.clone())
             .await;
-        match &result {
-            Ok(_) => {
-                span.record("obo.outcome", "ok");
-            }
-            Err(e) => {
-                span.record("obo.outcome", "error");
-                span.record("obo.error_code", e.code());
-                span.record("otel.status_code", "ERROR");
-                span.record(
-                    "otel.status_description",
-                    crate::telemetry::bounded(&e.to_string()).as_ref(),
-                );
-            }
-        }
+        record_outcome(&span, &result);
         result
     }
 
@@ -110,16 +97,13 @@ impl DownstreamTokens for OboTokens {
             obo.error_code = tracing::field::Empty,
             obo.retries = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
         );
         let result = self
             .exchange_with_claims(caller, scopes, claims)
             .instrument(span.clone())
             .await;
-        span.record("obo.outcome", if result.is_ok() { "ok" } else { "error" });
-        if let Err(e) = &result {
-            span.record("obo.error_code", e.code());
-            span.record("otel.status_code", "ERROR");
-        }
+        record_outcome(&span, &result);
         result
     }
 }
@@ -133,14 +117,7 @@ impl OboTokens {
         scopes: &[&str],
         claims: &Claims,
     ) -> Result<AccessToken, Error> {
-        if caller.app_only {
-            return Err(Error::AppOnly {
-                code: "app-only token".into(),
-            });
-        }
-        let Some(user) = caller.assertion.as_ref() else {
-            return Err(Error::NoUserToken);
-        };
+        let user = user_of(caller)?;
         self.invalidate(caller, scopes).await;
         let result = self
             .exchanger
@@ -158,14 +135,7 @@ impl OboTokens {
 
 impl OboTokens {
     async fn token_inner(&self, caller: &Caller, scopes: &[&str]) -> Result<AccessToken, Error> {
-        if caller.app_only {
-            return Err(Error::AppOnly {
-                code: "app-only token".into(),
-            });
-        }
-        let Some(user) = caller.assertion.as_ref() else {
-            return Err(Error::NoUserToken);
-        };
+        let user = user_of(caller)?;
         let key = CacheKey::new(user.digest(), scopes);
         // The common case, before anything is cloned for an exchange.
         if let Some(token) = self.cache.get(&key).await {
@@ -207,5 +177,33 @@ impl OboTokens {
     /// The cache's (approximate) entry count, for the gauge.
     fn cache_entries(&self) -> usize {
         usize::try_from(self.cache.entry_count()).unwrap_or(usize::MAX)
+    }
+}
+
+/// The user token to exchange: an app-only caller or one without a token has none.
+fn user_of(caller: &Caller) -> Result<&crate::auth::UserAssertion, Error> {
+    if caller.app_only {
+        return Err(Error::AppOnly {
+            code: "app-only token".into(),
+        });
+    }
+    caller.assertion.as_ref().ok_or(Error::NoUserToken)
+}
+
+/// The outcome of an `obo.exchange` span: ok, or the error's code and (bounded) text.
+fn record_outcome(span: &tracing::Span, result: &Result<AccessToken, Error>) {
+    match result {
+        Ok(_) => {
+            span.record("obo.outcome", "ok");
+        }
+        Err(e) => {
+            span.record("obo.outcome", "error");
+            span.record("obo.error_code", e.code());
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "otel.status_description",
+                crate::telemetry::bounded(&e.to_string()).as_ref(),
+            );
+        }
     }
 }

@@ -582,3 +582,23 @@ async fn serve_minimal(mut stream: tokio::net::TcpStream, state: Arc<GraphState>
         }
     }
 }
+
+/// `count` calendar events in Graph's shape (`Prefer: outlook.timezone="UTC"`), the n-th
+/// titled `"{who} {n}"`, on successive days of December 2026.
+pub fn sample_events(who: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|n| {
+            let day = n % 28 + 1;
+            json!({
+                "subject": format!("{who} {n}"),
+                "start": {"dateTime": format!("2026-12-{day:02}T09:00:00.0000000"), "timeZone": "UTC"},
+                "end": {"dateTime": format!("2026-12-{day:02}T09:30:00.0000000"), "timeZone": "UTC"},
+                "location": {"displayName": "Room 1"},
+                "organizer": {"emailAddress": {"name": "Grace", "address": "grace@contoso.com"}},
+                "isOnlineMeeting": n % 2 == 0,
+                "onlineMeeting": {"joinUrl": "https://teams.example/join"},
+                "webLink": "https://outlook.office365.com/owa/?itemid=1",
+            })
+        })
+        .collect()
+}

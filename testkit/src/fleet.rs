@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::fake_graph::FakeGraph;
 use super::mcp_http::{post_as_with, request};
-use super::obo_world::{SA_SUBJECT, entra_and_graph, workload_identity_credential, write_sa_token};
-use super::tokens::{CLIENT_ID, TestIssuer, USER_OID};
-use super::{ServerProcess, entra_env, free_port};
+use super::obo_world::Federation;
+use super::tokens::{TestIssuer, USER_OID};
+use super::{ServerProcess, free_port};
 
 /// One replica and the port of its own `/metrics` listener.
 pub struct Replica {
@@ -39,21 +39,16 @@ impl Fleet {
         redis_url: &str,
         extra: &[(&str, &str)],
     ) -> Self {
-        let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-        let (issuer, graph) = entra_and_graph(
-            workload_identity_credential(&sa_key, SA_SUBJECT),
-            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
-        )
-        .await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sa_file = dir.path().join("azure-identity-token");
-        write_sa_token(&sa_key, &sa_file, "first");
-        let mut env = entra_env(&issuer);
+        let Federation {
+            issuer,
+            graph,
+            sa_key,
+            dir,
+            mut env,
+            ..
+        } = Federation::start().await;
         env.extend(
             [
-                ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-                ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity"),
-                ("AZURE_FEDERATED_TOKEN_FILE", &sa_file.display().to_string()),
                 ("MCP_OBO__OBO__SHARED_CACHE__URL", redis_url),
                 // The tests count exchanges, and on two cores shared by the whole suite the
                 // 50ms default can be missed by scheduling alone (a miss is a bypass and

@@ -128,3 +128,12 @@ pub async fn post_2026(
     }
     post_raw(url, serde_json::to_vec(&body).expect("json"), &headers).await
 }
+
+/// The text of a tool result that must be a tool error (`isError: true`).
+pub fn tool_error(result: &Value) -> String {
+    assert_eq!(result["isError"], true, "expected a tool error: {result}");
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

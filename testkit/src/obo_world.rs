@@ -28,25 +28,14 @@ pub struct World {
 impl World {
     /// Workload identity (AKS) by default; `extra` overrides settings.
     pub async fn start(extra: &[(&str, &str)]) -> Self {
-        let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-        let (issuer, graph) = entra_and_graph(
-            workload_identity_credential(&sa_key, SA_SUBJECT),
-            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
-        )
-        .await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sa_file = dir.path().join("azure-identity-token");
-        write_sa_token(&sa_key, &sa_file, "first");
-        let mut env = entra_env(&issuer);
-        env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
-        env.push((
-            "MCP_OBO__OBO__CLIENT_ASSERTION".into(),
-            "workload_identity".into(),
-        ));
-        env.push((
-            "AZURE_FEDERATED_TOKEN_FILE".into(),
-            sa_file.display().to_string(),
-        ));
+        let Federation {
+            issuer,
+            graph,
+            sa_key,
+            sa_file,
+            dir,
+            mut env,
+        } = Federation::start().await;
         env.push(("MCP_OBO__SERVER__WORKERS".into(), "2".into()));
         env.extend(
             extra
@@ -71,6 +60,50 @@ impl World {
             "name": format!("User {n}"),
             "preferred_username": format!("user{n}@contoso.com"),
         }))
+    }
+}
+
+/// The fake Entra and Graph, the workload identity token file (as AKS projects it) the app
+/// registration trusts, and the settings of a server using them (Entra mode, the exchange
+/// with workload identity, Graph at the fake).
+pub struct Federation {
+    pub issuer: TestIssuer,
+    pub graph: FakeGraph,
+    pub sa_key: SigningKey,
+    pub sa_file: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Federation {
+    pub async fn start() -> Self {
+        let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
+        let (issuer, graph) = entra_and_graph(
+            workload_identity_credential(&sa_key, SA_SUBJECT),
+            &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sa_file = dir.path().join("azure-identity-token");
+        write_sa_token(&sa_key, &sa_file, "first");
+        let mut env = entra_env(&issuer);
+        env.push(("MCP_OBO__GRAPH__BASE_URL".into(), graph.url.clone()));
+        env.push((
+            "MCP_OBO__OBO__CLIENT_ASSERTION".into(),
+            "workload_identity".into(),
+        ));
+        env.push((
+            "AZURE_FEDERATED_TOKEN_FILE".into(),
+            sa_file.display().to_string(),
+        ));
+        Self {
+            issuer,
+            graph,
+            sa_key,
+            sa_file,
+            dir,
+            env,
+        }
     }
 }
 

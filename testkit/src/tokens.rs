@@ -192,6 +192,16 @@ impl TestIssuer {
         lock(&self.state.script).push_back((status, retry_after, body));
     }
 
+    /// The next exchange answers Entra's `interaction_required` (AADSTS50076) with `claims`,
+    /// as when Conditional Access or a revoked session needs the user back.
+    pub fn script_interaction_required(&self, claims: &str) {
+        self.script_token_endpoint(
+            400,
+            None,
+            entra_error("interaction_required", 50076, json!({"claims": claims})),
+        );
+    }
+
     /// Successful exchanges so far.
     pub fn exchanges(&self) -> usize {
         self.state.exchanges.load(Ordering::SeqCst)

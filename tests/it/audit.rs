@@ -6,12 +6,9 @@
 use serde_json::{Value, json};
 
 use crate::support::mcp_http::{post_as, request};
-use crate::support::obo_world::{
-    SA_SUBJECT, entra_and_graph, workload_identity_credential, write_sa_token,
-};
-use crate::support::tokens::{CLIENT_ID, TENANT, VSCODE};
-use crate::support::{ServerProcess, binary, entra_env};
-use mcp_obo::jose::SigningKey;
+use crate::support::obo_world::Federation;
+use crate::support::tokens::{TENANT, VSCODE};
+use crate::support::{ServerProcess, binary};
 
 const ADA: &str = "0c5a6f10-0000-4000-8000-0000000a0d1e";
 const AGENT: &str = "5d2c9e77-0000-4000-8000-00000000a9e7";
@@ -46,26 +43,14 @@ struct World {
 }
 
 async fn start(extra: &[(&str, &str)]) -> World {
-    let sa_key = SigningKey::generate_rsa("sa-key").expect("rsa");
-    let (issuer, graph) = entra_and_graph(
-        workload_identity_credential(&sa_key, SA_SUBJECT),
-        &[CLIENT_ID, &format!("api://{CLIENT_ID}")],
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sa_file = dir.path().join("azure-identity-token");
-    write_sa_token(&sa_key, &sa_file, "first");
-    let sa_path = sa_file.display().to_string();
-    let mut env = entra_env(&issuer);
-    env.extend([
-        ("MCP_OBO__GRAPH__BASE_URL".to_owned(), graph.url.clone()),
-        (
-            "MCP_OBO__OBO__CLIENT_ASSERTION".to_owned(),
-            "workload_identity".to_owned(),
-        ),
-        ("AZURE_FEDERATED_TOKEN_FILE".to_owned(), sa_path),
-        ("MCP_OBO__LOG__FORMAT".to_owned(), "json".to_owned()),
-    ]);
+    let Federation {
+        issuer,
+        graph,
+        dir,
+        mut env,
+        ..
+    } = Federation::start().await;
+    env.push(("MCP_OBO__LOG__FORMAT".to_owned(), "json".to_owned()));
     env.extend(
         extra
             .iter()

@@ -3,8 +3,9 @@
 //! challenge's claims; Entra's `interaction_required` then reaches the user as the claims
 //! challenge; an unreadable challenge is a plain 401; a day-long token is cached for its life.
 
+use crate::support::mcp_http::tool_error;
 use crate::support::obo_world::{World, call_hello};
-use crate::support::tokens::{entra_error, now};
+use crate::support::tokens::now;
 use serde_json::{Value, json};
 
 /// The `claims` every Entra exchange sends by default.
@@ -13,14 +14,6 @@ const CP1: &str = r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#;
 /// What Graph asks for after a critical event: a token issued after it.
 fn nbf_challenge() -> Value {
     json!({"access_token": {"nbf": {"essential": true, "value": "1604106651"}}})
-}
-
-fn tool_error(result: &Value) -> String {
-    assert_eq!(result["isError"], true, "expected a tool error: {result}");
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// A user whose first call succeeded, and the downstream token that call cached.
@@ -83,15 +76,7 @@ async fn a_challenge_entra_answers_with_interaction_required_reaches_the_user_wi
     let (user, revoked) = signed_in(&w).await;
     w.graph.revoke(&revoked, &nbf_challenge());
     let entra_claims = r#"{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}"#;
-    w.issuer.script_token_endpoint(
-        400,
-        None,
-        entra_error(
-            "interaction_required",
-            50076,
-            json!({"claims": entra_claims}),
-        ),
-    );
+    w.issuer.script_interaction_required(entra_claims);
 
     let result = call_hello(&w.app, &user).await;
     let text = tool_error(&result);

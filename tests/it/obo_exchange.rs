@@ -3,7 +3,7 @@
 //! downstream token's signature and audience and refuses the caller's own token.
 
 use crate::support::fake_graph::{FakeGraph, Scripted};
-use crate::support::mcp_http::{post_as, post_as_with, request};
+use crate::support::mcp_http::{post_as, post_as_with, request, tool_error};
 use crate::support::obo_world::{
     EXCHANGE_AUDIENCE, World, call_hello, entra_and_graph, write_sa_token,
 };
@@ -11,14 +11,6 @@ use crate::support::tokens::{CLIENT_ID, TestIssuer, entra_error, now};
 use crate::support::{entra_env, oidc_env, spawn_production_app, wait_ready};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
-
-fn tool_error(result: &Value) -> String {
-    assert_eq!(result["isError"], true, "expected a tool error: {result}");
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn hello_tool_calls_graph_on_behalf_of_the_user_with_workload_identity() {

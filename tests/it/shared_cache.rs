@@ -381,7 +381,6 @@ async fn cluster_mode_shares_entries_across_replicas_on_a_three_node_redis_clust
 
 #[tokio::test]
 async fn a_user_revoked_by_continuous_access_evaluation_gets_no_data_on_any_replica() {
-    use crate::support::tokens::entra_error;
     use serde_json::json;
 
     let redis = RedisServer::start().await;
@@ -403,15 +402,7 @@ async fn a_user_revoked_by_continuous_access_evaluation_gets_no_data_on_any_repl
     fleet.graph.revoke(&cached, &nbf);
     let entra_claims = r#"{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}"#;
     for _ in 0..3 {
-        fleet.issuer.script_token_endpoint(
-            400,
-            None,
-            entra_error(
-                "interaction_required",
-                50076,
-                json!({"claims": entra_claims}),
-            ),
-        );
+        fleet.issuer.script_interaction_required(entra_claims);
     }
     for replica in 0..3 {
         let result = fleet.hello(replica, &token).await;
