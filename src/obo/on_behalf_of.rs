@@ -45,21 +45,7 @@ impl OboTokens {
 #[async_trait]
 impl DownstreamTokens for OboTokens {
     async fn token(&self, caller: &Caller, scopes: &[&str]) -> Result<AccessToken, Error> {
-        let span = tracing::info_span!(
-            target: "mcp_obo::obo",
-            "obo.exchange",
-            otel.kind = "internal",
-            obo.grant = self.exchanger.grant_name(),
-            obo.scopes = %scopes.join(" "),
-            obo.tenant = %crate::telemetry::bounded(caller.tenant_id.as_deref().unwrap_or("")),
-            obo.cache = tracing::field::Empty,
-            obo.shared_cache = tracing::field::Empty,
-            obo.outcome = tracing::field::Empty,
-            obo.error_code = tracing::field::Empty,
-            obo.retries = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-        );
+        let span = self.exchange_span(caller, scopes);
         let result = self
             .token_inner(caller, scopes)
             .instrument(span.clone())
@@ -85,20 +71,9 @@ impl DownstreamTokens for OboTokens {
         scopes: &[&str],
         claims: &Claims,
     ) -> Result<AccessToken, Error> {
-        let span = tracing::info_span!(
-            target: "mcp_obo::obo",
-            "obo.exchange",
-            otel.kind = "internal",
-            obo.grant = self.exchanger.grant_name(),
-            obo.scopes = %scopes.join(" "),
-            obo.cache = "bypass",
-            obo.claims = %claims.names(),
-            obo.outcome = tracing::field::Empty,
-            obo.error_code = tracing::field::Empty,
-            obo.retries = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-        );
+        let span = self.exchange_span(caller, scopes);
+        span.record("obo.cache", "bypass");
+        span.record("obo.claims", tracing::field::display(claims.names()));
         let result = self
             .exchange_with_claims(caller, scopes, claims)
             .instrument(span.clone())
@@ -109,6 +84,27 @@ impl DownstreamTokens for OboTokens {
 }
 
 impl OboTokens {
+    /// The `obo.exchange` span of one token request (cache, outcome and error recorded
+    /// later).
+    fn exchange_span(&self, caller: &Caller, scopes: &[&str]) -> tracing::Span {
+        tracing::info_span!(
+            target: "mcp_obo::obo",
+            "obo.exchange",
+            otel.kind = "internal",
+            obo.grant = self.exchanger.grant_name(),
+            obo.scopes = %scopes.join(" "),
+            obo.tenant = %crate::telemetry::bounded(caller.tenant_id.as_deref().unwrap_or("")),
+            obo.cache = tracing::field::Empty,
+            obo.shared_cache = tracing::field::Empty,
+            obo.claims = tracing::field::Empty,
+            obo.outcome = tracing::field::Empty,
+            obo.error_code = tracing::field::Empty,
+            obo.retries = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        )
+    }
+
     /// [`DownstreamTokens::token_with_claims`]: the cached entry dropped first (a token the
     /// API refused is not served meanwhile), then the exchange's result in its place.
     async fn exchange_with_claims(
