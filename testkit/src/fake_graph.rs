@@ -104,13 +104,12 @@ impl Verifier {
             .ok()?,
         );
         let identity = Identity {
-            user_id: claims["oid"].as_str()?.to_owned(),
-            scopes: claims["scp"]
+            // Entra tokens name the user by `oid`; other issuers' by `sub`.
+            user_id: claims["oid"]
                 .as_str()
-                .unwrap_or_default()
-                .split(' ')
-                .map(str::to_owned)
-                .collect(),
+                .or_else(|| claims["sub"].as_str())?
+                .to_owned(),
+            scopes: granted(&claims),
             me,
         };
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
@@ -126,6 +125,24 @@ impl Verifier {
         );
         Some(identity)
     }
+}
+
+/// The permissions a downstream token holds: Entra's `scp`, or an RFC 9068 token's `scope`
+/// (an issuer other than Entra), each by its short name; `.default` is every permission the
+/// fake serves, as the app registration's configured permissions are for Entra.
+fn granted(claims: &Value) -> Vec<String> {
+    let listed = claims["scp"]
+        .as_str()
+        .or_else(|| claims["scope"].as_str())
+        .unwrap_or_default();
+    let mut scopes = Vec::new();
+    for scope in listed.split(' ') {
+        match scope.rsplit('/').next().unwrap_or(scope) {
+            ".default" => scopes.extend(ROUTES.iter().map(|(_, p)| (*p).to_owned())),
+            short => scopes.push(short.to_owned()),
+        }
+    }
+    scopes
 }
 
 /// A compact JWS's last segment.

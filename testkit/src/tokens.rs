@@ -468,11 +468,10 @@ fn issue_downstream(
         .or(user["sub"].as_str())
         .unwrap_or_default();
     // `scp` holds what was asked for (`.default`: everything the app is configured for),
-    // short names, as Entra writes it.
-    let prefix = format!("{}/", policy.resource);
+    // short names (`https://graph.microsoft.com/User.Read` → `User.Read`), as Entra writes it.
     let mut granted: Vec<&str> = scopes
         .split(' ')
-        .flat_map(|scope| match scope.strip_prefix(&prefix).unwrap_or(scope) {
+        .flat_map(|scope| match scope.rsplit('/').next().unwrap_or(scope) {
             ".default" => APP_PERMISSIONS.to_vec(),
             short => vec![short],
         })
