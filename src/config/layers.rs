@@ -130,7 +130,7 @@ fn unknown_key(key: &str, from: &str) -> Problem {
     Problem::new(
         key,
         format!(
-            "unknown key (from {from}); see the configuration reference in README.md for the keys that exist"
+            "unknown key (from {from}); see docs/configuration.md for the keys that exist"
         ),
     )
 }

@@ -1,6 +1,6 @@
 //! The audit event: one per `tools/call` of a registered tool, on its own log target
-//! ([`TARGET`]) so operators can route it apart from the diagnostic log (README, "Audit
-//! events"). With `log.format = "json"` each is one JSON line.
+//! ([`TARGET`]) so operators can route it apart from the diagnostic log (docs/observability.md,
+//! "Audit events"). With `log.format = "json"` each is one JSON line.
 //!
 //! # Security
 //! It records who (user `oid`, `tid`, client application, the acting agent where the token

@@ -3,10 +3,10 @@
 //!
 //! A line written straight to stderr costs a `write(2)` and, on a pipe (a container
 //! runtime's, a collector's), the wake-up of its reader: with one audit line per tool call
-//! that was a quarter of a warm call's CPU (BENCHMARKS.md, "Issue 22"). Audit lines are
-//! appended to a buffer instead, and a thread writes the buffer every [`INTERVAL`], so
-//! producers never make a system call or wake anyone. Other lines are written as before,
-//! at once: they are rare, and a warning should not wait.
+//! that was a quarter of a warm call's CPU (BENCHMARKS.md, "Issue 22, first measurement").
+//! Audit lines are appended to a buffer instead, and a thread writes the buffer every
+//! [`INTERVAL`], so producers never make a system call or wake anyone. Other lines are
+//! written as before, at once: they are rare, and a warning should not wait.
 //!
 //! Every write to stderr holds its lock, so a batch and a diagnostic line never interleave
 //! inside a line. An audit line reaches stderr at most [`INTERVAL`] after its event (each
