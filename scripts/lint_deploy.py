@@ -54,8 +54,8 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
       (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
       compose section of docs/deploy.md names it, and every paragraph of README.md,
-      docs/deploy.md and docs/architecture.md that names it says the Functions host does not
-      pass it on.
+      CONTRIBUTING.md, docs/deploy.md, docs/architecture.md, docs/security.md and
+      docs/configuration.md that names it says the Functions host does not pass it on.
 
   app-env BICEP_FILE PARAMS_JSON
       Prints, as one JSON object name -> value, the environment the Bicep file gives the
@@ -1087,7 +1087,14 @@ FUNCTIONS_ARTIFACTS = ["host.json", "azure.yaml", "docker-compose.yml", "Dockerf
 FUNCTIONS_SECTION_WORDS = ("Container Apps", "Docker Compose", "Functions host")
 # Documents whose every paragraph naming the alias must also say it is not served behind the
 # Functions host.
-ALIAS_DOCS = ["README.md", "docs/deploy.md", "docs/architecture.md"]
+ALIAS_DOCS = [
+    "README.md",
+    "docs/deploy.md",
+    "docs/architecture.md",
+    "docs/security.md",
+    "docs/configuration.md",
+    "CONTRIBUTING.md",
+]
 
 
 def markdown_sections(text: str) -> list[tuple[str, str]]:
