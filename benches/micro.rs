@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the per-request work on the authenticated tool path (issue 8).
+//! Micro-benchmarks of the per-request work on the authenticated tool path.
 //!
 //! - `token_validation/*`: `TokenValidator::validate` with the issuer's keys preloaded
 //!   (`JwksCache::install`, no network), for an RS256 (Entra's algorithm) and an ES256 token,
@@ -9,7 +9,7 @@
 //!   `tools/list` through the actix service that `mcp::mount` builds (rmcp-actix-web +
 //!   rmcp dispatch + response serialisation, no TCP, no middleware; the `Caller` the
 //!   authorization middleware would leave is put in the request).
-//! - `limits/*`: the per-user limits on every tool call (issue 21): the user key (SHA-256 of
+//! - `limits/*`: the per-user limits on every tool call: the user key (SHA-256 of
 //!   tenant and user id), a `tools/call` taken from the rate limiter's bucket, and the
 //!   in-flight cap's middleware around a trivial handler against the same handler without it.
 //! - The OBO cache lookup is `benches/obo_cache.rs` (`cargo bench --bench obo_cache`).

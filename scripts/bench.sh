@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load benchmark of issue 8: builds the release binary, then runs the load tool
+# The load benchmark: builds the release binary, then runs the load tool
 # (loadtest/, the mcp-obo-loadtest workspace member), which starts the fakes, the server (auth
 # on and off) and wrk, prints a Markdown table and writes it into BENCHMARKS.md. About 5
 # minutes of measuring after the builds.

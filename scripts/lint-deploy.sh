@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline checks of the deployment artifacts (issue 7): the Helm chart, the Dockerfile, the
+# Offline checks of the deployment artifacts: the Helm chart, the Dockerfile, the
 # Bicep infrastructure, azure.yaml, docker-compose.yml and every YAML file. No network, no
 # Docker engine, no cluster, no Azure: each artifact is checked with its field's own tools,
 # installed into .tools/venv by scripts/setup-test-tools.sh (pins: scripts/requirements-lint.txt).

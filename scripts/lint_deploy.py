@@ -22,8 +22,8 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       parser checkov uses. pycep-parser 0.5.1 (pinned by checkov 3.3.30) predates the
       `extension` statement, which is the only construct removed. Also checks that files
       using Microsoft.Graph resources declare the Graph extension and that bicepconfig.json
-      defines it, and the security and wiring properties of issue 7 on the parsed templates
-      (INVARIANTS below: what checkov has no check for), and that entra-app.bicep requests and
+      defines it, and the security and wiring properties the artifacts promise on the parsed
+      templates (INVARIANTS below: what checkov has no check for), and that entra-app.bicep requests and
       consents to exactly infra/graph-permissions.json's Graph permissions (evaluated). checkov's
       bicep scan reads COPY_DIR.
 
@@ -54,8 +54,8 @@ Subcommands (each exits non-zero with a one-line reason per problem):
       The docs and the artifacts agree on /runtime/webhooks/mcp: no Functions-host artifact
       (infra/, host.json, azure.yaml, docker-compose.yml, Dockerfile) and no Container Apps /
       compose section of docs/deploy.md names it, and every paragraph of README.md,
-      docs/deploy.md and docs/architecture.md that names it says the Functions host does not
-      pass it on.
+      CONTRIBUTING.md, docs/deploy.md, docs/architecture.md, docs/security.md and
+      docs/configuration.md that names it says the Functions host does not pass it on.
 
   app-env BICEP_FILE PARAMS_JSON
       Prints, as one JSON object name -> value, the environment the Bicep file gives the
@@ -672,16 +672,16 @@ INVARIANTS: list[tuple[str, tuple[str, ...], Any]] = [
             "/readyz",
         ],
     ),
-    # Probes on every revision, the placeholder's included (issue 15: no provision without them).
+    # Probes on every revision, the placeholder's included: no revision is provisioned without them.
     ("modules/mcp-app.bicep", ("resources", "app", "config", "properties", "template", "containers", "0", "probes"), "probes"),
     ("modules/mcp-app.bicep", ("variables", "metricsPort", "value"), 9464),
     ("modules/entra-app.bicep", ("resources", "application", "config", "api", "requestedAccessTokenVersion"), 2),
     ("modules/entra-app.bicep", ("resources", "application", "config", "signInAudience"), "AzureADMyOrg"),
-    # The Graph permissions come from the file the binary writes (issue 22), never literals:
+    # The Graph permissions come from the file the binary writes, never literals:
     # check_graph_permissions evaluates what the Bicep makes of it.
     ("modules/entra-app.bicep", ("variables", "graphPermissions", "value", "function", "type"), "load_json_content"),
     ("modules/entra-app.bicep", ("variables", "graphPermissions", "value", "function", "parameters", "file_path"), "../graph-permissions.json"),
-    # Optional tenant-wide consent (issue 15): off by default, the tools' Graph permissions for
+    # Optional tenant-wide consent: off by default, the tools' Graph permissions for
     # the server's service principal, user_impersonation for the listed MCP clients.
     ("modules/entra-app.bicep", ("parameters", "grantAdminConsent", "default"), False),
     ("main.bicep", ("parameters", "grantAdminConsent", "default"), False),
@@ -895,7 +895,7 @@ def cmd_hostjson(host_json: str, dockerfile: str) -> int:
     expect("port" not in handler, f"{host_json}: a fixed customHandler.port; mcp-obo follows FUNCTIONS_CUSTOMHANDLER_PORT")
     # What the mcp-custom-handler profile implies (Azure/azure-functions-host,
     # HostConfigurationProfile), stated explicitly so that the routing does not depend on the
-    # profile alone (issue 15): proxying, one catch-all route, no route prefix.
+    # profile alone: proxying, one catch-all route, no route prefix.
     expect(handler.get("enableProxyingHttpRequest") is True, f"{host_json}: customHandler.enableProxyingHttpRequest is not true")
     expect(
         "enableForwardingHttpRequest" not in handler,
@@ -1087,7 +1087,14 @@ FUNCTIONS_ARTIFACTS = ["host.json", "azure.yaml", "docker-compose.yml", "Dockerf
 FUNCTIONS_SECTION_WORDS = ("Container Apps", "Docker Compose", "Functions host")
 # Documents whose every paragraph naming the alias must also say it is not served behind the
 # Functions host.
-ALIAS_DOCS = ["README.md", "docs/deploy.md", "docs/architecture.md"]
+ALIAS_DOCS = [
+    "README.md",
+    "docs/deploy.md",
+    "docs/architecture.md",
+    "docs/security.md",
+    "docs/configuration.md",
+    "CONTRIBUTING.md",
+]
 
 
 def markdown_sections(text: str) -> list[tuple[str, str]]:

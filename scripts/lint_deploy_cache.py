@@ -1,4 +1,4 @@
-"""Checks of scripts/lint_deploy.py for the shared token cache and the dashboards (issue 24):
+"""Checks of scripts/lint_deploy.py for the shared token cache and the dashboards:
 the chart's sharedCache and dashboards values as rendered, infra/modules/redis.bicep against
 what the Microsoft.Cache API accepts (tests/schemas/redis-enterprise.json), and its wiring
 into main.bicep and the container app. Each function returns the problems it found, one

@@ -1,4 +1,4 @@
-//! The load tool of issue 8: load, start-up and memory measurements of the release binary
+//! The load tool: load, start-up and memory measurements of the release binary
 //! with authorization on. A workspace member rather than a `cargo bench` target because it
 //! is a tool: it drives `wrk`, samples /proc and rewrites BENCHMARKS.md.
 //!

@@ -1,5 +1,6 @@
-//! The Markdown report: the tables, the targets of issue 8, the wrk commands as run, and
-//! rewriting the generated block of BENCHMARKS.md between its markers.
+//! The Markdown report: the tables, the targets (throughput ratios, p99, start-up, memory,
+//! errors, exchanges), the wrk commands as run, and rewriting the generated block of
+//! BENCHMARKS.md between its markers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

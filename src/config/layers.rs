@@ -129,9 +129,7 @@ pub(super) fn env_name(key: &str) -> String {
 fn unknown_key(key: &str, from: &str) -> Problem {
     Problem::new(
         key,
-        format!(
-            "unknown key (from {from}); see the configuration reference in README.md for the keys that exist"
-        ),
+        format!("unknown key (from {from}); see docs/configuration.md for the keys that exist"),
     )
 }
 

@@ -84,7 +84,7 @@ pub struct GraphClient {
     /// each worker on a single-threaded runtime, and hyper drives a connection from a task
     /// on the runtime that opened it: with one pool for all workers, a connection opened by
     /// one worker and checked out by another costs two cross-thread wake-ups per call
-    /// (BENCHMARKS.md, "Issue 14: per-worker pools"). Every client shares the process's TLS
+    /// (BENCHMARKS.md, "Issue 14, second session"). Every client shares the process's TLS
     /// configuration, so a thread's first call loads no roots.
     http: Arc<ThreadLocal<HttpClient>>,
     /// How each thread's client is made (timeouts, size cap, proxy rules).

@@ -1,6 +1,6 @@
 //! The audit event: one per `tools/call` of a registered tool, on its own log target
-//! ([`TARGET`]) so operators can route it apart from the diagnostic log (README, "Audit
-//! events"): one JSON line each, whatever `log.format` is.
+//! ([`TARGET`]) so operators can route it apart from the diagnostic log (docs/observability.md,
+//! "Audit events"): one JSON line each, whatever `log.format` is.
 //!
 //! # Security
 //! It records who (user `oid`, `tid`, client application, the acting agent where the token

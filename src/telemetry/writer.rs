@@ -3,7 +3,7 @@
 //! A line written straight to stderr costs a `write(2)` and, on a pipe (a container
 //! runtime's, a collector's), the wake-up of its reader: with one audit line per tool call
 //! that, and the log layer's formatting, were a quarter of a warm call's CPU (BENCHMARKS.md,
-//! "Issue 22"). Audit lines are serialised into a buffer instead, and a thread writes the
+//! "Issue 22: the audit event written in batches"). Audit lines are serialised into a buffer instead, and a thread writes the
 //! buffer every [`INTERVAL`], so producers never make a system call or wake anyone. Log
 //! lines are written as before, at once: they are rare, and a warning should not wait.
 //!

@@ -1,4 +1,4 @@
-//! `mcp-obo dev` (issue 5) end to end, with the real binary and independent real clients:
+//! `mcp-obo dev` end to end, with the real binary and independent real clients:
 //! a headless sign-in written here (testkit/src/dev_login.rs), the official MCP Python SDK
 //! (tests/e2e/py_client.py), the MCP TypeScript SDK (tests/e2e/ts-dev-client.mjs) and the MCP
 //! Inspector CLI. The Python venv, Node 22 and the npm packages come from

@@ -1,4 +1,4 @@
-//! `mcp-obo dev`'s identity provider as a real authorization server on loopback (issue 21):
+//! `mcp-obo dev`'s identity provider as a real authorization server on loopback:
 //! it answers only to a loopback `Host`, its sign-in form needs the anti-forgery token of its
 //! own request, its pages cannot be framed, and a client metadata document is fetched
 //! without following redirects and without telling the browser what was found.

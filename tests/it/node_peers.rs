@@ -1,6 +1,6 @@
 //! Independent real peers from npm against the real binary: the MCP TypeScript SDK client
 //! and the official MCP conformance suite. Node 22 and the packages come from
-//! `scripts/setup-test-tools.sh` (run by the README's test command).
+//! `scripts/setup-test-tools.sh` (run by `scripts/test.sh`, the suite's one command).
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! fake Graph verifies that token's signature and audience. The MCP Inspector CLI then calls
 //! HelloTool with a token from the same provider, and the provider's token exchange is shown
 //! to refuse what it should. Node 22 and the packages come from `scripts/setup-test-tools.sh`
-//! (run by the README's test command).
+//! (run by `scripts/test.sh`, the suite's one command).
 //!
 //! Sign-in is headless: the provider's interaction page (tests/e2e/oidc-provider-server.mjs)
 //! logs in the fixed user `kc-user-1` ("Kim Tester", kim@example.org) and consents by

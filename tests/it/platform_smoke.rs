@@ -1,4 +1,4 @@
-//! Platform smoke tests (issue 15 §2): the real binary started with the environment each
+//! Platform smoke tests: the real binary started with the environment each
 //! deployment target gives it, taken from the project's own artifacts, plus what the platform
 //! itself injects, against the local fakes of Entra, the managed identity endpoint, Graph and
 //! the OpenTelemetry agent.
@@ -39,7 +39,7 @@ use crate::support::{ServerProcess, binary};
 use mcp_obo::jose::SigningKey;
 use serde_json::{Value, json};
 
-/// Every cloud's endpoints in the Bicep (issue 23 §6).
+/// Every cloud's endpoints in the Bicep.
 #[path = "platform_smoke_clouds.rs"]
 mod clouds;
 

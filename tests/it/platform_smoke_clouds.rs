@@ -1,4 +1,4 @@
-//! Sovereign clouds end to end in the Bicep (issue 23 §6): `infra/main.bicep` evaluated with
+//! Sovereign clouds end to end in the Bicep: `infra/main.bicep` evaluated with
 //! what `environment()` returns in the public, US Government and China clouds, and the
 //! container app's environment and the Entra application's federated credential evaluated with
 //! the module parameters main.bicep derives, each endpoint checked against that cloud's

@@ -1,4 +1,4 @@
-//! `mcp-obo doctor` (issue 16), the real binary against a fake Entra + Microsoft Graph that
+//! `mcp-obo doctor`: the real binary against a fake Entra + Microsoft Graph that
 //! serves Graph's real shapes for the app registration, with one broken variant per check:
 //! each must print exactly its failing line and its fix (and nothing else failing), and the
 //! all-correct registration with a running server must exit 0. The broken variants cover
