@@ -428,3 +428,74 @@ async fn a_user_revoked_by_continuous_access_evaluation_gets_no_data_on_any_repl
     }
     assert_eq!(fleet.graph.seen_tokens().len(), seen);
 }
+
+/// A CA and a certificate for `localhost` it signed, as PEM files in `dir`: (CA, cert, key).
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mcp-obo test CA");
+    let ca_pem = ca_params.self_signed(&ca_key).expect("CA cert").pem();
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path.display().to_string()
+    };
+    (
+        write("ca.pem", &ca_pem),
+        write("redis.pem", &leaf.pem()),
+        write("redis.key", &leaf_key.serialize_pem()),
+    )
+}
+
+#[tokio::test]
+async fn a_tls_only_redis_is_shared_over_rediss_and_its_certificate_is_verified() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = tls_files(dir.path());
+    let tls_port = crate::support::free_port().to_string();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-auth-clients",
+        "no",
+    ])
+    .await;
+    let url = format!("rediss://localhost:{tls_port}");
+    // The replicas trust the test CA as the platform's trust store would.
+    let fleet = Fleet::start(binary(), 2, &url, &[("SSL_CERT_FILE", ca.as_str())]).await;
+    let token = fleet.user(11);
+    assert_greeted(&fleet.hello(0, &token).await, 11);
+    assert_greeted(&fleet.hello(1, &token).await, 11);
+    assert_eq!(fleet.issuer.exchanges(), 1, "shared over TLS");
+    assert_eq!(fleet.metric(1, HIT).await, 1.0);
+    assert_eq!(fleet.metric(1, UP).await, 1.0);
+    assert_eq!(redis.dump().await.len(), 1);
+
+    // Without the CA the certificate is refused: bypassed, never a failed call.
+    let untrusting = Fleet::start(binary(), 1, &url, &[]).await;
+    let token = untrusting.user(12);
+    assert_greeted(&untrusting.hello(0, &token).await, 12);
+    assert_eq!(untrusting.metric(0, UP).await, 0.0);
+    assert!(untrusting.metric(0, BYPASSED).await >= 1.0);
+    assert_eq!(
+        redis.dump().await.len(),
+        1,
+        "nothing written without TLS trust"
+    );
+}
