@@ -127,18 +127,5 @@ impl Fakes {
 
 /// `count` calendar events in Graph's shape, for UpcomingEvents runs.
 pub fn calendar(count: usize) -> Vec<serde_json::Value> {
-    (0..count)
-        .map(|n| {
-            json!({
-                "subject": format!("Meeting {n}"),
-                "start": {"dateTime": format!("2026-12-{:02}T09:00:00.0000000", n % 28 + 1), "timeZone": "UTC"},
-                "end": {"dateTime": format!("2026-12-{:02}T09:30:00.0000000", n % 28 + 1), "timeZone": "UTC"},
-                "location": {"displayName": "Room 1"},
-                "organizer": {"emailAddress": {"name": "Grace", "address": "grace@contoso.com"}},
-                "isOnlineMeeting": true,
-                "onlineMeeting": {"joinUrl": "https://teams.example/join"},
-                "webLink": "https://outlook.office365.com/owa/?itemid=1",
-            })
-        })
-        .collect()
+    mcp_obo_testkit::fake_graph::calendar("Meeting", count, Some("https://teams.example/join"))
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::fake_graph::FakeGraph;
+use crate::support::fake_graph::{FakeGraph, calendar};
 use crate::support::mcp_http::{post_as, request};
 use crate::support::obo_world::{World, call_hello};
 use crate::support::tokens::USER_OID;
@@ -15,19 +15,7 @@ const CALENDAR_VIEW: &str = "/v1.0/me/calendarView";
 
 /// `count` events of `who`'s, in Graph's shape, the n-th titled `"{who} {n}"`.
 fn events(who: &str, count: usize) -> Vec<Value> {
-    (0..count)
-        .map(|n| {
-            json!({
-                "subject": format!("{who} {n}"),
-                "start": {"dateTime": format!("2026-12-{:02}T09:00:00.0000000", n % 28 + 1), "timeZone": "UTC"},
-                "end": {"dateTime": format!("2026-12-{:02}T09:30:00.0000000", n % 28 + 1), "timeZone": "UTC"},
-                "location": {"displayName": "Room 1"},
-                "organizer": {"emailAddress": {"name": "Grace", "address": "grace@contoso.com"}},
-                "isOnlineMeeting": false,
-                "webLink": "https://outlook.office365.com/owa/?itemid=1",
-            })
-        })
-        .collect()
+    calendar(who, count, None)
 }
 
 fn oid(n: usize) -> String {

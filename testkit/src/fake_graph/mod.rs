@@ -4,6 +4,13 @@
 //! its time window 400, and a collection is paged with `$top`/`$skip` and an
 //! `@odata.nextLink`. It can be scripted to fail, its next link pointed elsewhere, and a token
 //! revoked by continuous access evaluation answered with Graph's claims challenge.
+//!
+//! The bodies (profiles, pages, errors) and the path → permission table are
+//! `mcp_obo::devidp::shapes`, which the dev Graph emulator serves too. This fake stays apart
+//! from that emulator because tests must script it (failures, hangs, revocations, page caps),
+//! observe it (tokens seen, requests per path, passthrough) and point it at any token issuer,
+//! none of which the emulator shipped in the binary may do; and because a load run needs the
+//! bare keep-alive loop of [`FakeGraph::start_minimal`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,8 +19,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use mcp_obo::devidp::shapes;
+use serde_json::Value;
 use tokio::sync::Notify;
+
+mod answers;
+mod minimal;
+mod verifier;
+
+use answers::respond;
+use minimal::serve_minimal;
+use verifier::Verifier;
+
+/// What this fake names itself in `@odata.context`, as Graph does.
+const GRAPH: &str = "https://graph.microsoft.com";
 
 /// What the next `/v1.0/me` request gets instead of the normal answer.
 #[derive(Clone)]
@@ -31,13 +50,6 @@ pub enum Scripted {
     },
 }
 
-/// Each path served and the delegated permission Graph requires for it (its documented
-/// least-privileged one).
-const ROUTES: &[(&str, &str)] = &[
-    ("/v1.0/me", "User.Read"),
-    ("/v1.0/me/calendarView", "Calendars.Read"),
-];
-
 /// Who a token speaks for: the user's id (whose fixtures it reads), the permissions in its
 /// `scp`, and the `/me` profile body.
 #[derive(Clone)]
@@ -45,92 +57,6 @@ struct Identity {
     user_id: String,
     scopes: Vec<String>,
     me: axum::body::Bytes,
-}
-
-/// Verifying mode: tokens must be JWTs signed by the issuer's keys for `audience`.
-struct Verifier {
-    keys: Arc<Mutex<Vec<Value>>>,
-    audience: String,
-    /// The MCP server's own audience: a token for it here means passthrough.
-    inbound_audiences: Vec<String>,
-    /// Tokens already verified (as Graph caches validated tokens), so a load run measures
-    /// the MCP server rather than this fake's RSA checks: signature → (the whole token,
-    /// signing kid, exp, who it is). A hit is honoured only for the identical token, while
-    /// it is unexpired and its key is still published. (Keyed by the signature, a quarter of
-    /// the token, to hash less per request.)
-    verified: Mutex<HashMap<String, Verified>>,
-}
-
-struct Verified {
-    token: String,
-    kid: String,
-    exp: i64,
-    identity: Identity,
-}
-
-impl Verifier {
-    /// Who a valid downstream token is, `None` for anything else; records a passthrough of
-    /// the caller's own token.
-    fn identity(&self, token: &str, state: &GraphState) -> Option<Identity> {
-        {
-            let memo = lock(&self.verified);
-            if let Some(v) = memo.get(signature(token))
-                && v.token == token
-            {
-                let key_published = lock(&self.keys).iter().any(|k| k["kid"] == v.kid.as_str());
-                if v.exp > super::tokens::now() && key_published {
-                    return Some(v.identity.clone());
-                }
-            }
-        }
-        let keys = lock(&self.keys).clone();
-        let Some(claims) =
-            super::tokens::verify(token, &keys, std::slice::from_ref(&self.audience))
-        else {
-            if super::tokens::verify(token, &keys, &self.inbound_audiences).is_some() {
-                state
-                    .passthrough_seen
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            return None;
-        };
-        let me = axum::body::Bytes::from(
-            serde_json::to_vec(&json!({
-                "id": claims["oid"],
-                "displayName": claims["name"],
-                "mail": claims["preferred_username"],
-                "userPrincipalName": claims["preferred_username"],
-            }))
-            .ok()?,
-        );
-        let identity = Identity {
-            user_id: claims["oid"].as_str()?.to_owned(),
-            scopes: claims["scp"]
-                .as_str()
-                .unwrap_or_default()
-                .split(' ')
-                .map(str::to_owned)
-                .collect(),
-            me,
-        };
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-        let exp = claims["exp"].as_i64()?;
-        lock(&self.verified).insert(
-            signature(token).to_owned(),
-            Verified {
-                token: token.to_owned(),
-                kid,
-                exp,
-                identity: identity.clone(),
-            },
-        );
-        Some(identity)
-    }
-}
-
-/// A compact JWS's last segment.
-fn signature(token: &str) -> &str {
-    token.rsplit('.').next().unwrap_or(token)
 }
 
 #[derive(Default)]
@@ -222,16 +148,22 @@ impl FakeGraph {
     /// Answer requests bearing `token` as this user, who has consented to every permission
     /// the fake serves (see [`Self::withhold`]); the user's id is `id-{upn}`.
     pub fn add_user(&self, token: &str, display_name: &str, mail: Option<&str>, upn: &str) {
-        let profile = json!({
-            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
-            "id": format!("id-{upn}"),
-            "displayName": display_name,
-            "mail": mail,
-            "userPrincipalName": upn,
-        });
+        let id = format!("id-{upn}");
+        let profile = shapes::me(
+            GRAPH,
+            &shapes::Profile {
+                id: &id,
+                display_name,
+                mail,
+                user_principal_name: upn,
+            },
+        );
         let identity = Identity {
-            user_id: format!("id-{upn}"),
-            scopes: ROUTES.iter().map(|(_, p)| (*p).to_owned()).collect(),
+            user_id: id.clone(),
+            scopes: shapes::PATHS
+                .iter()
+                .map(|(_, p)| p.value.to_owned())
+                .collect(),
             me: serde_json::to_vec(&profile).expect("profile JSON").into(),
         };
         lock(&self.state.profiles).insert(token.to_owned(), identity);
@@ -278,12 +210,8 @@ impl FakeGraph {
         audience: &str,
         inbound_audiences: &[&str],
     ) {
-        *lock(&self.state.verifier) = Some(Arc::new(Verifier {
-            keys,
-            audience: audience.to_owned(),
-            inbound_audiences: inbound_audiences.iter().map(|a| (*a).to_owned()).collect(),
-            verified: Mutex::new(HashMap::new()),
-        }));
+        *lock(&self.state.verifier) =
+            Some(Arc::new(Verifier::new(keys, audience, inbound_audiences)));
     }
 
     /// Revokes `token` as continuous access evaluation does: from now on a request bearing it
@@ -325,12 +253,35 @@ impl FakeGraph {
     }
 }
 
+/// `count` calendar events for [`FakeGraph::set_events`], the n-th titled `"{title} {n}"`,
+/// thirty minutes from 09:00 UTC on the (n mod 28 + 1)-th of December 2026, organised by
+/// Grace; online meetings at `join_url` when given.
+pub fn calendar(title: &str, count: usize, join_url: Option<&str>) -> Vec<Value> {
+    // 2026-12-01T09:00:00Z.
+    let first = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_083_200 + 9 * 3600);
+    (0..count)
+        .map(|n| {
+            let start = first + std::time::Duration::from_secs((n % 28) as u64 * 86_400);
+            shapes::event(&shapes::Event {
+                id: &format!("event-{n}"),
+                subject: &format!("{title} {n}"),
+                start,
+                end: start + std::time::Duration::from_secs(30 * 60),
+                location: "Room 1",
+                organizer: ("Grace", "grace@contoso.com"),
+                join_url,
+                web_link: "https://outlook.office365.com/owa/?itemid=1",
+            })
+        })
+        .collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn graph_error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Response {
-    let body = json!({"error": {"code": code, "message": format!("fake graph: {code}")}});
+    let body = shapes::error(code, &format!("fake graph: scripted {code}"));
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(seconds) = retry_after {
         response.headers_mut().insert(
@@ -398,113 +349,6 @@ async fn serve(
         .into_response()
 }
 
-fn error_body(code: &str) -> axum::body::Bytes {
-    json!({"error": {"code": code, "message": format!("fake graph: {code}")}})
-        .to_string()
-        .into()
-}
-
-/// Graph's answer to `GET path?query` with `token`, as both servers send it.
-fn respond(
-    state: &GraphState,
-    path: &str,
-    query: Option<&str>,
-    token: Option<&str>,
-) -> (StatusCode, axum::body::Bytes) {
-    if !state
-        .not_recording
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        *lock(&state.requests).entry(path.to_owned()).or_default() += 1;
-    }
-    let Some(&(_, permission)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return (
-            StatusCode::NOT_FOUND,
-            error_body("Request_ResourceNotFound"),
-        );
-    };
-    let Some(identity) = token.and_then(|t| identity(state, t)) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            error_body("InvalidAuthenticationToken"),
-        );
-    };
-    if !identity.scopes.iter().any(|s| s == permission) {
-        return (StatusCode::FORBIDDEN, error_body("ErrorAccessDenied"));
-    }
-    match path {
-        "/v1.0/me" => (StatusCode::OK, identity.me),
-        _ => calendar_view(state, &identity.user_id, path, query.unwrap_or_default()),
-    }
-}
-
-/// One page of the user's events: `$top` of them (default 10) from `$skip`, with a next
-/// link while more remain. Graph refuses a calendar view without its time window.
-fn calendar_view(
-    state: &GraphState,
-    user_id: &str,
-    path: &str,
-    query: &str,
-) -> (StatusCode, axum::body::Bytes) {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    if param("startDateTime").is_none() || param("endDateTime").is_none() {
-        return (StatusCode::BAD_REQUEST, error_body("ErrorInvalidParameter"));
-    }
-    let number = |name: &str, default: usize| match param(name) {
-        None => Some(default),
-        Some(v) => v.parse::<usize>().ok(),
-    };
-    let (Some(top), Some(skip)) = (number("$top", 10), number("$skip", 0)) else {
-        return (StatusCode::BAD_REQUEST, error_body("BadRequest"));
-    };
-    if top == 0 || top > 1000 {
-        return (StatusCode::BAD_REQUEST, error_body("BadRequest"));
-    }
-    let top = match state.page_cap.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => top,
-        cap => top.min(cap),
-    };
-    let events = lock(&state.events)
-        .get(user_id)
-        .cloned()
-        .unwrap_or_default();
-    let page: Vec<Value> = events.iter().skip(skip).take(top).cloned().collect();
-    let mut body = json!({ "value": page });
-    if skip + top < events.len() {
-        let next = match lock(&state.next_link).clone() {
-            Some(elsewhere) => elsewhere,
-            None => {
-                let mut next =
-                    url::Url::parse(&format!("http://graph.invalid{path}")).expect("path URL");
-                {
-                    let mut pairs = next.query_pairs_mut();
-                    for (k, v) in params.iter().filter(|(k, _)| k != "$skip") {
-                        pairs.append_pair(k, v);
-                    }
-                    pairs.append_pair("$skip", &(skip + top).to_string());
-                }
-                // The fake's own origin: the one the request came to.
-                format!(
-                    "{}{}?{}",
-                    state.origin.get().map_or("", String::as_str),
-                    path,
-                    next.query().unwrap_or_default()
-                )
-            }
-        };
-        body["@odata.nextLink"] = json!(next);
-    }
-    (StatusCode::OK, body.to_string().into())
-}
-
 /// Who `token` is (verifying mode, else the known users); `None` is Graph's 401
 /// `InvalidAuthenticationToken`.
 fn identity(state: &GraphState, token: &str) -> Option<Identity> {
@@ -513,72 +357,4 @@ fn identity(state: &GraphState, token: &str) -> Option<Identity> {
         return v.identity(token, state);
     }
     lock(&state.profiles).get(token).cloned()
-}
-
-/// One connection of [`FakeGraph::start_minimal`]: HTTP/1.1 keep-alive, `GET /v1.0/me` only.
-async fn serve_minimal(mut stream: tokio::net::TcpStream, state: Arc<GraphState>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(4096);
-    let mut out = Vec::with_capacity(1024);
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        let parsed = match request.parse(&buf) {
-            Ok(httparse::Status::Complete(n)) => Some(n),
-            Ok(httparse::Status::Partial) => None,
-            Err(_) => {
-                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                return;
-            }
-        };
-        let Some(n) = parsed else {
-            if matches!(stream.read_buf(&mut buf).await, Ok(0) | Err(_)) {
-                return;
-            }
-            continue;
-        };
-        let header = |name: &str| {
-            request
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .and_then(|h| std::str::from_utf8(h.value).ok())
-        };
-        let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        // Graph's GETs carry no body; one here means the client is out of step.
-        let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
-            || header("transfer-encoding").is_some();
-        let (status, body) = if has_body {
-            (StatusCode::BAD_REQUEST, axum::body::Bytes::new())
-        } else if request.method != Some("GET") {
-            (StatusCode::METHOD_NOT_ALLOWED, axum::body::Bytes::new())
-        } else {
-            let target = request.path.unwrap_or_default();
-            let (path, query) = match target.split_once('?') {
-                Some((path, query)) => (path, Some(query)),
-                None => (target, None),
-            };
-            let token = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
-            respond(&state, path, query, token)
-        };
-        let status = format!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or_default()
-        );
-        buf.drain(..n);
-        out.clear();
-        out.extend_from_slice(
-            format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(&body);
-        if stream.write_all(&out).await.is_err() || close || has_body {
-            return;
-        }
-    }
 }
