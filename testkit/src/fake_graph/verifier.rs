@@ -65,11 +65,15 @@ impl Verifier {
             }
             return None;
         };
+        // Entra names the user in `oid` and the permissions in `scp`; another issuer's
+        // access token (RFC 9068: the peers' `oidc-provider`) in `sub` and `scope`.
+        let user_id = claims["oid"].as_str().or(claims["sub"].as_str())?;
+        let scopes = claims["scp"].as_str().or(claims["scope"].as_str());
         let upn = claims["preferred_username"].as_str().unwrap_or_default();
         let profile = shapes::me(
             GRAPH,
             &shapes::Profile {
-                id: claims["oid"].as_str()?,
+                id: user_id,
                 display_name: claims["name"].as_str().unwrap_or_default(),
                 mail: Some(upn),
                 user_principal_name: upn,
@@ -77,9 +81,8 @@ impl Verifier {
         );
         let me = axum::body::Bytes::from(serde_json::to_vec(&profile).ok()?);
         let identity = Identity {
-            user_id: claims["oid"].as_str()?.to_owned(),
-            scopes: claims["scp"]
-                .as_str()
+            user_id: user_id.to_owned(),
+            scopes: scopes
                 .unwrap_or_default()
                 .split(' ')
                 .map(str::to_owned)
