@@ -93,9 +93,11 @@ pub struct FakeGraph {
 impl FakeGraph {
     pub async fn start() -> Self {
         let state = Arc::new(GraphState::default());
-        let app = axum::Router::new()
-            .route("/v1.0/me", get(serve))
-            .route("/v1.0/me/calendarView", get(serve))
+        let app = shapes::PATHS
+            .iter()
+            .fold(axum::Router::new(), |app, (path, _)| {
+                app.route(path, get(serve))
+            })
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
