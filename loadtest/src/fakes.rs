@@ -127,5 +127,5 @@ impl Fakes {
 
 /// `count` calendar events in Graph's shape, for UpcomingEvents runs.
 pub fn calendar(count: usize) -> Vec<serde_json::Value> {
-    mcp_obo_testkit::fake_graph::sample_events("Meeting", count)
+    mcp_obo_testkit::fake_graph::calendar("Meeting", count, Some("https://teams.example/join"))
 }

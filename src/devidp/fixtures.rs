@@ -1,26 +1,11 @@
-//! The Graph emulator's data, in one place: each registered tool's Graph path with the
-//! permission Graph checks for it, and the fixtures it serves per dev user. A new tool's
-//! endpoint is one entry in [`PATHS`] and its fixtures here; `graph.rs` only serves them.
+//! The Graph emulator's data: the fixtures it serves per dev user. A new tool's endpoint is
+//! one entry in [`shapes::PATHS`] (with the permission Graph checks for it) and its fixtures
+//! here; `graph.rs` only serves them, in the shapes `shapes.rs` writes.
 
 use std::time::{Duration, SystemTime};
 
+use super::shapes;
 use super::state::DevUser;
-use crate::tools::{CALENDARS_READ, GraphPermission, USER_READ};
-
-/// Each Graph path the tools call and the delegated permission its token's `scp` must hold
-/// (as Graph answers 403 `ErrorAccessDenied` without it).
-pub const PATHS: &[(&str, GraphPermission)] = &[
-    ("/v1.0/me", USER_READ),
-    ("/v1.0/me/calendarView", CALENDARS_READ),
-];
-
-/// The permission Graph requires for `path`.
-pub fn permission_for(path: &str) -> Option<GraphPermission> {
-    PATHS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, perm)| *perm)
-}
 
 /// One calendar event, its times relative to when the emulator is asked.
 struct Template {
@@ -80,12 +65,6 @@ pub struct Event {
     pub body: serde_json::Value,
 }
 
-/// Graph's `dateTime` with `timeZone: "UTC"`: `2026-01-02T10:00:00.0000000`.
-pub fn graph_date_time(at: SystemTime) -> String {
-    let text = humantime::format_rfc3339_seconds(at).to_string();
-    format!("{}.0000000", text.trim_end_matches('Z'))
-}
-
 /// `user`'s events, sorted by start, times relative to `now`.
 pub fn events(user: &DevUser, now: SystemTime) -> Vec<Event> {
     let first = user.name.split_whitespace().next().unwrap_or(&user.name);
@@ -96,19 +75,16 @@ pub fn events(user: &DevUser, now: SystemTime) -> Vec<Event> {
             let start = now + Duration::from_secs(t.starts_in_hours * 3600);
             let end = start + Duration::from_secs(t.minutes * 60);
             let id = format!("{}-{i}", user.id);
-            let join = t
-                .online
-                .then(|| serde_json::json!({"joinUrl": format!("https://teams.contoso.dev/l/meetup-join/{id}")}));
-            let body = serde_json::json!({
-                "id": id,
-                "subject": format!("{} ({first})", t.subject),
-                "start": {"dateTime": graph_date_time(start), "timeZone": "UTC"},
-                "end": {"dateTime": graph_date_time(end), "timeZone": "UTC"},
-                "location": {"displayName": t.location},
-                "organizer": {"emailAddress": {"name": user.name, "address": user.email}},
-                "isOnlineMeeting": t.online,
-                "onlineMeeting": join,
-                "webLink": format!("https://outlook.contoso.dev/calendar/item/{id}"),
+            let join = format!("https://teams.contoso.dev/l/meetup-join/{id}");
+            let body = shapes::event(&shapes::Event {
+                id: &id,
+                subject: &format!("{} ({first})", t.subject),
+                start,
+                end,
+                location: t.location,
+                organizer: (&user.name, &user.email),
+                join_url: t.online.then_some(join.as_str()),
+                web_link: &format!("https://outlook.contoso.dev/calendar/item/{id}"),
             });
             Event { start, end, body }
         })

@@ -1,18 +1,22 @@
 //! A Microsoft Graph emulator: every registered tool's endpoint (`GET /v1.0/me`,
-//! `GET /v1.0/me/calendarView`), from `fixtures.rs`, for the dev user named by a token the dev
-//! identity provider issued for Graph. Any other token — including the MCP server's own
-//! inbound token, which must never be passed through — gets Graph's 401; a token whose `scp`
-//! lacks the path's permission gets Graph's 403 `ErrorAccessDenied`.
+//! `GET /v1.0/me/calendarView`), from `fixtures.rs` in the shapes of `shapes.rs`, for the dev
+//! user named by a token the dev identity provider issued for Graph. Any other token —
+//! including the MCP server's own inbound token, which must never be passed through — gets
+//! Graph's 401; a token whose `scp` lacks the path's permission gets Graph's 403
+//! `ErrorAccessDenied`.
 //!
 //! It also serves the dev app registration as Graph would (the application, its federated
 //! credential, the service principals and the admin consent grant), in Graph's shapes, so
 //! `mcp-obo doctor` against `mcp-obo dev` reads a registration that matches the server.
+//!
+//! A fake of its own, beside the test kit's (`testkit/src/fake_graph.rs`), because this one
+//! ships in the binary: it verifies the dev provider's tokens and serves the dev users, and
+//! it can neither be scripted to fail nor report what it saw, which the tests' fake must.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
-use super::fixtures;
 use super::state::{DevState, DevUser};
+use super::{fixtures, shapes};
 use crate::jose::verify_with;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -44,9 +48,7 @@ fn authorized(req: &HttpRequest, state: &DevState) -> bool {
 }
 
 fn not_found(what: &str) -> HttpResponse {
-    HttpResponse::NotFound().json(json!({
-        "error": {"code": "Request_ResourceNotFound", "message": format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present.")}
-    }))
+    HttpResponse::NotFound().json(shapes::not_found(what))
 }
 
 /// The registration's `what` for `app_id`, as Graph answers it (401 without a dev Graph
@@ -108,9 +110,7 @@ async fn grants(
 }
 
 fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized().json(json!({
-        "error": {"code": "InvalidAuthenticationToken", "message": "Access token validation failure. Invalid audience."}
-    }))
+    HttpResponse::Unauthorized().json(shapes::invalid_token())
 }
 
 /// The dev user a Graph token names, when its `scp` holds the permission Graph requires for
@@ -127,21 +127,15 @@ fn user_for(req: &HttpRequest, state: &DevState) -> Result<DevUser, Box<HttpResp
         return Err(Box::new(unauthorized()));
     };
     let granted = claims["scp"].as_str().unwrap_or_default();
-    let allowed = fixtures::permission_for(req.path())
+    let allowed = shapes::permission_for(req.path())
         .is_some_and(|p| granted.split_whitespace().any(|s| s == p.value));
     if !allowed {
-        return Err(Box::new(HttpResponse::Forbidden().json(json!({
-            "error": {"code": "ErrorAccessDenied", "message": "Access is denied. Check credentials and try again."}
-        }))));
+        return Err(Box::new(
+            HttpResponse::Forbidden().json(shapes::access_denied()),
+        ));
     }
-    claims["oid"]
-        .as_str()
-        .and_then(|oid| state.user(oid))
-        .ok_or_else(|| {
-            Box::new(HttpResponse::NotFound().json(
-                json!({"error": {"code": "Request_ResourceNotFound", "message": "unknown user"}}),
-            ))
-        })
+    let oid = claims["oid"].as_str().unwrap_or_default();
+    state.user(oid).ok_or_else(|| Box::new(not_found(oid)))
 }
 
 async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
@@ -149,13 +143,15 @@ async fn me(req: HttpRequest, state: web::Data<DevState>) -> HttpResponse {
         Ok(user) => user,
         Err(answer) => return *answer,
     };
-    HttpResponse::Ok().json(json!({
-        "@odata.context": format!("{}/v1.0/$metadata#users/$entity", state.graph_base),
-        "id": user.id,
-        "displayName": user.name,
-        "mail": user.email,
-        "userPrincipalName": user.email,
-    }))
+    HttpResponse::Ok().json(shapes::me(
+        &state.graph_base,
+        &shapes::Profile {
+            id: &user.id,
+            display_name: &user.name,
+            mail: Some(&user.email),
+            user_principal_name: &user.email,
+        },
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -172,8 +168,7 @@ struct CalendarQuery {
 
 /// Graph's 400 for a bad query parameter.
 fn invalid(message: &str) -> HttpResponse {
-    HttpResponse::BadRequest()
-        .json(json!({"error": {"code": "ErrorInvalidParameter", "message": message}}))
+    HttpResponse::BadRequest().json(shapes::invalid_parameter(message))
 }
 
 /// `GET /v1.0/me/calendarView`: the user's events overlapping the window, `$top` a page,
@@ -208,21 +203,21 @@ async fn calendar_view(
         .iter()
         .skip(skip)
         .take(top)
-        .map(|e| &e.body)
+        .map(|e| e.body.clone())
         .collect();
-    let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#users('{}')/calendarView", state.graph_base, user.id),
-        "value": page,
-    });
-    if skip + top < within.len() {
-        let next: String = url::form_urlencoded::Serializer::new(String::new())
+    let next = (skip + top < within.len()).then(|| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("startDateTime", start)
             .append_pair("endDateTime", end)
             .append_pair("$top", &top.to_string())
             .append_pair("$skip", &(skip + top).to_string())
             .finish();
-        body["@odata.nextLink"] =
-            json!(format!("{}/v1.0/me/calendarView?{next}", state.graph_base));
-    }
+        format!("{}/v1.0/me/calendarView?{query}", state.graph_base)
+    });
+    let context = format!(
+        "{}/v1.0/$metadata#users('{}')/calendarView",
+        state.graph_base, user.id
+    );
+    let body = shapes::page(Some(&context), page, next.as_deref());
     HttpResponse::Ok().json(body)
 }

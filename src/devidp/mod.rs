@@ -7,10 +7,13 @@
 //!   `iss` authorization response parameter (RFC 9207).
 //! - `consent.rs`: the consent and admin-consent pages a tool's consent link opens: they grant
 //!   the asked Graph permissions to a dev user and return to the server's `/consent/complete`.
-//! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`) that checks the token's signature
-//!   and audience.
+//! - `graph.rs`: a Microsoft Graph emulator (`/v1.0/me`, `/v1.0/me/calendarView`, the app
+//!   registration) that checks the token's signature, audience and `scp`; `fixtures.rs` its
+//!   per-user data.
 //! - `registration.rs`: the dev app registration the Graph emulator serves (application,
 //!   federated credential, service principals, admin consent), for `mcp-obo doctor`.
+//! - `shapes.rs`: Graph's and Entra's JSON bodies, which the emulator serves and the test
+//!   fakes re-use (public for them: the test kit re-exports it).
 //! - `state.rs`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
 //!   codes and refresh tokens (bounded caches).
 //! - `files.rs`: the state folder (0700) and its key and token files (created 0600).
@@ -36,6 +39,7 @@ mod graph;
 mod loopback;
 mod provider;
 mod registration;
+pub mod shapes;
 mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};

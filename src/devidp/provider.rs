@@ -14,7 +14,7 @@ use url::Url;
 use super::state::{
     CODE_LIFETIME, Client, CodeGrant, DevState, DevUser, PendingAuthorization, RefreshGrant,
 };
-use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE, consent};
+use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE, consent, shapes};
 use crate::jose::{b64url, random_token, sha256, verify_with};
 use crate::tools::graph_permissions;
 
@@ -78,11 +78,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn metadata(state: web::Data<DevState>) -> HttpResponse {
     let issuer = state.issuer();
     let tenant_base = issuer.trim_end_matches("/v2.0").to_owned();
-    HttpResponse::Ok().json(json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{tenant_base}/oauth2/v2.0/authorize"),
-        "token_endpoint": state.token_endpoint(),
-        "jwks_uri": format!("{tenant_base}/discovery/v2.0/keys"),
+    // Entra's document, and what this provider adds as an RFC 8414 authorization server.
+    let mut document = shapes::openid_configuration(&tenant_base);
+    let added = json!({
         "registration_endpoint": format!("{}/register", state.idp_base),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -90,12 +88,14 @@ async fn metadata(state: web::Data<DevState>) -> HttpResponse {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
         "scopes_supported": ["openid", "profile", "email", "offline_access", format!("api://{DEV_APP}/user_impersonation")],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["sub", "oid", "tid", "name", "preferred_username", "email"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,
-    }))
+    });
+    if let (Some(document), serde_json::Value::Object(added)) = (document.as_object_mut(), added) {
+        document.extend(added);
+    }
+    HttpResponse::Ok().json(document)
 }
 
 async fn jwks(state: web::Data<DevState>) -> HttpResponse {
@@ -802,19 +802,17 @@ fn graph_scp(
 
 /// Entra's refusal when the user has not consented to `permission` for the dev app.
 fn consent_required(permission: &str) -> HttpResponse {
+    let mut body = shapes::entra_error(
+        "invalid_grant",
+        65001,
+        &format!(
+            "The user or administrator has not consented to use the application with ID '{DEV_APP}' named 'mcp-obo (dev)'. Send an interactive authorization request for this user and resource. (missing: {permission})"
+        ),
+    );
+    body["suberror"] = json!("consent_required");
     HttpResponse::BadRequest()
         .insert_header(("cache-control", "no-store"))
-        .json(json!({
-            "error": "invalid_grant",
-            "error_description": format!(
-                "AADSTS65001: The user or administrator has not consented to use the application with ID '{DEV_APP}' named 'mcp-obo (dev)'. Send an interactive authorization request for this user and resource. (missing: {permission})"
-            ),
-            "error_codes": [65001],
-            "suberror": "consent_required",
-            "timestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            "trace_id": random_token(16),
-            "correlation_id": random_token(16),
-        }))
+        .json(body)
 }
 
 /// RFC 7591 dynamic client registration, public clients only.

@@ -1,9 +1,11 @@
 //! The dev app registration as Microsoft Graph describes it: what an administrator (or
 //! `infra/modules/entra-app.bicep`) sets up in a real tenant for this server, here matching
 //! the dev provider exactly, so `mcp-obo doctor` against `mcp-obo dev` passes every check.
+//! The documents' shapes are `shapes.rs`'s; this file holds the dev values.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::shapes;
 use super::{DEV_APP, DEV_MANAGED_IDENTITY, EXCHANGE_AUDIENCE};
 use crate::tools::{GRAPH_APP_ID, graph_permissions};
 
@@ -26,51 +28,39 @@ pub struct Registration {
 impl Registration {
     pub fn application(&self, app_id: &str) -> Option<Value> {
         (app_id == DEV_APP).then(|| {
-            json!({
-                "id": "00000000-0000-4000-8000-0000000000b1",
-                "appId": DEV_APP,
-                "displayName": "mcp-obo (dev)",
-                "signInAudience": "AzureADMyOrg",
-                "identifierUris": [format!("api://{DEV_APP}"), self.mcp_url],
-                "api": {
-                    "requestedAccessTokenVersion": 2,
-                    "oauth2PermissionScopes": [{
-                        "id": SCOPE_ID,
-                        "value": "user_impersonation",
-                        "type": "User",
-                        "isEnabled": true,
-                        "adminConsentDisplayName": "Access the MCP server as the signed-in user",
-                    }],
-                    "preAuthorizedApplications": [{"appId": VS_CODE, "delegatedPermissionIds": [SCOPE_ID]}],
-                },
-                "requiredResourceAccess": [{
-                    "resourceAppId": GRAPH_APP_ID,
-                    "resourceAccess": graph_permissions().iter().map(|p| json!({"id": p.id, "type": "Scope"})).collect::<Vec<_>>(),
-                }],
+            let permissions = graph_permissions();
+            shapes::application(&shapes::Application {
+                object_id: "00000000-0000-4000-8000-0000000000b1",
+                app_id: DEV_APP,
+                display_name: "mcp-obo (dev)",
+                identifier_uris: vec![format!("api://{DEV_APP}"), self.mcp_url.clone()],
+                scope_id: SCOPE_ID,
+                pre_authorized: &[VS_CODE],
+                graph_permission_ids: permissions.iter().map(|p| p.id).collect(),
             })
         })
     }
 
     pub fn federated_credentials(&self, app_id: &str) -> Option<Value> {
         (app_id == DEV_APP).then(|| {
-            json!({"value": [{
-                "id": "00000000-0000-4000-8000-0000000000f2",
-                "name": "dev-managed-identity",
-                "issuer": self.identity_issuer,
-                "subject": DEV_MANAGED_IDENTITY,
-                "audiences": [EXCHANGE_AUDIENCE],
-            }]})
+            shapes::federated_credentials(&[shapes::FederatedCredential {
+                id: "00000000-0000-4000-8000-0000000000f2",
+                name: "dev-managed-identity",
+                issuer: &self.identity_issuer,
+                subject: DEV_MANAGED_IDENTITY,
+                audience: EXCHANGE_AUDIENCE,
+            }])
         })
     }
 
     pub fn service_principal(&self, app_id: &str) -> Option<Value> {
         match app_id {
-            DEV_APP => {
-                Some(json!({"id": APP_SP, "appId": DEV_APP, "displayName": "mcp-obo (dev)"}))
-            }
-            GRAPH_APP_ID => Some(
-                json!({"id": GRAPH_SP, "appId": GRAPH_APP_ID, "displayName": "Microsoft Graph"}),
-            ),
+            DEV_APP => Some(shapes::service_principal(APP_SP, DEV_APP, "mcp-obo (dev)")),
+            GRAPH_APP_ID => Some(shapes::service_principal(
+                GRAPH_SP,
+                GRAPH_APP_ID,
+                "Microsoft Graph",
+            )),
             _ => None,
         }
     }
@@ -79,16 +69,16 @@ impl Registration {
     /// `$filter` naming another client gets none.
     pub fn grants(&self, filter: Option<&str>) -> Value {
         if filter.is_some_and(|f| f.contains("clientId") && !f.contains(APP_SP)) {
-            return json!({"value": []});
+            return shapes::page(None, Vec::new(), None);
         }
         let scope: Vec<&str> = graph_permissions().iter().map(|p| p.value).collect();
-        json!({"value": [{
-            "id": "dev-grant",
-            "clientId": APP_SP,
-            "consentType": "AllPrincipals",
-            "principalId": null,
-            "resourceId": GRAPH_SP,
-            "scope": scope.join(" "),
-        }]})
+        let grant = shapes::permission_grant(&shapes::PermissionGrant {
+            id: "dev-grant",
+            client_id: APP_SP,
+            resource_id: GRAPH_SP,
+            principal: None,
+            scope: &scope.join(" "),
+        });
+        shapes::page(None, vec![grant], None)
     }
 }

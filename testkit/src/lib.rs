@@ -21,6 +21,10 @@ pub mod redirector;
 pub mod redis_server;
 pub mod tokens;
 
+/// Graph's and Entra's JSON bodies, as the dev emulator serves them: every fake here builds
+/// its answers from these.
+pub use mcp_obo::devidp::shapes;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

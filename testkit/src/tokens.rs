@@ -47,6 +47,8 @@ struct IssuerState {
     published: Arc<Mutex<Vec<Value>>>,
     down: AtomicBool,
     jwks_fetches: AtomicUsize,
+    /// Discovery documents served (Entra's and the OIDC issuer's).
+    discovery_fetches: AtomicUsize,
     signer: Mutex<Arc<SigningKey>>,
     obo: Mutex<TokenEndpointPolicy>,
     script: Mutex<std::collections::VecDeque<(u16, Option<u64>, Value)>>,
@@ -108,6 +110,7 @@ impl TestIssuer {
             published: Arc::new(Mutex::new(vec![key.public_jwk()])),
             down: AtomicBool::new(false),
             jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
             signer: Mutex::new(key.clone()),
             obo: Mutex::new(TokenEndpointPolicy {
                 client_id: CLIENT_ID.into(),
@@ -230,6 +233,12 @@ impl TestIssuer {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
 
+    /// Discovery documents served so far (each refresh that does not already know the keys
+    /// URL asks for one).
+    pub fn discovery_fetches(&self) -> usize {
+        self.state.discovery_fetches.load(Ordering::SeqCst)
+    }
+
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Value) -> String {
         self.sign_typed("JWT", claims)
@@ -319,13 +328,11 @@ async fn entra_discovery(
     if s.down.load(Ordering::SeqCst) {
         return unavailable();
     }
-    axum::Json(json!({
-        "issuer": format!("{}/{tenant}/v2.0", s.base),
-        "jwks_uri": format!("{}/{tenant}/discovery/v2.0/keys", s.base),
-        "authorization_endpoint": format!("{}/{tenant}/oauth2/v2.0/authorize", s.base),
-        "token_endpoint": format!("{}/{tenant}/oauth2/v2.0/token", s.base),
-        "id_token_signing_alg_values_supported": ["RS256"],
-    }))
+    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    axum::Json(mcp_obo::devidp::shapes::openid_configuration(&format!(
+        "{}/{tenant}",
+        s.base
+    )))
     .into_response()
 }
 
@@ -333,6 +340,7 @@ async fn oidc_discovery(State(s): State<Arc<IssuerState>>) -> Response {
     if s.down.load(Ordering::SeqCst) {
         return unavailable();
     }
+    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
     axum::Json(json!({
         "issuer": format!("{}/oidc", s.base),
         "jwks_uri": format!("{}/oidc/jwks", s.base),
@@ -352,13 +360,9 @@ async fn jwks_plain(State(s): State<Arc<IssuerState>>) -> Response {
     axum::Json(json!({"keys": *lock(&s.published)})).into_response()
 }
 
-/// An Entra-style error body.
+/// Entra's error body for `AADSTS{code}`, with `extra` members merged in.
 pub fn entra_error(error: &str, code: u64, extra: Value) -> Value {
-    let mut body = json!({
-        "error": error,
-        "error_description": format!("AADSTS{code}: fake entra says no. Trace ID: 0 Correlation ID: 0"),
-        "error_codes": [code],
-    });
+    let mut body = mcp_obo::devidp::shapes::entra_error(error, code, "fake entra says no.");
     merge(&mut body, extra);
     body
 }

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::fake_graph::calendar;
 use crate::support::mcp_http::{post_as, request};
 use crate::support::obo_world::Federation;
 use crate::support::tokens::{TENANT, VSCODE};
@@ -88,14 +89,7 @@ async fn each_tool_call_writes_one_audit_event_with_who_what_and_outcome_and_no_
         _dir,
     } = start(&[]).await;
     let secret_subject = "Board meeting: acquisition of Fabrikam";
-    graph.set_events(
-        ADA,
-        vec![json!({
-            "subject": secret_subject,
-            "start": {"dateTime": "2026-12-02T09:00:00.0000000", "timeZone": "UTC"},
-            "end": {"dateTime": "2026-12-02T10:00:00.0000000", "timeZone": "UTC"},
-        })],
-    );
+    graph.set_events(ADA, calendar(secret_subject, 1, None));
     let token = issuer.entra_token(json!({
         "oid": ADA,
         "name": "Ada Lovelace",

@@ -6,15 +6,16 @@
 
 use serde_json::{Value, json};
 
-use crate::support::fake_graph::FakeGraph;
+use crate::support::fake_graph::{FakeGraph, calendar};
 use crate::support::mcp_http::{post_as, request};
 use crate::support::obo_world::{World, call_hello};
 use crate::support::tokens::USER_OID;
 
 const CALENDAR_VIEW: &str = "/v1.0/me/calendarView";
 
+/// `count` events of `who`'s, in Graph's shape, the n-th titled `"{who} {n}"`.
 fn events(who: &str, count: usize) -> Vec<Value> {
-    crate::support::fake_graph::sample_events(who, count)
+    calendar(who, count, None)
 }
 
 fn oid(n: usize) -> String {

@@ -169,19 +169,35 @@ async fn a_body_that_arrives_in_parts_within_the_deadline_is_served(
     let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
+    // The head alone, asking to continue: actix answers `100 Continue` once it has dispatched
+    // the request, whose readers are then waiting for a body that has not been sent.
+    let head = head(
+        &app,
+        body.len(),
+        "Connection: close\r\nExpect: 100-continue\r\n",
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut interim))
+        .await
+        .expect("the server answers the head")
+        .expect("read the interim answer");
+    assert_eq!(
+        &interim,
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     let (first, rest) = body.split_at(20);
-    let head = head(&app, body.len(), "Connection: close\r\n");
-    stream
-        .write_all(format!("{head}{first}").as_bytes())
-        .await
-        .expect("send the head and part of the body");
-    // Long enough that the server waits for the rest (its deadline timer is set), well
-    // within the 5 s deadline.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    stream
-        .write_all(rest.as_bytes())
-        .await
-        .expect("send the rest");
+    for part in [first, rest] {
+        stream
+            .write_all(part.as_bytes())
+            .await
+            .expect("send a part of the body");
+    }
     let mut answer = Vec::new();
     tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
         .await

@@ -20,8 +20,12 @@ mod support {
 }
 
 mod audit;
+mod auth_easyauth;
 mod auth_jwt;
+mod auth_keys;
 mod auth_metadata;
+/// Requests and answer checks the inbound-authorization modules share.
+mod auth_requests;
 mod config;
 mod consent;
 mod dashboards;
@@ -31,12 +35,14 @@ mod dev_mode_consent;
 mod dev_mode_hardening;
 mod doctor;
 mod graph_paging;
+mod graph_transport;
 mod hello_tool;
 mod limits;
 mod mcp_boundary;
 mod mcp_protocol;
 mod mcp_sessions;
 mod node_peers;
+mod obo_assertions;
 mod obo_cae;
 mod obo_exchange;
 mod peers_oauth;
@@ -45,6 +51,7 @@ mod shared_cache;
 mod shared_cache_entra;
 mod shutdown;
 mod telemetry_otlp;
+mod tool_access;
 mod untrusted_values;
 mod upcoming_events;
 mod workbook;

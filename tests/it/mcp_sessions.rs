@@ -78,6 +78,18 @@ async fn call(
 }
 
 #[tokio::test]
+async fn in_session_mode_a_session_id_works_only_for_its_owner() {
+    let issuer = TestIssuer::start().await;
+    let app = app(&issuer).await;
+    let (ada, eve) = (bearer(&issuer, "ada-oid"), bearer(&issuer, "eve-oid"));
+    let sid = open(&app, &ada).await;
+    for (who, auth, expected) in [("eve", eve.as_str(), 404), ("ada", ada.as_str(), 200)] {
+        let reply = ping(&app, auth, &sid).await;
+        assert_eq!(reply.status, expected, "{who}: {}", reply.text);
+    }
+}
+
+#[tokio::test]
 async fn get_and_delete_check_the_owner_too() {
     let issuer = TestIssuer::start().await;
     let app = app(&issuer).await;

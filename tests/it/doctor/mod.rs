@@ -7,8 +7,12 @@
 //! identity endpoint) and the app registration (step 4: [`Broken`]). Then doctor against
 //! `mcp-obo dev` (every check passes) and against a server with the wrong public_url.
 //!
-//! This file is the fake and the helpers the steps share (a little over 500 lines, one
-//! fake for every step); the tests are in a file per step.
+//! This file is the fake and the helpers the steps share (one fake for every step); the tests
+//! are in a file per step. The fake's bodies come from `shapes` (the test kit's re-export of
+//! the dev emulator's Graph and Entra shapes); it is a fake of its own because its point is
+//! the broken variants, one at a time, of a registration with Microsoft's real Graph ids,
+//! and Entra's endpoints on the same listener, which neither the dev emulator nor the test
+//! kit's fake Graph serves.
 
 mod configuration;
 mod credential;
@@ -26,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID, MI_PRINCIPAL_ID};
-use crate::support::{ServerProcess, binary, free_port};
+use crate::support::{ServerProcess, binary, free_port, shapes};
 
 const TENANT: &str = "11111111-1111-4111-8111-111111111111";
 const APP: &str = "22222222-2222-4222-8222-222222222222";
@@ -102,34 +106,22 @@ struct Fake {
 
 impl Fake {
     fn application(&self) -> Value {
-        let mut uris = vec![json!(format!("api://{APP}")), json!(self.mcp_url)];
+        let mut uris = vec![format!("api://{APP}"), self.mcp_url.clone()];
         if self.broken == Broken::TrailingSlash {
-            uris[0] = json!(format!("api://{APP}/"));
+            uris[0] = format!("api://{APP}/");
         }
-        let mut app = json!({
-            "id": "77777777-7777-4777-8777-777777777777",
-            "appId": APP,
-            "displayName": "mcp-obo",
-            "signInAudience": "AzureADMyOrg",
-            "identifierUris": uris,
-            "api": {
-                "acceptMappedClaims": null,
-                "knownClientApplications": [],
-                "requestedAccessTokenVersion": 2,
-                "oauth2PermissionScopes": [{
-                    "adminConsentDescription": "Access the MCP server",
-                    "adminConsentDisplayName": "Access the MCP server",
-                    "id": SCOPE_ID, "isEnabled": true, "type": "User",
-                    "userConsentDescription": null, "userConsentDisplayName": null,
-                    "value": "user_impersonation"
-                }],
-                "preAuthorizedApplications": [{"appId": VS_CODE, "delegatedPermissionIds": [SCOPE_ID]}]
+        let mut app = shapes::application(&shapes::Application {
+            object_id: "77777777-7777-4777-8777-777777777777",
+            app_id: APP,
+            display_name: "mcp-obo",
+            identifier_uris: uris,
+            scope_id: SCOPE_ID,
+            pre_authorized: &[VS_CODE],
+            graph_permission_ids: match self.broken {
+                Broken::NoUserRead => vec![CALENDARS_READ],
+                Broken::NoCalendarsRead => vec![USER_READ],
+                _ => vec![USER_READ, CALENDARS_READ],
             },
-            "requiredResourceAccess": [{
-                "resourceAppId": GRAPH_APP,
-                "resourceAccess": [{"id": USER_READ, "type": "Scope"},
-                                   {"id": CALENDARS_READ, "type": "Scope"}]
-            }]
         });
         match self.broken {
             Broken::V1Tokens => app["api"]["requestedAccessTokenVersion"] = Value::Null,
@@ -138,14 +130,6 @@ impl Fake {
                 app["api"]["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
             }
             Broken::NotPreAuthorized => app["api"]["preAuthorizedApplications"] = json!([]),
-            Broken::NoUserRead => {
-                app["requiredResourceAccess"][0]["resourceAccess"] =
-                    json!([{"id": CALENDARS_READ, "type": "Scope"}]);
-            }
-            Broken::NoCalendarsRead => {
-                app["requiredResourceAccess"][0]["resourceAccess"] =
-                    json!([{"id": USER_READ, "type": "Scope"}]);
-            }
             _ => {}
         }
         app
@@ -153,15 +137,7 @@ impl Fake {
 
     fn graph(&self, path: &str, query: &str) -> Response {
         let not_found = |what: &str| {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"error": {
-                    "code": "Request_ResourceNotFound",
-                    "message": format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."),
-                    "innerError": {"date": "2025-01-01T00:00:00", "request-id": "r", "client-request-id": "c"}
-                }})),
-            )
-                .into_response()
+            (StatusCode::NOT_FOUND, axum::Json(shapes::not_found(what))).into_response()
         };
         let app_path = format!("/v1.0/applications(appId='{APP}')");
         let ok = |v: Value| axum::Json(v).into_response();
@@ -177,26 +153,36 @@ impl Fake {
             } else {
                 WI_SUBJECT
             };
-            return ok(json!({
-                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications('x')/federatedIdentityCredentials",
-                "value": [{"id": "f1", "name": "aks-mcp-obo", "issuer": WI_ISSUER, "subject": subject,
-                           "description": null, "audiences": [EXCHANGE]},
-                          {"id": "f2", "name": "container-app-mi", "issuer": mi_issuer(),
-                           "subject": MI_PRINCIPAL_ID, "description": null, "audiences": [EXCHANGE]}]
-            }));
+            let issuer = mi_issuer();
+            return ok(shapes::federated_credentials(&[
+                shapes::FederatedCredential {
+                    id: "f1",
+                    name: "aks-mcp-obo",
+                    issuer: WI_ISSUER,
+                    subject,
+                    audience: EXCHANGE,
+                },
+                shapes::FederatedCredential {
+                    id: "f2",
+                    name: "container-app-mi",
+                    issuer: &issuer,
+                    subject: MI_PRINCIPAL_ID,
+                    audience: EXCHANGE,
+                },
+            ]));
         }
         if path == format!("/v1.0/servicePrincipals(appId='{APP}')") {
             if self.broken == Broken::NoServicePrincipal {
                 return not_found(APP);
             }
-            return ok(
-                json!({"id": APP_SP, "appId": APP, "displayName": "mcp-obo", "servicePrincipalType": "Application"}),
-            );
+            return ok(shapes::service_principal(APP_SP, APP, "mcp-obo"));
         }
         if path == format!("/v1.0/servicePrincipals(appId='{GRAPH_APP}')") {
-            return ok(
-                json!({"id": GRAPH_SP, "appId": GRAPH_APP, "displayName": "Microsoft Graph"}),
-            );
+            return ok(shapes::service_principal(
+                GRAPH_SP,
+                GRAPH_APP,
+                "Microsoft Graph",
+            ));
         }
         if path == "/v1.0/oauth2PermissionGrants" {
             let filter: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
@@ -210,21 +196,22 @@ impl Fake {
                 )
                     .into_response();
             }
-            let consent = if self.broken == Broken::NoAdminConsent {
-                "Principal"
-            } else {
-                "AllPrincipals"
-            };
+            // Without admin consent, only one user consented.
+            let principal = (self.broken == Broken::NoAdminConsent)
+                .then_some("88888888-8888-4888-8888-888888888888");
             let scope = if self.broken == Broken::NoCalendarsConsent {
                 "User.Read openid"
             } else {
                 "User.Read Calendars.Read openid"
             };
-            return ok(json!({"value": [{
-                "id": "g1", "clientId": APP_SP, "consentType": consent,
-                "principalId": if consent == "Principal" { json!("88888888-8888-4888-8888-888888888888") } else { Value::Null },
-                "resourceId": GRAPH_SP, "scope": scope
-            }]}));
+            let grant = shapes::permission_grant(&shapes::PermissionGrant {
+                id: "g1",
+                client_id: APP_SP,
+                resource_id: GRAPH_SP,
+                principal,
+                scope,
+            });
+            return ok(shapes::page(None, vec![grant], None));
         }
         not_found(path)
     }
@@ -257,13 +244,14 @@ async fn serve(State(fake): State<Arc<Fake>>, request: Request) -> Response {
                 at(Endpoint::KeysUnreachable)
             )
         };
-        return axum::Json(json!({
-            "issuer": issuer,
-            "jwks_uri": keys,
-            "token_endpoint": format!("{}/{TENANT}/oauth2/v2.0/token", at(Endpoint::TokenUnreachable)),
-            "authorization_endpoint": format!("{base}/{TENANT}/oauth2/v2.0/authorize"),
-        }))
-        .into_response();
+        let mut document = shapes::openid_configuration(&format!("{base}/{TENANT}"));
+        document["issuer"] = json!(issuer);
+        document["jwks_uri"] = json!(keys);
+        document["token_endpoint"] = json!(format!(
+            "{}/{TENANT}/oauth2/v2.0/token",
+            at(Endpoint::TokenUnreachable)
+        ));
+        return axum::Json(document).into_response();
     }
     if path == format!("{tenant}/discovery/v2.0/keys") {
         if fake.endpoint == Endpoint::KeysNotJson {
@@ -281,7 +269,11 @@ async fn serve(State(fake): State<Arc<Fake>>, request: Request) -> Response {
         }
         return (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "invalid_client", "error_description": "AADSTS7000216: client_assertion, client_secret or request is required."})),
+            axum::Json(shapes::entra_error(
+                "invalid_client",
+                7000216,
+                "client_assertion, client_secret or request is required.",
+            )),
         )
             .into_response();
     }
@@ -293,7 +285,7 @@ async fn serve(State(fake): State<Arc<Fake>>, request: Request) -> Response {
     if bearer != Some(OPERATOR_TOKEN) {
         return (
             StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}})),
+            axum::Json(shapes::invalid_token()),
         )
             .into_response();
     }
