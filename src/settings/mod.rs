@@ -156,8 +156,4 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
 }
 
 #[cfg(test)]
-mod obo_tests;
-#[cfg(test)]
-mod shared_cache_tests;
-#[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Loaded, load};
+use super::super::{Loaded, load};
 use crate::config::{Error, Source};
 use crate::obo::shared_cache::RedisAuth;
 

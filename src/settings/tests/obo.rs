@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::load;
+use super::super::load;
 use crate::config::Error;
 
 fn with_ttl(ttl: &str) -> Result<Duration, Vec<String>> {
