@@ -20,7 +20,7 @@ pub struct Settings {
     /// The canonical public base URL clients use; the MCP endpoint is `{public_url}/mcp`.
     /// Drives the Host/Origin allow-lists and the protected resource metadata. When it is
     /// not configured the loader fills it in before reading this section: the platform's
-    /// host name, else [`local_url`] of the listen address.
+    /// host name, else `local_url` of the listen address.
     #[serde(deserialize_with = "public_url")]
     pub public_url: Url,
     /// Extra accepted `Host` values (`name` matches any port, `name:port` only that port).
