@@ -115,7 +115,7 @@ fn jsonrpc(c: &mut Criterion) {
     });
 
     // The MCP service exactly as the server mounts it, called in-process.
-    let loaded = mcp_obo::config::load(None, &Vec::new()).expect("default settings");
+    let loaded = mcp_obo::settings::load(None, &Vec::new()).expect("default settings");
     let settings = loaded.settings;
     let system = actix_web::rt::System::new();
     let tokens = mcp_obo_testkit::StaticTokens::new("unused");
@@ -125,7 +125,8 @@ fn jsonrpc(c: &mut Criterion) {
             Registry::default().with_all(mcp_obo::tools::all(&graph).expect("the tools build")),
         );
         let service = mcp_obo::mcp::mount(
-            &settings.server,
+            settings.server.sessions,
+            settings.server.max_body_bytes,
             registry.clone(),
             mcp_obo::mcp::RmcpSessions::default(),
             rmcp_actix_web::transport::CancellationToken::new(),
@@ -213,7 +214,7 @@ fn limits(c: &mut Criterion) {
         b.iter(|| black_box(UserKey::of(black_box(&caller))))
     });
     // A bucket that never empties: the cost of an allowed call.
-    let rate = ToolCallRate::new(mcp_obo::server::RateLimit {
+    let rate = ToolCallRate::new(mcp_obo::mcp::RateLimit {
         every: Duration::from_nanos(1),
         burst: std::num::NonZeroU32::MAX,
     });

@@ -2,8 +2,11 @@
 //! signed-in user.
 //!
 //! Layout (one folder per concern):
-//! - [`config`]: loads settings from defaults, file, `MCP_OBO__*` and the platform's
-//!   variables, reporting every problem at once; each module owns its section's type.
+//! - [`config`]: the configuration machinery: layers (defaults, file, prefixed variables, the
+//!   platform's), sources, reading sections with every problem at once, shared value types.
+//!   It depends on no other module; each module owns its section's type.
+//! - [`settings`]: the server's settings: every section loaded and checked together, the
+//!   platform's variables and Entra's defaults resolved. With [`server`], the composition root.
 //! - [`server`]: the actix-web app, middleware order, graceful shutdown.
 //! - [`mcp`]: MCP protocol wiring (rmcp), the tool registry, Host/Origin guard.
 //! - [`auth`]: inbound authorization; produces the [`auth::Caller`] tools receive.
@@ -33,6 +36,7 @@ pub mod mcp;
 pub mod obo;
 pub mod outbound;
 pub mod server;
+pub mod settings;
 pub mod telemetry;
 pub mod tools;
 pub mod tools_command;

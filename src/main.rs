@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mcp_obo::auth::AuthMode;
-use mcp_obo::config::{self, Loaded};
+use mcp_obo::config;
 use mcp_obo::server::{self, Application, Dependencies};
+use mcp_obo::settings::{self, Loaded};
 use mcp_obo::telemetry::escape;
 
 #[derive(Parser)]
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
     if let Command::Doctor(args) = command {
         return mcp_obo::doctor::run(&args, cli.config.as_deref(), &env);
     }
-    let loaded = match config::load(cli.config.as_deref(), &env) {
+    let loaded = match settings::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("mcp-obo: {}", config::redact_credentials(&e.to_string()));
@@ -121,7 +122,7 @@ fn serve(loaded: &Loaded) -> ExitCode {
     }
 }
 
-/// `key = "value"  # source`, grouped by section; values are redacted (`config::load`)
+/// `key = "value"  # source`, grouped by section; values are redacted (`settings::load`)
 /// and escaped, so none can restyle or rewrite the terminal.
 fn render_config(loaded: &Loaded) -> String {
     let mut out = String::new();

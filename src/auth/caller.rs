@@ -2,59 +2,9 @@
 //!
 //! A [`Caller`] is what tools see of the user: ids, names, scopes. It never prints the
 //! user's token: the token travels inside [`UserAssertion`], whose `Debug` is redacted and
-//! whose value only the on-behalf-of exchange reads.
+//! whose value only `obo/` can read (the type is `obo/`'s for that reason).
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
-
-/// The caller's own access token, kept in memory only for the on-behalf-of exchange.
-///
-/// # Security
-/// Never forwarded downstream (MCP forbids token passthrough) and never printed.
-#[derive(Clone)]
-pub struct UserAssertion(Arc<Inner>);
-
-struct Inner {
-    token: Box<str>,
-    expires_at: SystemTime,
-    /// SHA-256 of the token, computed on first use: the on-behalf-of cache key (as MSAL
-    /// keys its OBO cache), so the token itself is never a map key.
-    digest: OnceLock<[u8; 32]>,
-}
-
-impl UserAssertion {
-    pub fn new(token: impl Into<Box<str>>, expires_at: SystemTime) -> Self {
-        Self(Arc::new(Inner {
-            token: token.into(),
-            expires_at,
-            digest: OnceLock::new(),
-        }))
-    }
-
-    /// The raw token, for the token exchange request body only.
-    pub fn expose(&self) -> &str {
-        &self.0.token
-    }
-
-    /// When the caller's token expires (`exp`).
-    pub fn expires_at(&self) -> SystemTime {
-        self.0.expires_at
-    }
-
-    /// SHA-256 of the token.
-    pub fn digest(&self) -> &[u8; 32] {
-        self.0
-            .digest
-            .get_or_init(|| crate::jose::sha256(self.0.token.as_bytes()))
-    }
-}
-
-impl fmt::Debug for UserAssertion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("UserAssertion(<redacted>)")
-    }
-}
+use crate::obo::UserAssertion;
 
 /// Who is calling, as established by inbound authorization.
 #[derive(Debug, Clone)]
@@ -112,6 +62,8 @@ impl Caller {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]

@@ -25,7 +25,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use super::jwks::{JwksCache, KeyError, VerifyingKey};
-use super::{Caller, Error, Reason, UserAssertion};
+use super::{Caller, Error, Reason};
+use crate::obo::UserAssertion;
 
 /// Which issuers are trusted.
 #[derive(Debug, Clone)]

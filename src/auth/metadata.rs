@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::{AuthMode, EntraSettings, Settings};
+use super::{AuthMode, Entra, Settings};
 use crate::config::trim_slash;
 
 /// The well-known prefix (RFC 9728 §3).
@@ -35,26 +35,16 @@ impl ResourceMetadata {
     /// headers of `trusted_proxies` may name another (empty when the URL is configured).
     pub fn from_settings(
         auth: &Settings,
-        entra: &EntraSettings,
+        entra: &Entra,
         public_url: &url::Url,
         trusted_proxies: &[IpAddr],
         tool_scopes: &[String],
     ) -> Self {
-        let authority = trim_slash(&entra.authority_host);
         let (authorization_servers, scope_prefix) = match auth.mode {
-            AuthMode::Entra | AuthMode::EasyAuth => {
-                let tenant = entra
-                    .tenant_id
-                    .clone()
-                    .unwrap_or_else(|| "organizations".into());
-                let client = entra.client_id.clone().unwrap_or_default();
-                let prefix = auth
-                    .identifier_uris
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| format!("api://{client}"));
-                (vec![format!("{authority}/{tenant}/v2.0")], Some(prefix))
-            }
+            AuthMode::Entra | AuthMode::EasyAuth => (
+                vec![entra.v2_endpoint()],
+                entra.identifier_uris.first().cloned(),
+            ),
             AuthMode::Oidc | AuthMode::None => (auth.issuer.iter().map(trim_slash).collect(), None),
         };
         let authorization_servers = if auth.authorization_servers.is_empty() {

@@ -28,9 +28,8 @@ use tracing::Instrument;
 use super::jwks::JwksCache;
 use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
 use super::metadata::ResourceMetadata;
-use super::{AuthMode, EntraSettings, Settings};
+use super::{AuthMode, Entra, Settings, Tenancy};
 use super::{Caller, Error, Reason, challenge, easyauth, scopes};
-use crate::config::trim_slash;
 use crate::telemetry::bounded;
 
 /// The configured authorization policy, shared by all workers.
@@ -121,7 +120,7 @@ impl Authorizer {
     /// Entra modes accept tokens for.
     pub fn new(
         auth: &Settings,
-        entra: &EntraSettings,
+        entra: &Entra,
         metadata: Arc<ResourceMetadata>,
         jwks: Option<Arc<JwksCache>>,
     ) -> Self {
@@ -141,17 +140,12 @@ impl Authorizer {
                 accepted_audiences(auth, entra),
             ),
             _ => {
-                let authority = trim_slash(&entra.authority_host);
-                let tenant = entra.tenant_id.clone().unwrap_or_default();
-                let tenants = if matches!(tenant.as_str(), "organizations" | "common") {
-                    TenantPolicy::AllowList(
-                        auth.allowed_tenants
-                            .iter()
-                            .map(|t| t.to_ascii_lowercase())
-                            .collect(),
-                    )
-                } else {
-                    TenantPolicy::One(tenant)
+                let authority = entra.authority();
+                let tenants = match &entra.tenancy {
+                    Tenancy::Multi { allowed, .. } => {
+                        TenantPolicy::AllowList(allowed.iter().cloned().collect())
+                    }
+                    Tenancy::Single(tenant) => TenantPolicy::One(tenant.clone()),
                 };
                 (
                     IssuerPolicy::Entra {
@@ -283,19 +277,14 @@ fn auth_span() -> tracing::Span {
 }
 
 /// Every `aud` the token policy accepts: `auth.audiences` under `oidc`; under the Entra
-/// modes also the client id and the identifier URIs (`api://{client id}` when none are
-/// configured). `mcp-obo doctor` checks the app registration against the same list.
-pub fn accepted_audiences(auth: &Settings, entra: &EntraSettings) -> Vec<String> {
+/// modes also the client id and the identifier URIs ([`Entra::identifier_uris`]).
+/// `mcp-obo doctor` checks the app registration against the same list.
+pub fn accepted_audiences(auth: &Settings, entra: &Entra) -> Vec<String> {
     if auth.mode == AuthMode::Oidc {
         return auth.audiences.clone();
     }
-    let client = entra.client_id.clone().unwrap_or_default();
-    let mut audiences = vec![client.clone()];
-    if auth.identifier_uris.is_empty() {
-        audiences.push(format!("api://{client}"));
-    } else {
-        audiences.extend(auth.identifier_uris.iter().cloned());
-    }
+    let mut audiences = vec![entra.client_id.clone()];
+    audiences.extend(entra.identifier_uris.iter().cloned());
     audiences.extend(auth.audiences.iter().cloned());
     audiences
 }

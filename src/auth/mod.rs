@@ -1,15 +1,16 @@
 //! Inbound authorization: the server as an OAuth 2.1 protected resource.
 //!
-//! - `caller.rs`: [`Caller`], the validated identity every tool receives, and
-//!   [`UserAssertion`], the caller's own token, which only `obo/` may open.
+//! - `caller.rs`: [`Caller`], the validated identity every tool receives; it carries the
+//!   caller's own token as `obo/`'s sealed [`crate::obo::UserAssertion`].
 //! - `middleware.rs`: [`Authorizer`], the actix middleware that establishes the caller or
 //!   answers with a challenge; the order of checks is documented there.
 //! - `metadata.rs`: RFC 9728 protected resource metadata ([`ResourceMetadata`]).
 //! - `challenge.rs`: 401/403 answers with `WWW-Authenticate` (RFC 6750, MCP step-up).
 //! - `jwt.rs`: token validation; `jwks.rs`: the issuer's keys ([`JwksCache`]).
 //! - `easyauth.rs`: App Service / Container Apps built-in auth headers (easyauth mode only).
-//! - `settings.rs`: [`Settings`] (`[auth]`) and [`EntraSettings`] (`[entra]`, shared with
-//!   `obo/`).
+//! - `settings.rs`: [`Settings`] (`[auth]`) and [`EntraSettings`] (`[entra]`), as configured.
+//! - `entra.rs`: [`Entra`], the tenant and application with Entra's defaults applied, which
+//!   auth, `obo/` and `doctor/` read.
 //! - `scopes.rs`: scope sufficiency with hierarchies.
 //! - `error.rs`: [`Error`] and the refusal [`Reason`]s.
 //!
@@ -19,6 +20,7 @@
 mod caller;
 mod challenge;
 mod easyauth;
+mod entra;
 mod error;
 mod jwks;
 mod jwt;
@@ -27,7 +29,8 @@ mod middleware;
 pub mod scopes;
 mod settings;
 
-pub use caller::{Caller, UserAssertion};
+pub use caller::Caller;
+pub use entra::{Entra, MultiTenant, Tenancy, default_identifier_uri};
 pub use error::{Error, Reason};
 pub use jwks::{JwksCache, keys_url_is_secure};
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};

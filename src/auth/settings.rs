@@ -1,12 +1,13 @@
-//! `[auth]` (inbound authorization) and `[entra]` (the Entra ID tenant and application,
-//! shared with `obo/`, which gets it passed explicitly).
+//! `[auth]` (inbound authorization) and `[entra]` (the Entra ID tenant and application),
+//! as configured. What the server reads of Entra is [`super::Entra`], resolved from both.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use crate::config::{Problem, de, is_guid, is_loopback_url};
+use super::{Entra, MultiTenant};
+use crate::config::{Problem, de, is_guid, is_loopback_url, trim_slash};
 
 /// Inbound authorization.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,9 +20,10 @@ pub struct Settings {
     /// Accepted `aud` values. `entra`: the client id and identifier URIs are added.
     #[serde(deserialize_with = "de::list")]
     pub audiences: Vec<String>,
-    /// `entra`: the app's identifier URIs; empty means `api://{client_id}`.
+    /// `entra`: the app's identifier URIs; empty means `api://{client_id}`. Read through
+    /// [`Entra::identifier_uris`], which applies that default.
     #[serde(deserialize_with = "de::list")]
-    pub identifier_uris: Vec<String>,
+    pub(super) identifier_uris: Vec<String>,
     /// Delegated scopes (as they appear in `scp`) every MCP request needs.
     #[serde(deserialize_with = "de::list")]
     pub required_scopes: Vec<String>,
@@ -31,9 +33,10 @@ pub struct Settings {
     /// Client applications (`azp`/`appid`) allowed to call; empty allows any.
     #[serde(deserialize_with = "de::list")]
     pub allowed_client_apps: Vec<String>,
-    /// `entra` with `organizations`/`common`: the tenants (`tid`) allowed.
+    /// `entra` with `organizations`/`common`: the tenants (`tid`) allowed. Read through
+    /// [`Entra::tenancy`].
     #[serde(deserialize_with = "de::list")]
-    pub allowed_tenants: Vec<String>,
+    pub(super) allowed_tenants: Vec<String>,
     /// Overrides the `authorization_servers` of the protected resource metadata.
     #[serde(deserialize_with = "authorization_servers")]
     pub authorization_servers: Vec<Url>,
@@ -135,21 +138,22 @@ impl Settings {
                 format!("required with auth.mode = {mode}: the application (client) id of the server's app registration (or set AZURE_CLIENT_ID)"),
             ));
         }
-        match entra.tenant_id.as_deref() {
+        let tenant = entra.tenant_id.as_deref();
+        match tenant.map(|t| (t, t.parse::<MultiTenant>().is_ok())) {
             None => problems.push(Problem::new(
                 "entra.tenant_id",
                 format!("required with auth.mode = {mode}: the directory (tenant) id, or organizations with auth.allowed_tenants (or set AZURE_TENANT_ID)"),
             )),
-            Some(t) if !matches!(t, "organizations" | "common") && !is_guid(t) => {
+            Some((t, false)) if !is_guid(t) => {
                 problems.push(Problem::new(
                     "entra.tenant_id",
                     format!("{t:?} is not valid with auth.mode = {mode}; expected the tenant GUID (tokens carry it in tid), or organizations with auth.allowed_tenants"),
                 ));
             }
-            Some("organizations" | "common") if self.allowed_tenants.is_empty() => {
+            Some((t, true)) if self.allowed_tenants.is_empty() => {
                 problems.push(Problem::new(
                     "auth.allowed_tenants",
-                    "required when entra.tenant_id is organizations or common: list the tenant ids whose users may call",
+                    format!("required when entra.tenant_id is {t}: list the tenant ids whose users may call"),
                 ));
             }
             _ => {}
@@ -201,20 +205,16 @@ fn max_token_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 
 /// The issuer's OIDC discovery document for `auth.mode`; `None` without inbound tokens.
 /// The server fetches its keys from it, and `mcp-obo doctor` checks it.
-pub fn discovery_url(auth: &Settings, entra: &EntraSettings) -> Option<String> {
+pub fn discovery_url(auth: &Settings, entra: &Entra) -> Option<String> {
     match auth.mode {
         AuthMode::None => None,
         AuthMode::Oidc => Some(format!(
             "{}/.well-known/openid-configuration",
-            auth.issuer
-                .as_ref()
-                .map(crate::config::trim_slash)
-                .unwrap_or_default()
+            auth.issuer.as_ref().map(trim_slash).unwrap_or_default()
         )),
         AuthMode::Entra | AuthMode::EasyAuth => Some(format!(
-            "{}/{}/v2.0/.well-known/openid-configuration",
-            crate::config::trim_slash(&entra.authority_host),
-            entra.tenant_id.as_deref().unwrap_or("organizations")
+            "{}/.well-known/openid-configuration",
+            entra.v2_endpoint()
         )),
     }
 }

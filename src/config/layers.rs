@@ -1,6 +1,6 @@
 //! The layers, merged with the `config` crate: built-in defaults < optional file <
-//! `MCP_OBO__SECTION__KEY` variables < the platform's well-known variables. Records where
-//! each key's value came from, and reports unknown keys and secrets written in files.
+//! `{PREFIX}SECTION__KEY` variables < the platform's variables. Records where each key's
+//! value came from, and reports unknown keys and secrets written in files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,35 +8,26 @@ use std::path::Path;
 use config::builder::DefaultState;
 use config::{Config, ConfigBuilder, File, FileFormat, Map, Value, ValueKind};
 
-use super::{Env, Error, Problem, Source, platform};
+use super::{Env, Error, Problem, Source};
 
-/// The built-in defaults, one entry per key the server understands.
-pub(super) const DEFAULTS: &str = include_str!("defaults.toml");
-
-/// Prefix of the project's own environment variables (`MCP_OBO__SERVER__LISTEN`).
-const ENV_PREFIX: &str = "MCP_OBO__";
-
-/// Keys holding lists; from the environment they are comma-separated.
-pub(super) const LIST_KEYS: &[&str] = &[
-    "server.allowed_hosts",
-    "server.allowed_origins",
-    "server.trusted_proxies",
-    "auth.audiences",
-    "auth.identifier_uris",
-    "auth.required_scopes",
-    "auth.accepted_roles",
-    "auth.allowed_client_apps",
-    "auth.allowed_tenants",
-    "auth.authorization_servers",
-    "auth.scope_implies",
-    "auth.tool_scopes",
-];
+/// What a program's configuration is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The built-in defaults (TOML): one entry per key the program understands; any other
+    /// key is reported as unknown.
+    pub defaults: &'static str,
+    /// Prefix of the program's own environment variables (`MCP_OBO__` for
+    /// `MCP_OBO__SERVER__LISTEN`).
+    pub env_prefix: &'static str,
+    /// Keys holding lists; from the environment they are comma-separated.
+    pub list_keys: &'static [&'static str],
+}
 
 /// One section's keys and values.
-pub(super) type Table = Map<String, Value>;
+pub type Table = Map<String, Value>;
 
 /// The merged layers, per section.
-pub(super) struct Layers {
+pub struct Layers {
     /// Section name → its merged keys (unknown keys left out: they are reported).
     pub tables: BTreeMap<String, Table>,
     /// Section name → the built-in defaults.
@@ -47,83 +38,90 @@ pub(super) struct Layers {
     pub problems: Vec<Problem>,
 }
 
-/// Merges the layers.
-///
-/// # Errors
-/// [`Error::Read`] when the file cannot be read or parsed.
-pub(super) fn merge(file: Option<&Path>, env: &Env) -> Result<Layers, Error> {
-    let defaults = Config::builder()
-        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-        .build()
-        .map_err(|e| Error::Read(format!("built-in defaults: {e}")))?;
-    let known: BTreeSet<String> = flatten_keys(&defaults).into_iter().collect();
-
-    let mut sources: BTreeMap<String, Source> =
-        known.iter().map(|k| (k.clone(), Source::Default)).collect();
-    let mut problems = Vec::new();
-    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-
-    if let Some(path) = file {
-        let from_file = Config::builder()
-            .add_source(File::from(path).required(true))
+impl Layers {
+    /// Merges the layers: `schema`'s defaults < `file` < `env`'s prefixed variables <
+    /// `platform`, the values the program maps from its platform's variables, each given
+    /// as (key, variable name, value).
+    ///
+    /// # Errors
+    /// [`Error::Read`] when the defaults or the file cannot be read or parsed.
+    pub fn merge(
+        schema: &Schema,
+        file: Option<&Path>,
+        env: &Env,
+        platform: Vec<(&'static str, &'static str, String)>,
+    ) -> Result<Self, Error> {
+        let defaults = Config::builder()
+            .add_source(File::from_str(schema.defaults, FileFormat::Toml))
             .build()
-            .map_err(|e| Error::Read(format!("{}: {e}", path.display())))?;
-        for key in flatten_keys(&from_file) {
-            if is_secret(&key) {
-                problems.push(Problem::new(
+            .map_err(|e| Error::Read(format!("built-in defaults: {e}")))?;
+        let known: BTreeSet<String> = flatten_keys(&defaults).into_iter().collect();
+
+        let mut sources: BTreeMap<String, Source> =
+            known.iter().map(|k| (k.clone(), Source::Default)).collect();
+        let mut problems = Vec::new();
+        let mut builder =
+            Config::builder().add_source(File::from_str(schema.defaults, FileFormat::Toml));
+
+        if let Some(path) = file {
+            let from_file = Config::builder()
+                .add_source(File::from(path).required(true))
+                .build()
+                .map_err(|e| Error::Read(format!("{}: {e}", path.display())))?;
+            for key in flatten_keys(&from_file) {
+                if is_secret(&key) {
+                    problems.push(Problem::new(
                     &key,
                     format!(
                         "secrets are not read from configuration files ({}); set the environment variable {} or point {key}_file at a file outside the repository",
                         path.display(),
-                        env_name(&key),
+                        env_name(schema.env_prefix, &key),
                     ),
                 ));
-            } else if known.contains(&key) {
-                sources.insert(key, Source::File(path.to_path_buf()));
-            } else {
-                problems.push(unknown_key(&key, &format!("file {}", path.display())));
+                } else if known.contains(&key) {
+                    sources.insert(key, Source::File(path.to_path_buf()));
+                } else {
+                    problems.push(unknown_key(&key, &format!("file {}", path.display())));
+                }
             }
+            builder = builder.add_source(File::from(path).required(true));
         }
-        builder = builder.add_source(File::from(path).required(true));
-    }
 
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let key = rest.to_ascii_lowercase().replace("__", ".");
-        if !known.contains(&key) {
-            problems.push(unknown_key(&key, &format!("env {name}")));
-            continue;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(schema.env_prefix) else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if !known.contains(&key) {
+                problems.push(unknown_key(&key, &format!("env {name}")));
+                continue;
+            }
+            builder = set(schema, builder, &key, value);
+            sources.insert(key, Source::Env(name.clone()));
         }
-        builder = set(builder, &key, value);
-        sources.insert(key, Source::Env(name.clone()));
-    }
 
-    for (key, name, value) in platform::well_known(env) {
-        builder = set(builder, key, &value);
-        sources.insert(key.to_owned(), Source::Env(name.to_owned()));
-    }
+        for (key, name, value) in platform {
+            builder = set(schema, builder, key, &value);
+            sources.insert(key.to_owned(), Source::Env(name.to_owned()));
+        }
 
-    let merged = builder
-        .build()
-        .map_err(|e| Error::Read(format!("merging layers: {e}")))?;
-    let defaults = sections(&defaults, &known);
-    let tables = sections(&merged, &known);
-    Ok(Layers {
-        tables,
-        defaults,
-        sources,
-        problems,
-    })
+        let merged = builder
+            .build()
+            .map_err(|e| Error::Read(format!("merging layers: {e}")))?;
+        let defaults = sections(&defaults, &known);
+        let tables = sections(&merged, &known);
+        Ok(Layers {
+            tables,
+            defaults,
+            sources,
+            problems,
+        })
+    }
 }
 
 /// `obo.client_secret` → `MCP_OBO__OBO__CLIENT_SECRET`.
-pub(super) fn env_name(key: &str) -> String {
-    format!(
-        "{ENV_PREFIX}{}",
-        key.to_ascii_uppercase().replace('.', "__")
-    )
+fn env_name(prefix: &str, key: &str) -> String {
+    format!("{prefix}{}", key.to_ascii_uppercase().replace('.', "__"))
 }
 
 fn unknown_key(key: &str, from: &str) -> Problem {
@@ -135,11 +133,12 @@ fn unknown_key(key: &str, from: &str) -> Problem {
 
 /// Sets `key` from a string; list keys split it on commas.
 fn set(
+    schema: &Schema,
     builder: ConfigBuilder<DefaultState>,
     key: &str,
     value: &str,
 ) -> ConfigBuilder<DefaultState> {
-    let result = if LIST_KEYS.contains(&key) {
+    let result = if schema.list_keys.contains(&key) {
         builder.clone().set_override(key, super::de::split(value))
     } else {
         builder.clone().set_override(key, value)

@@ -1,4 +1,5 @@
-//! Reads each section into its module's serde type, reporting every bad key.
+//! Reads each section into its module's serde type, reporting every bad key, and tells
+//! each key's effective value.
 //!
 //! Serde stops at the first error in a struct. To still report them all, a section is
 //! deserialized, and on an error the failing key (found with `serde_path_to_error`) is
@@ -14,10 +15,10 @@ use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
 use super::layers::{Layers, Table, display_value, is_secret};
-use super::{Problem, Source};
+use super::{Problem, Source, redact_credentials};
 
 /// The sections being read, and every problem found so far.
-pub(super) struct Reader {
+pub struct Reader {
     pub layers: Layers,
     /// Keys whose value was bad and replaced by the default.
     failed: BTreeSet<String>,
@@ -90,6 +91,32 @@ impl Reader {
 
     pub fn sources(&self) -> &BTreeMap<String, Source> {
         &self.layers.sources
+    }
+
+    /// Each known key's value and its source: `shown(key)` where the program uses another
+    /// value than the layered one (derived or normalised), `<redacted>` for secrets, and
+    /// passwords in URLs as `***`.
+    pub fn effective(
+        &self,
+        shown: impl Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, (String, Source)> {
+        let layers = &self.layers;
+        layers
+            .sources
+            .iter()
+            .map(|(key, source)| {
+                let value = match shown(key) {
+                    Some(value) => value,
+                    None if is_secret(key) => "<redacted>".to_owned(),
+                    None => {
+                        let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
+                        display_value(layers.tables.get(section).and_then(|t| t.get(name)))
+                    }
+                };
+                let value = redact_credentials(&value).into_owned();
+                (key.clone(), (value, source.clone()))
+            })
+            .collect()
     }
 }
 

@@ -167,7 +167,7 @@ pub fn redact_credentials(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_credentials;
+    use super::{is_loopback_authority, redact_credentials};
 
     #[test]
     fn the_password_of_every_url_in_a_text_is_redacted() {
@@ -199,6 +199,32 @@ mod tests {
             "https://u:@host",
         ] {
             assert_eq!(redact_credentials(text), text);
+        }
+    }
+
+    #[test]
+    fn a_loopback_authority_is_a_plain_loopback_name_or_address() {
+        for loopback in [
+            "localhost",
+            "LOCALHOST:7071",
+            "127.0.0.1",
+            "127.9.9.9:80",
+            "[::1]:7071",
+        ] {
+            assert!(is_loopback_authority(loopback), "{loopback}");
+        }
+        for other in [
+            "",
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "localhost@evil.example",
+            "localhost/evil",
+            "localhost#@evil.example",
+            "[::2]:7071",
+            "0.0.0.0:7071",
+        ] {
+            assert!(!is_loopback_authority(other), "{other}");
         }
     }
 }

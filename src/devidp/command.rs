@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{self as devidp, DEV_APP, DEV_TENANT, DevUser};
-use crate::config::{self, Env};
+use crate::config::Env;
 use crate::server::{self, Application, Dependencies};
+use crate::settings;
 use crate::tools::graph_permissions;
 
 /// `mcp-obo dev` options.
@@ -174,7 +175,7 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
         let doctor_config = state_dir.join("doctor.toml");
         write_doctor_config(&doctor_config, &vars)
             .map_err(|e| format!("cannot write {}: {e}", doctor_config.display()))?;
-        let loaded = config::load(config_file, &vars).map_err(|e| e.to_string())?;
+        let loaded = settings::load(config_file, &vars).map_err(|e| e.to_string())?;
         let settings = loaded.settings;
         let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
         if !settings.server.listen.ip().is_loopback() {

@@ -106,7 +106,7 @@ pub fn scopes(app: &Application, e: &Expected) -> (Check, Vec<String>) {
                     .identifier_uris
                     .iter()
                     .any(|u| u.trim_end_matches('/') == resource)
-                    || resource == format!("api://{}", e.client_id);
+                    || resource == crate::auth::default_identifier_uri(&e.client_id);
                 if !own {
                     continue;
                 }

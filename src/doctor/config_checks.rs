@@ -3,7 +3,8 @@
 //! the cross-checks no single value shows.
 
 use crate::auth::AuthMode;
-use crate::config::{Loaded, Problem, is_loopback_url, trim_slash};
+use crate::config::{Problem, is_loopback_url, trim_slash};
+use crate::settings::Loaded;
 
 use super::Check;
 use super::expect::Expected;
@@ -45,7 +46,7 @@ pub fn checks(loaded: &Loaded, expected: &Expected) -> Vec<Check> {
             format!(
                 "auth.mode = {}: tenant {}, application {}",
                 s.auth.mode.as_str(),
-                s.entra.tenant_id.as_deref().unwrap_or_default(),
+                s.entra.tenancy.path(),
                 expected.client_id
             ),
         ),

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::expect::Expected;
 use super::{Check, Step};
 use crate::auth::AuthMode;
-use crate::config::Settings;
 use crate::obo::{AssertionKind, AssertionSource};
+use crate::settings::Settings;
 
 /// The federated identity a client assertion names.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -191,7 +191,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let loaded = crate::config::load(None, &env).expect("valid configuration");
+        let loaded = crate::settings::load(None, &env).expect("valid configuration");
         let expected = Expected::from_settings(&loaded.settings);
         let step = check(&loaded.settings, &expected, None).await;
         assert!(matches!(step.found, Found::Nothing));

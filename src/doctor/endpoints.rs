@@ -8,7 +8,8 @@ use super::expect::Expected;
 use super::probe::Probe;
 use super::{Check, Status, Step};
 use crate::auth::AuthMode;
-use crate::config::{Settings, trim_slash};
+use crate::config::trim_slash;
+use crate::settings::Settings;
 
 #[derive(Deserialize)]
 struct Discovery {

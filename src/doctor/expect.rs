@@ -3,17 +3,21 @@
 //! scopes as the metadata advertises them), so every step compares against the same values.
 
 use crate::auth::{ResourceMetadata, accepted_audiences};
-use crate::config::{Settings, trim_slash};
+use crate::config::trim_slash;
+use crate::settings::Settings;
 
 /// The values the checks compare with.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
     pub client_id: String,
-    /// `entra.tenant_id` (GUID, `organizations` or `common`).
+    /// `entra.tenant_id` as Entra's URLs spell it (GUID, `organizations` or `common`).
     pub tenant: String,
+    /// Whether the tenant is a multi-tenant endpoint (tokens carry the caller's tenant).
+    pub multi_tenant: bool,
     /// `entra.authority_host` without its trailing slash.
     pub authority: String,
-    /// `auth.identifier_uris`, or `api://{client_id}` when none are configured.
+    /// [`crate::auth::Entra::identifier_uris`] (`auth.identifier_uris`, or
+    /// `api://{client_id}` when none are configured).
     pub identifier_uris: Vec<String>,
     /// The identifier URI advertised scopes are prefixed with (the first).
     pub scope_prefix: String,
@@ -37,12 +41,8 @@ pub struct Expected {
 
 impl Expected {
     pub fn from_settings(s: &Settings) -> Self {
-        let client_id = s.entra.client_id.clone().unwrap_or_default();
-        let identifier_uris = if s.auth.identifier_uris.is_empty() {
-            vec![format!("api://{client_id}")]
-        } else {
-            s.auth.identifier_uris.clone()
-        };
+        let client_id = s.entra.client_id.clone();
+        let identifier_uris = s.entra.identifier_uris.clone();
         let scope_prefix = identifier_uris.first().cloned().unwrap_or_default();
         let mut scopes = s.auth.required_scopes.clone();
         for (_, scope) in &s.auth.tool_scopes {
@@ -57,12 +57,9 @@ impl Expected {
                 .to_vec();
         let public_url = trim_slash(&s.server.public_url);
         Self {
-            tenant: s
-                .entra
-                .tenant_id
-                .clone()
-                .unwrap_or_else(|| "organizations".into()),
-            authority: trim_slash(&s.entra.authority_host),
+            tenant: s.entra.tenancy.path().to_owned(),
+            multi_tenant: s.entra.tenancy.is_multi(),
+            authority: s.entra.authority(),
             identifier_uris,
             scope_prefix,
             accepted_audiences: accepted_audiences(&s.auth, &s.entra),
@@ -83,7 +80,7 @@ impl Expected {
     /// The v2.0 issuer tokens carry (`{tenantid}` for the multi-tenant endpoints, as
     /// Entra's discovery document spells it).
     pub fn entra_issuer(&self) -> String {
-        if matches!(self.tenant.as_str(), "organizations" | "common") {
+        if self.multi_tenant {
             format!("{}/{{tenantid}}/v2.0", self.authority)
         } else {
             format!("{}/{}/v2.0", self.authority, self.tenant)

@@ -35,6 +35,7 @@ use url::Url;
 
 use crate::auth::AuthMode;
 use crate::config::{self, Env};
+use crate::settings;
 
 pub use report::{Check, Report, Status};
 
@@ -101,7 +102,7 @@ pub async fn diagnose(args: &DoctorArgs, config_file: Option<&Path>, env: &Env) 
             return report;
         }
     };
-    let loaded = match config::load(config_file, env) {
+    let loaded = match settings::load(config_file, env) {
         Ok(loaded) => loaded,
         Err(config::Error::Invalid(problems)) => {
             report.extend(config_checks::problems(&problems));

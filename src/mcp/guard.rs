@@ -18,8 +18,6 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use url::Url;
 
-use crate::server::Settings as ServerSettings;
-
 /// One allowed host: a name (any port) or a `name:port` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HostRule {
@@ -45,10 +43,17 @@ pub struct Origins {
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 impl Origins {
-    pub fn from_settings(server: &ServerSettings) -> Self {
+    /// The allow-lists for a server reached at `public` (`server.public_url`), also under
+    /// `allowed_hosts` and from `allowed_origins` (`server.allowed_hosts`,
+    /// `server.allowed_origins`), and under loopback names when it listens on loopback.
+    pub fn new(
+        public: &Url,
+        allowed_hosts: &[String],
+        allowed_origins: &[String],
+        loopback_listen: bool,
+    ) -> Self {
         let mut hosts = Vec::new();
         let mut origins = Vec::new();
-        let public = &server.public_url;
         if let Some(host) = public.host_str() {
             hosts.push(HostRule {
                 name: host.to_ascii_lowercase(),
@@ -60,12 +65,12 @@ impl Origins {
                 port: public.port_or_known_default(),
             });
         }
-        for entry in &server.allowed_hosts {
+        for entry in allowed_hosts {
             if let Some(rule) = parse_host(entry) {
                 hosts.push(rule);
             }
         }
-        for entry in &server.allowed_origins {
+        for entry in allowed_origins {
             if let Ok(url) = Url::parse(entry)
                 && let Some(host) = url.host_str()
             {
@@ -76,7 +81,7 @@ impl Origins {
                 });
             }
         }
-        if server.listen.ip().is_loopback() {
+        if loopback_listen {
             for name in LOOPBACK_NAMES {
                 hosts.push(HostRule {
                     name: name.to_owned(),
@@ -216,25 +221,9 @@ mod tests {
     use super::*;
 
     fn origins(listen: &str, public: &str) -> Origins {
-        let loaded = crate::config::load(
-            None,
-            &vec![
-                ("MCP_OBO__SERVER__LISTEN".into(), listen.into()),
-                ("MCP_OBO__SERVER__PUBLIC_URL".into(), public.into()),
-                // A public URL needs inbound authorization (auth.mode = none is loopback only).
-                ("MCP_OBO__AUTH__MODE".into(), "entra".into()),
-                (
-                    "AZURE_TENANT_ID".into(),
-                    "11111111-2222-3333-4444-555555555555".into(),
-                ),
-                (
-                    "AZURE_CLIENT_ID".into(),
-                    "66666666-7777-8888-9999-000000000000".into(),
-                ),
-            ],
-        )
-        .expect("test config is valid");
-        Origins::from_settings(&loaded.settings.server)
+        let listen: std::net::SocketAddr = listen.parse().expect("listen address");
+        let public = Url::parse(public).expect("public URL");
+        Origins::new(&public, &[], &[], listen.ip().is_loopback())
     }
 
     #[test]

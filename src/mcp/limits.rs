@@ -32,7 +32,6 @@ use rmcp_actix_web::transport::CancellationToken;
 
 use super::jsonrpc_errors::{LIMITED, error_response};
 use crate::auth::Caller;
-use crate::server::RateLimit;
 use crate::telemetry::metrics;
 
 /// How often idle users' rate-limit states are dropped.
@@ -146,6 +145,44 @@ impl InFlight {
         let response = next.call(req).await;
         drop(ticket);
         Ok(response?.map_into_left_body())
+    }
+}
+
+/// A token bucket of `tools/call`s per user (`server.rate_limit`), written
+/// `<calls>/<period> burst <n>` (`10/s burst 60`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// One call's worth of the bucket comes back every `every` (the sustained rate).
+    pub every: Duration,
+    /// Calls a full bucket allows at once.
+    pub burst: NonZeroU32,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = ();
+
+    /// The `<calls>/<period>[ burst <n>]` form; `off` and a rate of 0 are the settings'
+    /// (`server.rate_limit`), which also word the error.
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        let mut words = raw.split_whitespace();
+        let (calls, period) = words.next().and_then(|r| r.split_once('/')).ok_or(())?;
+        let calls: NonZeroU32 = calls.parse().map_err(|_| ())?;
+        let period = match period {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => humantime::parse_duration(other).map_err(|_| ())?,
+        };
+        let burst = match (words.next(), words.next(), words.next()) {
+            (None, _, _) => calls,
+            (Some("burst"), Some(n), None) => n.parse().map_err(|_| ())?,
+            _ => return Err(()),
+        };
+        let every = period / calls.get();
+        if every.is_zero() {
+            return Err(());
+        }
+        Ok(Self { every, burst })
     }
 }
 

@@ -38,7 +38,7 @@ pub use direct::Direct;
 pub use guard::{HostOriginGuard, Origins};
 pub use handler::McpServer;
 pub use jsonrpc_errors::JsonRpcErrors;
-pub use limits::{InFlight, ToolCallRate, UserKey};
+pub use limits::{InFlight, RateLimit, ToolCallRate, UserKey};
 pub use registry::{Registry, Tool};
 pub use sessions::SessionOwners;
 pub use tool_access::ToolAccess;

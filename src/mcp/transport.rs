@@ -7,7 +7,6 @@ use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, Streamab
 
 use super::{McpServer, Registry};
 use crate::auth::Caller;
-use crate::server::Settings as ServerSettings;
 
 /// The OpenTelemetry context of the HTTP request, carried to the MCP handler.
 #[derive(Clone)]
@@ -29,9 +28,11 @@ pub type RmcpSessions = Arc<LocalSessionManager>;
 /// The configured Streamable HTTP service; clone it into each actix worker.
 ///
 /// Stateless and JSON by default (what Functions custom handlers and affinity-free scale-out
-/// need); `server.sessions` turns sessions on for pre-2026 clients.
+/// need); `stateful` (`server.sessions`) turns sessions on for pre-2026 clients. Bodies over
+/// `max_body_bytes` (`server.max_body_bytes`) are refused.
 pub fn mount(
-    settings: &ServerSettings,
+    stateful: bool,
+    max_body_bytes: usize,
     registry: Arc<Registry>,
     sessions: RmcpSessions,
     cancel: CancellationToken,
@@ -39,9 +40,9 @@ pub fn mount(
     StreamableHttpService::builder()
         .service_factory(Arc::new(move || Ok(McpServer::new(registry.clone()))))
         .session_manager(sessions)
-        .stateful_mode(settings.sessions)
+        .stateful_mode(stateful)
         .json_response(true)
-        .max_request_body_bytes(settings.max_body_bytes)
+        .max_request_body_bytes(max_body_bytes)
         // Host/Origin are checked by `guard.rs` in front of authorization; an empty list
         // turns rmcp's own (loopback-only) check off so the two cannot disagree.
         .allowed_hosts(Vec::new())

@@ -16,6 +16,8 @@
 //!   replica, and its `[obo.shared_cache]` section.
 //! - `assertion.rs`: [`AssertionSource`], the client credential (managed identity,
 //!   workload identity, secret, certificate).
+//! - `user_assertion.rs`: [`UserAssertion`], the caller's own token, sealed: only this
+//!   module can read it.
 //!
 //! Tools ask [`DownstreamTokens`] and never see how the token was obtained, so the
 //! on-behalf-of exchange (client assertion + the caller's token → token endpoint) plugs in
@@ -31,6 +33,7 @@ mod on_behalf_of;
 mod settings;
 pub mod shared_cache;
 mod token;
+mod user_assertion;
 
 use async_trait::async_trait;
 
@@ -48,6 +51,7 @@ pub use on_behalf_of::OboTokens;
 pub use settings::{AssertionKind, OboGrant, Settings};
 pub use shared_cache::{Settings as SharedCacheSettings, SharedCache};
 pub use token::AccessToken;
+pub use user_assertion::UserAssertion;
 
 /// The token source when inbound authorization is on but no exchange is configured.
 pub struct Unconfigured;
@@ -63,13 +67,14 @@ impl DownstreamTokens for Unconfigured {
 
 /// Builds the on-behalf-of token source from the `[obo]` section, or [`Unconfigured`] when
 /// no client assertion is configured. `entra` gives the default client id and the Entra
-/// token endpoint; `public_url` the default consent URL.
+/// token endpoint (the caller's tenant's under a multi-tenant endpoint); `public_url` the
+/// default consent URL.
 ///
 /// # Errors
 /// When the assertion source cannot be set up (managed identity, certificate).
 pub fn from_settings(
     obo: &Settings,
-    entra: &crate::auth::EntraSettings,
+    entra: &crate::auth::Entra,
     public_url: &url::Url,
 ) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
     use crate::config::trim_slash;
@@ -79,22 +84,15 @@ pub fn from_settings(
     let client_id = obo
         .client_id
         .clone()
-        .or_else(|| entra.client_id.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| entra.client_id.clone());
     let assertion = AssertionSource::from_settings(obo, kind, &client_id)?;
     let endpoint = match &obo.token_endpoint {
         Some(url) => TokenEndpoint::Fixed(url.to_string()),
-        None => {
-            let tenant = entra
-                .tenant_id
-                .clone()
-                .unwrap_or_else(|| "organizations".into());
-            TokenEndpoint::Entra {
-                authority: trim_slash(&entra.authority_host),
-                per_caller_tenant: matches!(tenant.as_str(), "organizations" | "common"),
-                tenant,
-            }
-        }
+        None => TokenEndpoint::Entra {
+            authority: entra.authority(),
+            per_caller_tenant: entra.tenancy.is_multi(),
+            tenant: entra.tenancy.path().to_owned(),
+        },
     };
     let unbuildable = |detail: String| Error::Unreachable {
         dependency: "token endpoint",
@@ -118,7 +116,7 @@ pub fn from_settings(
         audience: obo.audience.clone(),
         client_capabilities: obo.client_capabilities.clone(),
     };
-    let shared = SharedCache::from_settings(obo, &exchanger.client_id, entra.tenant_id.as_deref())?;
+    let shared = SharedCache::from_settings(obo, &exchanger.client_id, entra.tenancy.path())?;
     Ok(std::sync::Arc::new(
         OboTokens::new(
             exchanger,

@@ -177,7 +177,7 @@ impl OboTokens {
 }
 
 /// The user token to exchange: an app-only caller or one without a token has none.
-fn user_of(caller: &Caller) -> Result<&crate::auth::UserAssertion, Error> {
+fn user_of(caller: &Caller) -> Result<&super::UserAssertion, Error> {
     if caller.app_only {
         return Err(Error::AppOnly {
             code: "app-only token".into(),

@@ -4,9 +4,9 @@
 //! their own [`Dependencies`] and a port-0 listener. [`Application::run_until_stopped`] takes
 //! the shutdown signal as a future, so shutdown is testable.
 //!
-//! This is the composition root: it alone holds the whole [`config::Settings`] and hands
-//! each module its own section (plus what that module needs from another, passed
-//! explicitly). `settings.rs` is the `[server]` section ([`Settings`]).
+//! This is the composition root: with `crate::settings`, which loads it, it alone holds the
+//! whole [`Settings`] and hands each module its own section (plus what that module needs
+//! from another, passed explicitly); `mcp/` gets plain values, not a section.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -21,19 +21,16 @@ use rmcp_actix_web::transport::CancellationToken;
 
 use crate::auth::AuthMode;
 use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
-use crate::config;
 use crate::graph::GraphClient;
 use crate::mcp::{
     self, BodyDeadline, HostOriginGuard, InFlight, JsonRpcErrors, MCP_PATHS, Origins, Registry,
     SessionOwners, ToolAccess, ToolCallRate,
 };
 use crate::obo::{DeveloperTokens, DownstreamTokens};
+use crate::settings::Settings;
 use crate::telemetry::RequestLog;
 
 mod consent;
-mod settings;
-
-pub use settings::{RateLimit, Settings, local_url, parse_listen};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +73,9 @@ impl Dependencies {
     ///
     /// # Errors
     /// When the on-behalf-of client assertion cannot be set up.
-    pub fn from_settings(settings: &config::Settings) -> Result<Self, StartError> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartError> {
         let tokens: Arc<dyn DownstreamTokens> = match settings.auth.mode {
-            AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.tenant_id.as_deref())),
+            AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.developer_tenant())),
             AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => crate::obo::from_settings(
                 &settings.obo,
                 &settings.entra,
@@ -131,7 +128,7 @@ impl Application {
     ///
     /// # Errors
     /// [`StartError`] when the address is taken or a client cannot be built.
-    pub fn build(settings: &config::Settings, deps: Dependencies) -> Result<Self, StartError> {
+    pub fn build(settings: &Settings, deps: Dependencies) -> Result<Self, StartError> {
         let addr = settings.server.listen;
         let listener =
             TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
@@ -143,7 +140,7 @@ impl Application {
     /// # Errors
     /// [`StartError`] when a client cannot be built or the listener is unusable.
     pub fn build_on(
-        settings: &config::Settings,
+        settings: &Settings,
         deps: Dependencies,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
@@ -211,8 +208,19 @@ impl Application {
         let body_deadline = web::Data::new(BodyDeadline::new(settings.server.body_timeout));
         let in_flight = web::Data::new(InFlight::new(settings.server.max_in_flight_per_user));
         let sessions = mcp::RmcpSessions::default();
-        let mcp_service = mcp::mount(&settings.server, registry, sessions.clone(), cancel.clone());
-        let origins = web::Data::new(Origins::from_settings(&settings.server));
+        let mcp_service = mcp::mount(
+            settings.server.sessions,
+            settings.server.max_body_bytes,
+            registry,
+            sessions.clone(),
+            cancel.clone(),
+        );
+        let origins = web::Data::new(Origins::new(
+            &settings.server.public_url,
+            &settings.server.allowed_hosts,
+            &settings.server.allowed_origins,
+            settings.server.listen.ip().is_loopback(),
+        ));
         let readiness = Arc::new(Readiness {
             serving: AtomicBool::new(false),
             jwks,
@@ -412,7 +420,7 @@ fn spawn_metrics_listener(addr: SocketAddr) -> Result<SocketAddr, StartError> {
 /// The issuer's key cache for token modes; `None` with `auth.mode = none`.
 fn issuer_keys(
     auth: &crate::auth::Settings,
-    entra: &crate::auth::EntraSettings,
+    entra: &crate::auth::Entra,
 ) -> Result<Option<Arc<JwksCache>>, StartError> {
     let Some(discovery) = crate::auth::discovery_url(auth, entra) else {
         return Ok(None);

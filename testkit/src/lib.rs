@@ -93,7 +93,7 @@ pub fn spawn_production_app(env: &[(String, String)]) -> TestApp {
 
 fn spawn_with(
     env: &[(&str, &str)],
-    deps: impl FnOnce(&mcp_obo::config::Settings) -> Dependencies + Send + 'static,
+    deps: impl FnOnce(&mcp_obo::settings::Settings) -> Dependencies + Send + 'static,
 ) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a test port");
     let addr = listener.local_addr().expect("bound address");
@@ -107,7 +107,7 @@ fn spawn_with(
         ),
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let loaded = mcp_obo::config::load(None, &vars).expect("test configuration is valid");
+    let loaded = mcp_obo::settings::load(None, &vars).expect("test configuration is valid");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {

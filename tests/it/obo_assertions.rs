@@ -65,7 +65,7 @@ async fn client_secret_authenticates_the_exchange_and_is_never_in_the_config_out
         text.contains("server configuration problem") && !text.contains("s3cr3t"),
         "{text}"
     );
-    let loaded = mcp_obo::config::load(
+    let loaded = mcp_obo::settings::load(
         None,
         &vec![("MCP_OBO__OBO__CLIENT_SECRET".into(), "s3cr3t-value".into())],
     )

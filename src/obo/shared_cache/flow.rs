@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::SharedCache;
 use super::seal::{Entry, Keys, remaining};
-use crate::auth::UserAssertion;
+use crate::obo::UserAssertion;
 use crate::obo::{AccessToken, Error};
 use crate::telemetry::metrics;
 

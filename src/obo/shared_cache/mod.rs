@@ -73,7 +73,7 @@ impl SharedCache {
     pub fn from_settings(
         obo: &OboSettings,
         client_id: &str,
-        tenant_id: Option<&str>,
+        tenant: &str,
     ) -> Result<Option<Self>, Error> {
         let settings = &obo.shared_cache;
         if settings.url.is_none() {
@@ -89,7 +89,7 @@ impl SharedCache {
         let entra = match settings.auth {
             RedisAuth::Entra => Some(
                 EntraCredentials::start(
-                    identity(obo, client_id, tenant_id),
+                    identity(obo, client_id, tenant),
                     settings.username.clone(),
                 )
                 .map_err(unavailable)?,
@@ -187,11 +187,11 @@ impl SharedCache {
 }
 
 /// The identity an `entra` authentication borrows from the exchange's client assertion.
-fn identity(obo: &OboSettings, client_id: &str, tenant_id: Option<&str>) -> Identity {
+fn identity(obo: &OboSettings, client_id: &str, tenant: &str) -> Identity {
     match obo.client_assertion {
         Some(AssertionKind::WorkloadIdentity) => Identity::Workload {
             client_id: client_id.to_owned(),
-            tenant_id: tenant_id.unwrap_or("organizations").to_owned(),
+            tenant_id: tenant.to_owned(),
             token_file: obo.federated_token_file.clone().unwrap_or_default(),
         },
         // Validation allows entra with managed or workload identity only.

@@ -18,7 +18,7 @@ use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-use crate::auth::UserAssertion;
+use crate::obo::UserAssertion;
 use crate::obo::{AccessToken, Error};
 
 /// The format of the sealed value; a change makes older entries fail to open (they are then

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Entry, Keys};
-use crate::auth::UserAssertion;
+use crate::obo::UserAssertion;
 use crate::obo::{AccessToken, Error};
 
 const GRAPH: &[&str] = &["https://graph.microsoft.com/User.Read"];

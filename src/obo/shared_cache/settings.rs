@@ -280,7 +280,3 @@ mod tests {
         assert!(off.validate(None).is_empty());
     }
 }
-
-#[cfg(test)]
-#[path = "settings_load_tests.rs"]
-mod load_tests;

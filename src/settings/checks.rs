@@ -7,9 +7,10 @@
 //! is not the main one). Per-value rules (plain-http URLs only for loopback hosts, e.g.
 //! `graph.base_url`) are in the deserializers (`de::https_url`).
 
-use super::{Env, Problem, is_loopback_authority, is_loopback_url, platform, trim_slash};
+use super::ServerSettings;
+use super::platform;
 use crate::auth::AuthMode;
-use crate::server::Settings as ServerSettings;
+use crate::config::{Env, Problem, is_loopback_authority, is_loopback_url, trim_slash};
 
 /// `auth.mode = none` (no inbound authorization: every request runs tools as the local
 /// developer) is for local use only: refused on a public listen address, when the server is

@@ -1,13 +1,14 @@
-//! `[server]`: the HTTP listener and the MCP transport.
+//! `[server]`: the HTTP listener and the MCP transport. The composition root's own section:
+//! `server/` builds the app from it and hands `mcp/` the values each layer needs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use crate::config::{Problem, de, https_url, trim_slash};
+use crate::mcp::RateLimit;
 
 /// HTTP listener and MCP transport settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,7 +20,7 @@ pub struct Settings {
     /// The canonical public base URL clients use; the MCP endpoint is `{public_url}/mcp`.
     /// Drives the Host/Origin allow-lists and the protected resource metadata. When it is
     /// not configured the loader fills it in before reading this section: the platform's
-    /// host name, else [`local_url`] of the listen address.
+    /// host name, else `local_url` of the listen address.
     #[serde(deserialize_with = "public_url")]
     pub public_url: Url,
     /// Extra accepted `Host` values (`name` matches any port, `name:port` only that port).
@@ -102,43 +103,6 @@ impl Settings {
         } else {
             &self.trusted_proxies
         }
-    }
-}
-
-/// `server.rate_limit`: a token bucket of `tools/call`s per user, written
-/// `<calls>/<period> burst <n>` (`10/s burst 60`), or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// One call's worth of the bucket comes back every `every` (the sustained rate).
-    pub every: Duration,
-    /// Calls a full bucket allows at once.
-    pub burst: NonZeroU32,
-}
-
-impl std::str::FromStr for RateLimit {
-    type Err = ();
-
-    /// The `<calls>/<period>[ burst <n>]` form; `off` and a rate of 0 are [`parse_rate_limit`]'s.
-    fn from_str(raw: &str) -> Result<Self, ()> {
-        let mut words = raw.split_whitespace();
-        let (calls, period) = words.next().and_then(|r| r.split_once('/')).ok_or(())?;
-        let calls: NonZeroU32 = calls.parse().map_err(|_| ())?;
-        let period = match period {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            other => humantime::parse_duration(other).map_err(|_| ())?,
-        };
-        let burst = match (words.next(), words.next(), words.next()) {
-            (None, _, _) => calls,
-            (Some("burst"), Some(n), None) => n.parse().map_err(|_| ())?,
-            _ => return Err(()),
-        };
-        let every = period / calls.get();
-        if every.is_zero() {
-            return Err(());
-        }
-        Ok(Self { every, burst })
     }
 }
 

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use super::RedisAuth;
-use crate::config::{Error, Loaded, Source, load};
+use super::super::{Loaded, load};
+use crate::config::{Error, Source};
+use crate::obo::shared_cache::RedisAuth;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -4,9 +4,9 @@
 
 use config::Value;
 
-use super::layers::Layers;
-use super::{Env, Source};
+use super::server::{local_url, parse_listen};
 use crate::auth::AuthMode;
+use crate::config::{Env, Layers, Source, Table, var as get};
 
 /// Variables only a hosting platform sets, and the platform each reveals.
 const HOSTING_PLATFORM_VARS: &[(&str, &str)] = &[
@@ -22,14 +22,6 @@ const PORT_FORWARDER_VARS: &[(&str, &str)] = &[
     ("CODESPACES", "GitHub Codespaces"),
     ("GITPOD_WORKSPACE_ID", "Gitpod"),
 ];
-
-/// `name`'s value in `env`, trimmed, if not blank.
-pub(super) fn get(env: &Env, name: &str) -> Option<String> {
-    env.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
 
 /// The Azure platform's own variables, mapped onto settings (highest precedence).
 pub(super) fn well_known(env: &Env) -> Vec<(&'static str, &'static str, String)> {
@@ -104,20 +96,17 @@ pub(super) fn derive_public_url(layers: &mut Layers, env: &Env) {
     let (url, source) = match platform {
         Some((name, host)) => (format!("https://{host}"), Source::Env(name.to_owned())),
         None => {
-            let listen = |table: Option<&super::layers::Table>| {
+            let listen = |table: Option<&Table>| {
                 table
                     .and_then(|t| t.get("listen"))
                     .and_then(|v| v.clone().into_string().ok())
-                    .and_then(|raw| crate::server::parse_listen(raw.trim()).ok())
+                    .and_then(|raw| parse_listen(raw.trim()).ok())
             };
             let Some(addr) = listen(Some(server)).or_else(|| listen(layers.defaults.get("server")))
             else {
                 return;
             };
-            (
-                crate::server::local_url(addr),
-                Source::Derived("server.listen"),
-            )
+            (local_url(addr), Source::Derived("server.listen"))
         }
     };
     server.insert("public_url".into(), Value::from(url));
