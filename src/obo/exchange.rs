@@ -1,12 +1,11 @@
 //! The exchange itself: one form POST to the token endpoint, Entra's on-behalf-of grant or
-//! RFC 8693 token exchange, with bounded retries on 429/5xx honouring `Retry-After`, and
-//! AADSTS codes mapped to [`Error`] variants. No retry on 4xx grant errors.
+//! RFC 8693 token exchange, with bounded retries on 429/5xx and broken connections honouring
+//! `Retry-After` (`outbound::Retries`), and AADSTS codes mapped to [`Error`] variants.
+//! No retry on 4xx grant errors.
 //!
 //! The Entra grant declares `obo.client_capabilities` (`cp1`: continuous access evaluation)
 //! in `claims`, merged with a challenge's claims when one is being answered. The RFC 8693
 //! grant sends no `claims`: it is Entra's extension, which other issuers do not define.
-
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -16,14 +15,12 @@ use super::OboGrant;
 use super::assertion::{AssertionSource, ClientAuth};
 use super::{AccessToken, Claims, Error};
 use crate::auth::Caller;
+use crate::outbound::{self, Retries, Step};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The longest `Retry-After` honoured within one tool call.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-const BASE_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Where the token endpoint is.
 pub enum TokenEndpoint {
@@ -216,7 +213,8 @@ impl Exchanger {
         result.map(|t| (t, attempts))
     }
 
-    /// Exchanges `caller`'s token for one with `scopes`.
+    /// Exchanges `caller`'s token for one with `scopes`, retrying busy answers and broken
+    /// connections (`outbound::Retries`).
     ///
     /// # Errors
     /// An [`Error`] variant per failure kind (consent, claims, federation, transient, ...).
@@ -233,120 +231,91 @@ impl Exchanger {
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
-        loop {
-            let auth = self.assertion.client_auth(&endpoint).await?;
-            let form = self.form(user_token, scopes, &auth, claims);
-            let span = tracing::info_span!(
-                target: "mcp_obo::obo",
-                "POST",
-                otel.kind = "client",
-                http.request.method = "POST",
-                server.address = %host,
-                url.full = %crate::config::redact_credentials(&endpoint),
-                http.request.resend_count = attempts.retries,
-                http.response.status_code = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            );
-            let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
-            let sent = self
-                .http
-                .post(&endpoint)
-                .headers(headers)
-                .form(&form)
-                .send()
-                .instrument(span.clone())
-                .await;
-            match &sent {
-                Ok(r) => {
-                    span.record("http.response.status_code", r.status().as_u16());
-                    if !r.status().is_success() {
-                        span.record("otel.status_code", "ERROR");
-                        span.record("error.type", r.status().as_str());
-                    }
+        let target = Target {
+            endpoint: &endpoint,
+            host: &host,
+        };
+        let mut retries = Retries::new("token endpoint", self.max_retries);
+        let result = loop {
+            let step = match self.assertion.client_auth(&endpoint).await {
+                Ok(auth) => {
+                    let form = self.form(user_token, scopes, &auth, claims);
+                    let resend = retries.resends();
+                    self.attempt(&target, &form, resend, caller, scopes).await
                 }
-                Err(_) => {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", "transport");
-                }
-            }
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    if attempts.retries < self.max_retries {
-                        attempts.retries += 1;
-                        tokio::time::sleep(BASE_BACKOFF * 2u32.pow(attempts.retries - 1)).await;
-                        continue;
-                    }
-                    return Err(Error::Unreachable {
-                        dependency: "token endpoint",
-                        detail: format!(
-                            "{}: {}",
-                            crate::config::redact_credentials(&endpoint),
-                            if e.is_timeout() {
-                                "timed out"
-                            } else {
-                                "connection failed"
-                            }
-                        ),
-                    });
-                }
+                Err(e) => Err(e),
             };
-            let status = response.status();
-            // Never followed (outbound::builder): saying so beats "unexpected answer". The
-            // configured host only: the Location could name anything.
-            if status.is_redirection() {
-                return Err(Error::Redirected {
-                    host,
-                    status: status.as_u16(),
+            if let Some(result) = retries.after(step).await {
+                break result;
+            }
+        };
+        attempts.retries = retries.retries();
+        result
+    }
+
+    /// One POST of `form`, and what its answer means.
+    async fn attempt(
+        &self,
+        target: &Target<'_>,
+        form: &[(&'static str, String)],
+        resend: u32,
+        caller: &Caller,
+        scopes: &[&str],
+    ) -> Result<Step<AccessToken, Error>, Error> {
+        let url = crate::config::redact_credentials(target.endpoint);
+        let span = outbound::client_span!("mcp_obo::obo", "POST", target.host, url, resend);
+        let headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+        let sent = self
+            .http
+            .post(target.endpoint)
+            .headers(headers)
+            .form(form)
+            .send()
+            .instrument(span.clone())
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                outbound::record_failure(&span, "transport");
+                let failure = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                };
+                return Ok(Step::Retry {
+                    retry_after: None,
+                    status: None,
+                    error: Error::Unreachable {
+                        dependency: "token endpoint",
+                        detail: format!("{url}: {failure}"),
+                    },
                 });
             }
-            if status.is_success() {
-                let body: Success = response.json().await.map_err(|_| Error::Protocol {
-                    detail: "the success response is not the expected JSON".into(),
-                })?;
-                let lifetime = body
-                    .expires_in
-                    .as_ref()
-                    .and_then(|v| {
-                        v.as_u64()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    })
-                    .unwrap_or(300);
-                let expires_at =
-                    crate::jose::expiry_in(lifetime).ok_or_else(|| Error::Protocol {
-                        detail: format!(
-                            "expires_in of {lifetime} seconds is beyond any real token lifetime, so the token was not used"
-                        ),
-                    })?;
-                return Ok(AccessToken::new(&body.access_token, expires_at));
-            }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            if retryable {
-                let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(attempts.retries));
-                if attempts.retries < self.max_retries && wait <= MAX_RETRY_AFTER {
-                    attempts.retries += 1;
-                    tracing::debug!(
-                        status = status.as_u16(),
-                        ?wait,
-                        "token endpoint busy; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(Error::Transient {
-                    status: status.as_u16(),
-                });
-            }
-            let failure: Failure = response.json().await.unwrap_or_default();
-            return Err(self.map_failure(failure, caller, scopes));
+        };
+        let status = response.status();
+        outbound::record_status(&span, status);
+        // Never followed (outbound::builder): saying so beats "unexpected answer". The
+        // configured host only: the Location could name anything.
+        if status.is_redirection() {
+            return Err(Error::Redirected {
+                host: target.host.to_owned(),
+                status: status.as_u16(),
+            });
         }
+        if status.is_success() {
+            return read_token(response).await.map(Step::Done);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Ok(Step::Retry {
+                retry_after: outbound::retry_after(response.headers()),
+                status: Some(status.as_u16()),
+                error: Error::Transient {
+                    status: status.as_u16(),
+                },
+            });
+        }
+        let failure: Failure = response.json().await.unwrap_or_default();
+        Err(self.map_failure(failure, caller, scopes))
     }
 
     /// AADSTS65001 for `scopes`: what to consent to, and where.
@@ -452,6 +421,33 @@ impl Exchanger {
             },
         }
     }
+}
+
+/// The token endpoint's URL (with any credentials in it) and host, for one exchange.
+struct Target<'a> {
+    endpoint: &'a str,
+    host: &'a str,
+}
+
+/// The access token of a success answer, with its lifetime (`expires_in`, 300 s if absent).
+async fn read_token(response: reqwest::Response) -> Result<AccessToken, Error> {
+    let body: Success = response.json().await.map_err(|_| Error::Protocol {
+        detail: "the success response is not the expected JSON".into(),
+    })?;
+    let lifetime = body
+        .expires_in
+        .as_ref()
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(300);
+    let expires_at = crate::jose::expiry_in(lifetime).ok_or_else(|| Error::Protocol {
+        detail: format!(
+            "expires_in of {lifetime} seconds is beyond any real token lifetime, so the token was not used"
+        ),
+    })?;
+    Ok(AccessToken::new(&body.access_token, expires_at))
 }
 
 #[cfg(test)]
