@@ -5,7 +5,8 @@
 //! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: the token
 //! each call asks for (exactly the calling tool's permissions, [`Endpoint`]), how a failure reads
 //! to the user, and Graph's retry rules; a 401 and its claims challenge (continuous access
-//! evaluation) are answered in `client/challenge.rs`.
+//! evaluation) are answered in `client/challenge.rs`, and what every other answer means in
+//! `client/answer.rs`.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::config::trim_slash;
 use crate::obo::{AccessToken, DownstreamTokens};
 use crate::outbound::{self, Retries, Step};
 use crate::telemetry::metrics;
+use answer::judge;
 
 /// Retries after 429/502/503/504 before giving up.
 const MAX_RETRIES: u32 = 2;
@@ -328,55 +330,6 @@ impl GraphClient {
     }
 }
 
-/// What a Graph answer other than the first 401 means: the value, a retry (429, 502, 503,
-/// 504, as Graph's guidance says), or the error that tells the user what happened.
-fn judge<T: DeserializeOwned>(endpoint: &Endpoint, reply: &Reply) -> Result<Step<T, Error>, Error> {
-    let status = reply.status;
-    if status.is_success() {
-        return serde_json::from_slice(&reply.body)
-            .map(Step::Done)
-            .map_err(|e| Error::Malformed {
-                reason: e.to_string(),
-            });
-    }
-    let (code, message) = graph_error(&reply.body);
-    match status {
-        StatusCode::UNAUTHORIZED => Err(Error::Unauthorized { code }),
-        StatusCode::FORBIDDEN => Err(Error::Forbidden {
-            code,
-            message,
-            permissions: endpoint.permissions.to_string(),
-        }),
-        StatusCode::NOT_FOUND => Err(Error::NotFound {
-            path: endpoint.path.to_string(),
-        }),
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::BAD_GATEWAY
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => {
-            let retry_after = outbound::retry_after(&reply.headers);
-            Ok(Step::Retry {
-                retry_after,
-                status: Some(status.as_u16()),
-                error: if status == StatusCode::TOO_MANY_REQUESTS {
-                    Error::Throttled { retry_after }
-                } else {
-                    Error::Unavailable {
-                        status: status.as_u16(),
-                    }
-                },
-            })
-        }
-        _ if status.is_server_error() => Err(Error::Unavailable {
-            status: status.as_u16(),
-        }),
-        _ => Err(Error::Unexpected {
-            status: status.as_u16(),
-            code,
-        }),
-    }
-}
-
 /// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.
 fn default_scope(base_url: &Url) -> String {
     format!("{}/.default", base_url.origin().ascii_serialization())
@@ -427,26 +380,7 @@ fn next_page(endpoint: &Endpoint, link: &str) -> Result<Uri, Error> {
     Uri::try_from(next.as_str()).map_err(|_| refused())
 }
 
-/// Graph's error body: `{"error": {"code": "...", "message": "..."}}`.
-fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(body) => (
-            body.error.code,
-            body.error.message.map(|m| m.chars().take(300).collect()),
-        ),
-        Err(_) => (None, None),
-    }
-}
-
+mod answer;
 mod challenge;
 #[cfg(test)]
 mod tests;
