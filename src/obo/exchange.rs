@@ -188,18 +188,10 @@ impl Exchanger {
             Ok(response) => response,
             Err(e) => {
                 outbound::record_failure(&span, "transport");
-                let failure = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "connection failed"
-                };
                 return Ok(Step::Retry {
                     retry_after: None,
                     status: None,
-                    error: Error::Unreachable {
-                        dependency: "token endpoint",
-                        detail: format!("{url}: {failure}"),
-                    },
+                    error: unreachable(&url, &e),
                 });
             }
         };
@@ -338,6 +330,19 @@ impl Exchanger {
 struct Target<'a> {
     endpoint: &'a str,
     host: &'a str,
+}
+
+/// No answer from the token endpoint at `url` (credentials redacted): a retryable failure.
+fn unreachable(url: &str, e: &reqwest::Error) -> Error {
+    let failure = if e.is_timeout() {
+        "timed out"
+    } else {
+        "connection failed"
+    };
+    Error::Unreachable {
+        dependency: "token endpoint",
+        detail: format!("{url}: {failure}"),
+    }
 }
 
 /// The access token of a success answer, with its lifetime (`expires_in`, 300 s if absent).
