@@ -4,9 +4,9 @@
 //! actix's client timeout covers only the request head. Without this, a client could
 //! announce a large body and trickle it, holding its buffer and connection as long as it
 //! liked. Outermost on the MCP route scopes, this layer wraps the request's payload in a
-//! stream that fails at the deadline, so every reader below it (the step-up and rate-limit
-//! peek in `tool_access.rs`, the fast path in `direct.rs`, rmcp's transport) reads through the
-//! same deadline without knowing about it. Whatever that reader then answers, a request whose
+//! stream that fails at the deadline, so every reader below it (the one read in
+//! `tool_access.rs` that the fast path shares, rmcp's transport) reads through the same
+//! deadline without knowing about it. Whatever that reader then answers, a request whose
 //! deadline fired gets 408 with a JSON-RPC error body and `Connection: close`, and what is
 //! left of its body is never read.
 //!
