@@ -4,7 +4,8 @@
 //! Layout (one folder per concern):
 //! - [`config`]: loads settings from defaults, file, `MCP_OBO__*` and the platform's
 //!   variables, reporting every problem at once; each module owns its section's type.
-//! - [`server`]: the actix-web app, middleware order, graceful shutdown.
+//! - [`server`]: the actix-web app (the MCP route scope and its order: `server/mcp_scope.rs`),
+//!   graceful shutdown.
 //! - [`mcp`]: MCP protocol wiring (rmcp), the tool registry, Host/Origin guard.
 //! - [`auth`]: inbound authorization; produces the [`auth::Caller`] tools receive.
 //! - [`obo`]: outbound tokens for downstream APIs ([`obo::DownstreamTokens`]).
