@@ -18,9 +18,11 @@
 
 use std::collections::HashSet;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpMessage, test};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::JwkSet;
@@ -133,16 +135,36 @@ fn jsonrpc(c: &mut Criterion) {
         );
         let rmcp_only =
             test::init_service(App::new().service(service.clone().scope_with_path("/mcp"))).await;
-        // The same, with the stateless fast path in front as `server/mod.rs` mounts it.
-        let direct = actix_web::web::Data::new(mcp_obo::mcp::Direct::new(
-            registry,
-            settings.server.max_body_bytes,
+        // The same, with the stateless fast path in front as `server/mcp_scope.rs` mounts
+        // it: the step-up layer reads and parses the body, the fast path answers.
+        let metadata = Arc::new(mcp_obo::auth::ResourceMetadata::from_settings(
+            &settings.auth,
+            &settings.entra,
+            &settings.server.public_url,
+            &[],
+            &[],
         ));
+        let authorizer =
+            mcp_obo::auth::Authorizer::new(&settings.auth, &settings.entra, metadata, None);
+        let access = Rc::new(
+            mcp_obo::mcp::ToolAccess::new(
+                registry.clone(),
+                authorizer,
+                settings.server.max_body_bytes,
+            )
+            .with_fast_path(true),
+        );
+        let direct = Rc::new(mcp_obo::mcp::Direct::new(registry));
         let fast = test::init_service(
-            App::new().app_data(direct).service(
+            App::new().service(
                 service
                     .scope_with_path("/mcp")
-                    .wrap(actix_web::middleware::from_fn(mcp_obo::mcp::Direct::answer)),
+                    .wrap(from_fn(move |req, next| {
+                        mcp_obo::mcp::Direct::answer(Rc::clone(&direct), req, next)
+                    }))
+                    .wrap(from_fn(move |req, next| {
+                        mcp_obo::mcp::ToolAccess::check(Rc::clone(&access), req, next)
+                    })),
             ),
         )
         .await;
@@ -225,12 +247,10 @@ fn limits(c: &mut Criterion) {
     let system = actix_web::rt::System::new();
     let (with, without) = system.block_on(async {
         let handler = || actix_web::web::to(|| async { "ok" });
-        let with = test::init_service(
-            App::new()
-                .app_data(actix_web::web::Data::new(InFlight::new(32)))
-                .route("/", handler())
-                .wrap(actix_web::middleware::from_fn(InFlight::admit)),
-        )
+        let in_flight = Rc::new(InFlight::new(32));
+        let with = test::init_service(App::new().route("/", handler()).wrap(from_fn(
+            move |req, next| InFlight::admit(Rc::clone(&in_flight), req, next),
+        )))
         .await;
         let without = test::init_service(App::new().route("/", handler())).await;
         (with, without)

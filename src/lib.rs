@@ -7,7 +7,8 @@
 //!   It depends on no other module; each module owns its section's type.
 //! - [`settings`]: the server's settings: every section loaded and checked together, the
 //!   platform's variables and Entra's defaults resolved. With [`server`], the composition root.
-//! - [`server`]: the actix-web app, middleware order, graceful shutdown.
+//! - [`server`]: the actix-web app (the MCP route scope and its order: `server/mcp_scope.rs`),
+//!   graceful shutdown.
 //! - [`mcp`]: MCP protocol wiring (rmcp), the tool registry, Host/Origin guard.
 //! - [`auth`]: inbound authorization; produces the [`auth::Caller`] tools receive.
 //! - [`obo`]: outbound tokens for downstream APIs ([`obo::DownstreamTokens`]).

@@ -1,5 +1,7 @@
 //! Outgoing HTTP clients (Graph, the issuer's keys, the token endpoint) start here, so they
-//! share one TLS configuration and follow no redirects.
+//! share one TLS configuration and follow no redirects; `outbound/retry.rs` is the retry loop,
+//! `Retry-After` and backoff rules and the client span that the token exchange and the Graph
+//! client share.
 //!
 //! No redirect is followed: a 307 from the token endpoint would otherwise have the user's
 //! token and the client assertion re-posted to whatever host it names, and a keys URL could
@@ -13,6 +15,11 @@
 //! it (`tls_backend_preconfigured`). Verification itself is rustls-platform-verifier's.
 
 use std::sync::{Arc, OnceLock};
+
+mod retry;
+
+pub(crate) use retry::client_span;
+pub use retry::{Retries, Step, record_failure, record_status, retry_after};
 
 /// The `User-Agent` of every outgoing request.
 pub const USER_AGENT: &str = concat!("mcp-obo/", env!("CARGO_PKG_VERSION"));

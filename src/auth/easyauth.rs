@@ -19,6 +19,8 @@ use actix_web::http::header::HeaderMap;
 use base64::Engine;
 use serde::Deserialize;
 
+use super::{Caller, Error, Reason};
+
 pub const PRINCIPAL_HEADER: &str = "x-ms-client-principal";
 pub const PRINCIPAL_ID_HEADER: &str = "x-ms-client-principal-id";
 pub const PRINCIPAL_IDP_HEADER: &str = "x-ms-client-principal-idp";
@@ -130,5 +132,29 @@ pub fn principal_from(headers: &HeaderMap) -> Result<Principal, PrincipalError> 
         (Some(principal), None) => Ok(principal),
         (Some(principal), Some(id)) if principal.oid.as_deref() == Some(id) => Ok(principal),
         (Some(_), Some(_)) => Err(PrincipalError::Invalid),
+    }
+}
+
+/// The principal the request's token must match, or why the request is refused: no principal
+/// header is a missing sign-in (401), an unreadable one a mismatch.
+///
+/// # Errors
+/// [`Error::MissingToken`] or [`Error::InvalidToken`].
+pub(super) fn required_principal(headers: &HeaderMap) -> Result<Principal, Error> {
+    principal_from(headers).map_err(|e| match e {
+        PrincipalError::Missing => Error::MissingToken,
+        PrincipalError::Invalid => Error::InvalidToken(Reason::EasyAuthMismatch),
+    })
+}
+
+/// Whether the validated token's user is the one the platform authenticated.
+///
+/// # Errors
+/// [`Error::InvalidToken`] when they differ.
+pub(super) fn check_caller(principal: &Principal, caller: &Caller) -> Result<(), Error> {
+    if principal.matches(&caller.subject, caller.tenant_id.as_deref()) {
+        Ok(())
+    } else {
+        Err(Error::InvalidToken(Reason::EasyAuthMismatch))
     }
 }

@@ -4,6 +4,8 @@
 //!   caller's own token as `obo/`'s sealed [`crate::obo::UserAssertion`].
 //! - `middleware.rs`: [`Authorizer`], the actix middleware that establishes the caller or
 //!   answers with a challenge; the order of checks is documented there.
+//! - `policy.rs`: the [`Authorizer`]'s policy from settings (issuer, tenants, audiences).
+//! - `validated.rs`: the validated-token cache; `bearer.rs`: the request's bearer token.
 //! - `metadata.rs`: RFC 9728 protected resource metadata ([`ResourceMetadata`]).
 //! - `challenge.rs`: 401/403 answers with `WWW-Authenticate` (RFC 6750, MCP step-up).
 //! - `jwt.rs`: token validation; `jwks.rs`: the issuer's keys ([`JwksCache`]).
@@ -17,6 +19,7 @@
 //! Output: a [`Caller`] in the request extensions. Why a token failed goes to `debug!`,
 //! never to the client.
 
+mod bearer;
 mod caller;
 mod challenge;
 mod easyauth;
@@ -26,8 +29,10 @@ mod jwks;
 mod jwt;
 mod metadata;
 mod middleware;
+mod policy;
 pub mod scopes;
 mod settings;
+mod validated;
 
 pub use caller::Caller;
 pub use entra::{Entra, MultiTenant, Tenancy, default_identifier_uri};
@@ -35,5 +40,6 @@ pub use error::{Error, Reason};
 pub use jwks::{JwksCache, keys_url_is_secure};
 pub use jwt::{IssuerPolicy, TenantPolicy, TokenValidator, Validated};
 pub use metadata::ResourceMetadata;
-pub use middleware::{Authorizer, accepted_audiences};
+pub use middleware::Authorizer;
+pub use policy::accepted_audiences;
 pub use settings::{AuthMode, EntraSettings, Settings, discovery_url};

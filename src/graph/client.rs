@@ -5,14 +5,14 @@
 //! HTTP/1.1, redirects not followed, the environment's proxy rules. What is ours here: the token
 //! each call asks for (exactly the calling tool's permissions, [`Endpoint`]), how a failure reads
 //! to the user, and Graph's retry rules; a 401 and its claims challenge (continuous access
-//! evaluation) are answered in `client/challenge.rs`.
+//! evaluation) are answered in `client/challenge.rs`, and what every other answer means in
+//! `client/answer.rs`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 use http::Uri;
-use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use thread_local::ThreadLocal;
@@ -25,15 +25,13 @@ use super::http_client::{HttpClient, HttpConfig, Reply, SendError};
 use super::settings::ScopeMode;
 use crate::auth::Caller;
 use crate::config::trim_slash;
-use crate::obo::DownstreamTokens;
+use crate::obo::{AccessToken, DownstreamTokens};
+use crate::outbound::{self, Retries, Step};
 use crate::telemetry::metrics;
+use answer::judge;
 
 /// Retries after 429/502/503/504 before giving up.
 const MAX_RETRIES: u32 = 2;
-/// The longest `Retry-After` we wait for inside one tool call; longer means give up now.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// Backoff when the response names no `Retry-After`.
-const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// Larger Graph answers are refused rather than buffered (`/me` is about 1 KB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Pages fetched for one call at most, whatever the tool's item bound (empty pages).
@@ -198,6 +196,8 @@ impl GraphClient {
         Ok(items)
     }
 
+    /// One call: a token, the GET, Graph's retries (`outbound::Retries`) and its first
+    /// 401 answered once (`client/challenge.rs`).
     async fn get_json<T: DeserializeOwned>(
         &self,
         caller: &Caller,
@@ -205,141 +205,78 @@ impl GraphClient {
         url: &Uri,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<T, Error> {
-        let path = &*endpoint.path;
         let scopes: Vec<&str> = endpoint.scopes.iter().map(String::as_str).collect();
         let mut refreshed = false;
-        let mut retries = 0;
         // The token a claims challenge's re-exchange returned, for the retry.
         let mut answered = None;
+        let mut retries = Retries::new("graph", MAX_RETRIES);
         loop {
             let token = match answered.take() {
                 Some(token) => token,
                 None => self.tokens.token(caller, &scopes).await?,
             };
-            let span = tracing::info_span!(
-                target: "mcp_obo::graph",
+            let span = outbound::client_span!(
+                "mcp_obo::graph",
                 "GET",
-                otel.kind = "client",
-                http.request.method = "GET",
-                server.address = %self.host,
-                url.full = %url,
-                http.request.resend_count = retries + u32::from(refreshed),
-                http.response.status_code = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-                graph.cae_challenge = tracing::field::Empty,
+                self.host,
+                url,
+                retries.resends(),
+                graph.cae_challenge = tracing::field::Empty
             );
-            let started = std::time::Instant::now();
-            let mut headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
-            for (name, value) in extra {
-                headers.insert(name.clone(), value.clone());
-            }
-            let Some(authorization) = token.authorization() else {
-                return Err(Error::Token(crate::obo::Error::Protocol {
-                    detail: "the access token has characters an HTTP header cannot carry".into(),
-                }));
+            let reply = self.attempt(url, &token, extra, &span).await?;
+            let step = if reply.status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                answered = self
+                    .answer_unauthorized(caller, &scopes, &reply.headers, &span)
+                    .await?;
+                Ok(Step::Again)
+            } else {
+                judge(endpoint, &reply)
             };
-            let sent = self
-                .send(url, authorization, headers)
-                .instrument(span.clone())
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    let error = self.transport_error(&e);
-                    span.record("otel.status_code", "ERROR");
-                    span.record(
-                        "error.type",
-                        if e.is_timeout() {
-                            "timeout"
-                        } else {
-                            "transport"
-                        },
-                    );
-                    metrics::graph_request(
-                        if e.is_timeout() {
-                            "timeout"
-                        } else {
-                            "unreachable"
-                        },
-                        started.elapsed(),
-                    );
-                    tracing::debug!(error = %e, "graph request failed");
-                    return Err(error);
-                }
-            };
-            let status = response.status;
-            span.record("http.response.status_code", status.as_u16());
-            metrics::graph_request(status.as_str(), started.elapsed());
-            if !status.is_success() {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", status.as_str());
+            if let Some(result) = retries.after(step).await {
+                return result;
             }
-            if status.is_success() {
-                return serde_json::from_slice(&response.body).map_err(|e| Error::Malformed {
-                    reason: e.to_string(),
-                });
+        }
+    }
+
+    /// One GET with `token`, recorded on `span` and in the metrics.
+    async fn attempt(
+        &self,
+        url: &Uri,
+        token: &AccessToken,
+        extra: &[(HeaderName, HeaderValue)],
+        span: &tracing::Span,
+    ) -> Result<Reply, Error> {
+        let started = std::time::Instant::now();
+        let mut headers = span.in_scope(crate::telemetry::otel::outgoing_headers);
+        for (name, value) in extra {
+            headers.insert(name.clone(), value.clone());
+        }
+        let Some(authorization) = token.authorization() else {
+            return Err(Error::Token(crate::obo::Error::Protocol {
+                detail: "the access token has characters an HTTP header cannot carry".into(),
+            }));
+        };
+        match self
+            .send(url, authorization, headers)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(reply) => {
+                outbound::record_status(span, reply.status);
+                metrics::graph_request(reply.status.as_str(), started.elapsed());
+                Ok(reply)
             }
-            let retry_after = response
-                .headers
-                .get(RETRY_AFTER)
-                .and_then(|v| retry_after(v.as_bytes()));
-            let (code, message) = graph_error(&response.body);
-            match status {
-                StatusCode::UNAUTHORIZED if !refreshed => {
-                    refreshed = true;
-                    answered = self
-                        .answer_unauthorized(caller, &scopes, &response.headers, &span)
-                        .await?;
-                }
-                StatusCode::UNAUTHORIZED => return Err(Error::Unauthorized { code }),
-                StatusCode::FORBIDDEN => {
-                    return Err(Error::Forbidden {
-                        code,
-                        message,
-                        permissions: endpoint.permissions.to_string(),
-                    });
-                }
-                StatusCode::NOT_FOUND => {
-                    return Err(Error::NotFound {
-                        path: path.to_owned(),
-                    });
-                }
-                StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::BAD_GATEWAY
-                | StatusCode::SERVICE_UNAVAILABLE
-                | StatusCode::GATEWAY_TIMEOUT => {
-                    let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(retries));
-                    if retries >= MAX_RETRIES || wait > MAX_RETRY_AFTER {
-                        return Err(if status == StatusCode::TOO_MANY_REQUESTS {
-                            Error::Throttled { retry_after }
-                        } else {
-                            Error::Unavailable {
-                                status: status.as_u16(),
-                            }
-                        });
-                    }
-                    retries += 1;
-                    tracing::debug!(
-                        path,
-                        status = status.as_u16(),
-                        ?wait,
-                        retries,
-                        "graph retry"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                _ if status.is_server_error() => {
-                    return Err(Error::Unavailable {
-                        status: status.as_u16(),
-                    });
-                }
-                _ => {
-                    return Err(Error::Unexpected {
-                        status: status.as_u16(),
-                        code,
-                    });
-                }
+            Err(e) => {
+                let (kind, outcome) = if e.is_timeout() {
+                    ("timeout", "timeout")
+                } else {
+                    ("transport", "unreachable")
+                };
+                outbound::record_failure(span, kind);
+                metrics::graph_request(outcome, started.elapsed());
+                tracing::debug!(error = %e, "graph request failed");
+                Err(self.transport_error(&e))
             }
         }
     }
@@ -393,16 +330,6 @@ impl GraphClient {
     }
 }
 
-/// `Retry-After` in seconds (the form Graph sends).
-fn retry_after(value: &[u8]) -> Option<Duration> {
-    std::str::from_utf8(value)
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com`.
 fn default_scope(base_url: &Url) -> String {
     format!("{}/.default", base_url.origin().ascii_serialization())
@@ -453,26 +380,7 @@ fn next_page(endpoint: &Endpoint, link: &str) -> Result<Uri, Error> {
     Uri::try_from(next.as_str()).map_err(|_| refused())
 }
 
-/// Graph's error body: `{"error": {"code": "...", "message": "..."}}`.
-fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(body) => (
-            body.error.code,
-            body.error.message.map(|m| m.chars().take(300).collect()),
-        ),
-        Err(_) => (None, None),
-    }
-}
-
+mod answer;
 mod challenge;
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,9 @@
 //! actix's client timeout covers only the request head. Without this, a client could
 //! announce a large body and trickle it, holding its buffer and connection as long as it
 //! liked. Outermost on the MCP route scopes, this layer wraps the request's payload in a
-//! stream that fails at the deadline, so every reader below it (the step-up and rate-limit
-//! peek in `tool_access.rs`, the fast path in `direct.rs`, rmcp's transport) reads through the
-//! same deadline without knowing about it. Whatever that reader then answers, a request whose
+//! stream that fails at the deadline, so every reader below it (the one read in
+//! `tool_access.rs` that the fast path shares, rmcp's transport) reads through the same
+//! deadline without knowing about it. Whatever that reader then answers, a request whose
 //! deadline fired gets 408 with a JSON-RPC error body and `Connection: close`, and what is
 //! left of its body is never read.
 //!
@@ -25,16 +25,17 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, Data};
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
-use super::direct::BoxedPayload;
+use super::body::BoxedPayload;
 use super::jsonrpc_errors::{INVALID_REQUEST, error_response};
 use crate::telemetry::metrics;
 
-/// `server.body_timeout`, in the app data.
+/// `server.body_timeout`: the state of the layer.
+#[derive(Clone, Copy)]
 pub struct BodyDeadline {
     timeout: Duration,
 }
@@ -46,12 +47,11 @@ impl BodyDeadline {
 
     /// The middleware, outermost on the MCP route scopes.
     pub async fn enforce(
+        self: Rc<Self>,
         mut req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let Some(timeout) = req.app_data::<Data<BodyDeadline>>().map(|d| d.timeout) else {
-            return Ok(next.call(req).await?.map_into_left_body());
-        };
+        let timeout = self.timeout;
         let payload = req.take_payload();
         if matches!(payload, Payload::None) {
             return Ok(next.call(req).await?.map_into_left_body());

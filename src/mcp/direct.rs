@@ -12,25 +12,27 @@
 //! negotiation, sessions, a header or body rmcp would reject — goes on to rmcp with the body
 //! exactly as it came, so rmcp stays the one authority on the protocol's errors. Tests
 //! compare both paths' answers byte for byte.
+//!
+//! The headers are judged here ([`eligible`]), but the body is read and parsed once by the
+//! step-up layer before this one (`tool_access.rs`, `body.rs`), which hands this layer the
+//! parsed request and its tool's verdict ([`DirectRequest`]).
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpMessage, HttpResponse};
-use futures_util::StreamExt;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, ErrorData, JsonRpcError,
-    JsonRpcResponse, JsonRpcVersion2_0, PaginatedRequestParams, RequestId, RequestMetaObject,
-    ServerResult,
+    CallToolResponse, ClientCapabilities, ErrorData, JsonRpcError, JsonRpcResponse,
+    JsonRpcVersion2_0, RequestId, ServerResult,
 };
-use serde::Deserialize;
 
+use super::body::Call;
 use super::handler::Origin;
-use super::{McpServer, Registry};
+use super::{McpServer, Registry, Resolved};
 use crate::auth::Caller;
 use crate::telemetry::metrics;
 
@@ -38,94 +40,81 @@ use crate::telemetry::metrics;
 /// per-request negotiation (2026-07-28) and no SEP-2243 header checks.
 const VERSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
 
-/// `_meta` keys of the per-request (2026-07-28) lifecycle, which rmcp validates.
-const LIFECYCLE_META: &str = "io.modelcontextprotocol/";
-
-/// The fast path's state, in the app data when the server is stateless.
+/// The fast path's state: the MCP server it answers with.
+#[derive(Clone)]
 pub struct Direct {
     server: McpServer,
-    max_body: usize,
 }
 
-/// A request the fast path answers.
-enum Call {
-    List,
-    Tool(Box<CallToolRequestParams>),
-}
-
-/// A JSON-RPC request as sent; anything more (or less) goes to rmcp.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Incoming<'a> {
-    #[allow(dead_code)] // parsed to check it is "2.0"
-    jsonrpc: JsonRpcVersion2_0,
-    id: RequestId,
-    method: String,
-    /// Kept raw: parsed once, into rmcp's own params type.
-    #[serde(default, borrow)]
-    params: Option<&'a serde_json::value::RawValue>,
+/// A request the fast path answers, as `tool_access.rs` parsed and judged it.
+pub(super) struct DirectRequest {
+    /// The `MCP-Protocol-Version` it was sent with.
+    pub version: &'static str,
+    pub id: RequestId,
+    pub call: Call,
+    /// The called tool, looked up and judged for `caller`; `None` for `tools/list`.
+    pub tool: Option<Resolved>,
+    pub caller: Arc<Caller>,
 }
 
 impl Direct {
-    pub fn new(registry: Arc<Registry>, max_body: usize) -> Self {
+    pub fn new(registry: Arc<Registry>) -> Self {
         Self {
             server: McpServer::new(registry),
-            max_body,
         }
     }
 
-    /// Middleware on the MCP scope: answers what it can, passes the rest to rmcp.
+    /// Middleware on the MCP scope: answers the request `tool_access.rs` parsed for it,
+    /// passes everything else to rmcp.
     pub async fn answer(
-        mut req: ServiceRequest,
+        self: Rc<Self>,
+        req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let direct = match req.app_data::<Data<Direct>>() {
-            Some(d) => d.clone(),
-            None => return Ok(next.call(req).await?.map_into_left_body()),
-        };
-        let Some(version) = eligible(&req, direct.max_body) else {
-            return Ok(next.call(req).await?.map_into_left_body());
-        };
-        let body = match read_body(req.take_payload(), direct.max_body).await {
-            Ok(body) => body,
-            Err(replay) => {
-                req.set_payload(replay);
-                return Ok(next.call(req).await?.map_into_left_body());
-            }
-        };
-        let Some((id, call)) = parse(&body) else {
-            req.set_payload(Payload::from(body));
+        let Some(request) = req.extensions_mut().remove::<DirectRequest>() else {
             return Ok(next.call(req).await?.map_into_left_body());
         };
         metrics::mcp_fast_path();
-        let caller = req.extensions().get::<Arc<Caller>>().cloned();
+        let response = self.respond(request).await;
+        Ok(req.into_response(response).map_into_right_body())
+    }
+
+    /// The JSON-RPC answer, serialized with rmcp's own types.
+    async fn respond(&self, request: DirectRequest) -> HttpResponse {
+        let DirectRequest {
+            version,
+            id,
+            call,
+            tool,
+            caller,
+        } = request;
         // As rmcp does, `_meta` travels beside the params (for the span), not in them.
         let (meta, call) = match call {
             Call::Tool(mut params) => (params.meta.take(), Call::Tool(params)),
             Call::List => (None, Call::List),
         };
         let origin = Origin {
-            caller,
+            caller: Some(caller),
             id: &id,
             version: version.to_owned(),
             meta: meta.as_ref(),
             http: Some(opentelemetry::Context::current()),
         };
-        let result = match call {
-            Call::List => direct
-                .server
-                .list(&origin)
-                .map(ServerResult::ListToolsResult),
-            Call::Tool(params) => match direct.server.call(*params, &origin).await {
-                // As rmcp: a task handle only for clients that declared tasks, which a
-                // sessions-era stateless request cannot have.
-                Ok(CallToolResponse::Task(_)) => {
-                    Err(ErrorData::missing_required_client_capability(
-                        ClientCapabilities::builder().enable_tasks().build(),
-                    ))
+        let result = match (call, tool) {
+            (Call::Tool(params), Some(tool)) => {
+                match self.server.call_resolved(*params, tool, &origin).await {
+                    // As rmcp: a task handle only for clients that declared tasks, which a
+                    // sessions-era stateless request cannot have.
+                    Ok(CallToolResponse::Task(_)) => {
+                        Err(ErrorData::missing_required_client_capability(
+                            ClientCapabilities::builder().enable_tasks().build(),
+                        ))
+                    }
+                    other => other.map(ServerResult::from),
                 }
-                other => other.map(ServerResult::from),
-            },
+            }
+            (Call::Tool(_), None) => Err(ErrorData::internal_error("tool not resolved", None)),
+            (Call::List, _) => self.server.list(&origin).map(ServerResult::ListToolsResult),
         };
         // As rmcp does for peers before 2026-07-28: the legacy result shape.
         let result = result.map(|mut r| {
@@ -141,7 +130,7 @@ impl Direct {
             }),
             Err(error) => serde_json::to_vec(&JsonRpcError::new(Some(id), error)),
         };
-        let response = match json {
+        match json {
             Ok(json) => HttpResponse::Ok()
                 .insert_header((header::CONTENT_TYPE, "application/json"))
                 .body(json),
@@ -149,15 +138,14 @@ impl Direct {
                 tracing::error!(error = %e, "could not serialize an MCP response");
                 HttpResponse::InternalServerError().finish()
             }
-        };
-        Ok(req.into_response(response).map_into_right_body())
+        }
     }
 }
 
 /// The protocol version when the headers are ones the fast path may answer: a POST with
 /// JSON content, accepting JSON and SSE, a sessions-era version header, no session, and a
 /// declared length within the limit. Anything else is rmcp's to answer.
-fn eligible(req: &ServiceRequest, max_body: usize) -> Option<&'static str> {
+pub(super) fn eligible(req: &ServiceRequest, max_body: usize) -> Option<&'static str> {
     if req.method() != Method::POST {
         return None;
     }
@@ -194,57 +182,4 @@ fn eligible(req: &ServiceRequest, max_body: usize) -> Option<&'static str> {
         }
     }
     Some(version)
-}
-
-/// actix's boxed payload stream (not re-exported by actix-web).
-pub(super) type BoxedPayload = std::pin::Pin<
-    Box<dyn futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
->;
-
-/// The whole body, or — past the limit or on a read error — a payload that replays what
-/// was read followed by the rest, for rmcp to answer.
-pub(super) async fn read_body(mut payload: Payload, max_body: usize) -> Result<Bytes, Payload> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(chunk) if body.len() + chunk.len() <= max_body => body.extend_from_slice(&chunk),
-            other => {
-                let read = futures_util::stream::iter([Ok(body.freeze()), other]);
-                let replay: BoxedPayload = Box::pin(read.chain(payload));
-                return Err(Payload::from(replay));
-            }
-        }
-    }
-    Ok(body.freeze())
-}
-
-/// The request when it is a single `tools/list` or `tools/call` with no per-request
-/// protocol negotiation in its `_meta`.
-fn parse(body: &[u8]) -> Option<(RequestId, Call)> {
-    let incoming: Incoming = serde_json::from_slice(body).ok()?;
-    let meta_negotiates = |meta: Option<&RequestMetaObject>| {
-        meta.is_some_and(|m| m.keys().any(|k| k.starts_with(LIFECYCLE_META)))
-    };
-    let call = match incoming.method.as_str() {
-        "tools/list" => {
-            let params: Option<PaginatedRequestParams> = match incoming.params {
-                Some(p) => serde_json::from_str(p.get()).ok()?,
-                None => None,
-            };
-            if meta_negotiates(params.as_ref().and_then(|p| p.meta.as_ref())) {
-                return None;
-            }
-            Call::List
-        }
-        "tools/call" => {
-            let params: CallToolRequestParams =
-                serde_json::from_str(incoming.params?.get()).ok()?;
-            if meta_negotiates(params.meta.as_ref()) {
-                return None;
-            }
-            Call::Tool(Box::new(params))
-        }
-        _ => return None,
-    };
-    Some((incoming.id, call))
 }

@@ -10,12 +10,13 @@
 //!   listen) a loopback origin. Disallowed → 403. No `Origin` (non-browser clients) passes.
 
 use std::net::IpAddr;
+use std::rc::Rc;
 
+use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 use url::Url;
 
 /// One allowed host: a name (any port) or a `name:port` pair.
@@ -156,19 +157,14 @@ fn parse_host(value: &str) -> Option<HostRule> {
     valid.then_some(HostRule { name, port })
 }
 
-/// Marker for the middleware below, so `server/mod.rs` can name it in its layer list.
-pub struct HostOriginGuard;
-
-impl HostOriginGuard {
-    /// The middleware function, wrapped on the MCP route scopes: every request it sees is
-    /// checked.
+impl Origins {
+    /// The middleware, wrapped on the MCP route scopes: every request it sees is checked.
     pub async fn check(
+        self: Rc<Self>,
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let Some(origins) = req.app_data::<web::Data<Origins>>().cloned() else {
-            return Ok(reject(req, 500, "server misconfigured: no origin policy"));
-        };
+        let origins = &*self;
         // Absolute form (HTTP/1.1) or `:authority` (HTTP/2): the host the target names.
         let target = req.uri().authority().map(|a| a.as_str().to_owned());
         let host = req.headers().get(header::HOST).map(|v| v.to_str().ok());

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, RequestId, RequestMetaObject,
-    ServerCapabilities, ServerConfig,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, RequestId,
+    RequestMetaObject, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -14,6 +14,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Registry;
+use super::registry::Resolved;
 use super::transport::{HttpTraceContext, ProtocolVersionHeader};
 use crate::auth::Caller;
 use crate::telemetry::{bounded, metrics, otel};
@@ -203,21 +204,38 @@ impl McpServer {
         ))
     }
 
-    /// `tools/call`, inside its MCP span, counted in the metrics.
+    /// `tools/call` as rmcp delivers it: looked up and judged here, from rmcp's own parse.
     pub(crate) async fn call(
         &self,
         request: CallToolRequestParams,
         origin: &Origin<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let started = std::time::Instant::now();
-        // Unknown names are not echoed into span names or metric labels (unbounded input).
-        let label = match self.registry.get(&request.name) {
-            Some(_) => request.name.to_string(),
-            None => "unknown".to_owned(),
+        let tool = match origin.caller.as_deref() {
+            Some(caller) => self.registry.resolve(caller, &request.name),
+            // No caller (a wiring bug): dispatch refuses the call.
+            None => self.registry.refused(&request.name),
         };
-        let span = mcp_span(origin, "tools/call", Some(&label));
+        self.call_resolved(request, tool, origin).await
+    }
+
+    /// `tools/call` of `tool`, as [`Registry::resolve`] judged it for the origin's caller,
+    /// inside its MCP span, counted in the metrics and audited.
+    pub(crate) async fn call_resolved(
+        &self,
+        request: CallToolRequestParams,
+        tool: Resolved,
+        origin: &Origin<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = std::time::Instant::now();
+        let CallToolRequestParams {
+            name, arguments, ..
+        } = request;
+        let found = self.registry.tool(tool);
+        // Unknown names are not echoed into span names or metric labels (unbounded input).
+        let label: &str = if found.is_some() { &name } else { "unknown" };
+        let span = mcp_span(origin, "tools/call", Some(label));
         let result = self
-            .dispatch(request, origin)
+            .dispatch(&name, arguments, tool, origin)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -228,18 +246,18 @@ impl McpServer {
             Ok(_) => "ok",
             Err(e) => {
                 record_error(&span, "jsonrpc_error", &e.message);
-                span.in_scope(|| log_error(origin, "tools/call", &label, e));
+                span.in_scope(|| log_error(origin, "tools/call", label, e));
                 "error"
             }
         };
         let elapsed = started.elapsed();
-        metrics::mcp_request("tools/call", &label, outcome, elapsed);
-        if let Some(tool) = self.registry.get(&label) {
+        metrics::mcp_request("tools/call", label, outcome, elapsed);
+        if let Some(found) = found {
             span.in_scope(|| {
                 super::audit::record(
                     origin.caller.as_deref(),
-                    &label,
-                    tool.permissions(),
+                    label,
+                    found.permissions(),
                     outcome,
                     elapsed,
                 )
@@ -250,36 +268,36 @@ impl McpServer {
 
     async fn dispatch(
         &self,
-        request: CallToolRequestParams,
+        name: &str,
+        arguments: Option<JsonObject>,
+        resolved: Resolved,
         origin: &Origin<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = origin.caller()?;
-        let Some(tool) = self.registry.get(&request.name) else {
+        let Some(tool) = self.registry.tool(resolved) else {
             return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {}", request.name),
+                format!("Unknown tool: {name}"),
                 None,
             ));
         };
-        // The boundary for per-tool scopes: whatever the HTTP layer concluded from the body,
-        // a tool the caller may not use is not run.
-        if !self.registry.permits(&caller, &request.name) {
+        // The boundary for per-tool scopes: whatever the HTTP layer answered, a tool the
+        // caller may not use is not run.
+        if !resolved.permitted() {
             return Err(ErrorData::invalid_request(
                 format!(
-                    "Forbidden: {} needs the scope(s) {}, which this token does not have. Sign in again and consent to them.",
-                    request.name,
-                    self.registry.scopes_of(&request.name).join(" ")
+                    "Forbidden: {name} needs the scope(s) {}, which this token does not have. Sign in again and consent to them.",
+                    self.registry.scopes(resolved).join(" ")
                 ),
                 None,
             ));
         }
         if tool.needs_user() && caller.app_only {
             return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                "{} acts on behalf of a signed-in user, but this request was made by an application with no user (an app-only token). Call it from a client where a user signs in.",
-                request.name
+                "{name} acts on behalf of a signed-in user, but this request was made by an application with no user (an app-only token). Call it from a client where a user signs in."
             ))])
             .into());
         }
-        Ok(tool.call(&caller, request.arguments).await.into())
+        Ok(tool.call(&caller, arguments).await.into())
     }
 }
 

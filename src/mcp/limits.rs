@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::num::NonZeroU32;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpMessage, HttpResponse};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rmcp_actix_web::transport::CancellationToken;
@@ -61,19 +62,20 @@ impl UserKey {
     }
 }
 
-/// Requests in flight per user, in the app data.
+/// Requests in flight per user; clones share the counts.
+#[derive(Clone)]
 pub struct InFlight {
     max: u32,
-    counts: Mutex<HashMap<UserKey, u32>>,
+    counts: Arc<Mutex<HashMap<UserKey, u32>>>,
 }
 
 /// One admitted request; dropping it releases the slot.
-struct Ticket {
-    in_flight: web::Data<InFlight>,
+struct Ticket<'a> {
+    in_flight: &'a InFlight,
     key: UserKey,
 }
 
-impl Drop for Ticket {
+impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         let mut counts = self.in_flight.lock();
         if let Entry::Occupied(mut count) = counts.entry(self.key) {
@@ -90,7 +92,7 @@ impl InFlight {
     pub fn new(max: u32) -> Self {
         Self {
             max,
-            counts: Mutex::default(),
+            counts: Arc::default(),
         }
     }
 
@@ -99,15 +101,15 @@ impl InFlight {
     }
 
     /// A slot for `key`, or `None` when the user already has `max` in flight.
-    fn enter(this: &web::Data<Self>, key: UserKey) -> Option<Ticket> {
-        let mut counts = this.lock();
+    fn enter(&self, key: UserKey) -> Option<Ticket<'_>> {
+        let mut counts = self.lock();
         let count = counts.entry(key).or_insert(0);
-        if *count >= this.max {
+        if *count >= self.max {
             return None;
         }
         *count += 1;
         Some(Ticket {
-            in_flight: this.clone(),
+            in_flight: self,
             key,
         })
     }
@@ -121,18 +123,21 @@ impl InFlight {
     /// The middleware, wrapped on the MCP route scopes right inside the authorizer: the
     /// request holds its user's slot until its answer is produced or it is dropped.
     pub async fn admit(
+        self: Rc<Self>,
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        let in_flight = req.app_data::<web::Data<InFlight>>().cloned();
-        let key = req
+        let Some(key) = req
             .extensions()
             .get::<Arc<Caller>>()
-            .map(|c| UserKey::of(c));
-        let (Some(in_flight), Some(key)) = (in_flight, key) else {
-            return Ok(next.call(req).await?.map_into_left_body());
+            .map(|c| UserKey::of(c))
+        else {
+            // The authorizer runs first; without a caller nothing is admitted.
+            return Ok(req
+                .into_response(HttpResponse::InternalServerError().finish())
+                .map_into_right_body());
         };
-        let Some(ticket) = InFlight::enter(&in_flight, key) else {
+        let Some(ticket) = self.enter(key) else {
             metrics::limited_request("in_flight");
             let response = too_many_requests(
                 None,
@@ -287,21 +292,15 @@ mod tests {
 
     #[actix_web::test]
     async fn an_in_flight_slot_is_released_on_drop_and_its_entry_removed_at_zero() {
-        let in_flight = web::Data::new(InFlight::new(2));
+        let in_flight = InFlight::new(2);
         let key = UserKey::of(&caller(Some("t"), "u"));
-        let first = InFlight::enter(&in_flight, key).expect("first");
-        let second = InFlight::enter(&in_flight, key).expect("second");
-        assert!(
-            InFlight::enter(&in_flight, key).is_none(),
-            "third is over the cap"
-        );
+        let first = in_flight.enter(key).expect("first");
+        let second = in_flight.enter(key).expect("second");
+        assert!(in_flight.enter(key).is_none(), "third is over the cap");
         let other = UserKey::of(&caller(Some("t"), "v"));
-        assert!(
-            InFlight::enter(&in_flight, other).is_some(),
-            "another user is not"
-        );
+        assert!(in_flight.enter(other).is_some(), "another user is not");
         drop(first);
-        let third = InFlight::enter(&in_flight, key).expect("a slot came back");
+        let third = in_flight.enter(key).expect("a slot came back");
         drop((second, third));
         assert_eq!(
             in_flight.users(),

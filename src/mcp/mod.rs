@@ -10,17 +10,20 @@
 //! - `sessions.rs`: session mode only: a session id works only for the caller who got it.
 //! - `body_deadline.rs`: a body not complete within `server.body_timeout` gets 408.
 //! - `limits.rs`: per-user limits: requests in flight and the `tools/call` rate (429).
+//! - `body.rs`: a POST's body read once and parsed once, for the two layers below.
 //! - `tool_access.rs`: a `tools/call` of a tool whose scopes the caller lacks gets the HTTP
-//!   403 step-up challenge; dispatch (`handler.rs`) refuses it again whatever this concluded.
-//!   The same peek at the body counts `tools/call`s against the rate limit.
+//!   403 step-up challenge, and `tools/call`s past the rate limit get 429; it hands the fast
+//!   path its parsed request and the tool's verdict.
 //! - `direct.rs`: stateless fast path: a sessions-era `tools/list` / `tools/call` answered
 //!   without rmcp's per-request transport; everything else goes on to rmcp.
 //! - `transport.rs`: mounts the Streamable HTTP service (rmcp-actix-web) at the MCP paths.
 //!
-//! Every middleware here is wrapped on the MCP route scopes (`server/mod.rs`), so none of them
-//! looks at the request path. This module sees a `Caller`, never a token.
+//! Every middleware here is wrapped on the MCP route scopes, in the order
+//! `server/mcp_scope.rs` states, so none of them looks at the request path; each carries its
+//! own state. This module sees a `Caller`, never a token.
 
 mod audit;
+mod body;
 mod body_deadline;
 mod direct;
 mod guard;
@@ -35,11 +38,11 @@ mod transport;
 pub use audit::TARGET as AUDIT_TARGET;
 pub use body_deadline::BodyDeadline;
 pub use direct::Direct;
-pub use guard::{HostOriginGuard, Origins};
+pub use guard::Origins;
 pub use handler::McpServer;
 pub use jsonrpc_errors::JsonRpcErrors;
 pub use limits::{InFlight, RateLimit, ToolCallRate, UserKey};
-pub use registry::{Registry, Tool};
+pub use registry::{Registry, Resolved, Tool};
 pub use sessions::SessionOwners;
 pub use tool_access::ToolAccess;
 pub use transport::{HttpTraceContext, MCP_PATHS, ProtocolVersionHeader, RmcpSessions, mount};

@@ -37,6 +37,7 @@ pub trait Tool: Send + Sync + 'static {
 }
 
 struct Entry {
+    name: String,
     tool: Arc<dyn Tool>,
     scopes: Vec<String>,
 }
@@ -44,8 +45,30 @@ struct Entry {
 /// Tools by name, immutable once the server starts.
 #[derive(Clone, Default)]
 pub struct Registry {
-    tools: Arc<BTreeMap<String, Arc<Entry>>>,
+    /// Sorted by name, one entry per name; [`Resolved`] points into it.
+    tools: Arc<Vec<Entry>>,
     implies: Arc<Vec<(String, String)>>,
+    /// Every scope some tool needs, once: a caller holding all of them may call every tool.
+    all_scopes: Arc<Vec<String>>,
+}
+
+/// A tool name looked up for one caller: which tool it names (if any) and whether the caller
+/// holds the scopes it needs. Made only by [`Registry::resolve`], so a call is never
+/// dispatched without the verdict; the fast path hands the one the HTTP layer made on to
+/// dispatch, so a call is looked up and judged once.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved {
+    /// Index into [`Registry::tools`]; `None`: no tool of that name.
+    index: Option<usize>,
+    permitted: bool,
+}
+
+impl Resolved {
+    /// Whether the caller may call it (an unknown tool: yes, so the protocol layer answers
+    /// "unknown tool").
+    pub fn permitted(self) -> bool {
+        self.permitted
+    }
 }
 
 impl Registry {
@@ -55,28 +78,14 @@ impl Registry {
     }
 
     /// Adds every tool of `tools` (e.g. [`crate::tools::all`]).
-    pub fn with_all(mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
-        let map = Arc::make_mut(&mut self.tools);
+    pub fn with_all(self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
+        let mut map: BTreeMap<String, (Arc<dyn Tool>, Vec<String>)> = self.by_name();
         for tool in tools {
             let name = tool.definition().name.to_string();
             let scopes = tool.required_scopes();
-            map.insert(name, Arc::new(Entry { tool, scopes }));
+            map.insert(name, (tool, scopes));
         }
-        self
-    }
-
-    /// The server instructions: what the tools do, from their own (constant) descriptions,
-    /// never from anything a tool returned.
-    pub fn instructions(&self) -> String {
-        let mut text =
-            String::from("Tools here act as the signed-in user against Microsoft Graph.");
-        for (name, entry) in self.tools.iter() {
-            text.push_str(&format!(
-                " {name}: {}",
-                entry.tool.definition().description.as_deref().unwrap_or("")
-            ));
-        }
-        text
+        self.rebuilt(map)
     }
 
     /// Adds configured `(tool, scope)` requirements and the scope hierarchy.
@@ -85,62 +94,114 @@ impl Registry {
         tool_scopes: &[(String, String)],
         implies: &[(String, String)],
     ) -> Self {
-        let mut tools: BTreeMap<String, Arc<Entry>> = (*self.tools).clone();
+        let mut map = self.by_name();
         for (name, scope) in tool_scopes {
-            if let Some(entry) = tools.get(name) {
-                let mut scopes = entry.scopes.clone();
-                if !scopes.contains(scope) {
-                    scopes.push(scope.clone());
-                }
-                tools.insert(
-                    name.clone(),
-                    Arc::new(Entry {
-                        tool: entry.tool.clone(),
-                        scopes,
-                    }),
-                );
+            if let Some((_, scopes)) = map.get_mut(name)
+                && !scopes.contains(scope)
+            {
+                scopes.push(scope.clone());
             }
         }
-        self.tools = Arc::new(tools);
         self.implies = Arc::new(implies.to_vec());
+        self.rebuilt(map)
+    }
+
+    fn by_name(&self) -> BTreeMap<String, (Arc<dyn Tool>, Vec<String>)> {
+        self.tools
+            .iter()
+            .map(|e| (e.name.clone(), (e.tool.clone(), e.scopes.clone())))
+            .collect()
+    }
+
+    fn rebuilt(mut self, map: BTreeMap<String, (Arc<dyn Tool>, Vec<String>)>) -> Self {
+        let mut all_scopes: Vec<String> = map.values().flat_map(|(_, s)| s.clone()).collect();
+        all_scopes.sort();
+        all_scopes.dedup();
+        self.all_scopes = Arc::new(all_scopes);
+        self.tools = Arc::new(
+            map.into_iter()
+                .map(|(name, (tool, scopes))| Entry { name, tool, scopes })
+                .collect(),
+        );
         self
     }
 
+    /// The server instructions: what the tools do, from their own (constant) descriptions,
+    /// never from anything a tool returned.
+    pub fn instructions(&self) -> String {
+        let mut text =
+            String::from("Tools here act as the signed-in user against Microsoft Graph.");
+        for entry in self.tools.iter() {
+            text.push_str(&format!(
+                " {}: {}",
+                entry.name,
+                entry.tool.definition().description.as_deref().unwrap_or("")
+            ));
+        }
+        text
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.tools
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .ok()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name).map(|e| &e.tool)
+        self.index_of(name).map(|i| &self.tools[i].tool)
+    }
+
+    /// Tool `name` for `caller`: one lookup and one scope check, whose verdict dispatch
+    /// obeys.
+    pub fn resolve(&self, caller: &Caller, name: &str) -> Resolved {
+        let index = self.index_of(name);
+        let permitted = index.is_none_or(|i| self.entry_permits(caller, &self.tools[i]));
+        Resolved { index, permitted }
+    }
+
+    /// Tool `name`, judged not callable (there is no caller to judge).
+    pub fn refused(&self, name: &str) -> Resolved {
+        Resolved {
+            index: self.index_of(name),
+            permitted: false,
+        }
+    }
+
+    /// The tool `resolved` names. `resolved` must come from this registry (the registry is
+    /// immutable, so its index stays valid).
+    pub fn tool(&self, resolved: Resolved) -> Option<&Arc<dyn Tool>> {
+        resolved
+            .index
+            .and_then(|i| self.tools.get(i))
+            .map(|e| &e.tool)
+    }
+
+    /// The scopes the tool `resolved` names needs beyond the server's required scopes.
+    pub fn scopes(&self, resolved: Resolved) -> &[String] {
+        resolved
+            .index
+            .and_then(|i| self.tools.get(i))
+            .map_or(&[], |e| e.scopes.as_slice())
+    }
+
+    fn entry_permits(&self, caller: &Caller, entry: &Entry) -> bool {
+        caller.is_local_developer()
+            || scopes::satisfies_all(&caller.scopes, &entry.scopes, &self.implies)
     }
 
     /// Every `(tool, extra scopes)` pair, for authorization.
     pub fn requirements(&self) -> Vec<(String, Vec<String>)> {
         self.tools
             .iter()
-            .map(|(n, e)| (n.clone(), e.scopes.clone()))
+            .map(|e| (e.name.clone(), e.scopes.clone()))
             .collect()
     }
 
-    /// Whether `caller` holds every scope tool `name` needs (unknown tools: true, so the
-    /// protocol layer answers "unknown tool").
-    pub fn permits(&self, caller: &Caller, name: &str) -> bool {
-        match self.tools.get(name) {
-            Some(entry) => {
-                caller.is_local_developer()
-                    || scopes::satisfies_all(&caller.scopes, &entry.scopes, &self.implies)
-            }
-            None => true,
-        }
-    }
-
-    /// Whether some tool needs a scope `caller` lacks (so a call may need refusing).
+    /// Whether some tool needs a scope `caller` lacks (so a call may need refusing): one
+    /// check of every scope any tool needs, not one per tool.
     pub fn restricts(&self, caller: &Caller) -> bool {
-        self.tools.keys().any(|name| !self.permits(caller, name))
-    }
-
-    /// The scopes tool `name` needs beyond the server's required scopes.
-    pub fn scopes_of(&self, name: &str) -> Vec<String> {
-        self.tools
-            .get(name)
-            .map(|e| e.scopes.clone())
-            .unwrap_or_default()
+        !caller.is_local_developer()
+            && !scopes::satisfies_all(&caller.scopes, &self.all_scopes, &self.implies)
     }
 
     /// The definitions of the tools `caller` may call, in name order.
@@ -151,8 +212,89 @@ impl Registry {
     pub fn definitions_for(&self, caller: &Caller) -> Vec<rmcp::model::Tool> {
         self.tools
             .iter()
-            .filter(|(name, _)| self.permits(caller, name))
-            .map(|(_, e)| e.tool.definition().clone())
+            .filter(|e| self.entry_permits(caller, e))
+            .map(|e| e.tool.definition().clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ContentBlock, JsonObject};
+
+    struct Needs(rmcp::model::Tool, Vec<String>);
+
+    #[async_trait]
+    impl Tool for Needs {
+        fn definition(&self) -> &rmcp::model::Tool {
+            &self.0
+        }
+
+        fn required_scopes(&self) -> Vec<String> {
+            self.1.clone()
+        }
+
+        async fn call(&self, _: &Caller, _: Option<JsonObject>) -> CallToolResult {
+            CallToolResult::success(vec![ContentBlock::text("ran")])
+        }
+    }
+
+    fn tool(name: &'static str, scopes: &[&str]) -> Needs {
+        let definition = rmcp::model::Tool::new(name, "test", JsonObject::new());
+        Needs(definition, scopes.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn user(scopes: &[&str]) -> Caller {
+        Caller {
+            subject: "ada".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            ..Caller::local_developer()
+        }
+    }
+
+    fn registry() -> Registry {
+        Registry::default()
+            .with(tool("Mail", &["Mail.Read"]))
+            .with(tool("Files", &["Files.Read"]))
+            .with(tool("Hello", &[]))
+            .with_policy(&[("Hello".into(), "User.Read".into())], &[])
+    }
+
+    #[test]
+    fn a_caller_is_restricted_exactly_when_some_tool_is_not_permitted() {
+        let registry = registry();
+        let names = ["Mail", "Files", "Hello"];
+        for scopes in [
+            &[][..],
+            &["Mail.Read"],
+            &["Mail.ReadWrite", "Files.Read", "User.Read"],
+            &["Mail.Read", "Files.Read"],
+        ] {
+            let caller = user(scopes);
+            let any_refused = names
+                .iter()
+                .any(|n| !registry.resolve(&caller, n).permitted());
+            assert_eq!(registry.restricts(&caller), any_refused, "{scopes:?}");
+        }
+        assert!(!registry.restricts(&Caller::local_developer()));
+    }
+
+    #[test]
+    fn resolve_names_the_tool_its_scopes_and_the_verdict() {
+        let registry = registry();
+        let caller = user(&["Mail.Read"]);
+        let mail = registry.resolve(&caller, "Mail");
+        assert!(mail.permitted());
+        assert!(registry.tool(mail).is_some());
+        let files = registry.resolve(&caller, "Files");
+        assert!(!files.permitted());
+        assert_eq!(registry.scopes(files), ["Files.Read"]);
+        let hello = registry.resolve(&caller, "Hello");
+        assert_eq!(registry.scopes(hello), ["User.Read"], "configured scope");
+        let unknown = registry.resolve(&caller, "Nope");
+        assert!(unknown.permitted(), "dispatch answers unknown tool");
+        assert!(registry.tool(unknown).is_none());
+        assert!(!registry.refused("Mail").permitted());
     }
 }

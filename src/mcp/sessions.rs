@@ -14,13 +14,14 @@
 //!   closed (its client gets 404 and starts a new one, as the spec says).
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpMessage, HttpResponse};
 use rmcp_actix_web::transport::SessionManager;
 
 use super::RmcpSessions;
@@ -32,9 +33,11 @@ pub const MAX_SESSIONS: usize = 100_000;
 /// Open sessions one user may hold; a new one past this ends that user's oldest.
 pub const MAX_SESSIONS_PER_USER: usize = 16;
 
-/// Which caller owns which session id, and the rmcp sessions to close when a binding goes.
+/// Which caller owns which session id, and the rmcp sessions to close when a binding goes;
+/// clones share the bindings.
+#[derive(Clone)]
 pub struct SessionOwners {
-    inner: Mutex<Owners>,
+    inner: Arc<Mutex<Owners>>,
     sessions: RmcpSessions,
     per_user: usize,
     total: usize,
@@ -120,7 +123,7 @@ impl SessionOwners {
 
     fn with_limits(sessions: RmcpSessions, per_user: usize, total: usize) -> Self {
         Self {
-            inner: Mutex::default(),
+            inner: Arc::default(),
             sessions,
             per_user: per_user.max(1),
             total: total.max(1),
@@ -159,14 +162,14 @@ impl SessionOwners {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The middleware, wrapped on the MCP route scopes; does nothing unless
-    /// `SessionOwners` is registered as app data (session mode).
+    /// The middleware, wrapped on the MCP route scopes; does nothing without `owners`
+    /// (stateless servers have no sessions to bind).
     pub async fn bind_to_caller(
+        owners: Rc<Option<Self>>,
         req: ServiceRequest,
         next: Next<impl MessageBody + 'static>,
     ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-        // Stateless servers register no `SessionOwners`: nothing to compute per request.
-        let Some(owners) = req.app_data::<web::Data<SessionOwners>>().cloned() else {
+        let Some(owners) = &*owners else {
             return next
                 .call(req)
                 .await

@@ -17,8 +17,8 @@ pub struct HttpTraceContext(pub opentelemetry::Context);
 pub struct ProtocolVersionHeader(pub String);
 
 /// The MCP endpoint, and the same endpoint at the path the Functions sample's clients use.
-/// These are mount points only: what is MCP is decided by the route scopes `server/mod.rs`
-/// mounts here, never by comparing a request's path to these strings.
+/// These are mount points only: what is MCP is decided by the route scopes
+/// `server/mcp_scope.rs` mounts here, never by comparing a request's path to these strings.
 pub const MCP_PATHS: [&str; 2] = ["/mcp", "/runtime/webhooks/mcp"];
 
 /// rmcp's live sessions (session mode), shared with [`super::SessionOwners`] so that a

@@ -1,4 +1,4 @@
-//! The actix-web application: routes, the middleware order, start-up and graceful shutdown.
+//! The actix-web application: routes, start-up and graceful shutdown.
 //!
 //! [`Application::build`] binds the listener and wires every component; tests call it with
 //! their own [`Dependencies`] and a port-0 listener. [`Application::run_until_stopped`] takes
@@ -7,30 +7,42 @@
 //! This is the composition root: with `crate::settings`, which loads it, it alone holds the
 //! whole [`Settings`] and hands each module its own section (plus what that module needs
 //! from another, passed explicitly); `mcp/` gets plain values, not a section.
+//!
+//! - `mcp_scope.rs`: the MCP route scope, and the one statement of its layers' order;
+//! - `health.rs`: `/healthz` and `/readyz` ([`Readiness`]);
+//! - `keys.rs`: the issuer's keys, fetched at start-up and refreshed;
+//! - `metrics_listener.rs`: `/metrics` on its own listener;
+//! - `signals.rs`: [`shutdown_signal`] (SIGTERM, Ctrl-C);
+//! - `consent.rs`: the page a user's consent returns to.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use opentelemetry_instrumentation_actix_web::RequestTracing;
-use rmcp_actix_web::transport::CancellationToken;
+use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
 
-use crate::auth::AuthMode;
-use crate::auth::{Authorizer, JwksCache, ResourceMetadata};
+use crate::auth::{AuthMode, Authorizer, ResourceMetadata};
 use crate::graph::GraphClient;
-use crate::mcp::{
-    self, BodyDeadline, HostOriginGuard, InFlight, JsonRpcErrors, MCP_PATHS, Origins, Registry,
-    SessionOwners, ToolAccess, ToolCallRate,
-};
+use crate::mcp::{self, MCP_PATHS, McpServer, Registry};
 use crate::obo::{DeveloperTokens, DownstreamTokens};
 use crate::settings::Settings;
 use crate::telemetry::RequestLog;
+use mcp_scope::{McpLayers, mcp_scope};
 
 mod consent;
+mod health;
+mod keys;
+mod mcp_scope;
+mod metrics_listener;
+mod signals;
+
+pub use health::Readiness;
+pub use signals::shutdown_signal;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -87,33 +99,6 @@ impl Dependencies {
     }
 }
 
-/// Readiness: ready once every dependency is initialised (the issuer's keys fetched), not
-/// ready while shutting down.
-#[derive(Default)]
-pub struct Readiness {
-    serving: AtomicBool,
-    jwks: Option<Arc<JwksCache>>,
-}
-
-impl Readiness {
-    /// Each check by name, and whether it passes.
-    pub fn checks(&self) -> Vec<(&'static str, bool)> {
-        let mut checks = vec![("serving", self.serving.load(Ordering::Acquire))];
-        if let Some(jwks) = &self.jwks {
-            checks.push(("issuer_keys", jwks.is_loaded()));
-        }
-        checks
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.checks().iter().all(|(_, ok)| *ok)
-    }
-
-    fn set_serving(&self, serving: bool) {
-        self.serving.store(serving, Ordering::Release);
-    }
-}
-
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
@@ -145,33 +130,19 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(StartError::Server)?;
+        let cancel = CancellationToken::new();
         let graph = GraphClient::new(&settings.graph, deps.tokens)?;
-        let registry = Registry::default()
-            .with_all(crate::tools::all(&graph)?)
-            .with_policy(&settings.auth.tool_scopes, &settings.auth.scope_implies);
-        let tool_names: Vec<String> = registry
-            .requirements()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        crate::telemetry::metrics::init_known_labels(
-            &tool_names.iter().map(String::as_str).collect::<Vec<_>>(),
-            &crate::auth::Error::reasons(),
-        );
+        let registry = Arc::new(registry(settings, &graph)?);
+        let jwks = keys::issuer_keys(&settings.auth, &settings.entra)?;
+        if let Some(jwks) = &jwks {
+            let interval = settings.auth.jwks_refresh_interval;
+            keys::spawn_key_refresh(jwks.clone(), interval, cancel.clone());
+        }
         let tool_scopes: Vec<String> = registry
             .requirements()
             .into_iter()
             .flat_map(|(_, s)| s)
             .collect();
-        let cancel = CancellationToken::new();
-        let jwks = issuer_keys(&settings.auth, &settings.entra)?;
-        if let Some(jwks) = &jwks {
-            spawn_key_refresh(
-                jwks.clone(),
-                settings.auth.jwks_refresh_interval,
-                cancel.clone(),
-            );
-        }
         let metadata = Arc::new(ResourceMetadata::from_settings(
             &settings.auth,
             &settings.entra,
@@ -179,146 +150,48 @@ impl Application {
             settings.server.forwarding_proxies(),
             &tool_scopes,
         ));
-        let authorizer = web::Data::new(Authorizer::new(
+        let authorizer = Authorizer::new(
             &settings.auth,
             &settings.entra,
             metadata.clone(),
             jwks.clone(),
-        ));
-        let serve_metadata = jwks.is_some();
-        let metadata = web::Data::from(metadata);
-        let registry = Arc::new(registry);
-        // Stateless (the default): the fast path answers the hot methods itself.
-        let direct = (!settings.server.sessions && settings.server.fast_path).then(|| {
-            web::Data::new(mcp::Direct::new(
-                registry.clone(),
-                settings.server.max_body_bytes,
-            ))
-        });
-        let rate = settings
-            .server
-            .rate_limit
-            .map(|r| Arc::new(ToolCallRate::new(r)));
-        if let Some(rate) = &rate {
-            rate.spawn_pruning(cancel.clone());
-        }
-        let tool_access = web::Data::new(
-            ToolAccess::new(registry.clone(), settings.server.max_body_bytes).with_rate_limit(rate),
         );
-        let body_deadline = web::Data::new(BodyDeadline::new(settings.server.body_timeout));
-        let in_flight = web::Data::new(InFlight::new(settings.server.max_in_flight_per_user));
         let sessions = mcp::RmcpSessions::default();
-        let mcp_service = mcp::mount(
-            settings.server.sessions,
-            settings.server.max_body_bytes,
-            registry,
+        let layers = McpLayers::new(
+            &settings.server,
+            &registry,
+            authorizer,
             sessions.clone(),
-            cancel.clone(),
+            &cancel,
         );
-        let origins = web::Data::new(Origins::new(
-            &settings.server.public_url,
-            &settings.server.allowed_hosts,
-            &settings.server.allowed_origins,
-            settings.server.listen.ip().is_loopback(),
-        ));
-        let readiness = Arc::new(Readiness {
-            serving: AtomicBool::new(false),
-            jwks,
-        });
-        let ready_data = web::Data::from(readiness.clone());
-        let request_log = web::Data::new(RequestLog::new(settings.log.requests));
-        let consent_page = web::Data::new(consent::Page::new(settings.obo.failure_cache_ttl));
-        let session_owners = settings
-            .server
-            .sessions
-            .then(|| web::Data::new(SessionOwners::new(sessions)));
-        let metrics_here =
-            settings.telemetry.metrics && settings.telemetry.metrics_listen.is_none();
-        let tracing_on = settings.telemetry.otlp_traces_endpoint.is_some();
+        let readiness = Arc::new(Readiness::new(jwks.clone()));
+        let routes = Routes {
+            mcp: mcp::mount(
+                settings.server.sessions,
+                settings.server.max_body_bytes,
+                registry,
+                sessions,
+                cancel.clone(),
+            ),
+            layers,
+            readiness: web::Data::from(readiness.clone()),
+            metadata: web::Data::from(metadata),
+            serve_metadata: jwks.is_some(),
+            request_log: web::Data::new(RequestLog::new(settings.log.requests)),
+            consent_page: web::Data::new(consent::Page::new(settings.obo.failure_cache_ttl)),
+            metrics_here: settings.telemetry.metrics && settings.telemetry.metrics_listen.is_none(),
+            tracing_on: settings.telemetry.otlp_traces_endpoint.is_some(),
+        };
         let metrics_addr = match (
             settings.telemetry.metrics,
             settings.telemetry.metrics_listen,
         ) {
-            (true, Some(addr)) => Some(spawn_metrics_listener(addr)?),
+            (true, Some(addr)) => Some(metrics_listener::spawn_metrics_listener(addr)?),
             _ => None,
         };
-
-        let mut server = HttpServer::new(move || {
-            let mut app = App::new()
-                .app_data(origins.clone())
-                .app_data(authorizer.clone())
-                .app_data(tool_access.clone())
-                .app_data(body_deadline.clone())
-                .app_data(in_flight.clone())
-                .app_data(ready_data.clone())
-                .app_data(request_log.clone())
-                .app_data(metadata.clone())
-                .app_data(consent_page.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
-                .route("/consent/complete", web::get().to(consent::complete));
-            if metrics_here {
-                app = app.route(
-                    "/metrics",
-                    web::get().to(crate::telemetry::metrics::handler),
-                );
-            }
-            if let Some(owners) = &session_owners {
-                app = app.app_data(owners.clone());
-            }
-            if serve_metadata {
-                app = app.configure(|cfg| ResourceMetadata::routes(cfg, &MCP_PATHS));
-            }
-            if let Some(direct) = &direct {
-                app = app.app_data(direct.clone());
-            }
-            // The MCP boundary is the route scope: whatever the router sends to an MCP
-            // path, in any spelling it decodes to, has passed every layer wrapped here.
-            // actix runs the last `wrap` first. Request order inside the scope:
-            //   1. BodyDeadline: the body must arrive within server.body_timeout (408); it
-            //      wraps the payload, so every body reader below reads under the deadline;
-            //   2. HostOriginGuard: DNS-rebinding defence, before anything is revealed;
-            //   3. Authorizer: establishes the Caller (or answers the challenge);
-            //   4. InFlight: the Caller's user holds one of server.max_in_flight_per_user
-            //      slots until answered (429), taken before any body is read;
-            //   5. SessionOwners: (session mode) a session id only works for its owner;
-            //   6. JsonRpcErrors: the transport's plain-text errors as JSON-RPC bodies;
-            //   7. ToolAccess: reads a POST's body once: `tools/call` of a tool needing more
-            //      scopes → 403 step-up, then `tools/call`s past server.rate_limit → 429;
-            //   8. Direct: the stateless fast path; then rmcp's Streamable HTTP service.
-            // No route outside these scopes reads a request body.
-            for path in MCP_PATHS {
-                app = app.service(
-                    mcp_service
-                        .clone()
-                        .scope_with_path(path)
-                        .wrap(from_fn(mcp::Direct::answer))
-                        .wrap(from_fn(ToolAccess::check))
-                        .wrap(from_fn(JsonRpcErrors::map))
-                        .wrap(from_fn(SessionOwners::bind_to_caller))
-                        .wrap(from_fn(InFlight::admit))
-                        .wrap(from_fn(Authorizer::authorize))
-                        .wrap(from_fn(HostOriginGuard::check))
-                        .wrap(from_fn(BodyDeadline::enforce)),
-                );
-            }
-            // Around every route: the HTTP server span (when exporting traces), parented
-            // to an incoming `traceparent`, then a log line per request (or failed one).
-            // RequestTracing records url.query, so it never sees the query
-            // (telemetry/query.rs hides it before the span and restores it after).
-            app.wrap(from_fn(RequestLog::log))
-                .wrap(Condition::new(
-                    tracing_on,
-                    from_fn(crate::telemetry::QueryRedaction::restore),
-                ))
-                .wrap(Condition::new(tracing_on, RequestTracing::new()))
-                .wrap(Condition::new(
-                    tracing_on,
-                    from_fn(crate::telemetry::QueryRedaction::hide),
-                ))
-        })
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));
+        let mut server = HttpServer::new(move || app(routes.clone()))
+            .disable_signals()
+            .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -373,125 +246,84 @@ impl Application {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
-    let checks: serde_json::Map<String, serde_json::Value> = readiness
-        .checks()
+/// The tools with their configured scopes; their names label the metrics from the start.
+fn registry(settings: &Settings, graph: &GraphClient) -> Result<Registry, StartError> {
+    let registry = Registry::default()
+        .with_all(crate::tools::all(graph)?)
+        .with_policy(&settings.auth.tool_scopes, &settings.auth.scope_implies);
+    let tool_names: Vec<String> = registry
+        .requirements()
         .into_iter()
-        .map(|(name, ok)| {
-            (
-                name.to_owned(),
-                serde_json::Value::from(if ok { "ok" } else { "failing" }),
-            )
-        })
+        .map(|(n, _)| n)
         .collect();
-    if readiness.is_ready() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": checks}))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "not ready", "checks": checks}))
-    }
+    crate::telemetry::metrics::init_known_labels(
+        &tool_names.iter().map(String::as_str).collect::<Vec<_>>(),
+        &crate::auth::Error::reasons(),
+    );
+    Ok(registry)
 }
 
-/// Serves `/metrics` alone on `addr` (spawned on the current actix system); the address
-/// actually bound.
-fn spawn_metrics_listener(addr: SocketAddr) -> Result<SocketAddr, StartError> {
-    let bind_error = |source| StartError::MetricsBind { addr, source };
-    let listener = TcpListener::bind(addr).map_err(bind_error)?;
-    let bound = listener.local_addr().map_err(bind_error)?;
-    let server = HttpServer::new(|| {
-        App::new().route(
+/// Everything the routes need, cloned into each worker.
+#[derive(Clone)]
+struct Routes {
+    mcp: StreamableHttpService<McpServer, LocalSessionManager>,
+    layers: McpLayers,
+    readiness: web::Data<Readiness>,
+    metadata: web::Data<ResourceMetadata>,
+    /// The token modes publish their protected resource metadata (RFC 9728).
+    serve_metadata: bool,
+    request_log: web::Data<RequestLog>,
+    consent_page: web::Data<consent::Page>,
+    /// `/metrics` on the main listener (no `telemetry.metrics_listen` of its own).
+    metrics_here: bool,
+    tracing_on: bool,
+}
+
+/// One worker's app: the route table, the MCP scopes (`mcp_scope.rs`), and around every
+/// route the HTTP server span (when exporting traces), parented to an incoming
+/// `traceparent`, then a log line per request (or failed one). RequestTracing records
+/// `url.query`, so it never sees the query (telemetry/query.rs hides it before the span and
+/// restores it after).
+fn app(
+    routes: Routes,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut app = App::new()
+        .app_data(routes.readiness.clone())
+        .app_data(routes.request_log.clone())
+        .app_data(routes.metadata.clone())
+        .app_data(routes.consent_page.clone())
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/consent/complete", web::get().to(consent::complete));
+    if routes.metrics_here {
+        app = app.route(
             "/metrics",
             web::get().to(crate::telemetry::metrics::handler),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .map_err(bind_error)?
-    .run();
-    actix_web::rt::spawn(server);
-    Ok(bound)
-}
-
-/// The issuer's key cache for token modes; `None` with `auth.mode = none`.
-fn issuer_keys(
-    auth: &crate::auth::Settings,
-    entra: &crate::auth::Entra,
-) -> Result<Option<Arc<JwksCache>>, StartError> {
-    let Some(discovery) = crate::auth::discovery_url(auth, entra) else {
-        return Ok(None);
-    };
-    let url = url::Url::parse(&discovery)
-        .map_err(|e| StartError::Config(format!("discovery URL {discovery}: {e}")))?;
-    let http = crate::outbound::builder()?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
-    let jwks = JwksCache::new(url, http, auth.jwks_min_refresh_interval);
-    // OIDC: the discovery document must name the configured issuer. Entra's multi-tenant
-    // documents name a `{tenantid}` template; its issuers are checked per token instead.
-    let jwks = match (auth.mode, &auth.issuer) {
-        (AuthMode::Oidc, Some(issuer)) => jwks.with_issuer(issuer),
-        _ => jwks,
-    };
-    Ok(Some(Arc::new(jwks)))
-}
-
-/// Fetches the issuer's keys now (retrying with backoff until it works) and then every
-/// `interval`, until `cancel`.
-fn spawn_key_refresh(
-    jwks: Arc<JwksCache>,
-    interval: std::time::Duration,
-    cancel: CancellationToken,
-) {
-    actix_web::rt::spawn(async move {
-        let mut backoff = std::time::Duration::from_millis(250);
-        loop {
-            let wait = match jwks.refresh().await {
-                Ok(_) => {
-                    backoff = std::time::Duration::from_millis(250);
-                    interval
-                }
-                Err(_) => {
-                    let wait = if jwks.is_loaded() {
-                        interval.min(backoff * 8)
-                    } else {
-                        backoff
-                    };
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
-                    wait
-                }
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-    });
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        );
     }
+    if routes.serve_metadata {
+        app = app.configure(|cfg| ResourceMetadata::routes(cfg, &MCP_PATHS));
+    }
+    for path in MCP_PATHS {
+        app = app.service(mcp_scope(path, routes.mcp.clone(), &routes.layers));
+    }
+    let tracing_on = routes.tracing_on;
+    app.wrap(from_fn(RequestLog::log))
+        .wrap(Condition::new(
+            tracing_on,
+            from_fn(crate::telemetry::QueryRedaction::restore),
+        ))
+        .wrap(Condition::new(tracing_on, RequestTracing::new()))
+        .wrap(Condition::new(
+            tracing_on,
+            from_fn(crate::telemetry::QueryRedaction::hide),
+        ))
 }
