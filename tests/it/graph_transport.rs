@@ -13,16 +13,15 @@ use crate::support::mcp_http::{post, request};
 use crate::support::{FakeAzCli, ServerProcess, binary};
 use serde_json::json;
 
-/// A TLS front for the fake Graph: `https://localhost:{port}` with a certificate from a test
-/// CA, forwarding the decrypted bytes to the plain fake.
-struct TlsGraph {
-    url: String,
-    ca_pem: String,
-    handshakes: Arc<std::sync::atomic::AtomicUsize>,
+/// A test CA (PEM) and a certificate for `localhost` it signed, with its key.
+pub(crate) struct TestCa {
+    pub ca_pem: String,
+    pub leaf: rcgen::Certificate,
+    pub leaf_key: rcgen::KeyPair,
 }
 
-impl TlsGraph {
-    async fn start(plain: &FakeGraph) -> Self {
+impl TestCa {
+    pub fn new() -> Self {
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -39,6 +38,29 @@ impl TlsGraph {
             .expect("leaf params")
             .signed_by(&leaf_key, &ca)
             .expect("leaf");
+        Self {
+            ca_pem: ca.pem(),
+            leaf,
+            leaf_key,
+        }
+    }
+}
+
+/// A TLS front for the fake Graph: `https://localhost:{port}` with a certificate from a test
+/// CA, forwarding the decrypted bytes to the plain fake.
+struct TlsGraph {
+    url: String,
+    ca_pem: String,
+    handshakes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsGraph {
+    async fn start(plain: &FakeGraph) -> Self {
+        let TestCa {
+            ca_pem,
+            leaf,
+            leaf_key,
+        } = TestCa::new();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
@@ -75,7 +97,7 @@ impl TlsGraph {
         });
         Self {
             url: format!("https://localhost:{port}"),
-            ca_pem: ca.pem(),
+            ca_pem,
             handshakes,
         }
     }

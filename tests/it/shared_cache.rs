@@ -431,32 +431,16 @@ async fn a_user_revoked_by_continuous_access_evaluation_gets_no_data_on_any_repl
 
 /// A CA and a certificate for `localhost` it signed, as PEM files in `dir`: (CA, cert, key).
 fn tls_files(dir: &std::path::Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "mcp-obo test CA");
-    let ca_pem = ca_params.self_signed(&ca_key).expect("CA cert").pem();
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf");
+    let ca = crate::graph_transport::TestCa::new();
     let write = |name: &str, pem: &str| {
         let path = dir.join(name);
         std::fs::write(&path, pem).expect("write PEM");
         path.display().to_string()
     };
     (
-        write("ca.pem", &ca_pem),
-        write("redis.pem", &leaf.pem()),
-        write("redis.key", &leaf_key.serialize_pem()),
+        write("ca.pem", &ca.ca_pem),
+        write("redis.pem", &ca.leaf.pem()),
+        write("redis.key", &ca.leaf_key.serialize_pem()),
     )
 }
 
