@@ -67,6 +67,20 @@ async fn hello(app_url: &str, token: &str, extra: &[(&str, &str)], body: Value) 
     reply.json.expect("json")["result"].clone()
 }
 
+/// HelloTool as `token` (request `id`) in the trace `trace_id`, sent as the HTTP
+/// `traceparent`: the tool result.
+async fn hello_in_trace(app_url: &str, token: &str, id: u64, trace_id: &str) -> Value {
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let call = request(id, "tools/call", json!({"name": "HelloTool"}));
+    hello(
+        app_url,
+        token,
+        &[("traceparent", traceparent.as_str())],
+        call,
+    )
+    .await
+}
+
 fn scrape(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -105,15 +119,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     let before = metrics(&w.app.metrics_url()).await;
 
     // 1. Cache miss, trace context from the HTTP traceparent header.
-    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
-    let call = request(7, "tools/call", json!({"name": "HelloTool"}));
-    let result = hello(
-        &w.app.mcp_url(),
-        &token,
-        &[("traceparent", traceparent.as_str())],
-        call,
-    )
-    .await;
+    let result = hello_in_trace(&w.app.mcp_url(), &token, 7, TRACE_ID).await;
     assert_eq!(result["isError"], false, "{result}");
     let spans = in_trace(&exporter, TRACE_ID);
     let mcp = find(&spans, "tools/call HelloTool");
@@ -193,15 +199,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     w.issuer
         .script_token_endpoint(400, None, entra_error("invalid_grant", 65001, json!({})));
     let failing_trace = "11111111111111111111111111111111";
-    let traceparent = format!("00-{failing_trace}-00f067aa0ba902b7-01");
-    let call = request(9, "tools/call", json!({"name": "HelloTool"}));
-    let result = hello(
-        &w.app.mcp_url(),
-        &w.user(2),
-        &[("traceparent", traceparent.as_str())],
-        call,
-    )
-    .await;
+    let result = hello_in_trace(&w.app.mcp_url(), &w.user(2), 9, failing_trace).await;
     assert_eq!(result["isError"], true);
     let spans = in_trace(&exporter, failing_trace);
     let exchange = find(&spans, "obo.exchange");
@@ -257,15 +255,7 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     let nbf = json!({"access_token": {"nbf": {"essential": true, "value": "1604106651"}}});
     w.graph.revoke(&revoked, &nbf);
     let cae_trace = "22222222222222222222222222222222";
-    let traceparent = format!("00-{cae_trace}-00f067aa0ba902b7-01");
-    let call = request(10, "tools/call", json!({"name": "HelloTool"}));
-    let result = hello(
-        &w.app.mcp_url(),
-        &token,
-        &[("traceparent", traceparent.as_str())],
-        call,
-    )
-    .await;
+    let result = hello_in_trace(&w.app.mcp_url(), &token, 10, cae_trace).await;
     assert_eq!(result["isError"], false, "{result}");
     let spans = in_trace(&exporter, cae_trace);
     let refused = spans
