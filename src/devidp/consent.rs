@@ -17,7 +17,7 @@ use super::state::{DevState, PendingAuthorization};
 use crate::jose::random_token;
 use crate::tools::graph_permissions;
 
-use super::provider::ANTI_FORGERY_FIELD;
+use super::provider::{ANTI_FORGERY_FIELD, escape};
 
 /// Whether `q` asks for the dev app's consent rather than a client's sign-in.
 pub fn is_consent_request(q: &HashMap<String, String>, admin: bool) -> bool {
@@ -164,8 +164,4 @@ pub fn decide(state: &DevState, form: &HashMap<String, String>, admin: bool) -> 
     HttpResponse::Found()
         .insert_header(("location", url.to_string()))
         .finish()
-}
-
-fn escape(s: &str) -> String {
-    super::provider::escape(s)
 }

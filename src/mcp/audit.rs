@@ -20,7 +20,8 @@ pub const TARGET: &str = crate::telemetry::AUDIT_TARGET;
 /// One audit line, in the field names of the JSON log format.
 #[derive(Serialize)]
 struct Line<'a> {
-    timestamp: &'a str,
+    #[serde(serialize_with = "rfc3339")]
+    timestamp: std::time::SystemTime,
     level: &'static str,
     target: &'static str,
     audit: bool,
@@ -61,9 +62,8 @@ pub(crate) fn record(
     }
     let (trace_id, _) = crate::telemetry::otel::current_ids().unzip();
     let field = |f: fn(&Caller) -> Option<&String>| caller.and_then(f).map_or("", String::as_str);
-    let timestamp = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     crate::telemetry::write_audit(&Line {
-        timestamp: &timestamp,
+        timestamp: std::time::SystemTime::now(),
         level: "INFO",
         target: TARGET,
         audit: true,
@@ -79,4 +79,9 @@ pub(crate) fn record(
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         message: "tool call",
     });
+}
+
+/// The time as the JSON log format writes it, straight into the line (no string first).
+fn rfc3339<S: serde::Serializer>(at: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_micros(*at))
 }
