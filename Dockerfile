@@ -51,18 +51,18 @@ RUN mkdir -p testkit/src loadtest/src \
     && mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked -p mcp-obo \
+    && cargo build --profile dist --locked -p mcp-obo \
     && rm -rf src \
-        target/release/mcp-obo target/release/mcp-obo.d \
-        target/release/deps/mcp_obo-* target/release/deps/libmcp_obo-* \
-        target/release/.fingerprint/mcp-obo-*
+        target/dist/mcp-obo target/dist/mcp-obo.d \
+        target/dist/deps/mcp_obo-* target/dist/deps/libmcp_obo-* \
+        target/dist/.fingerprint/mcp-obo-*
 
 # The real sources. COPY keeps the context's modification times, which can be older than
 # the placeholder build above; the fingerprints of the crate itself were removed, so cargo
 # rebuilds it regardless.
 COPY src ./src
-RUN cargo build --release --locked -p mcp-obo \
-    && install -D -m 0755 target/release/mcp-obo /out/mcp-obo
+RUN cargo build --profile dist --locked -p mcp-obo \
+    && install -D -m 0755 target/dist/mcp-obo /out/mcp-obo
 
 # --- standalone --------------------------------------------------------------------------
 # distroless/cc: glibc, libgcc and CA certificates, no shell, no package manager; runs as

@@ -110,6 +110,16 @@ impl Entra {
         format!("{}/{}/v2.0", self.authority(), self.tenancy.path())
     }
 
+    /// What the on-behalf-of exchange takes from `[entra]` when `[obo]` leaves it unset.
+    pub fn exchange_app(&self) -> crate::obo::EntraApp {
+        crate::obo::EntraApp {
+            client_id: self.client_id.clone(),
+            authority: self.authority(),
+            tenant: self.tenancy.path().to_owned(),
+            multi_tenant: self.tenancy.is_multi(),
+        }
+    }
+
     /// The tenant local developer credentials sign in to: the configured one, else `None`
     /// (the developer tools' own default).
     pub fn developer_tenant(&self) -> Option<&str> {

@@ -1,7 +1,8 @@
 //! Inbound authorization: the server as an OAuth 2.1 protected resource.
 //!
-//! - `caller.rs`: [`Caller`], the validated identity every tool receives; it carries the
-//!   caller's own token as `obo/`'s sealed [`crate::obo::UserAssertion`].
+//! - [`Caller`]: the validated identity every tool receives, established here. The type
+//!   is `obo/`'s (re-exported here): it carries the caller's own token as `obo/`'s sealed
+//!   [`crate::obo::UserAssertion`], and `obo/` never imports `auth/`.
 //! - `middleware.rs`: [`Authorizer`], the actix middleware that establishes the caller or
 //!   answers with a challenge; the order of checks is documented there.
 //! - `policy.rs`: the [`Authorizer`]'s policy from settings (issuer, tenants, audiences).
@@ -20,7 +21,6 @@
 //! never to the client.
 
 mod bearer;
-mod caller;
 mod challenge;
 mod easyauth;
 mod entra;
@@ -34,7 +34,7 @@ pub mod scopes;
 mod settings;
 mod validated;
 
-pub use caller::Caller;
+pub use crate::obo::Caller;
 pub use entra::{Entra, MultiTenant, Tenancy, default_identifier_uri};
 pub use error::{Error, Reason};
 pub use jwks::{JwksCache, keys_url_is_secure};

@@ -14,7 +14,7 @@ use azure_core::credentials::TokenCredential;
 use tokio::sync::Mutex;
 
 use super::{AccessToken, DownstreamTokens, Error};
-use crate::auth::Caller;
+use crate::obo::Caller;
 
 /// Refresh a cached token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(120);

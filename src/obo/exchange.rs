@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::OboGrant;
 use super::assertion::{AssertionSource, ClientAuth};
 use super::{AccessToken, Claims, Error};
-use crate::auth::Caller;
+use crate::obo::Caller;
 use crate::outbound::{self, Retries, Step};
 
 mod endpoint;

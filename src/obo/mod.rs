@@ -25,6 +25,7 @@
 
 mod assertion;
 pub mod cache;
+mod caller;
 mod claims;
 mod developer;
 mod error;
@@ -37,10 +38,9 @@ mod user_assertion;
 
 use async_trait::async_trait;
 
-use crate::auth::Caller;
-
 pub use assertion::{AssertionSource, ClientAuth};
 pub use cache::OboCache;
+pub use caller::Caller;
 pub use claims::Claims;
 pub(crate) use claims::MAX_CLAIMS_BYTES;
 pub use developer::DeveloperTokens;
@@ -74,7 +74,7 @@ impl DownstreamTokens for Unconfigured {
 /// When the assertion source cannot be set up (managed identity, certificate).
 pub fn from_settings(
     obo: &Settings,
-    entra: &crate::auth::Entra,
+    entra: &EntraApp,
     public_url: &url::Url,
 ) -> Result<std::sync::Arc<dyn DownstreamTokens>, Error> {
     use crate::config::trim_slash;
@@ -89,9 +89,9 @@ pub fn from_settings(
     let endpoint = match &obo.token_endpoint {
         Some(url) => TokenEndpoint::Fixed(url.to_string()),
         None => TokenEndpoint::Entra {
-            authority: entra.authority(),
-            per_caller_tenant: entra.tenancy.is_multi(),
-            tenant: entra.tenancy.path().to_owned(),
+            authority: entra.authority.clone(),
+            per_caller_tenant: entra.multi_tenant,
+            tenant: entra.tenant.clone(),
         },
     };
     let unbuildable = |detail: String| Error::Unreachable {
@@ -116,7 +116,7 @@ pub fn from_settings(
         audience: obo.audience.clone(),
         client_capabilities: obo.client_capabilities.clone(),
     };
-    let shared = SharedCache::from_settings(obo, &exchanger.client_id, entra.tenancy.path())?;
+    let shared = SharedCache::from_settings(obo, &exchanger.client_id, &entra.tenant)?;
     Ok(std::sync::Arc::new(
         OboTokens::new(
             exchanger,
@@ -125,6 +125,21 @@ pub fn from_settings(
         )
         .sharing(shared),
     ))
+}
+
+/// The Entra application the exchange acts as where `[obo]` leaves it unset: what `obo/`
+/// needs of the resolved `[entra]` section ([`crate::auth::Entra::exchange_app`]), as plain
+/// values.
+#[derive(Debug, Clone)]
+pub struct EntraApp {
+    /// The application (client) id.
+    pub client_id: String,
+    /// The authority host, without its trailing slash.
+    pub authority: String,
+    /// The tenancy's path segment: a tenant id, `organizations` or `common`.
+    pub tenant: String,
+    /// Whether the app is multi-tenant: the exchange then goes to the caller's own tenant.
+    pub multi_tenant: bool,
 }
 
 /// The seam between tools and token acquisition.

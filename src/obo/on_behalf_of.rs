@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::cache::{CacheKey, Lookup, OboCache};
 use super::exchange::Exchanger;
 use super::{AccessToken, Claims, DownstreamTokens, Error, SharedCache};
-use crate::auth::Caller;
+use crate::obo::Caller;
 
 /// On-behalf-of tokens for callers with a validated user token.
 pub struct OboTokens {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use crate::auth::AuthMode;
 use crate::config::{Problem, Secret, de};
 
 /// The on-behalf-of exchange settings.
@@ -127,9 +126,9 @@ impl Settings {
         }
     }
 
-    /// Problems no single value shows; `auth_mode` is `auth.mode`, since a non-Entra issuer
-    /// needs an explicit token endpoint for the Entra grant.
-    pub fn validate(&self, auth_mode: AuthMode) -> Vec<Problem> {
+    /// Problems no single value of the section shows (the one that involves `auth.mode` is
+    /// the loader's, in `settings/checks.rs`).
+    pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         match self.client_assertion {
             Some(AssertionKind::WorkloadIdentity) if self.federated_token_file.is_none() => problems.push(Problem::new(
@@ -151,18 +150,6 @@ impl Settings {
             problems.push(Problem::new(
                 "obo.token_endpoint",
                 "required with obo.grant = token_exchange: the issuer's token endpoint",
-            ));
-        }
-        // Without it the Entra endpoint is built per caller from the token's tenant claim,
-        // which a non-Entra issuer's tokens can set to anything.
-        if auth_mode == AuthMode::Oidc
-            && self.grant == OboGrant::EntraObo
-            && exchange
-            && self.token_endpoint.is_none()
-        {
-            problems.push(Problem::new(
-                "obo.token_endpoint",
-                "required with auth.mode = oidc and obo.grant = entra_obo: set MCP_OBO__OBO__TOKEN_ENDPOINT (obo.token_endpoint) to the Entra token endpoint to exchange at, e.g. https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token, or use obo.grant = token_exchange with the issuer's own token endpoint",
             ));
         }
         if self.max_retries > 5 {

@@ -90,7 +90,7 @@ impl Dependencies {
             AuthMode::None => Arc::new(DeveloperTokens::new(settings.entra.developer_tenant())),
             AuthMode::Entra | AuthMode::Oidc | AuthMode::EasyAuth => crate::obo::from_settings(
                 &settings.obo,
-                &settings.entra,
+                &settings.entra.exchange_app(),
                 &settings.server.public_url,
             )
             .map_err(|e| StartError::Config(e.to_string()))?,

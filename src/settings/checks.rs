@@ -2,8 +2,7 @@
 //! (which alone sees the environment). Checks between two sections whose owner is clear
 //! live in the owning module's `validate`, with the other value passed in:
 //! `auth::Settings::validate(&entra)` (the Entra modes need `[entra]`),
-//! `obo::Settings::validate(auth.mode)` (oidc with the Entra grant needs
-//! `obo.token_endpoint`) and `telemetry::Settings::validate(listen)` (the metrics listener
+//! and `telemetry::Settings::validate(listen)` (the metrics listener
 //! is not the main one). Per-value rules (plain-http URLs only for loopback hosts, e.g.
 //! `graph.base_url`) are in the deserializers (`de::https_url`).
 
@@ -11,6 +10,21 @@ use super::ServerSettings;
 use super::platform;
 use crate::auth::AuthMode;
 use crate::config::{Env, Problem, is_loopback_authority, is_loopback_url, trim_slash};
+use crate::obo::{OboGrant, Settings as OboSettings};
+
+/// `auth.mode = oidc` with the Entra grant needs `obo.token_endpoint`: without it the Entra
+/// endpoint is built per caller from the token's tenant claim, which a non-Entra issuer's
+/// tokens can set to anything.
+pub(super) fn oidc_entra_grant(mode: AuthMode, obo: &OboSettings) -> Option<Problem> {
+    (mode == AuthMode::Oidc
+        && obo.grant == OboGrant::EntraObo
+        && obo.client_assertion.is_some()
+        && obo.token_endpoint.is_none())
+    .then(|| Problem::new(
+        "obo.token_endpoint",
+        "required with auth.mode = oidc and obo.grant = entra_obo: set MCP_OBO__OBO__TOKEN_ENDPOINT (obo.token_endpoint) to the Entra token endpoint to exchange at, e.g. https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token, or use obo.grant = token_exchange with the issuer's own token endpoint",
+    ))
+}
 
 /// `auth.mode = none` (no inbound authorization: every request runs tools as the local
 /// developer) is for local use only: refused on a public listen address, when the server is

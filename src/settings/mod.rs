@@ -105,7 +105,9 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
     }
     if let Some(obo) = &mut obo {
         r.check(obo.read_secret_file());
-        r.check(obo.validate(auth.as_ref().map_or(AuthMode::None, |a| a.mode)));
+        r.check(obo.validate());
+        let mode = auth.as_ref().map_or(AuthMode::None, |a| a.mode);
+        r.check(checks::oidc_entra_grant(mode, obo));
         if let Some(mut shared_cache) = shared_cache {
             r.check(shared_cache.read_password_file());
             r.check(shared_cache.validate(obo.client_assertion));

@@ -19,6 +19,7 @@ mod support {
     }
 }
 
+mod architecture;
 mod audit;
 mod auth_easyauth;
 mod auth_jwt;

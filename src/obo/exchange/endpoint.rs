@@ -2,7 +2,7 @@
 //! apps, only ever a GUID in the URL), and where that caller consents.
 
 use super::Error;
-use crate::auth::Caller;
+use crate::obo::Caller;
 
 /// Where the token endpoint is.
 pub enum TokenEndpoint {

@@ -1,10 +1,12 @@
-//! The validated caller of one MCP request.
+//! The validated caller of one MCP request: the user the server acts for.
 //!
-//! A [`Caller`] is what tools see of the user: ids, names, scopes. It never prints the
-//! user's token: the token travels inside [`UserAssertion`], whose `Debug` is redacted and
-//! whose value only `obo/` can read (the type is `obo/`'s for that reason).
+//! A [`Caller`] is what tools see of the user: ids, names, scopes. Inbound authorization
+//! (`auth/`) establishes it and re-exports it as `auth::Caller`; it is defined here, beside
+//! [`UserAssertion`], so that the dependency runs one way (auth uses `obo/`, never the
+//! reverse) while the caller's token stays readable in `obo/` alone. It never prints that
+//! token: `UserAssertion`'s `Debug` is redacted.
 
-use crate::obo::UserAssertion;
+use super::UserAssertion;
 
 /// Who is calling, as established by inbound authorization.
 #[derive(Debug, Clone)]
