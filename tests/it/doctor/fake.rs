@@ -18,9 +18,9 @@ use crate::support::shapes;
 
 pub(super) const TENANT: &str = "11111111-1111-4111-8111-111111111111";
 pub(super) const APP: &str = "22222222-2222-4222-8222-222222222222";
-pub(super) const APP_SP: &str = "44444444-4444-4444-8444-444444444444";
-pub(super) const GRAPH_SP: &str = "55555555-5555-4555-8555-555555555555";
-pub(super) const SCOPE_ID: &str = "66666666-6666-4666-8666-666666666666";
+const APP_SP: &str = "44444444-4444-4444-8444-444444444444";
+const GRAPH_SP: &str = "55555555-5555-4555-8555-555555555555";
+const SCOPE_ID: &str = "66666666-6666-4666-8666-666666666666";
 pub(super) const VS_CODE: &str = "aebc6443-996d-45c2-90f0-388ff96faa56";
 pub(super) const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
 pub(super) const USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
