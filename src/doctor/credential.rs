@@ -43,11 +43,9 @@ pub enum Found {
     NotFederated(&'static str),
 }
 
+/// Obtains the assertion as `serve` would and shows whom it names; any step that fails is
+/// the step's one line.
 pub async fn check(s: &Settings, expected: &Expected, token_endpoint: Option<&str>) -> Step<Found> {
-    let nothing = |checks| Step {
-        checks,
-        found: Found::Nothing,
-    };
     if s.auth.mode == AuthMode::None {
         return nothing(vec![]);
     }
@@ -78,49 +76,69 @@ pub async fn check(s: &Settings, expected: &Expected, token_endpoint: Option<&st
     let started = std::time::Instant::now();
     let auth = match source.client_auth(audience_for).await {
         Ok(auth) => auth,
-        Err(e) => {
-            // The error already says "cannot obtain the client assertion from <source>".
-            let summary = match &e {
-                crate::obo::Error::AssertionUnavailable { .. } => e.to_string(),
-                _ => format!(
-                    "cannot obtain the client assertion from the {}: {e}",
-                    source.name()
-                ),
-            };
-            return nothing(vec![
-                Check::fail("credential.assertion", summary, fix).took(started.elapsed()),
-            ]);
-        }
+        Err(e) => return nothing(vec![unavailable(&source, &e, fix).took(started.elapsed())]),
     };
     let took = started.elapsed();
     let assertion = match auth {
-        crate::obo::ClientAuth::Secret(_) => {
-            return Step {
-                checks: vec![Check::pass(
-                    "credential.assertion",
-                    "a client secret is configured (not shown); a federated credential needs no secret to rotate",
-                )],
-                found: Found::NotFederated("client secret"),
-            };
-        }
+        crate::obo::ClientAuth::Secret(_) => return secret_configured(),
         crate::obo::ClientAuth::Assertion(jwt) => jwt,
     };
-    let identity = match jsonwebtoken::dangerous::insecure_decode_claims::<Identity>(&assertion) {
-        Ok(identity) => identity,
-        Err(_) => {
-            return nothing(vec![
-                Check::fail(
-                    "credential.assertion",
-                    format!(
-                        "the {} gave an assertion that is not a JWT with iss, sub and aud",
-                        source.name()
-                    ),
-                    fix,
-                )
-                .took(took),
-            ]);
-        }
+    let Ok(identity) = jsonwebtoken::dangerous::insecure_decode_claims::<Identity>(&assertion)
+    else {
+        return nothing(vec![
+            Check::fail(
+                "credential.assertion",
+                format!(
+                    "the {} gave an assertion that is not a JWT with iss, sub and aud",
+                    source.name()
+                ),
+                fix,
+            )
+            .took(took),
+        ]);
     };
+    judge(identity, kind, &source, expected, took)
+}
+
+/// The step's lines when no identity came of it.
+fn nothing(checks: Vec<Check>) -> Step<Found> {
+    Step {
+        checks,
+        found: Found::Nothing,
+    }
+}
+
+fn unavailable(source: &AssertionSource, e: &crate::obo::Error, fix: String) -> Check {
+    // The error already says "cannot obtain the client assertion from <source>".
+    let summary = match e {
+        crate::obo::Error::AssertionUnavailable { .. } => e.to_string(),
+        _ => format!(
+            "cannot obtain the client assertion from the {}: {e}",
+            source.name()
+        ),
+    };
+    Check::fail("credential.assertion", summary, fix)
+}
+
+fn secret_configured() -> Step<Found> {
+    Step {
+        checks: vec![Check::pass(
+            "credential.assertion",
+            "a client secret is configured (not shown); a federated credential needs no secret to rotate",
+        )],
+        found: Found::NotFederated("client secret"),
+    }
+}
+
+/// The identity an assertion names, shown; a federated one must be for the audience the
+/// cloud's Entra accepts.
+fn judge(
+    identity: Identity,
+    kind: AssertionKind,
+    source: &AssertionSource,
+    expected: &Expected,
+    took: std::time::Duration,
+) -> Step<Found> {
     let shown = format!(
         "{} assertion: iss {}, sub {}, aud {}",
         source.name(),

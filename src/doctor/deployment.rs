@@ -39,92 +39,129 @@ fn well_known_for(url: &Url) -> String {
     )
 }
 
+/// The challenge, the metadata it names, then the authorization server and scopes that
+/// metadata advertises; a failure ends the step with its line.
 pub async fn check(probe: &Probe, url: &Url, app: Option<&Application>) -> Vec<Check> {
+    let mcp = Mcp {
+        url,
+        origin: url.origin().ascii_serialization(),
+        trimmed: url.as_str().trim_end_matches('/'),
+    };
     let mut checks = Vec::new();
-    let origin = url.origin().ascii_serialization();
-    let mcp_url = url.as_str().trim_end_matches('/');
-    let request = probe
-        .client()
-        .post(url.clone())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-obo-doctor","version":"1"}}}"#);
-    let answer = match probe.send(request).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            checks.push(Check::fail(
-                "deployment.challenge",
-                format!("cannot reach {mcp_url}: {e}"),
-                "check the URL (azd env get-value MCP_URL) and that the app is running (`az containerapp show -n <app> -g <group> --query properties.runningStatus`)",
-            ));
+    let metadata_url = match challenge(probe, &mcp).await {
+        Ok((passed, metadata_url)) => {
+            checks.push(passed);
+            metadata_url
+        }
+        Err(failed) => return vec![failed],
+    };
+    let metadata = match metadata(probe, &mcp, &metadata_url).await {
+        Ok((passed, metadata)) => {
+            checks.push(passed);
+            metadata
+        }
+        Err(failed) => {
+            checks.push(failed);
             return checks;
         }
     };
+    checks.push(authorization_server(probe, metadata.authorization_servers.first()).await);
+    checks.push(scopes(&metadata.scopes_supported, app));
+    checks
+}
+
+/// The deployment's MCP URL, as given and as compared and shown.
+struct Mcp<'a> {
+    url: &'a Url,
+    origin: String,
+    /// Without a trailing slash.
+    trimmed: &'a str,
+}
+
+/// An unauthenticated `initialize` must get 401 naming its resource metadata (the URL).
+async fn challenge(probe: &Probe, mcp: &Mcp<'_>) -> Result<(Check, String), Check> {
+    let mcp_url = mcp.trimmed;
+    let request = probe
+        .client()
+        .post(mcp.url.clone())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-obo-doctor","version":"1"}}}"#);
+    let answer = probe.send(request).await.map_err(|e| {
+        Check::fail(
+            "deployment.challenge",
+            format!("cannot reach {mcp_url}: {e}"),
+            "check the URL (azd env get-value MCP_URL) and that the app is running (`az containerapp show -n <app> -g <group> --query properties.runningStatus`)",
+        )
+    })?;
     let metadata_url = answer
         .www_authenticate()
         .and_then(resource_metadata)
         .map(str::to_owned);
     let Some(metadata_url) = metadata_url.filter(|_| answer.status == 401) else {
-        checks.push(Check::fail(
+        return Err(Check::fail(
             "deployment.challenge",
             format!("an unauthenticated POST to {mcp_url} got HTTP {} without a resource_metadata challenge: MCP clients cannot discover where to sign in", answer.status),
             "set auth.mode (MCP_OBO__AUTH__MODE) to entra; with Container Apps authentication in front, let unauthenticated requests through (unauthenticatedClientAction: AllowAnonymous) so the server answers the challenge",
         ).took(answer.took));
-        return checks;
     };
-    checks.push(
-        Check::pass(
-            "deployment.challenge",
-            format!("401 with resource_metadata {metadata_url}"),
-        )
-        .took(answer.took),
-    );
-    let expected_metadata = well_known_for(url);
+    let passed = Check::pass(
+        "deployment.challenge",
+        format!("401 with resource_metadata {metadata_url}"),
+    )
+    .took(answer.took);
+    Ok((passed, metadata_url))
+}
+
+/// The metadata must be where RFC 9728 puts the URL's, and name the URL as its resource.
+async fn metadata(
+    probe: &Probe,
+    mcp: &Mcp<'_>,
+    metadata_url: &str,
+) -> Result<(Check, Metadata), Check> {
+    let (mcp_url, origin) = (mcp.trimmed, &mcp.origin);
+    let expected_metadata = well_known_for(mcp.url);
     if metadata_url != expected_metadata {
-        checks.push(Check::fail(
+        return Err(Check::fail(
             "deployment.metadata",
-            format!("the challenge names {metadata_url}, but the metadata of {mcp_url} is at {expected_metadata}: server.public_url is not the URL clients use"),
+            format!(
+                "the challenge names {metadata_url}, but the metadata of {mcp_url} is at {expected_metadata}: server.public_url is not the URL clients use"
+            ),
             format!("{FIX_PUBLIC_URL} {origin}"),
         ));
-        return checks;
     }
-    let metadata = match probe.get(&metadata_url, None).await {
-        Ok(answer) => match (answer.status, answer.json::<Metadata>()) {
-            (200, Some(metadata)) => (metadata, answer.took),
-            (status, _) => {
-                checks.push(Check::fail(
-                    "deployment.metadata",
-                    format!("{metadata_url} answered HTTP {status} without protected resource metadata"),
-                    "the server serves it itself; check that nothing in front of it (ingress, Container Apps authentication) intercepts /.well-known/",
-                ).took(answer.took));
-                return checks;
-            }
-        },
-        Err(e) => {
-            checks.push(Check::fail(
+    let answer = probe.get(metadata_url, None).await.map_err(|e| {
+        Check::fail(
+            "deployment.metadata",
+            format!("cannot reach {metadata_url}: {e}"),
+            format!("{FIX_PUBLIC_URL} {origin}"),
+        )
+    })?;
+    let (metadata, took) = match (answer.status, answer.json::<Metadata>()) {
+        (200, Some(metadata)) => (metadata, answer.took),
+        (status, _) => {
+            return Err(Check::fail(
                 "deployment.metadata",
-                format!("cannot reach {metadata_url}: {e}"),
-                format!("{FIX_PUBLIC_URL} {origin}"),
-            ));
-            return checks;
+                format!("{metadata_url} answered HTTP {status} without protected resource metadata"),
+                "the server serves it itself; check that nothing in front of it (ingress, Container Apps authentication) intercepts /.well-known/",
+            ).took(answer.took));
         }
     };
-    let (metadata, took) = metadata;
     match metadata.resource.as_deref() {
-        Some(resource) if resource == mcp_url => checks
-            .push(Check::pass("deployment.metadata", format!("resource {resource}")).took(took)),
-        other => {
-            checks.push(Check::fail(
-                "deployment.metadata",
-                format!("the metadata says resource {}, not {mcp_url}: clients refuse it (RFC 9728 §3.3)", other.unwrap_or("(none)")),
-                format!("{FIX_PUBLIC_URL} {origin}"),
-            ).took(took));
-            return checks;
+        Some(resource) if resource == mcp_url => {
+            let passed = Check::pass("deployment.metadata", format!("resource {resource}"));
+            Ok((passed.took(took), metadata))
         }
+        other => Err(Check::fail(
+            "deployment.metadata",
+            format!(
+                "the metadata says resource {}, not {mcp_url}: clients refuse it (RFC 9728 §3.3)",
+                other.unwrap_or("(none)")
+            ),
+            format!("{FIX_PUBLIC_URL} {origin}"),
+        )
+        .took(took)),
     }
-    checks.push(authorization_server(probe, metadata.authorization_servers.first()).await);
-    checks.push(scopes(&metadata.scopes_supported, app));
-    checks
 }
 
 /// OpenID Connect discovery (what Entra serves), else RFC 8414's path-inserted form.

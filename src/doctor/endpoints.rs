@@ -32,15 +32,42 @@ pub struct Found {
     pub graph_answers: bool,
 }
 
+/// Discovery, then the keys and token endpoint it names, then Graph. Without a discovery
+/// URL (no identity provider to ask) only Graph is checked.
 pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Found> {
     let mut checks = Vec::new();
     let mut found = Found::default();
-    let Some(discovery_url) = crate::auth::discovery_url(&s.auth, &s.entra) else {
-        let graph = graph(probe, expected).await;
-        found.graph_answers = graph.status == Status::Pass;
-        checks.push(graph);
-        return Step { checks, found };
-    };
+    if let Some(discovery_url) = crate::auth::discovery_url(&s.auth, &s.entra) {
+        let (line, discovery) = discovery(probe, &discovery_url, s, expected).await;
+        checks.push(line);
+        if let Some(doc) = &discovery {
+            checks.push(keys(probe, doc.jwks_uri.as_deref()).await);
+        }
+        let token_endpoint = s
+            .obo
+            .token_endpoint
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| discovery.and_then(|d| d.token_endpoint));
+        if let Some(endpoint) = &token_endpoint {
+            checks.push(token(probe, endpoint).await);
+        }
+        found.token_endpoint = token_endpoint;
+    }
+    let graph = graph(probe, expected).await;
+    found.graph_answers = graph.status == Status::Pass;
+    checks.push(graph);
+    Step { checks, found }
+}
+
+/// The discovery document's line, and the document when it declares the issuer tokens
+/// must carry.
+async fn discovery(
+    probe: &Probe,
+    discovery_url: &str,
+    s: &Settings,
+    expected: &Expected,
+) -> (Check, Option<Discovery>) {
     let issuer = match s.auth.mode {
         AuthMode::Oidc => s.auth.issuer.as_ref().map(trim_slash).unwrap_or_default(),
         _ => expected.entra_issuer(),
@@ -49,74 +76,45 @@ pub async fn check(probe: &Probe, s: &Settings, expected: &Expected) -> Step<Fou
         AuthMode::Oidc => "set auth.issuer (MCP_OBO__AUTH__ISSUER) to exactly the issuer your provider declares".to_owned(),
         _ => "check entra.tenant_id (AZURE_TENANT_ID: `az account show --query tenantId -o tsv`) and entra.authority_host (AZURE_AUTHORITY_HOST; https://login.microsoftonline.us for US Government, https://login.chinacloudapi.cn for China)".to_owned(),
     };
-    let discovery = match probe.get(&discovery_url, None).await {
+    let id = "endpoints.discovery";
+    let answer = match probe.get(discovery_url, None).await {
+        Ok(answer) => answer,
         Err(e) => {
-            checks.push(Check::fail(
-                "endpoints.discovery",
-                format!("cannot reach {discovery_url}: {e}"),
-                format!(
-                    "check the network (proxy variables HTTPS_PROXY/NO_PROXY) and {fix_issuer}"
-                ),
-            ));
-            None
-        }
-        Ok(answer) => {
-            match (answer.status, answer.json::<Discovery>()) {
-                (200, Some(doc)) if doc.issuer.as_deref() == Some(issuer.as_str()) => {
-                    checks.push(
-                        Check::pass(
-                            "endpoints.discovery",
-                            format!("{discovery_url} declares issuer {issuer}"),
-                        )
-                        .took(answer.took),
-                    );
-                    Some(doc)
-                }
-                (200, Some(doc)) => {
-                    checks.push(
-                    Check::fail(
-                        "endpoints.discovery",
-                        format!(
-                            "{discovery_url} declares issuer {}, but tokens must carry {issuer}",
-                            doc.issuer.as_deref().unwrap_or("(none)")
-                        ),
-                        fix_issuer,
-                    )
-                    .took(answer.took),
-                );
-                    None
-                }
-                (status, _) => {
-                    checks.push(
-                    Check::fail(
-                        "endpoints.discovery",
-                        format!("{discovery_url} answered HTTP {status} without a discovery document"),
-                        fix_issuer,
-                    )
-                    .took(answer.took),
-                );
-                    None
-                }
-            }
+            let fix = format!(
+                "check the network (proxy variables HTTPS_PROXY/NO_PROXY) and {fix_issuer}"
+            );
+            return (
+                Check::fail(id, format!("cannot reach {discovery_url}: {e}"), fix),
+                None,
+            );
         }
     };
-    if let Some(doc) = &discovery {
-        checks.push(keys(probe, doc.jwks_uri.as_deref()).await);
-    }
-    let token_endpoint = s
-        .obo
-        .token_endpoint
-        .as_ref()
-        .map(ToString::to_string)
-        .or_else(|| discovery.and_then(|d| d.token_endpoint));
-    if let Some(endpoint) = &token_endpoint {
-        checks.push(token(probe, endpoint).await);
-    }
-    found.token_endpoint = token_endpoint;
-    let graph = graph(probe, expected).await;
-    found.graph_answers = graph.status == Status::Pass;
-    checks.push(graph);
-    Step { checks, found }
+    let (check, doc) = match (answer.status, answer.json::<Discovery>()) {
+        (200, Some(doc)) if doc.issuer.as_deref() == Some(issuer.as_str()) => (
+            Check::pass(id, format!("{discovery_url} declares issuer {issuer}")),
+            Some(doc),
+        ),
+        (200, Some(doc)) => (
+            Check::fail(
+                id,
+                format!(
+                    "{discovery_url} declares issuer {}, but tokens must carry {issuer}",
+                    doc.issuer.as_deref().unwrap_or("(none)")
+                ),
+                fix_issuer,
+            ),
+            None,
+        ),
+        (status, _) => (
+            Check::fail(
+                id,
+                format!("{discovery_url} answered HTTP {status} without a discovery document"),
+                fix_issuer,
+            ),
+            None,
+        ),
+    };
+    (check.took(answer.took), doc)
 }
 
 async fn keys(probe: &Probe, jwks_uri: Option<&str>) -> Check {

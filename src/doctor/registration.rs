@@ -113,144 +113,150 @@ pub fn foreign_graph(graph_base: &str) -> Option<Check> {
     ))
 }
 
+/// Reads the registration and checks it, in this order; a read that fails ends the step
+/// there (its line says why), since later lines would only repeat it.
 pub async fn check(
     probe: &Probe,
     token_file: Option<&Path>,
     credential: &Credential,
     e: &Expected,
 ) -> Step<Option<Application>> {
-    let mut checks = Vec::new();
+    let ended = |check| Step {
+        checks: vec![check],
+        found: None,
+    };
     // Before the token is even obtained: neither it nor a CLI sign-in for that resource.
     if let Some(refused) = foreign_graph(&e.graph_base) {
-        checks.push(refused);
-        return Step {
-            checks,
-            found: None,
-        };
+        return ended(refused);
     }
     let (token, from) = match operator_token(token_file, e).await {
         Ok(token) => token,
-        Err(why) => {
-            checks.push(Check::warn(
-                "app.read",
-                format!("the app registration was not read: no Graph token ({why})"),
-                "sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)",
-            ));
-            return Step {
-                checks,
-                found: None,
-            };
-        }
+        Err(why) => return ended(no_token(&why)),
     };
     if !is_guid(&e.client_id) {
-        checks.push(Check::fail(
-            "app.read",
-            format!("entra.client_id {:?} is not an application (client) id", e.client_id),
-            "set entra.client_id (AZURE_CLIENT_ID) to the app registration's Application (client) ID, a GUID",
-        ));
-        return Step {
-            checks,
-            found: None,
-        };
+        return ended(not_a_client_id(e));
     }
-    let base = format!("{}/v1.0", e.graph_base);
-    let app_url = format!("{base}/applications(appId='{}')", e.client_id);
-    let app: Application = match read(probe, &app_url, &token).await {
-        Read::Found(app) => app,
-        Read::NotFound => {
-            checks.push(Check::fail(
-                "app.application",
-                format!("no application with appId {} in tenant {} (Request_ResourceNotFound)", e.client_id, e.tenant),
-                "set entra.client_id (AZURE_CLIENT_ID) to the server's app registration's client id (`az ad app list --display-name <name> --query [].appId`), or create it with `azd provision` (infra/modules/entra-app.bicep)",
-            ));
-            return Step {
-                checks,
-                found: None,
-            };
-        }
-        Read::Failed(why) => {
-            checks.push(refused(why, e));
-            return Step {
-                checks,
-                found: None,
-            };
-        }
+    let graph = Graph {
+        probe,
+        token: &token,
+        base: format!("{}/v1.0", e.graph_base),
     };
-    checks.push(Check::pass(
+    let app = match graph.application(e).await {
+        Ok(app) => app,
+        Err(failed) => return ended(failed),
+    };
+    let mut checks = vec![Check::pass(
         "app.application",
         format!(
             "application {} read from {} with {from}",
             e.client_id, e.graph_base
         ),
-    ));
+    )];
     checks.push(app_checks::identifier_uris(&app, e));
     checks.push(app_checks::token_version(&app, e));
     let (scope_check, scope_ids) = app_checks::scopes(&app, e);
     checks.push(scope_check);
     checks.push(app_checks::pre_authorized(&app, e, &scope_ids));
     checks.push(app_checks::required_access(&app, e));
-
-    let fic_url = format!("{app_url}/federatedIdentityCredentials");
-    checks.push(
-        match read::<Collection<FederatedIdentityCredential>>(probe, &fic_url, &token).await {
-            Read::Found(fics) => app_checks::federated(&fics.value, credential, e),
-            Read::NotFound => app_checks::federated(&[], credential, e),
-            Read::Failed(why) => refused(why, e),
-        },
-    );
-
-    let sp_url = format!("{base}/servicePrincipals(appId='{}')", e.client_id);
-    let sp = match read::<ServicePrincipal>(probe, &sp_url, &token).await {
-        Read::Found(sp) => {
-            checks.push(Check::pass(
-                "app.service_principal",
-                format!("service principal {}", sp.id),
-            ));
-            sp
-        }
-        Read::NotFound => {
-            checks.push(app_checks::service_principal_missing(e));
-            return Step {
-                checks,
-                found: Some(app),
-            };
-        }
-        Read::Failed(why) => {
-            checks.push(refused(why, e));
-            return Step {
-                checks,
-                found: Some(app),
-            };
-        }
-    };
-    let graph_sp_url = format!("{base}/servicePrincipals(appId='{GRAPH_APP_ID}')");
-    let graph_sp = match read::<ServicePrincipal>(probe, &graph_sp_url, &token).await {
-        Read::Found(graph_sp) => graph_sp,
-        Read::NotFound | Read::Failed(_) => ServicePrincipal::default(),
-    };
-    let grants_url = match url::Url::parse_with_params(
-        &format!("{base}/oauth2PermissionGrants"),
-        &[("$filter", format!("clientId eq '{}'", sp.id))],
-    ) {
-        Ok(url) => url.to_string(),
-        Err(err) => {
-            checks.push(refused(format!("cannot build the grants URL: {err}"), e));
-            return Step {
-                checks,
-                found: Some(app),
-            };
-        }
-    };
-    checks.push(
-        match read::<Collection<PermissionGrant>>(probe, &grants_url, &token).await {
-            Read::Found(grants) => app_checks::admin_consent(&grants.value, &graph_sp.id, e),
-            Read::NotFound => app_checks::admin_consent(&[], &graph_sp.id, e),
-            Read::Failed(why) => refused(why, e),
-        },
-    );
+    checks.push(graph.federated(credential, e).await);
+    checks.extend(graph.service_principal_and_consent(e).await);
     Step {
         checks,
         found: Some(app),
+    }
+}
+
+fn no_token(why: &str) -> Check {
+    Check::warn(
+        "app.read",
+        format!("the app registration was not read: no Graph token ({why})"),
+        "sign in with `az login` or `azd auth login`, or pass --graph-token-file with a Graph token (e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv > token`)",
+    )
+}
+
+fn not_a_client_id(e: &Expected) -> Check {
+    Check::fail(
+        "app.read",
+        format!(
+            "entra.client_id {:?} is not an application (client) id",
+            e.client_id
+        ),
+        "set entra.client_id (AZURE_CLIENT_ID) to the app registration's Application (client) ID, a GUID",
+    )
+}
+
+/// Graph's v1.0 API, read with the operator's token.
+struct Graph<'a> {
+    probe: &'a Probe,
+    token: &'a Secret,
+    /// `{graph.base_url}/v1.0`.
+    base: String,
+}
+
+impl Graph<'_> {
+    fn application_url(&self, e: &Expected) -> String {
+        format!("{}/applications(appId='{}')", self.base, e.client_id)
+    }
+
+    /// The application object, or the line saying why it could not be had.
+    async fn application(&self, e: &Expected) -> Result<Application, Check> {
+        match read(self.probe, &self.application_url(e), self.token).await {
+            Read::Found(app) => Ok(app),
+            Read::NotFound => Err(Check::fail(
+                "app.application",
+                format!(
+                    "no application with appId {} in tenant {} (Request_ResourceNotFound)",
+                    e.client_id, e.tenant
+                ),
+                "set entra.client_id (AZURE_CLIENT_ID) to the server's app registration's client id (`az ad app list --display-name <name> --query [].appId`), or create it with `azd provision` (infra/modules/entra-app.bicep)",
+            )),
+            Read::Failed(why) => Err(refused(why, e)),
+        }
+    }
+
+    async fn federated(&self, credential: &Credential, e: &Expected) -> Check {
+        let url = format!("{}/federatedIdentityCredentials", self.application_url(e));
+        match read::<Collection<FederatedIdentityCredential>>(self.probe, &url, self.token).await {
+            Read::Found(fics) => app_checks::federated(&fics.value, credential, e),
+            Read::NotFound => app_checks::federated(&[], credential, e),
+            Read::Failed(why) => refused(why, e),
+        }
+    }
+
+    /// The app's service principal, then (when it has one) the tenant's consent to its
+    /// Graph permissions, which is granted to that service principal.
+    async fn service_principal_and_consent(&self, e: &Expected) -> Vec<Check> {
+        let sp_url = format!("{}/servicePrincipals(appId='{}')", self.base, e.client_id);
+        let sp = match read::<ServicePrincipal>(self.probe, &sp_url, self.token).await {
+            Read::Found(sp) => sp,
+            Read::NotFound => return vec![app_checks::service_principal_missing(e)],
+            Read::Failed(why) => return vec![refused(why, e)],
+        };
+        let found = Check::pass(
+            "app.service_principal",
+            format!("service principal {}", sp.id),
+        );
+        vec![found, self.admin_consent(&sp, e).await]
+    }
+
+    async fn admin_consent(&self, sp: &ServicePrincipal, e: &Expected) -> Check {
+        let graph_sp_url = format!("{}/servicePrincipals(appId='{GRAPH_APP_ID}')", self.base);
+        let graph_sp = match read::<ServicePrincipal>(self.probe, &graph_sp_url, self.token).await {
+            Read::Found(graph_sp) => graph_sp,
+            Read::NotFound | Read::Failed(_) => ServicePrincipal::default(),
+        };
+        let grants_url = match url::Url::parse_with_params(
+            &format!("{}/oauth2PermissionGrants", self.base),
+            &[("$filter", format!("clientId eq '{}'", sp.id))],
+        ) {
+            Ok(url) => url.to_string(),
+            Err(err) => return refused(format!("cannot build the grants URL: {err}"), e),
+        };
+        match read::<Collection<PermissionGrant>>(self.probe, &grants_url, self.token).await {
+            Read::Found(grants) => app_checks::admin_consent(&grants.value, &graph_sp.id, e),
+            Read::NotFound => app_checks::admin_consent(&[], &graph_sp.id, e),
+            Read::Failed(why) => refused(why, e),
+        }
     }
 }
 
