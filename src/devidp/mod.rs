@@ -1,6 +1,6 @@
 //! `mcp-obo dev`: the whole sign-in and on-behalf-of flow on one machine, with no cloud.
 //!
-//! - `provider.rs`: an Entra-like development identity provider: discovery (RFC 8414 and
+//! - `provider/`: an Entra-like development identity provider: discovery (RFC 8414 and
 //!   OIDC), JWKS, authorize with a sign-in page (code + PKCE S256), token (authorization
 //!   code, refresh, on-behalf-of with a client assertion), dynamic client registration
 //!   (RFC 7591) and client ID metadata documents, resource indicators (RFC 8707) and the
