@@ -14,7 +14,7 @@
 //!   federated credential, service principals, admin consent), for `mcp-obo doctor`.
 //! - `shapes.rs`: Graph's and Entra's JSON bodies, which the emulator serves and the test
 //!   fakes re-use (public for them: the test kit re-exports it).
-//! - `state.rs`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
+//! - `state/`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
 //!   codes and refresh tokens (bounded caches).
 //! - `files.rs`: the state folder (0700) and its key and token files (created 0600).
 //! - `loopback.rs`: the loopback `Host` check and the no-framing headers every answer
