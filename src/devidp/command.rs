@@ -67,15 +67,35 @@ fn parse_user(raw: &str) -> Option<DevUser> {
 
 /// Runs `mcp-obo dev` until SIGTERM/SIGINT.
 pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
+    let checked = dev_users(args).and_then(|users| Ok((users, ports(args)?)));
+    let (users, ports) = match checked {
+        Ok(checked) => checked,
+        Err(message) => {
+            eprintln!("mcp-obo dev: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(serve(args, config_file, env, users, ports));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-obo dev: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `--user` users with their `--without-consent` permissions, or Ada and Alan; the
+/// error says which argument is not valid.
+fn dev_users(args: &DevArgs) -> Result<Vec<DevUser>, String> {
     let mut users = Vec::new();
     for raw in &args.users {
         match parse_user(raw) {
             Some(u) => users.push(u),
             None => {
-                eprintln!(
-                    "mcp-obo dev: --user {raw:?} is not valid; expected \"Name <email>\", e.g. \"Grace Hopper <grace@contoso.dev>\""
-                );
-                return ExitCode::from(2);
+                return Err(format!(
+                    "--user {raw:?} is not valid; expected \"Name <email>\", e.g. \"Grace Hopper <grace@contoso.dev>\""
+                ));
             }
         }
     }
@@ -86,11 +106,10 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
             .any(|p| p.value.eq_ignore_ascii_case(permission))
         {
             let values: Vec<&str> = known.iter().map(|p| p.value).collect();
-            eprintln!(
-                "mcp-obo dev: --without-consent {permission:?} is not a Graph permission of a registered tool; expected one of {}",
+            return Err(format!(
+                "--without-consent {permission:?} is not a Graph permission of a registered tool; expected one of {}",
                 values.join(", ")
-            );
-            return ExitCode::from(2);
+            ));
         }
     }
     for user in &mut users {
@@ -99,112 +118,149 @@ pub fn run(args: &DevArgs, config_file: Option<&Path>, env: Env) -> ExitCode {
     if users.is_empty() {
         users = devidp::default_users();
     }
-    let idp_port = args.idp_port.or_else(|| args.port.checked_add(1));
-    let graph_port = args.graph_port.or_else(|| args.port.checked_add(2));
-    let metrics_port = args.metrics_port.or_else(|| args.port.checked_add(3));
-    let (Some(idp_port), Some(graph_port), Some(metrics_port), false) =
-        (idp_port, graph_port, metrics_port, args.port == 0)
+    Ok(users)
+}
+
+/// The ports beside the MCP server's.
+struct Ports {
+    idp: u16,
+    graph: u16,
+    metrics: u16,
+}
+
+/// The given ports, or the three after `--port`.
+fn ports(args: &DevArgs) -> Result<Ports, String> {
+    let idp = args.idp_port.or_else(|| args.port.checked_add(1));
+    let graph = args.graph_port.or_else(|| args.port.checked_add(2));
+    let metrics = args.metrics_port.or_else(|| args.port.checked_add(3));
+    let (Some(idp), Some(graph), Some(metrics), false) = (idp, graph, metrics, args.port == 0)
     else {
-        eprintln!(
-            "mcp-obo dev: --port {} leaves no room for the identity provider, Graph emulator and metrics ports; choose another --port",
+        return Err(format!(
+            "--port {} leaves no room for the identity provider, Graph emulator and metrics ports; choose another --port",
             args.port
-        );
-        return ExitCode::from(2);
+        ));
     };
-    let ports = (idp_port, graph_port);
-    let result = actix_web::rt::System::new().block_on(async move {
-        let mcp_base = format!("http://127.0.0.1:{}", args.port);
-        let resources = vec![
-            format!("{mcp_base}/mcp"),
-            format!("{mcp_base}/runtime/webhooks/mcp"),
-            mcp_base.clone(),
-        ];
-        let mut services = devidp::start(
-            ports.0,
-            ports.1,
-            &args.state_dir,
-            resources.clone(),
-            users.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        services.spawn();
-        let mut vars: Env = env
-            .into_iter()
-            .filter(|(k, _)| {
-                !PLATFORM_VARS.contains(&k.as_str())
-                    && !k.starts_with("MCP_OBO__AUTH__")
-                    && !k.starts_with("MCP_OBO__OBO__")
-                    && !k.starts_with("MCP_OBO__ENTRA__")
-            })
-            .collect();
-        let state_dir =
-            std::fs::canonicalize(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone());
-        let token_file = state_dir.join("federated-token");
-        vars.extend(
-            [
-                (
-                    "MCP_OBO__SERVER__LISTEN",
-                    format!("127.0.0.1:{}", args.port),
-                ),
-                ("MCP_OBO__SERVER__PUBLIC_URL", mcp_base.clone()),
-                (
-                    "MCP_OBO__TELEMETRY__METRICS_LISTEN",
-                    format!("127.0.0.1:{metrics_port}"),
-                ),
-                ("MCP_OBO__AUTH__MODE", "entra".into()),
-                ("MCP_OBO__AUTH__AUDIENCES", resources.join(",")),
-                ("MCP_OBO__ENTRA__TENANT_ID", DEV_TENANT.into()),
-                ("MCP_OBO__ENTRA__CLIENT_ID", DEV_APP.into()),
-                (
-                    "MCP_OBO__ENTRA__AUTHORITY_HOST",
-                    services.authority().to_owned(),
-                ),
-                ("MCP_OBO__GRAPH__BASE_URL", services.graph_base.clone()),
-                ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
-                // Nothing to protect the dev provider from, and a developer trying the
-                // consent path retries right after consenting.
-                ("MCP_OBO__OBO__FAILURE_CACHE_TTL", "0s".into()),
-                (
-                    "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
-                    token_file.display().to_string(),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
-        let doctor_config = state_dir.join("doctor.toml");
-        write_doctor_config(&doctor_config, &vars)
-            .map_err(|e| format!("cannot write {}: {e}", doctor_config.display()))?;
-        let loaded = settings::load(config_file, &vars).map_err(|e| e.to_string())?;
-        let settings = loaded.settings;
-        let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
-        if !settings.server.listen.ip().is_loopback() {
-            return Err("mcp-obo dev listens on loopback only".to_owned());
-        }
-        let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
-        let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
-        let metrics_url = match (settings.telemetry.metrics, app.metrics_addr()) {
-            (true, Some(addr)) => format!("http://{addr}/metrics"),
-            _ => "off (telemetry.metrics = false)".to_owned(),
-        };
-        print_banner(
-            &format!("{mcp_base}/mcp"),
-            &metrics_url,
-            &services,
-            &users,
-            &doctor_config,
-        );
-        app.run_until_stopped(server::shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp-obo dev: {e}");
-            ExitCode::FAILURE
-        }
+    Ok(Ports {
+        idp,
+        graph,
+        metrics,
+    })
+}
+
+/// Starts the identity provider and Graph emulator, then serves the production server
+/// against them until stopped.
+async fn serve(
+    args: &DevArgs,
+    config_file: Option<&Path>,
+    env: Env,
+    users: Vec<DevUser>,
+    ports: Ports,
+) -> Result<(), String> {
+    let mcp_base = format!("http://127.0.0.1:{}", args.port);
+    let resources = vec![
+        format!("{mcp_base}/mcp"),
+        format!("{mcp_base}/runtime/webhooks/mcp"),
+        mcp_base.clone(),
+    ];
+    let mut services = devidp::start(
+        ports.idp,
+        ports.graph,
+        &args.state_dir,
+        resources.clone(),
+        users.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    services.spawn();
+    let state_dir =
+        std::fs::canonicalize(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone());
+    let token_file = state_dir.join("federated-token");
+    let vars = server_vars(
+        env,
+        args.port,
+        ports.metrics,
+        &resources,
+        &services,
+        &token_file,
+    );
+    let doctor_config = state_dir.join("doctor.toml");
+    write_doctor_config(&doctor_config, &vars)
+        .map_err(|e| format!("cannot write {}: {e}", doctor_config.display()))?;
+    let loaded = settings::load(config_file, &vars).map_err(|e| e.to_string())?;
+    let settings = loaded.settings;
+    let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry);
+    if !settings.server.listen.ip().is_loopback() {
+        return Err("mcp-obo dev listens on loopback only".to_owned());
     }
+    let deps = Dependencies::from_settings(&settings).map_err(|e| e.to_string())?;
+    let app = Application::build(&settings, deps).map_err(|e| e.to_string())?;
+    let metrics_url = match (settings.telemetry.metrics, app.metrics_addr()) {
+        (true, Some(addr)) => format!("http://{addr}/metrics"),
+        _ => "off (telemetry.metrics = false)".to_owned(),
+    };
+    print_banner(
+        &format!("{mcp_base}/mcp"),
+        &metrics_url,
+        &services,
+        &users,
+        &doctor_config,
+    );
+    app.run_until_stopped(server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The environment the dev server runs with: `env` without anything that would point it at
+/// real cloud endpoints, plus Entra mode against the dev services.
+fn server_vars(
+    env: Env,
+    port: u16,
+    metrics_port: u16,
+    resources: &[String],
+    services: &devidp::DevServices,
+    token_file: &Path,
+) -> Env {
+    let mut vars: Env = env
+        .into_iter()
+        .filter(|(k, _)| {
+            !PLATFORM_VARS.contains(&k.as_str())
+                && !k.starts_with("MCP_OBO__AUTH__")
+                && !k.starts_with("MCP_OBO__OBO__")
+                && !k.starts_with("MCP_OBO__ENTRA__")
+        })
+        .collect();
+    vars.extend(
+        [
+            ("MCP_OBO__SERVER__LISTEN", format!("127.0.0.1:{port}")),
+            (
+                "MCP_OBO__SERVER__PUBLIC_URL",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            (
+                "MCP_OBO__TELEMETRY__METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+            ("MCP_OBO__AUTH__MODE", "entra".into()),
+            ("MCP_OBO__AUTH__AUDIENCES", resources.join(",")),
+            ("MCP_OBO__ENTRA__TENANT_ID", DEV_TENANT.into()),
+            ("MCP_OBO__ENTRA__CLIENT_ID", DEV_APP.into()),
+            (
+                "MCP_OBO__ENTRA__AUTHORITY_HOST",
+                services.authority().to_owned(),
+            ),
+            ("MCP_OBO__GRAPH__BASE_URL", services.graph_base.clone()),
+            ("MCP_OBO__OBO__CLIENT_ASSERTION", "workload_identity".into()),
+            // Nothing to protect the dev provider from, and a developer trying the
+            // consent path retries right after consenting.
+            ("MCP_OBO__OBO__FAILURE_CACHE_TTL", "0s".into()),
+            (
+                "MCP_OBO__OBO__FEDERATED_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    vars
 }
 
 /// The `MCP_OBO__*` settings `dev` gives its server, as a configuration file, so that

@@ -1,6 +1,6 @@
 //! `mcp-obo dev`: the whole sign-in and on-behalf-of flow on one machine, with no cloud.
 //!
-//! - `provider.rs`: an Entra-like development identity provider: discovery (RFC 8414 and
+//! - `provider/`: an Entra-like development identity provider: discovery (RFC 8414 and
 //!   OIDC), JWKS, authorize with a sign-in page (code + PKCE S256), token (authorization
 //!   code, refresh, on-behalf-of with a client assertion), dynamic client registration
 //!   (RFC 7591) and client ID metadata documents, resource indicators (RFC 8707) and the
@@ -14,7 +14,7 @@
 //!   federated credential, service principals, admin consent), for `mcp-obo doctor`.
 //! - `shapes.rs`: Graph's and Entra's JSON bodies, which the emulator serves and the test
 //!   fakes re-use (public for them: the test kit re-exports it).
-//! - `state.rs`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
+//! - `state/`: dev users, keys (persisted in the state folder), clients, pending sign-ins,
 //!   codes and refresh tokens (bounded caches).
 //! - `files.rs`: the state folder (0700) and its key and token files (created 0600).
 //! - `loopback.rs`: the loopback `Host` check and the no-framing headers every answer
@@ -116,21 +116,8 @@ pub fn start(
     mcp_resources: Vec<String>,
     users: Vec<DevUser>,
 ) -> Result<DevServices, Error> {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let bind = |port: u16| {
-        let addr = SocketAddr::new(loopback, port);
-        TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })
-    };
-    let idp_listener = bind(idp_port)?;
-    let graph_listener = bind(graph_port)?;
-    let idp_addr = idp_listener.local_addr().map_err(|source| Error::Bind {
-        addr: SocketAddr::new(loopback, idp_port),
-        source,
-    })?;
-    let graph_addr = graph_listener.local_addr().map_err(|source| Error::Bind {
-        addr: SocketAddr::new(loopback, graph_port),
-        source,
-    })?;
+    let (idp_listener, idp_addr) = listen(idp_port)?;
+    let (graph_listener, graph_addr) = listen(graph_port)?;
     let idp_base = format!("http://127.0.0.1:{}", idp_addr.port());
     let graph_base = format!("http://127.0.0.1:{}", graph_addr.port());
 
@@ -150,38 +137,8 @@ pub fn start(
     let graph_token_file = state_dir.join("graph-token");
     state.write_operator_graph_token(&graph_token_file)?;
 
-    let idp_state = web::Data::from(state.clone());
-    let idp = HttpServer::new(move || {
-        App::new()
-            .app_data(idp_state.clone())
-            .configure(provider::routes)
-            .wrap(loopback::no_framing())
-            .wrap(from_fn(loopback::only_loopback_host))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(idp_listener)
-    .map_err(|source| Error::Bind {
-        addr: idp_addr,
-        source,
-    })?
-    .run();
-    let graph_state = web::Data::from(state.clone());
-    let graph = HttpServer::new(move || {
-        App::new()
-            .app_data(graph_state.clone())
-            .configure(graph::routes)
-            .wrap(loopback::no_framing())
-            .wrap(from_fn(loopback::only_loopback_host))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(graph_listener)
-    .map_err(|source| Error::Bind {
-        addr: graph_addr,
-        source,
-    })?
-    .run();
+    let idp = serve(idp_listener, idp_addr, &state, provider::routes)?;
+    let graph = serve(graph_listener, graph_addr, &state, graph::routes)?;
     Ok(DevServices {
         idp_base,
         graph_base,
@@ -190,4 +147,42 @@ pub fn start(
         state,
         servers: vec![idp, graph],
     })
+}
+
+/// A listener on 127.0.0.1:`port` (0 = any) and the address it got.
+fn listen(port: u16) -> Result<(TcpListener, SocketAddr), Error> {
+    let requested = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let listener = TcpListener::bind(requested).map_err(|source| Error::Bind {
+        addr: requested,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: requested,
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
+/// One of the two servers: `routes` behind the loopback `Host` check and the no-framing
+/// headers, on one worker.
+fn serve(
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: &Arc<DevState>,
+    routes: fn(&mut web::ServiceConfig),
+) -> Result<actix_web::dev::Server, Error> {
+    let data = web::Data::from(state.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(routes)
+            .wrap(loopback::no_framing())
+            .wrap(from_fn(loopback::only_loopback_host))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| Error::Bind { addr, source })?
+    .run();
+    Ok(server)
 }

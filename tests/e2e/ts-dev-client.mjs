@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // MCP TypeScript SDK client that signs in headlessly against `mcp-obo dev`'s development
-// identity provider, for tests/dev_mode.rs.
+// identity provider, for tests/it/dev_mode/sdk_clients.rs.
 //
 // Usage (run with the project-local Node 22, see scripts/setup-test-tools.sh):
 //   .tools/node22/bin/node tests/e2e/ts-dev-client.mjs --url http://127.0.0.1:PORT/mcp \

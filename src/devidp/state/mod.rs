@@ -3,17 +3,23 @@
 //! tokens survive a restart (`files.rs` writes them private); everything else lives in
 //! memory, in bounded caches whose entries expire, so a page or a client registering in a
 //! loop cannot grow the process without limit.
+//!
+//! - `users.rs`: [`DevUser`], [`default_users`]: who can sign in, and their consents.
+//! - `tokens.rs`: the tokens [`DevState`] signs (access, ID, federated, operator Graph).
+
+mod tokens;
+mod users;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
-use serde_json::{Value, json};
 
 use super::files::{tighten, write_private};
-use super::{DEV_APP, DEV_MANAGED_IDENTITY, DEV_TENANT, EXCHANGE_AUDIENCE, Error};
-use crate::jose::{SigningKey, b64url, random_token, sha256};
+use super::{DEV_APP, DEV_TENANT, Error};
+use crate::jose::SigningKey;
+pub use users::{DevUser, default_users};
 
 /// Registered clients kept (dynamic registration and client metadata documents); the
 /// least used are forgotten first and must register again.
@@ -30,55 +36,6 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(120);
 pub const MAX_REFRESH_TOKENS: u64 = 10_000;
 /// How long a refresh token works (Entra's single-page-app refresh tokens: 24 h).
 pub const REFRESH_LIFETIME: Duration = Duration::from_secs(86_400);
-
-/// A development user who can sign in.
-#[derive(Debug, Clone)]
-pub struct DevUser {
-    pub id: String,
-    pub name: String,
-    pub email: String,
-    /// Graph permissions (`scp` values) this user has not consented to: the on-behalf-of
-    /// exchange for them answers AADSTS65001 (`mcp-obo dev --without-consent`).
-    pub without_consent: Vec<String>,
-}
-
-impl DevUser {
-    pub fn new(name: &str, email: &str) -> Self {
-        let digest = sha256(email.to_ascii_lowercase().as_bytes());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        // A stable GUID-shaped object id per email.
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        Self {
-            id,
-            name: name.to_owned(),
-            email: email.to_owned(),
-            without_consent: Vec::new(),
-        }
-    }
-
-    /// Whether the user has consented to the Graph permission `value` (e.g. `User.Read`).
-    pub fn consented(&self, value: &str) -> bool {
-        !self
-            .without_consent
-            .iter()
-            .any(|v| v.eq_ignore_ascii_case(value))
-    }
-}
-
-/// Ada and Alan, unless configured otherwise.
-pub fn default_users() -> Vec<DevUser> {
-    vec![
-        DevUser::new("Ada Lovelace", "ada@contoso.dev"),
-        DevUser::new("Alan Turing", "alan@contoso.dev"),
-    ]
-}
 
 /// A registered OAuth client.
 #[derive(Debug, Clone)]
@@ -288,107 +245,12 @@ impl DevState {
         self.users.iter().find(|u| u.id == id).cloned()
     }
 
-    /// Writes a fresh federated assertion (as the platform would project it), valid 24 h.
-    pub fn write_federated_token(&self, path: &Path) -> Result<(), Error> {
-        let now = now_secs();
-        let claims = json!({
-            "iss": self.identity_issuer(),
-            "sub": DEV_MANAGED_IDENTITY,
-            "aud": EXCHANGE_AUDIENCE,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 86_400,
-            "jti": random_token(12),
-        });
-        let token = self
-            .identity_key
-            .sign("JWT", json!({}), &claims)
-            .map_err(|e| Error::Keys(e.to_string()))?;
-        write_private(path, token.as_bytes()).map_err(|source| Error::State {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
     /// The dev app registration the Graph emulator serves.
     pub fn registration(&self) -> super::registration::Registration {
         super::registration::Registration {
             mcp_url: self.mcp_resources.first().cloned().unwrap_or_default(),
             identity_issuer: self.identity_issuer(),
         }
-    }
-
-    /// Writes a Graph token for the operator (as `az account get-access-token` would give
-    /// one), valid 24 h, for `mcp-obo doctor --graph-token-file` to read the dev app
-    /// registration from the Graph emulator with.
-    pub fn write_operator_graph_token(&self, path: &Path) -> Result<(), Error> {
-        let now = now_secs();
-        let claims = json!({
-            "iss": self.issuer(),
-            "aud": self.graph_base,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 86_400,
-            "tid": DEV_TENANT,
-            "oid": "00000000-0000-4000-8000-0000000000ad",
-            "scp": "Application.Read.All",
-            "name": "Dev operator",
-            "ver": "2.0",
-            "uti": random_token(12),
-        });
-        let token = self
-            .signing
-            .sign("JWT", json!({}), &claims)
-            .map_err(|e| Error::Keys(e.to_string()))?;
-        write_private(path, token.as_bytes()).map_err(|source| Error::State {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
-    /// An Entra v2-shaped access token for `user`.
-    pub fn access_token(
-        &self,
-        user: &DevUser,
-        client_id: &str,
-        audience: &str,
-        scp: &str,
-        lifetime: u64,
-    ) -> Option<String> {
-        let now = now_secs();
-        let claims = json!({
-            "iss": self.issuer(),
-            "aud": audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "tid": DEV_TENANT,
-            "oid": user.id,
-            "sub": b64url(&sha256(format!("{}:{client_id}", user.id).as_bytes())[..16]),
-            "scp": scp,
-            "azp": client_id,
-            "name": user.name,
-            "preferred_username": user.email,
-            "ver": "2.0",
-            "uti": random_token(12),
-        });
-        self.signing.sign("JWT", json!({}), &claims).ok()
-    }
-
-    /// An OpenID Connect ID token, when `openid` was requested.
-    pub fn id_token(&self, user: &DevUser, client_id: &str) -> Option<String> {
-        let now = now_secs();
-        let claims = json!({
-            "iss": self.issuer(), "aud": client_id, "iat": now, "exp": now + 3600,
-            "sub": b64url(&sha256(format!("{}:{client_id}", user.id).as_bytes())[..16]),
-            "oid": user.id, "tid": DEV_TENANT, "name": user.name, "preferred_username": user.email,
-            "email": user.email, "ver": "2.0",
-        });
-        self.signing.sign("JWT", json!({}), &claims).ok()
-    }
-
-    pub fn jwks(&self) -> Value {
-        json!({"keys": [self.signing.public_jwk()]})
     }
 
     /// The MCP server's app (Entra v2 `aud` for `api://{app}/...` scopes).
