@@ -77,6 +77,8 @@ pub enum Error {
     },
     #[error("cannot create signing keys: {0}")]
     Keys(String),
+    #[error("cannot build the HTTP client that fetches client metadata documents: {0}; check the platform's TLS trust store")]
+    Http(String),
 }
 
 /// The running identity provider and Graph emulator.

@@ -161,11 +161,11 @@ impl DevState {
         let identity_key = load_or_create_key(dir, "managed-identity-key", "dev-mi-1")?;
         // A redirect could send the fetch somewhere the client id does not name.
         let http = crate::outbound::builder()
-            .map_err(|e| Error::Keys(e.to_string()))?
+            .map_err(|e| Error::Http(e.to_string()))?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| Error::Keys(e.to_string()))?;
+            .map_err(|e| Error::Http(e.to_string()))?;
         let mut clients = HashMap::new();
         // VS Code's well-known client id, pre-registered as Entra admins do.
         clients.insert(
