@@ -11,69 +11,29 @@
 //! - A key that declares its own `issuer` (Entra's multi-tenant key sets do, as a
 //!   `{tenantid}` template) is kept with it, and verifies only that issuer's tokens
 //!   ([`VerifyingKey::allows_issuer`]); a key whose `issuer` is not a string is not used.
+//!
+//! Here the cache, [`JwksCache`]; beside it:
+//! - `key.rs`: [`VerifyingKey`], which keys of a set are usable and the issuer each is bound to;
+//! - `discovery.rs`: the discovery document and its checks ([`keys_url_is_secure`]).
+
+mod discovery;
+mod key;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use url::Url;
 
-/// One verification key, the algorithm it is for and the issuer it belongs to, if it says.
-#[derive(Clone)]
-pub struct VerifyingKey {
-    pub key: Arc<DecodingKey>,
-    pub algorithm: Algorithm,
-    /// The key's own `issuer` member, which may hold a `{tenantid}` template; `None` when
-    /// the key declares none (then it is the issuer's, whoever that is).
-    pub issuer: Option<Arc<str>>,
-}
-
-/// The placeholder Entra's multi-tenant key sets put in a key's `issuer`.
-const TENANT_TEMPLATE: &str = "{tenantid}";
-
-impl VerifyingKey {
-    /// Whether a token naming `iss` (and tenant `tid`) may be verified by this key: any
-    /// token when the key declares no issuer; otherwise only when `iss` is exactly the
-    /// key's issuer, with `{tenantid}` replaced by `tid` (no `tid`, no match).
-    pub fn allows_issuer(&self, iss: &str, tid: Option<&str>) -> bool {
-        let Some(declared) = self.issuer.as_deref() else {
-            return true;
-        };
-        if !declared.contains(TENANT_TEMPLATE) {
-            return declared == iss;
-        }
-        tid.is_some_and(|tid| declared.replace(TENANT_TEMPLATE, tid) == iss)
-    }
-}
-
-/// What a key set says of a key's `issuer`, a member [`jsonwebtoken::jwk::Jwk`] drops.
-enum DeclaredIssuer {
-    Absent,
-    Issuer(Arc<str>),
-    /// Present but not a string: the key is not used.
-    Unusable,
-}
-
-/// Each key's `issuer` in `body`, in the order of its `keys`.
-fn declared_issuers(body: &serde_json::Value) -> Vec<DeclaredIssuer> {
-    let keys = body.get("keys").and_then(serde_json::Value::as_array);
-    keys.map(|keys| {
-        keys.iter()
-            .map(|key| match key.get("issuer") {
-                None | Some(serde_json::Value::Null) => DeclaredIssuer::Absent,
-                Some(serde_json::Value::String(issuer)) => {
-                    DeclaredIssuer::Issuer(Arc::from(issuer.as_str()))
-                }
-                Some(_) => DeclaredIssuer::Unusable,
-            })
-            .collect()
-    })
-    .unwrap_or_default()
-}
+use discovery::Discovery;
+pub use discovery::keys_url_is_secure;
+pub use key::VerifyingKey;
+use key::{DeclaredIssuer, declared_issuers, usable_keys};
 
 /// Why a key could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,12 +62,6 @@ pub struct JwksCache {
     expected_issuer: Option<Vec<String>>,
     /// The issuer the discovery document declared, once checked against `expected_issuer`.
     issuer: RwLock<Option<Arc<str>>>,
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: Option<String>,
-    jwks_uri: Url,
 }
 
 impl JwksCache {
@@ -264,31 +218,7 @@ impl JwksCache {
 
     /// The checked issuer (when one is expected), or why the document is not trusted.
     fn check_discovery(&self, discovery: &Discovery) -> Result<Option<Arc<str>>, String> {
-        let url = &self.discovery_url;
-        let jwks_uri = &discovery.jwks_uri;
-        if !keys_url_is_secure(jwks_uri) {
-            return Err(format!(
-                "the discovery document at {url} gives jwks_uri {jwks_uri}, which does not use https (plain http is accepted only for loopback hosts); the issuer's signing keys must come over TLS, so fix the identity provider's configuration"
-            ));
-        }
-        let Some(expected) = &self.expected_issuer else {
-            return Ok(None);
-        };
-        match discovery.issuer.as_deref() {
-            Some(declared) if expected.iter().any(|e| e == declared) => {
-                Ok(Some(Arc::from(declared)))
-            }
-            declared => {
-                let configured = expected.first().map(String::as_str).unwrap_or_default();
-                let declared = match declared {
-                    Some(d) => format!("issuer {d:?}"),
-                    None => "no issuer".to_owned(),
-                };
-                Err(format!(
-                    "the discovery document at {url} declares {declared}, but auth.issuer is {configured:?}; they must be identical (OpenID Connect Discovery 4.3): set auth.issuer to exactly the issuer the provider declares"
-                ))
-            }
-        }
+        discovery.check(&self.discovery_url, self.expected_issuer.as_deref())
     }
 
     /// Replaces the cached keys with the usable signing keys of `set`; `None` (keeping the
@@ -300,33 +230,7 @@ impl JwksCache {
 
     /// As [`Self::install`], with `issuers[i]` what the set said of key `i`'s `issuer`.
     fn install_declaring(&self, set: &JwkSet, issuers: &[DeclaredIssuer]) -> Option<usize> {
-        let mut keys = HashMap::new();
-        for (index, jwk) in set.keys.iter().enumerate() {
-            let Some(kid) = jwk.common.key_id.clone() else {
-                continue;
-            };
-            let issuer = match issuers.get(index) {
-                Some(DeclaredIssuer::Unusable) => continue,
-                Some(DeclaredIssuer::Issuer(issuer)) => Some(Arc::clone(issuer)),
-                Some(DeclaredIssuer::Absent) | None => None,
-            };
-            if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-                continue;
-            }
-            let Some(algorithm) = algorithm_for(jwk) else {
-                continue;
-            };
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                keys.insert(
-                    kid,
-                    VerifyingKey {
-                        key: Arc::new(key),
-                        algorithm,
-                        issuer,
-                    },
-                );
-            }
-        }
+        let keys = usable_keys(set, issuers);
         if keys.is_empty() {
             return None;
         }
@@ -357,185 +261,5 @@ impl JwksCache {
             .json::<T>()
             .await
             .map_err(|_| format!("{url} did not answer with the expected JSON"))
-    }
-}
-
-/// The only algorithms ever accepted, by key type. `none` and HMAC never are.
-fn algorithm_for(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
-    let declared = jwk.common.key_algorithm;
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => match declared {
-            None | Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
-            Some(KeyAlgorithm::RS384) => Some(Algorithm::RS384),
-            Some(KeyAlgorithm::RS512) => Some(Algorithm::RS512),
-            Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
-            Some(KeyAlgorithm::PS384) => Some(Algorithm::PS384),
-            Some(KeyAlgorithm::PS512) => Some(Algorithm::PS512),
-            _ => None,
-        },
-        AlgorithmParameters::EllipticCurve(params) => match (declared, &params.curve) {
-            (None | Some(KeyAlgorithm::ES256), jsonwebtoken::jwk::EllipticCurve::P256) => {
-                Some(Algorithm::ES256)
-            }
-            (None | Some(KeyAlgorithm::ES384), jsonwebtoken::jwk::EllipticCurve::P384) => {
-                Some(Algorithm::ES384)
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Whether signing keys may be fetched from `jwks_uri`: https, or plain http to a loopback
-/// host only. Shared with `mcp-obo doctor`, so it cannot pass keys the server refuses.
-pub fn keys_url_is_secure(jwks_uri: &Url) -> bool {
-    match jwks_uri.scheme() {
-        "https" => true,
-        "http" => crate::config::is_loopback_url(jwks_uri),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Serves `discovery` at `/.well-known/openid-configuration` and an empty-ish key set at
-    /// `/jwks`; returns the base URL.
-    async fn issuer_serving(discovery: impl Fn(&str) -> serde_json::Value) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let doc = discovery(&base);
-        let key = crate::jose::SigningKey::generate_rsa("k1").expect("rsa");
-        let jwks = serde_json::json!({"keys": [key.public_jwk()]});
-        let app = axum::Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                axum::routing::get(move || {
-                    let doc = doc.clone();
-                    async move { axum::Json(doc) }
-                }),
-            )
-            .route(
-                "/jwks",
-                axum::routing::get(move || {
-                    let jwks = jwks.clone();
-                    async move { axum::Json(jwks) }
-                }),
-            );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        base
-    }
-
-    fn cache(base: &str) -> JwksCache {
-        let url = Url::parse(&format!("{base}/.well-known/openid-configuration")).expect("url");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
-        JwksCache::new(url, http, Duration::ZERO)
-    }
-
-    #[tokio::test]
-    async fn a_plain_http_jwks_uri_is_refused_unless_loopback() {
-        let base = issuer_serving(
-            |base| serde_json::json!({"issuer": base, "jwks_uri": "http://jwks.invalid/jwks"}),
-        )
-        .await;
-        let jwks = cache(&base);
-        let error = jwks.refresh().await.expect_err("http jwks_uri");
-        assert!(
-            error.contains("https") && error.contains("jwks_uri"),
-            "{error}"
-        );
-        assert!(!jwks.is_loaded());
-    }
-
-    #[tokio::test]
-    async fn a_loopback_http_jwks_uri_is_accepted() {
-        let base = issuer_serving(
-            |base| serde_json::json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}),
-        )
-        .await;
-        let jwks = cache(&base);
-        assert_eq!(jwks.refresh().await, Ok(1));
-        assert!(jwks.is_loaded());
-    }
-
-    #[test]
-    fn each_key_keeps_the_issuer_it_declares_and_one_not_a_string_is_not_used() {
-        let key = |kid: &str| {
-            crate::jose::SigningKey::generate_rsa(kid)
-                .expect("rsa")
-                .public_jwk()
-        };
-        let mut bound = key("bound");
-        bound["issuer"] = serde_json::json!("https://login.example/{tenantid}/v2.0");
-        let mut odd = key("odd");
-        odd["issuer"] = serde_json::json!(42);
-        let body = serde_json::json!({"keys": [key("free"), bound, odd]});
-        let set = JwkSet::deserialize(&body).expect("jwk set");
-        let jwks = cache("http://127.0.0.1:9");
-        assert_eq!(
-            jwks.install_declaring(&set, &declared_issuers(&body)),
-            Some(2)
-        );
-        assert!(jwks.cached("odd").is_none());
-        let bound = jwks.cached("bound").expect("bound key");
-        assert!(bound.allows_issuer("https://login.example/t1/v2.0", Some("t1")));
-        assert!(!bound.allows_issuer("https://login.example/t2/v2.0", Some("t1")));
-        assert!(!bound.allows_issuer("https://login.example/t1/v2.0", None));
-        assert!(!bound.allows_issuer("https://login.example/{tenantid}/v2.0", None));
-        let free = jwks.cached("free").expect("free key");
-        assert!(free.allows_issuer("https://anyone.example", None));
-    }
-
-    fn cache_expecting(base: &str, configured: &str) -> JwksCache {
-        cache(base).with_issuer(&Url::parse(configured).expect("issuer"))
-    }
-
-    #[tokio::test]
-    async fn the_declared_issuer_must_be_the_configured_one_exactly() {
-        let base = issuer_serving(|b| serde_json::json!({"issuer": format!("{b}/realm"), "jwks_uri": format!("{b}/jwks")})).await;
-        let jwks = cache_expecting(&base, &format!("{base}/realm/"));
-        let error = jwks.refresh().await.expect_err("issuer mismatch");
-        assert!(error.contains("auth.issuer"), "{error}");
-        assert!(!jwks.is_loaded());
-        assert_eq!(jwks.issuer(), None);
-        let jwks = cache_expecting(&base, &format!("{base}/realm"));
-        assert_eq!(jwks.refresh().await, Ok(1));
-        assert_eq!(
-            jwks.issuer().as_deref(),
-            Some(format!("{base}/realm").as_str())
-        );
-    }
-
-    #[tokio::test]
-    async fn a_document_without_issuer_is_refused_when_one_is_expected() {
-        let base = issuer_serving(|b| serde_json::json!({"jwks_uri": format!("{b}/jwks")})).await;
-        let jwks = cache_expecting(&base, &base);
-        let error = jwks.refresh().await.expect_err("no issuer");
-        assert!(error.contains("no issuer"), "{error}");
-    }
-
-    #[tokio::test]
-    async fn a_bare_origin_issuer_is_the_spelling_the_provider_declares() {
-        for declared in ["", "/"] {
-            let base = issuer_serving(|b| {
-                serde_json::json!({"issuer": format!("{b}{declared}"), "jwks_uri": format!("{b}/jwks")})
-            })
-            .await;
-            // Parsed, the configured `http://127.0.0.1:port` reads `http://127.0.0.1:port/`.
-            let jwks = cache_expecting(&base, &base);
-            assert_eq!(jwks.refresh().await, Ok(1), "declared {declared:?}");
-            assert_eq!(
-                jwks.issuer().as_deref(),
-                Some(format!("{base}{declared}").as_str())
-            );
-        }
     }
 }

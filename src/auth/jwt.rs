@@ -16,17 +16,21 @@
 //! - Only access tokens are accepted: never an ID token, and app-only callers are told from
 //!   users by what the issuer defines, not by a missing claim ([`TokenValidator::kind`]).
 //! - Why a token failed is returned as a [`Reason`] for logs, never echoed to the client.
+//!
+//! `claims.rs`: the claims read and the [`Caller`] they make.
+
+mod claims;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 
 use super::jwks::{JwksCache, KeyError, VerifyingKey};
 use super::{Caller, Error, Reason};
 use crate::obo::UserAssertion;
+use claims::{Claims, Decided};
 
 /// Which issuers are trusted.
 #[derive(Debug, Clone)]
@@ -108,53 +112,6 @@ const ALLOWED: [Algorithm; 8] = [
     Algorithm::ES384,
 ];
 
-/// `scp` is a space-separated string (Entra); some issuers send an array.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ScopeClaim {
-    Text(String),
-    List(Vec<String>),
-}
-
-impl ScopeClaim {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            Self::Text(s) => s.split_whitespace().map(str::to_owned).collect(),
-            Self::List(v) => v,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Claims {
-    iss: String,
-    exp: u64,
-    sub: Option<String>,
-    oid: Option<String>,
-    tid: Option<String>,
-    name: Option<String>,
-    preferred_username: Option<String>,
-    upn: Option<String>,
-    unique_name: Option<String>,
-    email: Option<String>,
-    scp: Option<ScopeClaim>,
-    scope: Option<ScopeClaim>,
-    #[serde(default)]
-    roles: Vec<String>,
-    azp: Option<String>,
-    appid: Option<String>,
-    client_id: Option<String>,
-    idtyp: Option<String>,
-    /// Entra agent identity: the acting agent's parent application (recorded only).
-    xms_par_app_azp: Option<String>,
-    /// Entra agent identity: the actor facet(s), a string, number or list (recorded only).
-    xms_act_fct: Option<serde_json::Value>,
-    /// ID-token claims (OIDC Core §2): only their presence matters.
-    nonce: Option<serde::de::IgnoredAny>,
-    at_hash: Option<serde::de::IgnoredAny>,
-    c_hash: Option<serde::de::IgnoredAny>,
-}
-
 /// Tenant `tid`'s v2 and v1 issuers, exactly as Entra issues them: v2 without, v1 with a
 /// trailing slash.
 fn entra_issuers(authority: &str, v1_host: &str, tid: &str) -> (String, String) {
@@ -188,9 +145,49 @@ impl TokenValidator {
     /// As [`Self::validate`], also returning the `kid` of the key that verified the token
     /// (so a cache of validated tokens can forget those whose key is withdrawn).
     ///
+    /// The checks, in this order, each refusing: size; header (parses, no `crit`, an allowed
+    /// algorithm, a `kid`); the key (known, for the header's algorithm); signature, `exp`,
+    /// `nbf` and `aud`; `iss` and tenant; the key's own issuer; the expiry's range; the
+    /// client application; a subject; access token or not ([`Self::kind`]).
+    ///
     /// # Errors
     /// As [`Self::validate`].
     pub async fn validate_with_kid(&self, token: &str) -> Result<Validated, Error> {
+        let invalid = Error::InvalidToken;
+        let header = self.checked_header(token)?;
+        let kid = header.kid.as_deref().ok_or(invalid(Reason::MissingKid))?;
+        let key = self.key_for(kid, header.alg).await?;
+        let mut claims = self.verified_claims(token, &key)?;
+        self.check_issuer(&claims)?;
+        if !self.key_allows(&key, &claims) {
+            return Err(invalid(Reason::KeyIssuer));
+        }
+        let expires_at =
+            crate::jose::expiry_at_unix(claims.exp).ok_or(invalid(Reason::ExpiryOutOfRange))?;
+        let client_app = self.allowed_client_app(&claims)?;
+        let subject = claims
+            .oid
+            .clone()
+            .or(claims.sub.clone())
+            .ok_or(invalid(Reason::MissingClaim))?;
+        let scopes = claims.take_scopes();
+        let app_only = self.kind(header.typ.as_deref(), &claims, &scopes)?;
+        let decided = Decided {
+            subject,
+            scopes,
+            client_app,
+            app_only,
+        };
+        let caller = claims.into_caller(decided, UserAssertion::new(token, expires_at));
+        Ok(Validated {
+            caller,
+            kid: kid.into(),
+        })
+    }
+
+    /// The token's protected header, once the token's size, the header's form, the absence
+    /// of `crit` and the algorithm allow-list are checked.
+    fn checked_header(&self, token: &str) -> Result<jsonwebtoken::Header, Error> {
         let invalid = Error::InvalidToken;
         if token.len() > self.max_token_bytes {
             return Err(invalid(Reason::TooLarge));
@@ -202,21 +199,32 @@ impl TokenValidator {
         if !ALLOWED.contains(&header.alg) {
             return Err(invalid(Reason::DisallowedAlgorithm));
         }
-        let kid = header.kid.as_deref().ok_or(invalid(Reason::MissingKid))?;
+        Ok(header)
+    }
+
+    /// The issuer's key `kid`, which must be for the header's algorithm `alg`.
+    async fn key_for(&self, kid: &str, alg: Algorithm) -> Result<VerifyingKey, Error> {
+        let invalid = Error::InvalidToken;
         let key = self.jwks.key(kid).await.map_err(|e| match e {
             KeyError::Unknown => invalid(Reason::UnknownKid),
             KeyError::Unavailable => Error::KeysUnavailable,
         })?;
-        if key.algorithm != header.alg {
+        if key.algorithm != alg {
             return Err(invalid(Reason::DisallowedAlgorithm));
         }
+        Ok(key)
+    }
+
+    /// The claims, once the signature, `exp`/`nbf` (with the leeway), `aud` and the
+    /// presence of `exp`, `aud` and `iss` are checked.
+    fn verified_claims(&self, token: &str, key: &VerifyingKey) -> Result<Claims, Error> {
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = self.leeway_secs.min(MAX_LEEWAY_SECS);
         validation.validate_nbf = true;
         validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
-            invalid(match e.kind() {
+            Error::InvalidToken(match e.kind() {
                 ErrorKind::ExpiredSignature => Reason::Expired,
                 ErrorKind::ImmatureSignature => Reason::NotYetValid,
                 ErrorKind::InvalidAudience => Reason::WrongAudience,
@@ -226,13 +234,12 @@ impl TokenValidator {
                 _ => Reason::Malformed,
             })
         })?;
-        let mut claims = data.claims;
-        self.check_issuer(&claims)?;
-        if !self.key_allows(&key, &claims) {
-            return Err(invalid(Reason::KeyIssuer));
-        }
-        let expires_at =
-            crate::jose::expiry_at_unix(claims.exp).ok_or(invalid(Reason::ExpiryOutOfRange))?;
+        Ok(data.claims)
+    }
+
+    /// The client application (`azp`, `appid` or `client_id`), which must be on the
+    /// allow-list when there is one.
+    fn allowed_client_app(&self, claims: &Claims) -> Result<Option<String>, Error> {
         let client_app = claims
             .azp
             .clone()
@@ -243,49 +250,9 @@ impl TokenValidator {
                 .as_deref()
                 .is_some_and(|c| self.allowed_client_apps.contains(&c.to_ascii_lowercase()))
         {
-            return Err(invalid(Reason::WrongClientApp));
+            return Err(Error::InvalidToken(Reason::WrongClientApp));
         }
-        let subject = claims
-            .oid
-            .clone()
-            .or(claims.sub.clone())
-            .ok_or(invalid(Reason::MissingClaim))?;
-        let scopes = claims
-            .scp
-            .take()
-            .or(claims.scope.take())
-            .map(ScopeClaim::into_vec)
-            .unwrap_or_default();
-        let app_only = self.kind(header.typ.as_deref(), &claims, &scopes)?;
-        let caller = Caller {
-            subject,
-            tenant_id: claims.tid,
-            name: claims.name,
-            username: claims
-                .preferred_username
-                .or(claims.upn)
-                .or(claims.unique_name)
-                .or(claims.email),
-            scopes,
-            roles: claims.roles,
-            client_app,
-            agent_app: claims
-                .xms_par_app_azp
-                .map(|a| crate::telemetry::bounded(&a).into_owned()),
-            agent_facet: claims.xms_act_fct.map(|f| {
-                let text = match f {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                crate::telemetry::bounded(&text).into_owned()
-            }),
-            app_only,
-            assertion: Some(UserAssertion::new(token, expires_at)),
-        };
-        Ok(Validated {
-            caller,
-            kid: kid.into(),
-        })
+        Ok(client_app)
     }
 
     /// Whether a verified token is an app-only access token (`true`) or a user's (`false`);

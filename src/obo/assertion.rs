@@ -152,90 +152,110 @@ impl AssertionSource {
                 credential,
                 scope,
                 cached,
-            } => {
-                let mut cached = cached.lock().await;
-                if let Some((token, expires)) = cached.as_ref()
-                    && SystemTime::now()
-                        .checked_add(ASSERTION_MARGIN)
-                        .is_some_and(|deadline| deadline < *expires)
-                {
-                    return Ok(ClientAuth::Assertion(token.to_string()));
-                }
-                let token = credential
-                    .get_token(&[scope.as_str()], None)
-                    .await
-                    .map_err(|e| Error::AssertionUnavailable {
-                        source_name: "managed identity",
-                        detail: first_line(&e.to_string()),
-                    })?;
-                let expires_on = token.expires_on.unix_timestamp();
-                // Before 1970 reads as already expired: used once, never cached.
-                let expires = crate::jose::expiry_at_unix(u64::try_from(expires_on).unwrap_or(0))
-                    .ok_or_else(|| Error::AssertionUnavailable {
-                        source_name: "managed identity",
-                        detail: format!(
-                            "the identity endpoint says its token expires at unix time {expires_on}, more than ten years from now; refusing it (check the platform's identity endpoint and clock)"
-                        ),
-                    })?;
-                let value: Arc<str> = Arc::from(token.token.secret());
-                *cached = Some((value.clone(), expires));
-                Ok(ClientAuth::Assertion(value.to_string()))
-            }
-            Self::WorkloadIdentity { path } => {
-                let unavailable = |detail: String| Error::AssertionUnavailable {
-                    source_name: "workload identity token file",
-                    detail,
-                };
-                let content = tokio::fs::read_to_string(path)
-                    .await
-                    .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-                let content = content.trim();
-                if content.is_empty() {
-                    return Err(unavailable(format!("{} is empty", path.display())));
-                }
-                Ok(ClientAuth::Assertion(content.to_owned()))
-            }
+            } => managed_identity_assertion(credential.as_ref(), scope, cached).await,
+            Self::WorkloadIdentity { path } => workload_identity_assertion(path).await,
             Self::ClientSecret(secret) => Ok(ClientAuth::Secret(secret.clone())),
             Self::Certificate {
                 key,
                 thumbprint_s256,
                 client_id,
-            } => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                // 128 random bits: unique per assertion, so the token endpoint can detect a
-                // replayed one (RFC 7523 §3).
-                let mut jti = [0u8; 16];
-                aws_lc_rs::rand::fill(&mut jti).map_err(|_| Error::AssertionUnavailable {
-                    source_name: "certificate",
-                    detail: "the system's random number generator failed".into(),
-                })?;
-                let jti = b64url(&jti);
-                let claims = serde_json::json!({
-                    "aud": token_endpoint,
-                    "iss": client_id,
-                    "sub": client_id,
-                    "jti": jti,
-                    "nbf": now,
-                    "iat": now,
-                    "exp": now.saturating_add(600),
-                });
-                let jwt = key
-                    .sign(
-                        "JWT",
-                        serde_json::json!({"x5t#S256": thumbprint_s256}),
-                        &claims,
-                    )
-                    .map_err(|e| Error::AssertionUnavailable {
-                        source_name: "certificate",
-                        detail: e.to_string(),
-                    })?;
-                Ok(ClientAuth::Assertion(jwt))
-            }
+            } => certificate_assertion(key, thumbprint_s256, client_id, token_endpoint),
         }
     }
+}
+
+/// The managed identity's token for `scope`, the cached one while it has more than
+/// [`ASSERTION_MARGIN`] left.
+async fn managed_identity_assertion(
+    credential: &dyn TokenCredential,
+    scope: &str,
+    cached: &Mutex<Option<(Arc<str>, SystemTime)>>,
+) -> Result<ClientAuth, Error> {
+    let mut cached = cached.lock().await;
+    if let Some((token, expires)) = cached.as_ref()
+        && SystemTime::now()
+            .checked_add(ASSERTION_MARGIN)
+            .is_some_and(|deadline| deadline < *expires)
+    {
+        return Ok(ClientAuth::Assertion(token.to_string()));
+    }
+    let token =
+        credential
+            .get_token(&[scope], None)
+            .await
+            .map_err(|e| Error::AssertionUnavailable {
+                source_name: "managed identity",
+                detail: first_line(&e.to_string()),
+            })?;
+    let expires_on = token.expires_on.unix_timestamp();
+    // Before 1970 reads as already expired: used once, never cached.
+    let expires = crate::jose::expiry_at_unix(u64::try_from(expires_on).unwrap_or(0))
+        .ok_or_else(|| Error::AssertionUnavailable {
+            source_name: "managed identity",
+            detail: format!(
+                "the identity endpoint says its token expires at unix time {expires_on}, more than ten years from now; refusing it (check the platform's identity endpoint and clock)"
+            ),
+        })?;
+    let value: Arc<str> = Arc::from(token.token.secret());
+    *cached = Some((value.clone(), expires));
+    Ok(ClientAuth::Assertion(value.to_string()))
+}
+
+/// The projected service-account token in `path`, as it is now.
+async fn workload_identity_assertion(path: &std::path::Path) -> Result<ClientAuth, Error> {
+    let unavailable = |detail: String| Error::AssertionUnavailable {
+        source_name: "workload identity token file",
+        detail,
+    };
+    let content = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    let content = content.trim();
+    if content.is_empty() {
+        return Err(unavailable(format!("{} is empty", path.display())));
+    }
+    Ok(ClientAuth::Assertion(content.to_owned()))
+}
+
+/// A fresh `private_key_jwt` for `token_endpoint`, signed with the certificate's key.
+fn certificate_assertion(
+    key: &SigningKey,
+    thumbprint_s256: &str,
+    client_id: &str,
+    token_endpoint: &str,
+) -> Result<ClientAuth, Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // 128 random bits: unique per assertion, so the token endpoint can detect a
+    // replayed one (RFC 7523 §3).
+    let mut jti = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut jti).map_err(|_| Error::AssertionUnavailable {
+        source_name: "certificate",
+        detail: "the system's random number generator failed".into(),
+    })?;
+    let jti = b64url(&jti);
+    let claims = serde_json::json!({
+        "aud": token_endpoint,
+        "iss": client_id,
+        "sub": client_id,
+        "jti": jti,
+        "nbf": now,
+        "iat": now,
+        "exp": now.saturating_add(600),
+    });
+    let jwt = key
+        .sign(
+            "JWT",
+            serde_json::json!({"x5t#S256": thumbprint_s256}),
+            &claims,
+        )
+        .map_err(|e| Error::AssertionUnavailable {
+            source_name: "certificate",
+            detail: e.to_string(),
+        })?;
+    Ok(ClientAuth::Assertion(jwt))
 }
 
 /// Reads a PEM with a `CERTIFICATE` and a PKCS#8 `PRIVATE KEY` block.

@@ -26,7 +26,7 @@ use actix_web::{App, HttpServer, web};
 use opentelemetry_instrumentation_actix_web::RequestTracing;
 use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
 
-use crate::auth::{AuthMode, Authorizer, ResourceMetadata};
+use crate::auth::{AuthMode, Authorizer, JwksCache, ResourceMetadata};
 use crate::graph::GraphClient;
 use crate::mcp::{self, MCP_PATHS, McpServer, Registry};
 use crate::obo::{DeveloperTokens, DownstreamTokens};
@@ -138,24 +138,7 @@ impl Application {
             let interval = settings.auth.jwks_refresh_interval;
             keys::spawn_key_refresh(jwks.clone(), interval, cancel.clone());
         }
-        let tool_scopes: Vec<String> = registry
-            .requirements()
-            .into_iter()
-            .flat_map(|(_, s)| s)
-            .collect();
-        let metadata = Arc::new(ResourceMetadata::from_settings(
-            &settings.auth,
-            &settings.entra,
-            &settings.server.public_url,
-            settings.server.forwarding_proxies(),
-            &tool_scopes,
-        ));
-        let authorizer = Authorizer::new(
-            &settings.auth,
-            &settings.entra,
-            metadata.clone(),
-            jwks.clone(),
-        );
+        let (authorizer, metadata) = authorizer(settings, &registry, jwks.clone());
         let sessions = mcp::RmcpSessions::default();
         let layers = McpLayers::new(
             &settings.server,
@@ -189,13 +172,7 @@ impl Application {
             (true, Some(addr)) => Some(metrics_listener::spawn_metrics_listener(addr)?),
             _ => None,
         };
-        let mut server = HttpServer::new(move || app(routes.clone()))
-            .disable_signals()
-            .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server.listen(listener).map_err(StartError::Server)?.run();
+        let server = http_server(settings, routes, listener)?;
         readiness.set_serving(true);
         Ok(Self {
             server,
@@ -261,6 +238,45 @@ fn registry(settings: &Settings, graph: &GraphClient) -> Result<Registry, StartE
         &crate::auth::Error::reasons(),
     );
     Ok(registry)
+}
+
+/// The authorizer of the MCP routes and the protected resource metadata it points clients
+/// to, which lists the tools' scopes.
+fn authorizer(
+    settings: &Settings,
+    registry: &Registry,
+    jwks: Option<Arc<JwksCache>>,
+) -> (Authorizer, Arc<ResourceMetadata>) {
+    let tool_scopes: Vec<String> = registry
+        .requirements()
+        .into_iter()
+        .flat_map(|(_, s)| s)
+        .collect();
+    let metadata = Arc::new(ResourceMetadata::from_settings(
+        &settings.auth,
+        &settings.entra,
+        &settings.server.public_url,
+        settings.server.forwarding_proxies(),
+        &tool_scopes,
+    ));
+    let authorizer = Authorizer::new(&settings.auth, &settings.entra, metadata.clone(), jwks);
+    (authorizer, metadata)
+}
+
+/// The HTTP server on `listener`, running each worker's [`app`]; signals are ours to handle
+/// ([`Application::run_until_stopped`]).
+fn http_server(
+    settings: &Settings,
+    routes: Routes,
+    listener: TcpListener,
+) -> Result<Server, StartError> {
+    let mut server = HttpServer::new(move || app(routes.clone()))
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1));
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.listen(listener).map_err(StartError::Server)?.run())
 }
 
 /// Everything the routes need, cloned into each worker.

@@ -79,58 +79,21 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
     let mut layers = Layers::merge(&SCHEMA, file, env, platform::well_known(env))?;
     platform::derive_public_url(&mut layers, env);
     let mut r = Reader::new(layers);
-
-    let mut server: Option<ServerSettings> = r.section("server");
-    if let Some(server) = &mut server {
-        server.public_url_explicit = !matches!(
-            r.sources().get("server.public_url"),
-            Some(Source::Derived(_))
-        );
-    }
-    let auth: Option<auth::Settings> = r.section("auth");
-    let entra: Option<auth::EntraSettings> = r.section("entra");
-    platform::detect_client_assertion(&mut r.layers, auth.as_ref().map(|a| a.mode), env);
-    let mut obo: Option<obo::Settings> = r.section("obo");
-    let shared_cache: Option<obo::SharedCacheSettings> = r.section("obo.shared_cache");
-    let graph: Option<graph::Settings> = r.section("graph");
-    let mut telemetry: Option<telemetry::Settings> = r.section("telemetry");
-    let log: Option<telemetry::LogSettings> = r.section("log");
-
-    // Each module's own checks, then those across sections (see checks.rs).
-    if let Some(server) = &server {
-        r.check(server.validate());
-    }
-    if let (Some(auth), Some(entra)) = (&auth, &entra) {
-        r.check(auth.validate(entra));
-    }
-    if let Some(obo) = &mut obo {
-        r.check(obo.read_secret_file());
-        r.check(obo.validate());
-        let mode = auth.as_ref().map_or(AuthMode::None, |a| a.mode);
-        r.check(checks::oidc_entra_grant(mode, obo));
-        if let Some(mut shared_cache) = shared_cache {
-            r.check(shared_cache.read_password_file());
-            r.check(shared_cache.validate(obo.client_assertion));
-            obo.shared_cache = shared_cache;
-        }
-    }
-    if let Some(telemetry) = &mut telemetry {
-        // Never a problem: what cannot be honoured is a warning (telemetry never stops
-        // the server).
-        telemetry.apply_otel_env(&|name| crate::config::var(env, name));
-    }
-    if let (Some(telemetry), Some(server)) = (&telemetry, &server) {
-        r.check(telemetry.validate(server.listen));
-    }
-    if let (Some(auth), Some(server)) = (&auth, &server) {
-        r.check(checks::auth_none(auth.mode, server, env));
-    }
-
+    let mut sections = Sections::read(&mut r, env);
+    sections.check(&mut r, env);
     if !r.problems().is_empty() {
         return Err(Error::Invalid(r.problems().to_vec()));
     }
-    let (Some(server), Some(auth), Some(entra), Some(obo), Some(graph), Some(telemetry), Some(log)) =
-        (server, auth, entra, obo, graph, telemetry, log)
+    let Sections {
+        server: Some(server),
+        auth: Some(auth),
+        entra: Some(entra),
+        obo: Some(obo),
+        graph: Some(graph),
+        telemetry: Some(telemetry),
+        log: Some(log),
+        ..
+    } = sections
     else {
         return Err(Error::Invalid(vec![Problem::new(
             "(all)",
@@ -155,6 +118,80 @@ pub fn load(file: Option<&Path>, env: &Env) -> Result<Loaded, Error> {
         settings,
         effective,
     })
+}
+
+/// Each section as read: `None` where it could not be (the reader holds why).
+struct Sections {
+    server: Option<ServerSettings>,
+    auth: Option<auth::Settings>,
+    entra: Option<auth::EntraSettings>,
+    obo: Option<obo::Settings>,
+    /// Moved into `obo` once checked.
+    shared_cache: Option<obo::SharedCacheSettings>,
+    graph: Option<graph::Settings>,
+    telemetry: Option<telemetry::Settings>,
+    log: Option<telemetry::LogSettings>,
+}
+
+impl Sections {
+    /// Reads every section, in an order that matters: `obo.client_assertion` is detected from
+    /// the platform once the auth mode is known, before `[obo]` is read.
+    fn read(r: &mut Reader, env: &Env) -> Self {
+        let mut server: Option<ServerSettings> = r.section("server");
+        if let Some(server) = &mut server {
+            server.public_url_explicit = !matches!(
+                r.sources().get("server.public_url"),
+                Some(Source::Derived(_))
+            );
+        }
+        let auth: Option<auth::Settings> = r.section("auth");
+        let entra = r.section("entra");
+        platform::detect_client_assertion(&mut r.layers, auth.as_ref().map(|a| a.mode), env);
+        Self {
+            server,
+            auth,
+            entra,
+            obo: r.section("obo"),
+            shared_cache: r.section("obo.shared_cache"),
+            graph: r.section("graph"),
+            telemetry: r.section("telemetry"),
+            log: r.section("log"),
+        }
+    }
+
+    /// Each module's own checks, then those across sections (see checks.rs); the problems go
+    /// to `r`.
+    fn check(&mut self, r: &mut Reader, env: &Env) {
+        let (server, auth) = (&self.server, &self.auth);
+        if let Some(server) = server {
+            r.check(server.validate());
+        }
+        if let (Some(auth), Some(entra)) = (auth, &self.entra) {
+            r.check(auth.validate(entra));
+        }
+        if let Some(obo) = &mut self.obo {
+            r.check(obo.read_secret_file());
+            r.check(obo.validate());
+            let mode = auth.as_ref().map_or(AuthMode::None, |a| a.mode);
+            r.check(checks::oidc_entra_grant(mode, obo));
+            if let Some(mut shared_cache) = self.shared_cache.take() {
+                r.check(shared_cache.read_password_file());
+                r.check(shared_cache.validate(obo.client_assertion));
+                obo.shared_cache = shared_cache;
+            }
+        }
+        if let Some(telemetry) = &mut self.telemetry {
+            // Never a problem: what cannot be honoured is a warning (telemetry never stops
+            // the server).
+            telemetry.apply_otel_env(&|name| crate::config::var(env, name));
+        }
+        if let (Some(telemetry), Some(server)) = (&self.telemetry, server) {
+            r.check(telemetry.validate(server.listen));
+        }
+        if let (Some(auth), Some(server)) = (auth, server) {
+            r.check(checks::auth_none(auth.mode, server, env));
+        }
+    }
 }
 
 #[cfg(test)]

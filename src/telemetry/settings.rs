@@ -131,48 +131,10 @@ impl Settings {
     /// start-up.
     pub fn apply_otel_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
         let mut problems: Vec<Problem> = Vec::new();
-        let mut export_off = false;
-        let protocol_raw = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .unwrap_or_else(|| "http/protobuf".into());
-        self.otlp_protocol = match protocol_raw.as_str() {
-            "http/protobuf" => OtlpProtocol::HttpProtobuf,
-            "grpc" => OtlpProtocol::Grpc,
-            other => {
-                problems.push(Problem::new(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    format!(
-                        "{other:?} is not supported (expected http/protobuf or grpc); trace export is off"
-                    ),
-                ));
-                export_off = true;
-                OtlpProtocol::HttpProtobuf
-            }
-        };
-        let traces_endpoint = match (
-            get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            get("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
-            (Some(full), _) => Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", full)),
-            // The base endpoint gets the signal path appended for HTTP (OTLP spec).
-            (None, Some(base)) if self.otlp_protocol == OtlpProtocol::HttpProtobuf => Some((
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("{}/v1/traces", base.trim_end_matches('/')),
-            )),
-            (None, Some(base)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base)),
-            (None, None) => None,
-        };
-        self.otlp_traces_endpoint = traces_endpoint.and_then(|(name, raw)| match Url::parse(&raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-            _ => {
-                problems.push(Problem::new(
-                    name,
-                    format!("{raw:?} is not valid (expected a URL such as http://otel-collector:4318); trace export is off"),
-                ));
-                None
-            }
-        });
-        if export_off {
+        let protocol = otlp_protocol(get, &mut problems);
+        self.otlp_protocol = protocol.unwrap_or(OtlpProtocol::HttpProtobuf);
+        self.otlp_traces_endpoint = traces_endpoint(get, self.otlp_protocol, &mut problems);
+        if protocol.is_none() {
             self.otlp_traces_endpoint = None;
         }
         self.otlp_headers = pairs(get("OTEL_EXPORTER_OTLP_HEADERS"))
@@ -180,37 +142,99 @@ impl Settings {
             .collect();
         self.resource_attributes = pairs(get("OTEL_RESOURCE_ATTRIBUTES")).collect();
         self.resource_attributes.extend(platform_attributes(get));
-        let ratio = match get("OTEL_TRACES_SAMPLER_ARG").map(|a| a.parse::<f64>()) {
-            None => 1.0,
-            Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
-            Some(_) => {
-                problems.push(Problem::new(
-                    "OTEL_TRACES_SAMPLER_ARG",
-                    "expected a ratio between 0 and 1; sampling every trace",
-                ));
-                1.0
-            }
-        };
-        self.sampler = match get("OTEL_TRACES_SAMPLER")
-            .as_deref()
-            .unwrap_or("parentbased_always_on")
-        {
-            "always_on" => Sampler::AlwaysOn,
-            "always_off" => Sampler::AlwaysOff,
-            "traceidratio" => Sampler::TraceIdRatio(ratio),
-            "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
-            "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
-            "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio),
-            other => {
-                problems.push(Problem::new(
-                    "OTEL_TRACES_SAMPLER",
-                    format!("{other:?} is not supported (expected always_on, always_off, traceidratio or a parentbased_ variant); using parentbased_always_on"),
-                ));
-                Sampler::ParentBasedAlwaysOn
-            }
-        };
+        self.sampler = sampler(get, &mut problems);
         self.service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "mcp-obo".into());
         self.warnings = problems.iter().map(ToString::to_string).collect();
+    }
+}
+
+/// The OTLP transport the variables ask for; `None` (trace export off) when it is not one
+/// this binary speaks.
+fn otlp_protocol(
+    get: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<OtlpProtocol> {
+    let raw = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    match raw.as_str() {
+        "http/protobuf" => Some(OtlpProtocol::HttpProtobuf),
+        "grpc" => Some(OtlpProtocol::Grpc),
+        other => {
+            problems.push(Problem::new(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                format!(
+                    "{other:?} is not supported (expected http/protobuf or grpc); trace export is off"
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// The traces endpoint: the signal's own variable, or the base endpoint (with the signal
+/// path for HTTP); `None` when neither is set or the one set is not an http(s) URL.
+fn traces_endpoint(
+    get: &dyn Fn(&str) -> Option<String>,
+    protocol: OtlpProtocol,
+    problems: &mut Vec<Problem>,
+) -> Option<Url> {
+    let (name, raw) = match (
+        get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ) {
+        (Some(full), _) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", full),
+        // The base endpoint gets the signal path appended for HTTP (OTLP spec).
+        (None, Some(base)) if protocol == OtlpProtocol::HttpProtobuf => (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("{}/v1/traces", base.trim_end_matches('/')),
+        ),
+        (None, Some(base)) => ("OTEL_EXPORTER_OTLP_ENDPOINT", base),
+        (None, None) => return None,
+    };
+    match Url::parse(&raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        _ => {
+            problems.push(Problem::new(
+                name,
+                format!("{raw:?} is not valid (expected a URL such as http://otel-collector:4318); trace export is off"),
+            ));
+            None
+        }
+    }
+}
+
+/// `OTEL_TRACES_SAMPLER` with its ratio `OTEL_TRACES_SAMPLER_ARG`; the default
+/// (`parentbased_always_on`, ratio 1) for what is not supported.
+fn sampler(get: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<Problem>) -> Sampler {
+    let ratio = match get("OTEL_TRACES_SAMPLER_ARG").map(|a| a.parse::<f64>()) {
+        None => 1.0,
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => {
+            problems.push(Problem::new(
+                "OTEL_TRACES_SAMPLER_ARG",
+                "expected a ratio between 0 and 1; sampling every trace",
+            ));
+            1.0
+        }
+    };
+    match get("OTEL_TRACES_SAMPLER")
+        .as_deref()
+        .unwrap_or("parentbased_always_on")
+    {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(ratio),
+        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio),
+        other => {
+            problems.push(Problem::new(
+                "OTEL_TRACES_SAMPLER",
+                format!("{other:?} is not supported (expected always_on, always_off, traceidratio or a parentbased_ variant); using parentbased_always_on"),
+            ));
+            Sampler::ParentBasedAlwaysOn
+        }
     }
 }
 
