@@ -21,7 +21,9 @@ mod support {
 
 mod architecture;
 mod audit;
+mod auth_callers;
 mod auth_easyauth;
+mod auth_issuers;
 mod auth_jwt;
 mod auth_keys;
 mod auth_metadata;
