@@ -53,6 +53,7 @@ mod platform_smoke;
 mod shared_cache;
 mod shared_cache_entra;
 mod shutdown;
+mod telemetry_logs;
 mod telemetry_otlp;
 mod tool_access;
 mod untrusted_values;
