@@ -45,6 +45,8 @@ fn case(
     }
 }
 
+/// Every request sent to both servers, and whether the fast path should answer it. One table
+/// on purpose: it is the fast path's contract, what it owns first and what it passes on after.
 fn cases() -> Vec<Case> {
     let hello = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "HelloTool", "arguments": {}}});
     let v1 = Some("2025-06-18");

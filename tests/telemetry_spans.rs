@@ -1,7 +1,8 @@
 //! Traces and metrics in-process: an in-memory span exporter sees the span tree of a tool
 //! call (cache miss, then hit), a failing exchange's error, and `/metrics` moves.
 //!
-//! One test function: the tracing subscriber and tracer provider are process-global.
+//! One test function: the tracing subscriber and tracer provider are process-global. Its
+//! five steps are functions of their own, in the order they run.
 
 use std::collections::HashMap;
 
@@ -118,10 +119,29 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     let token = w.user(1);
     let before = metrics(&w.app.metrics_url()).await;
 
-    // 1. Cache miss, trace context from the HTTP traceparent header.
-    let result = hello_in_trace(&w.app.mcp_url(), &token, 7, TRACE_ID).await;
+    a_cache_miss_is_traced_hop_by_hop(&w, &exporter, &token).await;
+    a_cache_hit_continues_the_trace_in_meta(&w, &exporter, &token).await;
+    a_failing_exchange_records_its_error(&w, &exporter).await;
+    let after = metrics(&w.app.metrics_url()).await;
+    metrics_moved_with_the_calls(&before, &after);
+    a_cae_challenge_is_traced_and_counted(&w, &exporter, &token, &after).await;
+}
+
+/// How much the sample `name` grew from `before` to `after`.
+fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, name: &str) -> f64 {
+    after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+}
+
+/// 1. Cache miss, trace context from the HTTP traceparent header: every hop's span, each
+///    under its parent, with its attributes.
+async fn a_cache_miss_is_traced_hop_by_hop(
+    w: &World,
+    exporter: &InMemorySpanExporter,
+    token: &str,
+) {
+    let result = hello_in_trace(&w.app.mcp_url(), token, 7, TRACE_ID).await;
     assert_eq!(result["isError"], false, "{result}");
-    let spans = in_trace(&exporter, TRACE_ID);
+    let spans = in_trace(exporter, TRACE_ID);
     let mcp = find(&spans, "tools/call HelloTool");
     let http = spans
         .iter()
@@ -174,17 +194,24 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
         Some("200")
     );
     assert!(attr(graph, "url.full").is_some_and(|u| u.ends_with("/v1.0/me")));
+}
 
-    // 2. Cache hit, trace context from params._meta.traceparent (2026-07-28 style).
+/// 2. Cache hit, trace context from params._meta.traceparent (2026-07-28 style): no token
+///    request.
+async fn a_cache_hit_continues_the_trace_in_meta(
+    w: &World,
+    exporter: &InMemorySpanExporter,
+    token: &str,
+) {
     let meta_trace = "0af7651916cd43dd8448eb211c80319c";
     let call = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
         "name": "HelloTool", "_meta": {"traceparent": format!("00-{meta_trace}-b7ad6b7169203331-01")}
     }});
     assert_eq!(
-        hello(&w.app.mcp_url(), &token, &[], call).await["isError"],
+        hello(&w.app.mcp_url(), token, &[], call).await["isError"],
         false
     );
-    let spans = in_trace(&exporter, meta_trace);
+    let spans = in_trace(exporter, meta_trace);
     assert_eq!(
         attr(find(&spans, "obo.exchange"), "obo.cache").as_deref(),
         Some("hit")
@@ -194,14 +221,16 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
         "a cache hit makes no token request"
     );
     assert_eq!(w.issuer.exchanges(), 1);
+}
 
-    // 3. A failing exchange records the error on its span.
+/// 3. A failing exchange records the error on its span.
+async fn a_failing_exchange_records_its_error(w: &World, exporter: &InMemorySpanExporter) {
     w.issuer
         .script_token_endpoint(400, None, entra_error("invalid_grant", 65001, json!({})));
     let failing_trace = "11111111111111111111111111111111";
     let result = hello_in_trace(&w.app.mcp_url(), &w.user(2), 9, failing_trace).await;
     assert_eq!(result["isError"], true);
-    let spans = in_trace(&exporter, failing_trace);
+    let spans = in_trace(exporter, failing_trace);
     let exchange = find(&spans, "obo.exchange");
     assert!(
         matches!(exchange.status, Status::Error { .. }),
@@ -216,12 +245,11 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
         find(&spans, "tools/call HelloTool").status,
         Status::Error { .. }
     ));
+}
 
-    // 4. Metrics moved with the calls.
-    let after = metrics(&w.app.metrics_url()).await;
-    let delta = |name: &str| {
-        after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
-    };
+/// 4. Metrics moved with the calls.
+fn metrics_moved_with_the_calls(before: &HashMap<String, f64>, after: &HashMap<String, f64>) {
+    let delta = |name: &str| delta(before, after, name);
     assert_eq!(
         delta(r#"mcp_obo_mcp_requests_total{method="tools/call",outcome="ok",tool="HelloTool"}"#),
         2.0
@@ -248,16 +276,23 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
     assert_eq!(delta(r#"mcp_obo_graph_requests_total{status="200"}"#), 2.0);
     assert!(after.keys().any(|k| k.starts_with("mcp_obo_build_info{")));
     assert!(after.contains_key("mcp_obo_obo_cache_entries"));
+}
 
-    // 5. A continuous-access-evaluation challenge from Graph for user 1's cached token: the
-    //    Graph span says so, the re-exchange bypasses the cache, the challenge is counted.
+/// 5. A continuous-access-evaluation challenge from Graph for user 1's cached token: the
+///    Graph span says so, the re-exchange bypasses the cache, the challenge is counted.
+async fn a_cae_challenge_is_traced_and_counted(
+    w: &World,
+    exporter: &InMemorySpanExporter,
+    token: &str,
+    before: &HashMap<String, f64>,
+) {
     let revoked = w.issuer.issued_tokens()[0].clone();
     let nbf = json!({"access_token": {"nbf": {"essential": true, "value": "1604106651"}}});
     w.graph.revoke(&revoked, &nbf);
     let cae_trace = "22222222222222222222222222222222";
-    let result = hello_in_trace(&w.app.mcp_url(), &token, 10, cae_trace).await;
+    let result = hello_in_trace(&w.app.mcp_url(), token, 10, cae_trace).await;
     assert_eq!(result["isError"], false, "{result}");
-    let spans = in_trace(&exporter, cae_trace);
+    let spans = in_trace(exporter, cae_trace);
     let refused = spans
         .iter()
         .find(|s| s.name == "GET" && attr(s, "http.response.status_code").as_deref() == Some("401"))
@@ -281,11 +316,8 @@ async fn a_tool_call_produces_one_trace_with_every_hop_and_metrics_move() {
             .all(|s| attr(s, "obo.claims").is_none_or(|c| !c.contains("1604106651"))),
         "no claim value in a span"
     );
-    let before = after;
     let after = metrics(&w.app.metrics_url()).await;
-    let delta = |name: &str| {
-        after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
-    };
+    let delta = |name: &str| delta(before, &after, name);
     assert_eq!(
         delta(r#"mcp_obo_graph_claims_challenges_total{outcome="reexchanged"}"#),
         1.0

@@ -1,5 +1,6 @@
 //! Requests to the app behind inbound authorization, and the checks on its answers, shared
-//! by the modules that specify it: token validation (`auth_jwt`), the issuer's keys
+//! by the modules that specify it: token validation (`auth_jwt`), trusted issuers
+//! (`auth_issuers`), ID, client and user tokens (`auth_callers`), the issuer's keys
 //! (`auth_keys`), Easy Auth (`auth_easyauth`) and tool access (`tool_access`). Every app here
 //! has the public URL `https://mcp.example.com`, so every challenge names its metadata there.
 

@@ -21,7 +21,9 @@ mod support {
 
 mod architecture;
 mod audit;
+mod auth_callers;
 mod auth_easyauth;
+mod auth_issuers;
 mod auth_jwt;
 mod auth_keys;
 mod auth_metadata;
@@ -51,6 +53,7 @@ mod platform_smoke;
 mod shared_cache;
 mod shared_cache_entra;
 mod shutdown;
+mod telemetry_logs;
 mod telemetry_otlp;
 mod tool_access;
 mod untrusted_values;

@@ -2,9 +2,16 @@
 //! `mcp-obo serve` processes, each with its own in-process cache and metrics, one fake Entra
 //! counting exchanges. One exchange per user across the fleet, concurrent first calls
 //! coalesced across replicas, a Redis that dies costing no call, entries nobody else can use.
+//!
+//! This file is the sharing itself (across replicas, a cluster, over TLS) and the checks the
+//! others share; beside it:
+//! - `redis_faults.rs`: a Redis that dies, is down at start or stops answering
+//! - `entries.rs`: tampered and foreign entries, and nothing secret in Redis
+
+mod entries;
+mod redis_faults;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::binary;
 use crate::support::fake_graph::Scripted;
@@ -98,110 +105,6 @@ async fn a_replica_started_after_the_others_makes_no_exchange_for_a_cached_user(
 }
 
 #[tokio::test]
-async fn redis_killed_in_the_middle_of_a_run_fails_no_call_and_is_used_again_after_restart() {
-    let mut redis = RedisServer::start().await;
-    let fleet = Arc::new(Fleet::start(binary(), 3, &redis.url(), &[]).await);
-    let done = Arc::new(AtomicUsize::new(0));
-    let (halfway_tx, halfway) = tokio::sync::oneshot::channel();
-    let run = {
-        let (fleet, done) = (fleet.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut halfway_tx = Some(halfway_tx);
-            for n in 0..60 {
-                let token = fleet.user(n);
-                for k in 0..3 {
-                    assert_greeted(&fleet.hello((n + k) % 3, &token).await, n);
-                    done.fetch_add(1, Ordering::SeqCst);
-                }
-                if n == 20
-                    && let Some(tx) = halfway_tx.take()
-                {
-                    let _ = tx.send(());
-                }
-            }
-        })
-    };
-    halfway.await.expect("the run reaches its middle");
-    redis.kill();
-    run.await.expect("every call of the run succeeded");
-    assert_eq!(done.load(Ordering::SeqCst), 180);
-    assert!(
-        fleet.metric_sum(BYPASSED).await > 0.0,
-        "calls went on without Redis"
-    );
-
-    redis.restart().await;
-    wait_until_used_again(&fleet).await;
-    let (exchanges, hits) = (fleet.issuer.exchanges(), fleet.metric_sum(HIT).await);
-    let token = fleet.user(1000);
-    for k in 0..3 {
-        assert_greeted(&fleet.hello(k, &token).await, 1000);
-    }
-    assert_eq!(
-        fleet.issuer.exchanges(),
-        exchanges + 1,
-        "one exchange for three replicas again"
-    );
-    assert_eq!(fleet.metric_sum(HIT).await, hits + 2.0);
-}
-
-#[tokio::test]
-async fn a_replica_starts_and_serves_while_redis_is_down() {
-    let mut redis = RedisServer::start().await;
-    let url = redis.url();
-    redis.kill();
-    let fleet = Fleet::start(binary(), 1, &url, &[]).await;
-    let token = fleet.user(1);
-    assert_greeted(&fleet.hello(0, &token).await, 1);
-    assert_eq!(fleet.metric(0, UP).await, 0.0);
-    assert_eq!(fleet.metric(0, BYPASSED).await, 1.0);
-    redis.restart().await;
-    wait_until_used_again(&fleet).await;
-    assert_greeted(&fleet.hello(0, &fleet.user(2)).await, 2);
-    assert_eq!(
-        fleet
-            .metric(0, "mcp_obo_obo_shared_cache_lookups_total{result=\"miss\"}")
-            .await,
-        1.0
-    );
-}
-
-#[tokio::test]
-async fn a_redis_that_stops_answering_is_bypassed_at_its_deadline_and_used_again_after() {
-    let redis = RedisServer::start().await;
-    let fleet = Fleet::start(
-        binary(),
-        1,
-        &redis.url(),
-        &[("MCP_OBO__OBO__SHARED_CACHE__TIMEOUT", "200ms")],
-    )
-    .await;
-    assert_greeted(&fleet.hello(0, &fleet.user(1)).await, 1);
-    redis.pause();
-    for n in 2..5 {
-        assert_greeted(&fleet.hello(0, &fleet.user(n)).await, n);
-    }
-    let timeouts = "mcp_obo_obo_shared_cache_errors_total{op=\"get\",reason=\"timeout\"}";
-    assert_eq!(
-        fleet.metric(0, timeouts).await,
-        1.0,
-        "one timeout, then bypassed"
-    );
-    // The call that met the timeout went on without the cache too.
-    assert_eq!(fleet.metric(0, BYPASSED).await, 3.0);
-    assert_eq!(fleet.metric(0, UP).await, 0.0);
-    redis.resume();
-    wait_until_used_again(&fleet).await;
-    assert_greeted(&fleet.hello(0, &fleet.user(9)).await, 9);
-    assert_eq!(fleet.issuer.exchanges(), 5);
-    assert_eq!(
-        fleet.metric(0, BYPASSED).await,
-        3.0,
-        "used again, not bypassed"
-    );
-}
-
-#[tokio::test]
 async fn a_token_graph_refuses_is_dropped_from_redis_too() {
     let redis = RedisServer::start().await;
     let fleet = Fleet::start(binary(), 2, &redis.url(), &[]).await;
@@ -217,132 +120,6 @@ async fn a_token_graph_refuses_is_dropped_from_redis_too() {
     assert_greeted(&fleet.hello(1, &token).await, 5);
     assert_eq!(fleet.issuer.exchanges(), 2);
     assert_eq!(fleet.metric(1, HIT).await, 1.0);
-}
-
-#[tokio::test]
-async fn a_tampered_entry_and_one_written_under_another_users_key_are_ignored_and_replaced() {
-    let redis = RedisServer::start().await;
-    let fleet = Fleet::start(binary(), 3, &redis.url(), &[]).await;
-    let (a, b) = (fleet.user(1), fleet.user(2));
-    assert_greeted(&fleet.hello(0, &a).await, 1);
-    let a_key = only_key(&redis.dump().await);
-    assert_greeted(&fleet.hello(0, &b).await, 2);
-    let b_key = only_key(
-        &redis
-            .dump()
-            .await
-            .into_iter()
-            .filter(|(k, _)| *k != a_key)
-            .collect::<Vec<_>>(),
-    );
-    let mut con = redis.client().await;
-    // B's entry replaced by A's (sealed under A's token, for A's key): foreign to B.
-    let a_value: Vec<u8> = redis::cmd("GET")
-        .arg(&a_key)
-        .query_async(&mut con)
-        .await
-        .expect("GET");
-    let () = redis::cmd("SET")
-        .arg(&b_key)
-        .arg(&a_value)
-        .query_async(&mut con)
-        .await
-        .expect("SET");
-    // A's entry with one byte flipped.
-    let mut tampered = a_value.clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 0x01;
-    let () = redis::cmd("SET")
-        .arg(&a_key)
-        .arg(&tampered)
-        .query_async(&mut con)
-        .await
-        .expect("SET");
-
-    // Replica 1 has neither user in process: both entries are read, refused, re-exchanged.
-    assert_greeted(&fleet.hello(1, &a).await, 1);
-    assert_greeted(&fleet.hello(1, &b).await, 2);
-    assert_eq!(fleet.issuer.exchanges(), 4);
-    assert_eq!(fleet.metric(1, REJECTED).await, 2.0);
-    // The replacements are good entries: replica 2 reads them.
-    assert_greeted(&fleet.hello(2, &a).await, 1);
-    assert_greeted(&fleet.hello(2, &b).await, 2);
-    assert_eq!(fleet.issuer.exchanges(), 4);
-    assert_eq!(fleet.metric(2, HIT).await, 2.0);
-}
-
-/// The one entry key (`…:t`) among `entries`.
-fn only_key(entries: &[(String, Vec<u8>)]) -> String {
-    let keys: Vec<&String> = entries
-        .iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.ends_with(":t"))
-        .collect();
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    keys[0].clone()
-}
-
-#[tokio::test]
-async fn redis_holds_no_token_no_jwt_and_no_profile_data() {
-    let redis = RedisServer::start().await;
-    let fleet = Fleet::start(binary(), 3, &redis.url(), &[]).await;
-    let users: Vec<String> = (0..10).map(|n| fleet.user(n)).collect();
-    for (n, token) in users.iter().enumerate() {
-        for k in 0..3 {
-            assert_greeted(&fleet.hello(k, token).await, n);
-        }
-    }
-    let entries = redis.dump().await;
-    assert_eq!(
-        entries.iter().filter(|(k, _)| k.ends_with(":t")).count(),
-        10
-    );
-    let mut secrets: Vec<String> = users.clone();
-    secrets.extend(fleet.issuer.issued_tokens());
-    assert_eq!(secrets.len(), 20, "ten user tokens and ten Graph tokens");
-    for n in 0..10 {
-        secrets.push(format!("User {n}"));
-        secrets.push(format!("user{n}@contoso.com"));
-        secrets.push(format!("{}-{n}", crate::support::tokens::USER_OID));
-    }
-    for (key, value) in &entries {
-        assert!(
-            key.starts_with("mcp-obo:{") && !key.contains("eyJ"),
-            "{key}"
-        );
-        for secret in &secrets {
-            // Its first and last 16 characters (a JWT's header, and its signature, unique to
-            // it): either would be as telling as the whole.
-            let bytes = secret.as_bytes();
-            let n = bytes.len().min(16);
-            for probe in [&bytes[..n], &bytes[bytes.len() - n..]] {
-                assert!(!contains(key.as_bytes(), probe), "{key} holds {secret}");
-                assert!(!contains(value, probe), "the value at {key} holds {secret}");
-            }
-        }
-        assert!(!holds_jwt(value), "the value at {key} holds a JWT");
-    }
-    // Nor do the replicas' logs.
-    for replica in &fleet.replicas {
-        let log = replica.process.stderr();
-        for secret in &secrets[..20] {
-            assert!(!log.contains(secret.as_str()), "a token in a replica's log");
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `eyJ` (a JSON object, base64url) followed by more base64url: what every JWT starts with.
-fn holds_jwt(value: &[u8]) -> bool {
-    value.windows(20).any(|w| {
-        w.starts_with(b"eyJ")
-            && w[3..]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-    })
 }
 
 #[tokio::test]

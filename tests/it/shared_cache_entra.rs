@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use crate::support::fake_graph::FakeGraph;
 use crate::support::fake_imds::{FakeImds, IDENTITY_HEADER, MI_CLIENT_ID, MI_PRINCIPAL_ID};
 use crate::support::fleet::sample;
 use crate::support::obo_world::{EXCHANGE_AUDIENCE, call_hello_at, entra_and_graph};
 use crate::support::redis_server::RedisServer;
-use crate::support::tokens::CLIENT_ID;
+use crate::support::tokens::{CLIENT_ID, TestIssuer};
 use crate::support::{ServerProcess, binary, entra_env, free_port};
 
 const ADMIN: &str = "test-admin-password";
@@ -42,24 +43,7 @@ async fn entra_auth_logs_in_as_the_identitys_object_id_with_its_redis_token() {
         RedisServer::start_protected(ADMIN, &["--user", MI_PRINCIPAL_ID, "on", "~*", "+@all"])
             .await;
     let metrics_port = free_port();
-    let metrics_listen = format!("127.0.0.1:{metrics_port}");
-    let mut env = entra_env(&issuer);
-    env.extend(
-        [
-            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
-            ("IDENTITY_ENDPOINT", imds.endpoint.as_str()),
-            ("IDENTITY_HEADER", IDENTITY_HEADER),
-            ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
-            ("MCP_OBO__OBO__SHARED_CACHE__URL", &redis.url()),
-            ("MCP_OBO__OBO__SHARED_CACHE__AUTH", "entra"),
-            ("MCP_OBO__OBO__SHARED_CACHE__TIMEOUT", "1s"),
-            ("MCP_OBO__TELEMETRY__METRICS_LISTEN", &metrics_listen),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = ServerProcess::start(binary(), &env).await;
-    server.wait_ready().await;
+    let server = start_with_entra_redis(&imds, &issuer, &graph, &redis, metrics_port).await;
 
     // The server asked its identity for a Redis token, and Redis refused the login.
     let redis_token = || {
@@ -97,6 +81,50 @@ async fn entra_auth_logs_in_as_the_identitys_object_id_with_its_redis_token() {
     )
     .await;
     assert_eq!(result["isError"], false, "{result}\n{}", server.stderr());
+    assert_shared_as_the_identity(&redis, &mut admin, metrics_port).await;
+    assert!(
+        !server.stderr().contains(&token),
+        "the Redis token reached the log"
+    );
+}
+
+/// `mcp-obo serve` with the managed identity of `imds`, the shared cache at `redis` with
+/// `auth = entra`, and its metrics on `metrics_port`.
+async fn start_with_entra_redis(
+    imds: &FakeImds,
+    issuer: &TestIssuer,
+    graph: &FakeGraph,
+    redis: &RedisServer,
+    metrics_port: u16,
+) -> ServerProcess {
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let mut env = entra_env(issuer);
+    env.extend(
+        [
+            ("MCP_OBO__GRAPH__BASE_URL", graph.url.as_str()),
+            ("IDENTITY_ENDPOINT", imds.endpoint.as_str()),
+            ("IDENTITY_HEADER", IDENTITY_HEADER),
+            ("OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", MI_CLIENT_ID),
+            ("MCP_OBO__OBO__SHARED_CACHE__URL", &redis.url()),
+            ("MCP_OBO__OBO__SHARED_CACHE__AUTH", "entra"),
+            ("MCP_OBO__OBO__SHARED_CACHE__TIMEOUT", "1s"),
+            ("MCP_OBO__TELEMETRY__METRICS_LISTEN", &metrics_listen),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = ServerProcess::start(binary(), &env).await;
+    server.wait_ready().await;
+    server
+}
+
+/// The call went through the shared cache (one miss, one lock), its entry was written, and
+/// the connection is logged in as the identity's object id.
+async fn assert_shared_as_the_identity(
+    redis: &RedisServer,
+    admin: &mut redis::aio::MultiplexedConnection,
+    metrics_port: u16,
+) {
     let text = metrics(metrics_port).await;
     assert_eq!(
         sample(
@@ -119,15 +147,11 @@ async fn entra_auth_logs_in_as_the_identitys_object_id_with_its_redis_token() {
     );
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
-        .query_async(&mut admin)
+        .query_async(admin)
         .await
         .expect("CLIENT LIST");
     assert!(
         clients.contains(&format!("user={MI_PRINCIPAL_ID}")),
         "{clients}"
-    );
-    assert!(
-        !server.stderr().contains(&token),
-        "the Redis token reached the log"
     );
 }
