@@ -1,4 +1,4 @@
-//! The load tool: load, start-up and memory measurements of the release binary
+//! The load tool: load, start-up and memory measurements of the shipped (`dist`) binary
 //! with authorization on. A workspace member rather than a `cargo bench` target because it
 //! is a tool: it drives `wrk`, samples /proc and rewrites BENCHMARKS.md.
 //!
@@ -18,9 +18,9 @@
 //! exchanges for 10,000 calls from 100 users. Prints a Markdown report and writes it into
 //! `BENCHMARKS.md` between the `<!-- load:begin -->` / `<!-- load:end -->` markers.
 //!
-//! Run with `scripts/bench.sh` (`cargo build --release --bin mcp-obo`, then `cargo run
-//! --release -p mcp-obo-loadtest -- --binary target/release/mcp-obo`). The binary comes from
-//! `--binary` or `MCP_OBO_BIN` (default `target/release/mcp-obo`); the knobs are the
+//! Run with `scripts/bench.sh` (`cargo build --profile dist --bin mcp-obo`, then `cargo run
+//! --profile dist -p mcp-obo-loadtest -- --binary target/dist/mcp-obo`). The binary comes from
+//! `--binary` or `MCP_OBO_BIN` (default `target/dist/mcp-obo`); the knobs are the
 //! `MCP_OBO_BENCH_*` variables (`--help`, `options.rs`).
 //!
 //! Modules: `options` (knobs), `fakes` (issuer, Graph, tokens), `server` (the child
@@ -94,7 +94,7 @@ fn run(opts: &Options) -> Result<()> {
     let t0 = Instant::now();
     if !opts.binary.exists() {
         bail!(
-            "{} not found: cargo build --release --bin mcp-obo, or pass --binary / set MCP_OBO_BIN",
+            "{} not found: cargo build --profile dist --bin mcp-obo, or pass --binary / set MCP_OBO_BIN",
             opts.binary.display()
         );
     }

@@ -27,11 +27,11 @@ Knobs (environment):
   MCP_OBO__*                 server settings (e.g. MCP_OBO__SERVER__WORKERS=1) reach every
                              server it starts";
 
-/// Load, start-up and memory measurements of the mcp-obo release binary (scripts/bench.sh).
+/// Load, start-up and memory measurements of the mcp-obo `dist` binary (scripts/bench.sh).
 #[derive(Parser)]
 #[command(name = "mcp-obo-loadtest", after_help = KNOBS)]
 struct Cli {
-    /// The mcp-obo binary to measure [default: target/release/mcp-obo in the repository]
+    /// The mcp-obo binary to measure [default: target/dist/mcp-obo in the repository]
     #[arg(long, env = "MCP_OBO_BIN", value_name = "PATH")]
     binary: Option<PathBuf>,
 }
@@ -70,7 +70,7 @@ impl Options {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let binary = binary
             .filter(|b| !b.as_os_str().is_empty())
-            .unwrap_or_else(|| root.join("target/release/mcp-obo"));
+            .unwrap_or_else(|| root.join("target/dist/mcp-obo"));
         let connections = var("MCP_OBO_BENCH_CONNECTIONS")
             .unwrap_or_else(|| "16,64,256".into())
             .split(',')
@@ -153,7 +153,7 @@ mod tests {
         let o = with(&[]).unwrap();
         assert_eq!((o.duration, o.rounds, o.threads, o.users), (5, 3, 2, 1000));
         assert_eq!(o.connections, [16, 64, 256]);
-        assert!(o.binary.ends_with("target/release/mcp-obo"));
+        assert!(o.binary.ends_with("target/dist/mcp-obo"));
         assert!(o.out.as_ref().unwrap().ends_with("BENCHMARKS.md"));
         assert!(o.script().is_file(), "{}", o.script().display());
         assert!(o.root.join("Cargo.toml").is_file());
