@@ -1,9 +1,10 @@
-//! The report's header (date, machine, commit, binary, how the load was made) and its closing
-//! section, the wrk commands as run.
+//! The report's header (date, machine, commit, binary, how the load was made, the nginx
+//! reference) and its closing section, the wrk commands as run.
 
 use std::fmt::Write as _;
 use std::process::Command;
 
+use super::Results;
 use crate::options::Options;
 use crate::procfs::machine;
 use crate::wrk::Wrk;
@@ -19,7 +20,7 @@ fn sh(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub(super) fn header(md: &mut String, opts: &Options, binary_note: &str) {
+pub(super) fn header(md: &mut String, opts: &Options, r: &Results, binary_note: &str) {
     let commit = sh(
         "git",
         &["-C", &opts.root.display().to_string(), "rev-parse", "HEAD"],
@@ -71,8 +72,22 @@ pub(super) fn header(md: &mut String, opts: &Options, binary_note: &str) {
     );
     let _ = writeln!(
         md,
-        "- auth-off server: `auth.mode=none` on loopback (tools/list only)\n"
+        "- auth-off server: `auth.mode=none` on loopback (tools/list only)"
     );
+    match &r.nginx {
+        Some(nginx) => {
+            let _ = writeln!(
+                md,
+                "- nginx reference: {nginx}; a reverse proxy taking HelloTool's POST `/mcp` (same headers and body) and making the one upstream request HelloTool makes, a keep-alive HTTP/1.1 `GET /v1.0/me` to the fake Graph with the request's bearer token (the downstream tokens the warm-up issued), and no JSON or token work: the floor for HelloTool (`loadtest/src/nginx.rs`)\n"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "- nginx reference: not run, nginx was not found (`apt-get install nginx-light`; scripts/bench.sh installs it)\n"
+            );
+        }
+    }
 }
 
 pub(super) fn commands(md: &mut String, opts: &Options, wrk: &Wrk<'_>) {
@@ -102,6 +117,11 @@ fn wrk_commands(opts: &Options, wrk: &Wrk<'_>) -> Vec<String> {
             "HelloTool",
             "http://127.0.0.1:$AUTH_PORT/mcp",
             "hello users.txt",
+        ),
+        (
+            "nginx reference",
+            "http://127.0.0.1:$NGINX_PORT/mcp",
+            "proxy graph-tokens.txt",
         ),
         (
             "fake Graph",

@@ -1,11 +1,12 @@
 //! The throughput and latency table (every scenario at every connection count, the fake
-//! Graph's ceiling, the comparison runs) and the ratios of scenarios in the same run.
+//! Graph's ceiling, the comparison runs) and the ratios of scenarios in the same run, HelloTool
+//! against the nginx reference among them.
 
 use std::fmt::Write as _;
 
 use super::{Results, ratio, us};
 use crate::options::Options;
-use crate::scenarios::Scenario;
+use crate::scenarios::{Scenario, against_nginx};
 use crate::wrk::Load;
 
 pub(super) fn error_cell(l: &Load) -> String {
@@ -93,5 +94,20 @@ pub(super) fn ratios(md: &mut String, opts: &Options, r: &Results) {
             pct(ratio(r, c, Scenario::Hello, Scenario::ListOff)),
             pct(ratio(r, c, Scenario::ListOff, Scenario::Healthz)),
         );
+    }
+    let mut against = opts.connections.iter().filter_map(|&c| {
+        let hello = r.load.get(&(c, Scenario::Hello))?;
+        let nginx = r.load.get(&(c, Scenario::Nginx))?;
+        Some(format!(
+            "- {} at {c} connections",
+            against_nginx(hello, nginx)
+        ))
+    });
+    if let Some(first) = against.next() {
+        let _ = writeln!(md, "\nAgainst the nginx reference (the same rounds):\n");
+        let _ = writeln!(md, "{first}");
+        for line in against {
+            let _ = writeln!(md, "{line}");
+        }
     }
 }

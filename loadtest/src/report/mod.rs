@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result};
 
 use crate::calls::ColdStart;
 use crate::options::Options;
+use crate::phases::Memory;
 use crate::scenarios::Scenario;
 use crate::wrk::{Load, Wrk};
 
@@ -39,14 +40,7 @@ pub fn mb(kb: u64) -> String {
 
 pub struct Results {
     pub cold: Vec<ColdStart>,
-    pub rss_idle_kb: u64,
-    /// RssAnon: the process's own pages, without the mapped binary.
-    pub anon_idle_kb: u64,
-    pub rss_10k_kb: u64,
-    pub anon_10k_kb: u64,
-    pub hwm_10k_kb: u64,
-    pub memory_exchanges: usize,
-    pub memory_failures: usize,
+    pub memory: Memory,
     pub warm_exchanges: usize,
     pub warm_failures: usize,
     pub graph_ceiling: Load,
@@ -61,6 +55,8 @@ pub struct Results {
     pub hwm_after_load_kb: u64,
     pub server_log_problems: u64,
     pub server_log_sample: Option<String>,
+    /// The nginx reference proxy's version and workers; `None` when it did not run.
+    pub nginx: Option<String>,
     pub first_failure: Option<String>,
 }
 
@@ -75,7 +71,7 @@ pub fn ms(d: Duration) -> String {
 
 pub fn report(opts: &Options, r: &Results, wrk: &Wrk<'_>, binary_note: &str) -> String {
     let mut md = String::new();
-    header::header(&mut md, opts, binary_note);
+    header::header(&mut md, opts, r, binary_note);
     load::throughput(&mut md, opts, r);
     load::ratios(&mut md, opts, r);
     startup::startup_memory(&mut md, opts, r);

@@ -32,17 +32,17 @@ pub(super) fn startup_memory(md: &mut String, opts: &Options, r: &Results) {
     let _ = writeln!(
         md,
         "| RSS idle (fresh auth server, ready, VmRSS; of it anonymous, RssAnon) | {} (anonymous {}) |",
-        mb(r.rss_idle_kb),
-        mb(r.anon_idle_kb)
+        mb(r.memory.rss_idle_kb),
+        mb(r.memory.anon_idle_kb)
     );
     let _ = writeln!(
         md,
         "| RSS after {MEMORY_USERS} distinct users each called HelloTool once (VmRSS / VmHWM; anonymous) | {} / {} (anonymous {}; {} exchanges, {} failed calls) |",
-        mb(r.rss_10k_kb),
-        mb(r.hwm_10k_kb),
-        mb(r.anon_10k_kb),
-        r.memory_exchanges,
-        r.memory_failures
+        mb(r.memory.rss_10k_kb),
+        mb(r.memory.hwm_10k_kb),
+        mb(r.memory.anon_10k_kb),
+        r.memory.exchanges,
+        r.memory.failures
     );
     let _ = writeln!(
         md,

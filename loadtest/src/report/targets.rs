@@ -70,19 +70,19 @@ pub(super) fn targets(md: &mut String, opts: &Options, r: &Results) {
     let _ = writeln!(
         md,
         "| RSS < 20 MB idle | {} | {} |",
-        mb(r.rss_idle_kb),
-        pass(r.rss_idle_kb < 20 * 1024)
+        mb(r.memory.rss_idle_kb),
+        pass(r.memory.rss_idle_kb < 20 * 1024)
     );
     let _ = writeln!(
         md,
         "| RSS < 80 MB after {MEMORY_USERS} users | {} | {} |",
-        mb(r.rss_10k_kb),
-        pass(r.rss_10k_kb < 80 * 1024)
+        mb(r.memory.rss_10k_kb),
+        pass(r.memory.rss_10k_kb < 80 * 1024)
     );
     let run_errors: u64 = r.load.values().map(Load::errors).sum::<u64>()
         + r.extras.iter().map(|(_, l)| l.errors()).sum::<u64>()
         + r.graph_ceiling.errors();
-    let call_errors = r.memory_failures + r.warm_failures + r.exchange_calls_failures;
+    let call_errors = r.memory.failures + r.warm_failures + r.exchange_calls_failures;
     let _ = writeln!(
         md,
         "| zero errors in every run | {run_errors} in wrk runs, {call_errors} in counted calls, {} WARN/ERROR log lines | {} |",
