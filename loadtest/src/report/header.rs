@@ -78,7 +78,7 @@ pub(super) fn header(md: &mut String, opts: &Options, r: &Results, binary_note: 
         Some(nginx) => {
             let _ = writeln!(
                 md,
-                "- nginx reference: {nginx}; a reverse proxy taking HelloTool's POST `/mcp` (same headers and body) and making the one upstream request HelloTool makes, a keep-alive HTTP/1.1 `GET /v1.0/me` to the fake Graph with the request's bearer token (the downstream tokens the warm-up issued), and no JSON or token work: the floor for HelloTool (`loadtest/src/nginx.rs`)\n"
+                "- nginx reference: {nginx}; a reverse proxy taking HelloTool's POST `/mcp` (same headers and body) and making the one upstream request HelloTool makes, a keep-alive HTTP/1.1 `GET /v1.0/me` to the fake Graph with the request's bearer token (the downstream tokens HelloTool's warm-up got), and no JSON or token work: the floor for HelloTool (`loadtest/src/nginx.rs`)\n"
             );
         }
         None => {
