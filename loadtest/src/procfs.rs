@@ -104,9 +104,14 @@ mod tests {
         let stat = "42 (tokio (rt) w) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0";
         assert_eq!(stat_cpu_ticks(stat), 12);
         assert_eq!(stat_cpu_ticks(""), 0);
-        assert_eq!(stat_ppid(stat), Some(1));
-        assert_eq!(stat_ppid(""), None);
         assert!(proc_cpu_ticks("self") > 0 || proc_status_kb(std::process::id(), "VmRSS:") > 0);
+    }
+
+    #[test]
+    fn finds_the_children_of_a_process() {
+        let stat = "42 (nginx: worker (1)) S 7 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0";
+        assert_eq!(stat_ppid(stat), Some(7));
+        assert_eq!(stat_ppid(""), None);
         let mut child = Command::new("sleep").arg("5").spawn().unwrap();
         let found = children(std::process::id()).contains(&child.id());
         let _ = child.kill();
