@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpMessage, test};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -103,7 +104,7 @@ fn token_validation(c: &mut Criterion) {
     group.finish();
 }
 
-fn jsonrpc(c: &mut Criterion) {
+fn jsonrpc_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("jsonrpc");
     group.bench_function("parse_tools_call_as_value", |b| {
         b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(CALL))))
@@ -115,60 +116,67 @@ fn jsonrpc(c: &mut Criterion) {
             ))
         })
     });
+    group.finish();
+}
 
-    // The MCP service exactly as the server mounts it, called in-process.
+/// The MCP service exactly as the server mounts it, at `/mcp`: rmcp's transport alone, and
+/// the same with the stateless fast path in front as `server/mcp_scope.rs` mounts it (the
+/// step-up layer reads and parses the body, the fast path answers). Needs a runtime.
+fn mcp_scopes(
+    settings: &mcp_obo::settings::Settings,
+) -> (
+    impl HttpServiceFactory + 'static,
+    impl HttpServiceFactory + 'static,
+) {
+    let tokens = mcp_obo_testkit::StaticTokens::new("unused");
+    let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
+    let registry = Arc::new(
+        Registry::default().with_all(mcp_obo::tools::all(&graph).expect("the tools build")),
+    );
+    let service = mcp_obo::mcp::mount(
+        settings.server.sessions,
+        settings.server.max_body_bytes,
+        registry.clone(),
+        mcp_obo::mcp::RmcpSessions::default(),
+        rmcp_actix_web::transport::CancellationToken::new(),
+    );
+    let rmcp_only = service.clone().scope_with_path("/mcp");
+    let metadata = Arc::new(mcp_obo::auth::ResourceMetadata::from_settings(
+        &settings.auth,
+        &settings.entra,
+        &settings.server.public_url,
+        &[],
+        &[],
+    ));
+    let authorizer =
+        mcp_obo::auth::Authorizer::new(&settings.auth, &settings.entra, metadata, None);
+    let access = Rc::new(
+        mcp_obo::mcp::ToolAccess::new(registry.clone(), authorizer, settings.server.max_body_bytes)
+            .with_fast_path(true),
+    );
+    let direct = Rc::new(mcp_obo::mcp::Direct::new(registry));
+    let fast = service
+        .scope_with_path("/mcp")
+        .wrap(from_fn(move |req, next| {
+            mcp_obo::mcp::Direct::answer(Rc::clone(&direct), req, next)
+        }))
+        .wrap(from_fn(move |req, next| {
+            mcp_obo::mcp::ToolAccess::check(Rc::clone(&access), req, next)
+        }));
+    (rmcp_only, fast)
+}
+
+fn jsonrpc_in_process(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jsonrpc");
     let loaded = mcp_obo::settings::load(None, &Vec::new()).expect("default settings");
     let settings = loaded.settings;
     let system = actix_web::rt::System::new();
-    let tokens = mcp_obo_testkit::StaticTokens::new("unused");
     let (app, fast) = system.block_on(async {
-        let graph = GraphClient::new(&settings.graph, tokens).expect("graph client");
-        let registry = Arc::new(
-            Registry::default().with_all(mcp_obo::tools::all(&graph).expect("the tools build")),
-        );
-        let service = mcp_obo::mcp::mount(
-            settings.server.sessions,
-            settings.server.max_body_bytes,
-            registry.clone(),
-            mcp_obo::mcp::RmcpSessions::default(),
-            rmcp_actix_web::transport::CancellationToken::new(),
-        );
-        let rmcp_only =
-            test::init_service(App::new().service(service.clone().scope_with_path("/mcp"))).await;
-        // The same, with the stateless fast path in front as `server/mcp_scope.rs` mounts
-        // it: the step-up layer reads and parses the body, the fast path answers.
-        let metadata = Arc::new(mcp_obo::auth::ResourceMetadata::from_settings(
-            &settings.auth,
-            &settings.entra,
-            &settings.server.public_url,
-            &[],
-            &[],
-        ));
-        let authorizer =
-            mcp_obo::auth::Authorizer::new(&settings.auth, &settings.entra, metadata, None);
-        let access = Rc::new(
-            mcp_obo::mcp::ToolAccess::new(
-                registry.clone(),
-                authorizer,
-                settings.server.max_body_bytes,
-            )
-            .with_fast_path(true),
-        );
-        let direct = Rc::new(mcp_obo::mcp::Direct::new(registry));
-        let fast = test::init_service(
-            App::new().service(
-                service
-                    .scope_with_path("/mcp")
-                    .wrap(from_fn(move |req, next| {
-                        mcp_obo::mcp::Direct::answer(Rc::clone(&direct), req, next)
-                    }))
-                    .wrap(from_fn(move |req, next| {
-                        mcp_obo::mcp::ToolAccess::check(Rc::clone(&access), req, next)
-                    })),
-            ),
+        let (rmcp_only, fast) = mcp_scopes(&settings);
+        (
+            test::init_service(App::new().service(rmcp_only)).await,
+            test::init_service(App::new().service(fast)).await,
         )
-        .await;
-        (rmcp_only, fast)
     });
     let list = || {
         let request = test::TestRequest::post()
@@ -271,5 +279,11 @@ fn limits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, token_validation, jsonrpc, limits);
+criterion_group!(
+    benches,
+    token_validation,
+    jsonrpc_parse,
+    jsonrpc_in_process,
+    limits
+);
 criterion_main!(benches);

@@ -6,7 +6,9 @@
 --
 -- MODE: healthz (GET), list (POST tools/list), hello (POST tools/call HelloTool),
 --       events (POST tools/call UpcomingEvents, top 10: one calendarView page),
---       graph (GET with a bearer token: the fake Graph's /v1.0/me on its own).
+--       graph (GET with a bearer token: the fake Graph's /v1.0/me on its own),
+--       proxy (hello's POST to the nginx reference proxy, with downstream tokens: answered
+--       by the fake Graph's /v1.0/me through nginx).
 -- TOKEN_FILE: one token per line; each request carries the next one (`Authorization: Bearer`).
 -- done() prints one machine-readable `WRK_RESULT key=value ...` line for the harness.
 
@@ -27,6 +29,7 @@ local MCP_HEADERS = {
 local BODIES = {
   list = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}',
   hello = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}',
+  proxy = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}',
   events = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"UpcomingEvents","arguments":{"top":10}}}',
 }
 local EXPECT = {
@@ -35,6 +38,7 @@ local EXPECT = {
   hello = '"isError":false',
   events = '"events":[{"',
   graph = '"displayName"',
+  proxy = '"displayName"',
 }
 
 local prepared = {}

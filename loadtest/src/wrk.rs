@@ -1,5 +1,5 @@
 //! Driving `wrk` with `load.lua` and reading its `WRK_RESULT` line, with the CPU time the
-//! server and this process (the fakes) used during the run.
+//! server (its processes, summed) and this process (the fakes) used during the run.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -101,10 +101,16 @@ impl Wrk<'_> {
         duration: u64,
         url: &str,
         args: &[&str],
-        server_pid: Option<u32>,
+        server_pids: &[u32],
     ) -> Result<Load> {
         let cmd = self.command(conns, duration, url, args);
-        let server_before = server_pid.map(|p| proc_cpu_ticks(&p.to_string()));
+        let server_ticks = || -> u64 {
+            server_pids
+                .iter()
+                .map(|p| proc_cpu_ticks(&p.to_string()))
+                .sum()
+        };
+        let server_before = server_ticks();
         let self_before = proc_cpu_ticks("self");
         let started = Instant::now();
         let output = Command::new(&cmd[0])
@@ -112,12 +118,7 @@ impl Wrk<'_> {
             .output()
             .context("run wrk (apt-get install -y wrk)")?;
         let wall = started.elapsed().as_secs_f64();
-        let server_cores = match (server_pid, server_before) {
-            (Some(p), Some(b)) => {
-                proc_cpu_ticks(&p.to_string()).saturating_sub(b) as f64 / self.ticks / wall
-            }
-            _ => 0.0,
-        };
+        let server_cores = server_ticks().saturating_sub(server_before) as f64 / self.ticks / wall;
         let harness_cores =
             proc_cpu_ticks("self").saturating_sub(self_before) as f64 / self.ticks / wall;
         let stdout = String::from_utf8_lossy(&output.stdout);
