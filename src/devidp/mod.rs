@@ -77,7 +77,9 @@ pub enum Error {
     },
     #[error("cannot create signing keys: {0}")]
     Keys(String),
-    #[error("cannot build the HTTP client that fetches client metadata documents: {0}; check the platform's TLS trust store")]
+    #[error(
+        "cannot build the HTTP client that fetches client metadata documents: {0}; check the platform's TLS trust store"
+    )]
     Http(String),
 }
 

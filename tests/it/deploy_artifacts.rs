@@ -352,3 +352,54 @@ fn functions_start_passes_a_configured_host_through_and_keeps_its_exit_status() 
     assert!(stdout.contains("later line"), "{stdout}");
     assert!(!stderr.contains("FATAL"), "{stderr}");
 }
+
+/// The `key = value` lines of one `[section]` of a TOML file, as written.
+fn toml_section(text: &str, section: &str) -> Vec<String> {
+    let header = format!("[{section}]");
+    text.lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn what_ships_and_what_is_measured_is_the_fat_lto_dist_build() {
+    let root = repo_root();
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap_or_default();
+    let manifest = read("Cargo.toml");
+    let dist = toml_section(&manifest, "profile.dist");
+    for setting in [
+        "inherits = \"release\"",
+        "opt-level = 3",
+        "lto = \"fat\"",
+        "codegen-units = 1",
+    ] {
+        assert!(
+            dist.iter().any(|l| l == setting),
+            "Cargo.toml [profile.dist] lacks {setting}: {dist:?}"
+        );
+    }
+    // Every cargo build the image or the load benchmark makes is the dist one.
+    for file in ["Dockerfile", "scripts/bench.sh"] {
+        let text = read(file);
+        let builds: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("cargo build") || l.contains("cargo run"))
+            .filter(|l| !l.trim_start().starts_with('#') && !l.contains("echo"))
+            .collect();
+        assert!(!builds.is_empty(), "{file} builds nothing");
+        for line in builds {
+            assert!(
+                line.contains("--profile dist"),
+                "{file} builds without --profile dist: {line}"
+            );
+        }
+        assert!(
+            !text.contains("target/release/"),
+            "{file} uses a release-profile binary"
+        );
+    }
+}
