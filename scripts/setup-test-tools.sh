@@ -151,52 +151,45 @@ setup_python_tools() {
 }
 # ------------------------------------------------------------------------------------------
 
+# Debian package $1 with apt-get, for $2 (what needs it, as a phrase). Only called when the
+# command is missing. The package's own service is never started: the tests run their own
+# instances on loopback ports of their own.
+apt_install() {
+  local package=$1 needed_by=$2
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "$package is needed by $needed_by: install it (Debian/Ubuntu: apt-get install $package)"
+    exit 1
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
+  log "installing $package with apt-get ..."
+  "${sudo[@]}" apt-get update -qq >&2
+  # RUNLEVEL=1: invoke-rc.d does not start the package's service (ports 6379, 80) on install.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "$package" >&2
+  summary+=("$package (installed)")
+}
+
 # redis-server and redis-cli (Debian's `redis-server` package, which brings `redis-tools`):
 # the shared token cache tests start their own servers and a three-node cluster on loopback
-# ports (tests/it/shared_cache.rs). Installed with apt-get only when missing; the package's
-# own service is never started (the tests run their instances, on ports of their own).
+# ports (tests/it/shared_cache.rs).
 setup_redis_server() {
   if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
     summary+=("redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (already present)")
     return 0
   fi
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "redis-server is needed by the shared cache tests: install it (Debian/Ubuntu: apt-get install redis-server)"
-    exit 1
-  fi
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
-  log "installing redis-server with apt-get ..."
-  "${sudo[@]}" apt-get update -qq >&2
-  # RUNLEVEL=1: invoke-rc.d does not start the package's own service (port 6379) on install.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-    redis-server >&2
-  summary+=("redis-server (installed)")
+  apt_install redis-server "the shared cache tests"
 }
-# ------------------------------------------------------------------------------------------
 
 # nginx (Debian's `nginx-light`): the load tool's reference proxy; its test
-# (loadtest/src/nginx/tests.rs) starts one on a loopback port against the fake Graph and fails
-# when nginx is missing, unless MCP_OBO_TEST_NO_NGINX is set. Installed with apt-get only when
-# missing; the package's own service is never started (the test and the load tool run their
-# own instances from a temporary prefix).
+# (loadtest/src/nginx/tests.rs) starts one from a temporary prefix on a loopback port against
+# the fake Graph, and fails when nginx is missing unless MCP_OBO_TEST_NO_NGINX is set.
 setup_nginx() {
   if command -v nginx >/dev/null 2>&1; then
     summary+=("$(nginx -v 2>&1 | sed 's/^nginx version: //') (already present)")
     return 0
   fi
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "nginx is needed by the load tool's reference proxy test: install it (Debian/Ubuntu: apt-get install nginx-light), or set MCP_OBO_TEST_NO_NGINX=1 to skip that test"
-    exit 1
-  fi
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
-  log "installing nginx-light with apt-get ..."
-  "${sudo[@]}" apt-get update -qq >&2
-  # RUNLEVEL=1: invoke-rc.d does not start the package's own service (port 80) on install.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-    nginx-light >&2
-  summary+=("nginx-light (installed)")
+  apt_install nginx-light "the load tool's reference proxy test (or set MCP_OBO_TEST_NO_NGINX=1 to skip it)"
 }
 # ------------------------------------------------------------------------------------------
 
