@@ -321,7 +321,7 @@ fn measure_load(
         nginx: targets.nginx.map(|n| {
             format!(
                 "`{}`, {} worker processes (the server's worker count), not pinned (neither is the server)",
-                nginx::version(),
+                nginx::version().unwrap_or_else(|| "nginx".into()),
                 n.workers()
             )
         }),

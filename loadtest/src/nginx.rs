@@ -23,23 +23,18 @@ pub const MISSING: &str = "nginx not found: the nginx reference run is skipped (
 
 /// Whether `nginx` is on PATH.
 pub fn installed() -> bool {
-    Command::new("nginx")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    version().is_some()
 }
 
-/// `nginx/1.22.1` (from `nginx -v`, which prints on stderr), or "nginx".
-pub fn version() -> String {
-    Command::new("nginx")
-        .arg("-v")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stderr).into_owned();
-            Some(text.trim().rsplit(' ').next()?.to_owned())
-        })
-        .unwrap_or_else(|| "nginx".into())
+/// `nginx/1.22.1` (from `nginx -v`, which prints on stderr), or `None` when nginx is not on
+/// PATH.
+pub fn version() -> Option<String> {
+    let out = Command::new("nginx").arg("-v").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    Some(text.trim().rsplit(' ').next()?.to_owned())
 }
 
 /// mcp-obo's HTTP workers under this tool: `MCP_OBO__SERVER__WORKERS` when set above 0 (it

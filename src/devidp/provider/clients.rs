@@ -56,14 +56,7 @@ async fn fetch_client_metadata(
     if doc["client_id"] != client_id {
         return Err("it names another client_id".into());
     }
-    let redirect_uris: Vec<String> = doc["redirect_uris"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let redirect_uris = redirect_uris(&doc);
     if redirect_uris.is_empty() {
         return Err("it lists no redirect_uris".into());
     }
@@ -106,14 +99,7 @@ pub(super) async fn register(
     state: web::Data<DevState>,
     body: web::Json<serde_json::Value>,
 ) -> HttpResponse {
-    let redirect_uris: Vec<String> = body["redirect_uris"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let redirect_uris = redirect_uris(&body);
     if redirect_uris.is_empty() {
         return HttpResponse::BadRequest().json(json!({"error": "invalid_redirect_uri", "error_description": "redirect_uris is required"}));
     }
@@ -153,4 +139,17 @@ pub(super) async fn register(
         "response_types": ["code"],
         "token_endpoint_auth_method": "none",
     }))
+}
+
+/// The string entries of a client document's `redirect_uris` (none when it is absent or not a
+/// list).
+fn redirect_uris(doc: &serde_json::Value) -> Vec<String> {
+    doc["redirect_uris"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }

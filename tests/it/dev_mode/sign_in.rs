@@ -28,14 +28,7 @@ async fn rust_headless_sign_in_then_hello_tool_greets_the_dev_user() {
         ]
     );
     let callback = dev_login::choose_user(&page, "ada@contoso.dev").await;
-    assert!(
-        callback
-            .location
-            .as_str()
-            .starts_with(dev_login::REDIRECT_URI),
-        "{}",
-        callback.location
-    );
+    assert_returns_to_the_client(&callback);
     assert_eq!(callback.get("iss"), Some(issuer.as_str()), "RFC 9207 iss");
     assert_eq!(callback.get("state"), Some(request.state.as_str()));
     let tokens = dev_login::redeem(
@@ -159,14 +152,7 @@ async fn pkce_and_codes_are_enforced() {
         let Authorize::Redirect(callback) = dev_login::open_authorize(&url).await else {
             panic!("expected an error redirect for {url}");
         };
-        assert!(
-            callback
-                .location
-                .as_str()
-                .starts_with(dev_login::REDIRECT_URI),
-            "{}",
-            callback.location
-        );
+        assert_returns_to_the_client(&callback);
         assert_eq!(
             callback.get("error"),
             Some("invalid_request"),
@@ -261,4 +247,16 @@ async fn registration_accepts_only_safe_redirect_uris() {
             .expect("register");
         assert_eq!(reply.status().is_success(), ok, "{uri}: {}", reply.status());
     }
+}
+
+/// The provider's redirect goes back to the client's registered redirect URI.
+fn assert_returns_to_the_client(callback: &dev_login::Callback) {
+    assert!(
+        callback
+            .location
+            .as_str()
+            .starts_with(dev_login::REDIRECT_URI),
+        "{}",
+        callback.location
+    );
 }
