@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::jwt::TokenValidator;
 use super::metadata::ResourceMetadata;
-use super::validated::ValidatedToken;
+use super::validated::ValidatedCache;
 use super::{Caller, Error, challenge, easyauth, scopes};
 use crate::telemetry::bounded;
 
@@ -46,10 +46,9 @@ pub(super) enum Policy {
 
 pub(super) struct TokenPolicy {
     pub(super) validator: TokenValidator,
-    /// SHA-256 of a validated token → its caller, until the token expires (`exp` + leeway)
-    /// or its key is withdrawn. Only successes are kept; a refused token is checked in full
-    /// every time.
-    pub(super) validated: moka::sync::Cache<[u8; 32], Arc<ValidatedToken>>,
+    /// A validated token → its caller, until the token expires (`exp` + leeway) or its key
+    /// is withdrawn. Only successes are kept; a refused token is checked in full every time.
+    pub(super) validated: ValidatedCache,
     pub(super) leeway: std::time::Duration,
     pub(super) easyauth: bool,
     pub(super) metadata: Arc<ResourceMetadata>,

@@ -8,7 +8,7 @@ use super::jwks::JwksCache;
 use super::jwt::{IssuerPolicy, TenantPolicy, TokenValidator};
 use super::metadata::ResourceMetadata;
 use super::middleware::{Authorizer, Policy, TokenPolicy};
-use super::validated::{VALIDATED_CACHE_ENTRIES, validated_cache};
+use super::validated::{VALIDATED_CACHE_ENTRIES, ValidatedCache};
 use super::{AuthMode, Entra, Settings, Tenancy};
 
 impl Authorizer {
@@ -68,7 +68,7 @@ impl Authorizer {
         Self {
             policy: Arc::new(Policy::Tokens(Box::new(TokenPolicy {
                 validator,
-                validated: validated_cache(VALIDATED_CACHE_ENTRIES),
+                validated: ValidatedCache::new(VALIDATED_CACHE_ENTRIES),
                 leeway: auth.leeway,
                 easyauth: auth.mode == AuthMode::EasyAuth,
                 metadata,

@@ -50,6 +50,13 @@ impl UserAssertion {
         &self.0.token
     }
 
+    /// Whether this is `token`, compared in constant time (a cache lookup by a short hash
+    /// must not tell how much of a guessed token matches).
+    pub fn is(&self, token: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.token.as_bytes(), token.as_bytes())
+            .is_ok()
+    }
+
     /// When the caller's token expires (`exp`).
     pub fn expires_at(&self) -> SystemTime {
         self.0.expires_at
