@@ -139,7 +139,9 @@ impl HttpClient {
         let mut request = Request::new(Empty::new());
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        tokio::time::timeout(self.config.timeout, self.exchange(request))
+        // Boxed: hyper's request state is most of a kilobyte, copied unboxed into each
+        // future that awaits it.
+        Box::pin(tokio::time::timeout(self.config.timeout, self.exchange(request)))
             .await
             .map_err(|_| SendError::Timeout)?
     }
