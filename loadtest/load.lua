@@ -7,8 +7,8 @@
 -- MODE: healthz (GET), list (POST tools/list), hello (POST tools/call HelloTool),
 --       events (POST tools/call UpcomingEvents, top 10: one calendarView page),
 --       graph (GET with a bearer token: the fake Graph's /v1.0/me on its own),
---       proxy (hello's POST to the nginx reference proxy, with downstream tokens: answered
---       by the fake Graph's /v1.0/me through nginx).
+--       proxy (hello's POST to a reference proxy, the Rust floor or nginx, with downstream
+--       tokens: answered by the fake Graph's /v1.0/me through the proxy).
 -- TOKEN_FILE: one token per line; each request carries the next one (`Authorization: Bearer`).
 -- done() prints one machine-readable `WRK_RESULT key=value ...` line for the harness.
 

@@ -2,9 +2,10 @@
 # The load benchmark: builds the shipped binary (the `dist` profile: fat LTO, what the
 # Dockerfile ships), then runs the load tool (loadtest/, the mcp-obo-loadtest workspace member,
 # built with the same profile so the in-process fakes are not slowed by the opt-level-1
-# `release` profile), which starts the fakes, the server (auth on and off), the nginx
-# reference proxy and wrk, prints a Markdown table and writes it into BENCHMARKS.md. About 5
-# minutes of measuring after the builds (the dist build takes about 7 minutes on two cores).
+# `release` profile), which starts the fakes, the server (auth on and off), the reference
+# proxies (the Rust floor, nginx) and wrk, prints a Markdown table and writes it into
+# BENCHMARKS.md. About 5 minutes of measuring after the builds (the dist build takes about 7
+# minutes on two cores).
 #
 #   scripts/bench.sh            # load benchmark (BENCHMARKS.md updated)
 #   scripts/bench.sh --micro    # also the criterion micro-benchmarks (micro, obo_cache)

@@ -8,15 +8,17 @@
 //! `mcp-obo-testkit`. As child processes: `mcp-obo serve` twice (`auth.mode = oidc` with the
 //! token exchange and a client secret, and `auth.mode = none`), and `wrk` driving them over
 //! 127.0.0.1 with `loadtest/load.lua`, which rotates through users' tokens and checks every
-//! response body; and, when installed, `nginx` as the reference proxy HelloTool is measured
-//! against (`nginx.rs`).
+//! response body; and the two reference proxies HelloTool is measured against: the Rust floor
+//! (this binary re-executed as a bare actix-web + hyper-util proxy, `floor.rs`) and, when
+//! installed, `nginx` (`nginx.rs`).
 //!
 //! Measures, in this order: cold start (exec → first successful authenticated tools/call,
 //! median of 5), RSS idle and after 10,000 distinct users, the OBO cache warm-up of the load
 //! users, the fake Graph's own ceiling, the wrk runs (healthz, tools/list with auth off and
-//! on, HelloTool, the nginx reference proxy, UpcomingEvents) at each connection count, three
-//! comparison runs at 64 connections (fast path off for tools/list and HelloTool,
-//! `log.requests=all` for HelloTool), and token exchanges for 10,000 calls from 100 users.
+//! on, HelloTool, the Rust floor, the nginx reference proxy, UpcomingEvents) at each
+//! connection count, three comparison runs at 64 connections (fast path off for tools/list
+//! and HelloTool, `log.requests=all` for HelloTool), and token exchanges for 10,000 calls
+//! from 100 users.
 //! Prints a Markdown report and writes it into `BENCHMARKS.md` between the
 //! `<!-- load:begin -->` / `<!-- load:end -->` markers.
 //!
@@ -26,17 +28,21 @@
 //! `MCP_OBO_BENCH_*` variables (`--help`, `options.rs`).
 //!
 //! Modules: `options` (knobs), `fakes` (issuer, Graph, tokens), `server` (the child
-//! process), `nginx` (the reference proxy), `calls` (single reqwest calls, cold start),
-//! `phases` (users, memory, the load servers' warm-up, the exchange count), `wrk` (driving
-//! wrk), `procfs` (/proc sampling), `scenarios` (the wrk runs), `shared` (the shared-cache
-//! comparison), `report` (Markdown, BENCHMARKS.md).
+//! process), `floor` and `nginx` (the reference proxies: actix-web + hyper-util, and nginx),
+//! `calls` (single reqwest calls, cold start), `phases` (users, memory, the load servers'
+//! warm-up, the exchange count), `wrk` (driving wrk), `procfs` (/proc sampling), `scenarios`
+//! (the wrk runs), `shared` (the shared-cache comparison), `report` (Markdown,
+//! BENCHMARKS.md); in tests, `proxy_check` (what both reference proxies' tests check).
 
 mod calls;
 mod fakes;
+mod floor;
 mod nginx;
 mod options;
 mod phases;
 mod procfs;
+#[cfg(test)]
+mod proxy_check;
 mod report;
 mod scenarios;
 mod server;
@@ -70,7 +76,15 @@ const CLIENT_CONCURRENCY: usize = 16;
 const GRAPH_CEILING_CONNS: u32 = 64;
 
 fn main() -> ExitCode {
-    match Options::parse().and_then(|opts| run(&opts)) {
+    let mut args = std::env::args_os().skip(1);
+    // The Rust floor's child process (floor.rs re-executes this binary), before the options:
+    // it has its own arguments.
+    let result = if args.next().is_some_and(|a| a == floor::MODE) {
+        floor::child_main(args)
+    } else {
+        Options::parse().and_then(|opts| run(&opts))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-obo-loadtest: {e:#}");
@@ -153,6 +167,13 @@ fn run(opts: &Options) -> Result<()> {
     let graph_file = dir.path().join("graph-tokens.txt");
     let (before, servers) = measure_before(&h, &users, &graph_file, &mut failures)?;
 
+    let floor = floor::for_run(opts, &h.fakes.graph.url)?;
+    if let Some(f) = &floor {
+        step(
+            t0,
+            &format!("Rust floor reference: {} workers", f.workers()),
+        );
+    }
     let nginx = nginx::for_run(opts, &h.fakes.graph.url)?;
     if let Some(n) = &nginx {
         step(t0, &format!("nginx reference: {} workers", n.workers()));
@@ -164,6 +185,7 @@ fn run(opts: &Options) -> Result<()> {
     let targets = Targets {
         auth: &servers.auth,
         none: &servers.none,
+        floor: floor.as_ref(),
         nginx: nginx.as_ref(),
         users_file: &users_arg,
         graph_tokens: &graph_arg,
@@ -318,6 +340,12 @@ fn measure_load(
         hwm_after_load_kb: targets.auth.status_kb("VmHWM:"),
         server_log_problems,
         server_log_sample: taps.iter().find_map(|t| t.first_problem()),
+        floor: targets.floor.map(|f| {
+            format!(
+                "{} workers (the server's worker count), a child process, not pinned",
+                f.workers()
+            )
+        }),
         nginx: targets.nginx.map(|n| {
             format!(
                 "`{}`, {} worker processes (the server's worker count), not pinned (neither is the server)",

@@ -47,17 +47,11 @@ pub fn server_workers() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
-/// The reference proxy for this run, if it needs one (the full run, or the A/B mode with
-/// `MCP_OBO_BENCH_NGINX`) and nginx is installed; otherwise `None`, with [`MISSING`] printed
-/// when that is why.
+/// The reference proxy for this run, if it has reference proxies (the full run, or the A/B
+/// mode with `MCP_OBO_BENCH_NGINX`) and nginx is installed; otherwise `None`, with [`MISSING`]
+/// printed when that is why.
 pub fn for_run(opts: &Options, graph_url: &str) -> Result<Option<Nginx>> {
-    // As main.rs picks the mode: the A/B mode first, then the shared cache comparison.
-    let wanted = match (opts.hello_only, opts.shared_cache) {
-        (Some(_), _) => opts.nginx,
-        (None, Some(_)) => false,
-        (None, None) => true,
-    };
-    if !wanted {
+    if !opts.reference_runs() {
         return Ok(None);
     }
     if !installed() {

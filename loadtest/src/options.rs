@@ -20,10 +20,12 @@ Knobs (environment):
   MCP_OBO_BENCH_HELLO_ONLY   N: for A/B runs, after the warm-up N pairs of unauthenticated
                              tools/list and HelloTool runs at each connection count, printed with
                              their ratio, no report
-  MCP_OBO_BENCH_NGINX        1: with MCP_OBO_BENCH_HELLO_ONLY, also an nginx reference run (the
-                             same POST proxied to one GET /v1.0/me on the fake Graph) after each
-                             HelloTool run, printed with HelloTool / nginx (the full run always
-                             has the nginx rows when nginx is installed)
+  MCP_OBO_BENCH_NGINX        1: with MCP_OBO_BENCH_HELLO_ONLY, also the reference runs after
+                             each HelloTool run: the Rust floor (actix-web + hyper-util) and,
+                             when installed, nginx, each proxying the same POST to one
+                             GET /v1.0/me on the fake Graph, printed with HelloTool / Rust floor,
+                             Rust floor / nginx and HelloTool / nginx (the full run always has
+                             the reference rows, nginx's when it is installed)
   MCP_OBO_BENCH_SHARED_CACHE N: after the warm-up N pairs of HelloTool runs with the shared
                              cache (a redis-server on loopback) off and on, then first calls on
                              a fresh replica for users cached in Redis against new users; no
@@ -52,8 +54,8 @@ pub struct Options {
     pub perf: Option<PathBuf>,
     /// `MCP_OBO_BENCH_HELLO_ONLY`: A/B pairs instead of the full run.
     pub hello_only: Option<u32>,
-    /// `MCP_OBO_BENCH_NGINX`: the A/B mode runs the nginx reference too.
-    pub nginx: bool,
+    /// `MCP_OBO_BENCH_NGINX`: the A/B mode runs the reference proxies too.
+    pub references: bool,
     /// `MCP_OBO_BENCH_SHARED_CACHE`: shared cache off/on pairs and fresh-replica first calls
     /// instead of the full run.
     pub shared_cache: Option<u32>,
@@ -123,7 +125,7 @@ impl Options {
                         .with_context(|| format!("MCP_OBO_BENCH_HELLO_ONLY: `{n}` is not a number"))
                 })
                 .transpose()?,
-            nginx: match var("MCP_OBO_BENCH_NGINX").as_deref().map(str::trim) {
+            references: match var("MCP_OBO_BENCH_NGINX").as_deref().map(str::trim) {
                 None | Some("0") => false,
                 Some("1") => true,
                 Some(v) => bail!("MCP_OBO_BENCH_NGINX: `{v}` is neither 1 nor 0"),
@@ -137,6 +139,17 @@ impl Options {
                 .transpose()?,
             root,
         })
+    }
+
+    /// Whether this run has the reference proxies (the Rust floor, nginx): the full run
+    /// always, the A/B mode with `MCP_OBO_BENCH_NGINX`, the shared cache comparison never. As
+    /// main.rs picks the mode: the A/B mode first, then the shared cache comparison.
+    pub fn reference_runs(&self) -> bool {
+        match (self.hello_only, self.shared_cache) {
+            (Some(_), _) => self.references,
+            (None, Some(_)) => false,
+            (None, None) => true,
+        }
     }
 
     /// The wrk script, beside this crate's manifest.
@@ -164,7 +177,8 @@ mod tests {
         let o = with(&[]).unwrap();
         assert_eq!((o.duration, o.rounds, o.threads, o.users), (5, 3, 2, 1000));
         assert_eq!(o.connections, [16, 64, 256]);
-        assert!(!o.nginx);
+        assert!(!o.references);
+        assert!(o.reference_runs(), "the full run has the reference proxies");
         assert!(o.binary.ends_with("target/dist/mcp-obo"));
         assert!(o.out.as_ref().unwrap().ends_with("BENCHMARKS.md"));
         assert!(o.script().is_file(), "{}", o.script().display());
@@ -184,7 +198,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.connections, [8, 32]);
         assert_eq!((o.duration, o.users, o.hello_only), (1, 1000, Some(2)));
-        assert!(o.nginx);
+        assert!(o.references && o.reference_runs());
         assert!(o.out.is_none());
         for (k, v) in [
             ("MCP_OBO_BENCH_CONNECTIONS", "16,x"),
@@ -195,5 +209,17 @@ mod tests {
             let e = format!("{:#}", with(&[(k, v)]).err().unwrap());
             assert!(e.contains(k), "{e}");
         }
+    }
+
+    #[test]
+    fn reference_runs_are_in_the_full_run_and_in_the_ab_mode_when_asked_for() {
+        let runs = |vars: &[(&str, &str)]| with(vars).unwrap().reference_runs();
+        assert!(runs(&[]));
+        assert!(!runs(&[("MCP_OBO_BENCH_HELLO_ONLY", "2")]));
+        assert!(runs(&[
+            ("MCP_OBO_BENCH_HELLO_ONLY", "2"),
+            ("MCP_OBO_BENCH_NGINX", "1")
+        ]));
+        assert!(!runs(&[("MCP_OBO_BENCH_SHARED_CACHE", "2")]));
     }
 }

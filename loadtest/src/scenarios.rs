@@ -1,4 +1,4 @@
-//! The wrk runs: the table's scenarios (the nginx reference among them) in interleaved
+//! The wrk runs: the table's scenarios (the reference proxies among them) in interleaved
 //! rounds, the comparison runs at 64 connections, the A/B mode (`MCP_OBO_BENCH_HELLO_ONLY`)
 //! and the optional perf profile.
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::calls::call_each;
+use crate::floor::Floor;
 use crate::nginx::Nginx;
 use crate::report::us;
 use crate::server::{LogTap, Server};
@@ -22,18 +23,22 @@ pub enum Scenario {
     ListOff,
     ListOn,
     Hello,
+    /// The Rust floor: HelloTool's POST, one upstream GET, on actix-web and hyper-util.
+    Floor,
     /// The nginx reference proxy: HelloTool's POST, one upstream GET.
     Nginx,
     Events,
 }
 
 impl Scenario {
-    /// In the table's order (nginx next to HelloTool, the floor it is measured against).
-    pub const ALL: [Scenario; 6] = [
+    /// In the table's order (the reference proxies next to HelloTool, which is measured
+    /// against them).
+    pub const ALL: [Scenario; 7] = [
         Self::Healthz,
         Self::ListOff,
         Self::ListOn,
         Self::Hello,
+        Self::Floor,
         Self::Nginx,
         Self::Events,
     ];
@@ -44,6 +49,9 @@ impl Scenario {
             Self::ListOff => "`tools/list`, auth off",
             Self::ListOn => "`tools/list`, auth on",
             Self::Hello => "`tools/call HelloTool`, auth on, cache warm",
+            Self::Floor => {
+                "Rust floor: actix-web + hyper-util proxying the same POST as one keep-alive `GET /v1.0/me` (no JSON, no token work)"
+            }
             Self::Nginx => {
                 "nginx reference: the same POST proxied as one keep-alive `GET /v1.0/me` (no JSON, no token work)"
             }
@@ -54,22 +62,23 @@ impl Scenario {
     }
 }
 
-/// The two load servers, the nginx reference (when it runs) and the token files the wrk runs
-/// rotate through.
+/// The two load servers, the reference proxies (when they run) and the token files the wrk
+/// runs rotate through.
 pub struct Targets<'a> {
     /// `auth.mode = oidc`, OBO cache warm.
     pub auth: &'a Server,
     /// `auth.mode = none`.
     pub none: &'a Server,
+    pub floor: Option<&'a Floor>,
     pub nginx: Option<&'a Nginx>,
     pub users_file: &'a str,
-    /// Downstream tokens the fake Graph accepts, for the nginx reference.
+    /// Downstream tokens the fake Graph accepts, for the reference proxies.
     pub graph_tokens: &'a str,
 }
 
 impl Targets<'_> {
     /// Where scenario `s` is sent, the pids whose CPU it costs, and load.lua's arguments;
-    /// `None` for the nginx reference when nginx does not run.
+    /// `None` for a reference proxy that does not run.
     fn target(&self, s: Scenario) -> Option<(String, Vec<u32>, Vec<&str>)> {
         let (server, path, args) = match s {
             Scenario::Healthz => (self.auth, "/healthz", vec!["healthz"]),
@@ -77,6 +86,10 @@ impl Targets<'_> {
             Scenario::ListOn => (self.auth, "/mcp", vec!["list", self.users_file]),
             Scenario::Hello => (self.auth, "/mcp", vec!["hello", self.users_file]),
             Scenario::Events => (self.auth, "/mcp", vec!["events", self.users_file]),
+            Scenario::Floor => {
+                let f = self.floor?;
+                return Some((f.url("/mcp"), f.pids(), vec!["proxy", self.graph_tokens]));
+            }
             Scenario::Nginx => {
                 let n = self.nginx?;
                 return Some((n.url("/mcp"), n.pids(), vec!["proxy", self.graph_tokens]));
@@ -86,17 +99,31 @@ impl Targets<'_> {
     }
 }
 
-/// `HelloTool / nginx: 0.55 of the throughput, p99 1.8×`.
-pub fn against_nginx(hello: &Load, nginx: &Load) -> String {
+/// `HelloTool / nginx: 0.55 of the throughput, p99 1.8×`: `a` against `b`, named `what`.
+pub fn versus(what: &str, a: &Load, b: &Load) -> String {
     format!(
-        "HelloTool / nginx: {:.2} of the throughput, p99 {:.1}×",
-        hello.rps() / nginx.rps(),
-        hello.p99_us as f64 / nginx.p99_us.max(1) as f64
+        "{what}: {:.2} of the throughput, p99 {:.1}×",
+        a.rps() / b.rps(),
+        a.p99_us as f64 / b.p99_us.max(1) as f64
     )
 }
 
+/// The comparisons with the reference proxies at one connection count, of the runs `get`
+/// has: HelloTool / Rust floor (what mcp-obo does), Rust floor / nginx (what the framework
+/// costs), HelloTool / nginx (both).
+pub fn against_references<'a>(get: impl Fn(Scenario) -> Option<&'a Load>) -> Vec<String> {
+    [
+        ("HelloTool / Rust floor", Scenario::Hello, Scenario::Floor),
+        ("Rust floor / nginx", Scenario::Floor, Scenario::Nginx),
+        ("HelloTool / nginx", Scenario::Hello, Scenario::Nginx),
+    ]
+    .into_iter()
+    .filter_map(|(what, a, b)| Some(versus(what, get(a)?, get(b)?)))
+    .collect()
+}
+
 /// A/B comparisons: unauthenticated tools/list and HelloTool (and, with
-/// `MCP_OBO_BENCH_NGINX`, the nginx reference) at each connection count, `n` times,
+/// `MCP_OBO_BENCH_NGINX`, the reference proxies) at each connection count, `n` times,
 /// alternating, printed with their ratios: run-to-run spread on this VM is 10-20%, so the
 /// ratio of neighbouring runs says more.
 pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
@@ -107,13 +134,14 @@ pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
             for (what, s) in [
                 ("list (auth off)", Scenario::ListOff),
                 ("hello", Scenario::Hello),
+                ("Rust floor", Scenario::Floor),
                 ("nginx", Scenario::Nginx),
             ] {
                 if let Some((url, pids, args)) = t.target(s) {
-                    runs.push((what, wrk.run(c, opts.duration, &url, &args, &pids)?));
+                    runs.push((s, what, wrk.run(c, opts.duration, &url, &args, &pids)?));
                 }
             }
-            for (what, r) in &runs {
+            for (_, what, r) in &runs {
                 eprintln!(
                     "{what}@{c}: {:.0} req/s, p50 {}, p99 {}, errors {}, server {:.0} µs/req, fakes {:.2} cores",
                     r.rps(),
@@ -124,14 +152,15 @@ pub fn hello_only(wrk: &Wrk<'_>, n: u32, t: &Targets<'_>) -> Result<()> {
                     r.harness_cores,
                 );
             }
-            if let [(_, list), (_, hello), rest @ ..] = runs.as_slice() {
+            let get = |s: Scenario| runs.iter().find(|(r, ..)| *r == s).map(|(.., l)| l);
+            if let (Some(list), Some(hello)) = (get(Scenario::ListOff), get(Scenario::Hello)) {
                 eprintln!(
                     "hello / list @{c}: {:.0}%",
                     100.0 * hello.rps() / list.rps()
                 );
-                if let [(_, nginx)] = rest {
-                    eprintln!("{} @{c}", against_nginx(hello, nginx));
-                }
+            }
+            for line in against_references(get) {
+                eprintln!("{line} @{c}");
             }
         }
     }

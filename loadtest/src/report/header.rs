@@ -1,5 +1,5 @@
-//! The report's header (date, machine, commit, binary, how the load was made, the nginx
-//! reference) and its closing section, the wrk commands as run.
+//! The report's header (date, machine, commit, binary, how the load was made, the reference
+//! proxies) and its closing section, the wrk commands as run.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -74,11 +74,17 @@ pub(super) fn header(md: &mut String, opts: &Options, r: &Results, binary_note: 
         md,
         "- auth-off server: `auth.mode=none` on loopback (tools/list only)"
     );
+    if let Some(floor) = &r.floor {
+        let _ = writeln!(
+            md,
+            "- Rust floor: {floor}; the server's HTTP stack alone, built with this tool: actix-web 4.18.1 taking the same POST `/mcp` (body read) and making the same one keep-alive HTTP/1.1 `GET /v1.0/me` with the request's bearer token through hyper-util's pooled client (one per worker thread, as the server's Graph client), answering Graph's status and body; no MCP, no auth, no JSON: HelloTool against it is what mcp-obo does, it against nginx what the framework costs (`loadtest/src/floor.rs`)"
+        );
+    }
     match &r.nginx {
         Some(nginx) => {
             let _ = writeln!(
                 md,
-                "- nginx reference: {nginx}; a reverse proxy taking HelloTool's POST `/mcp` (same headers and body) and making the one upstream request HelloTool makes, a keep-alive HTTP/1.1 `GET /v1.0/me` to the fake Graph with the request's bearer token (the downstream tokens HelloTool's warm-up got), and no JSON or token work: the floor for HelloTool (`loadtest/src/nginx.rs`)\n"
+                "- nginx reference: {nginx}; a reverse proxy taking HelloTool's POST `/mcp` (same headers and body) and making the one upstream request HelloTool makes, a keep-alive HTTP/1.1 `GET /v1.0/me` to the fake Graph with the request's bearer token (the downstream tokens HelloTool's warm-up got), and no JSON or token work: what proxying costs at best (`loadtest/src/nginx.rs`)\n"
             );
         }
         None => {
@@ -117,6 +123,11 @@ fn wrk_commands(opts: &Options, wrk: &Wrk<'_>) -> Vec<String> {
             "HelloTool",
             "http://127.0.0.1:$AUTH_PORT/mcp",
             "hello users.txt",
+        ),
+        (
+            "Rust floor",
+            "http://127.0.0.1:$FLOOR_PORT/mcp",
+            "proxy graph-tokens.txt",
         ),
         (
             "nginx reference",

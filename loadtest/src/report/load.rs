@@ -1,12 +1,12 @@
 //! The throughput and latency table (every scenario at every connection count, the fake
 //! Graph's ceiling, the comparison runs) and the ratios of scenarios in the same run, HelloTool
-//! against the nginx reference among them.
+//! against the reference proxies among them.
 
 use std::fmt::Write as _;
 
 use super::{Results, ratio, us};
 use crate::options::Options;
-use crate::scenarios::{Scenario, against_nginx};
+use crate::scenarios::{Scenario, against_references};
 use crate::wrk::Load;
 
 pub(super) fn error_cell(l: &Load) -> String {
@@ -95,17 +95,20 @@ pub(super) fn ratios(md: &mut String, opts: &Options, r: &Results) {
             pct(ratio(r, c, Scenario::ListOff, Scenario::Healthz)),
         );
     }
-    let mut against = opts.connections.iter().filter_map(|&c| {
-        let hello = r.load.get(&(c, Scenario::Hello))?;
-        let nginx = r.load.get(&(c, Scenario::Nginx))?;
-        Some(format!(
-            "- {} at {c} connections",
-            against_nginx(hello, nginx)
-        ))
-    });
-    if let Some(first) = against.next() {
-        let _ = writeln!(md, "\nAgainst the nginx reference (the same rounds):\n");
-        let _ = writeln!(md, "{first}");
+    let against: Vec<String> = opts
+        .connections
+        .iter()
+        .flat_map(|&c| {
+            against_references(|s| r.load.get(&(c, s)))
+                .into_iter()
+                .map(move |line| format!("- {line} at {c} connections"))
+        })
+        .collect();
+    if !against.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nAgainst the reference proxies (the same rounds): HelloTool / Rust floor is what mcp-obo does, Rust floor / nginx what its HTTP stack costs.\n"
+        );
         for line in against {
             let _ = writeln!(md, "{line}");
         }

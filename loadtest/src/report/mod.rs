@@ -55,6 +55,8 @@ pub struct Results {
     pub hwm_after_load_kb: u64,
     pub server_log_problems: u64,
     pub server_log_sample: Option<String>,
+    /// The Rust floor's workers; `None` when it did not run.
+    pub floor: Option<String>,
     /// The nginx reference proxy's version and workers; `None` when it did not run.
     pub nginx: Option<String>,
     pub first_failure: Option<String>,
