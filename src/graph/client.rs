@@ -223,15 +223,12 @@ impl GraphClient {
                 retries.resends(),
                 graph.cae_challenge = tracing::field::Empty
             );
-            // Boxed: the request's state (hyper's among it) is about a kilobyte, and unboxed
-            // it would be copied into each future that awaits this one, up to the tool's.
-            let reply = Box::pin(self.attempt(url, &token, extra, &span)).await?;
+            let reply = self.attempt(url, &token, extra, &span).await?;
             let step = if reply.status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
-                // Boxed: the rare path's state would otherwise be part of every call's future.
-                answered =
-                    Box::pin(self.answer_unauthorized(caller, &scopes, &reply.headers, &span))
-                        .await?;
+                answered = self
+                    .answer_unauthorized(caller, &scopes, &reply.headers, &span)
+                    .await?;
                 Ok(Step::Again)
             } else {
                 judge(endpoint, &reply)

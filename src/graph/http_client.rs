@@ -139,9 +139,7 @@ impl HttpClient {
         let mut request = Request::new(Empty::new());
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        // Boxed: hyper's request state is most of a kilobyte, copied unboxed into each
-        // future that awaits it.
-        Box::pin(tokio::time::timeout(self.config.timeout, self.exchange(request)))
+        tokio::time::timeout(self.config.timeout, self.exchange(request))
             .await
             .map_err(|_| SendError::Timeout)?
     }
