@@ -198,7 +198,9 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         // As if "forged" collided with "victim": the victim's entry under the forged key.
         let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.";
-        cache.entries.insert(cache.key(forged), entry("victim", later));
+        cache
+            .entries
+            .insert(cache.key(forged), entry("victim", later));
         assert!(cache.get(cache.key(forged), forged).is_none());
         // A token differing only in its last character, or only in length, is another token.
         insert(&cache, "victim", later);
