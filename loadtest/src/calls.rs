@@ -37,18 +37,23 @@ pub async fn call_hello(client: &reqwest::Client, url: &str, token: &str) -> Res
     call_tool(client, url, token, Tool::Hello).await
 }
 
+/// A stateless MCP POST to `url` with `token`, as load.lua sends it; the body is the caller's.
+pub fn mcp_post(client: &reqwest::Client, url: &str, token: &str) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT)
+        .header("mcp-protocol-version", PROTOCOL)
+        .header("authorization", format!("Bearer {token}"))
+}
+
 async fn call_tool(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     tool: Tool,
 ) -> Result<(), CallError> {
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", ACCEPT)
-        .header("mcp-protocol-version", PROTOCOL)
-        .header("authorization", format!("Bearer {token}"))
+    let response = mcp_post(client, url, token)
         .body(match tool {
             Tool::Hello => HELLO_BODY,
             Tool::Events => EVENTS_BODY,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mcp_obo_testkit::fake_graph::FakeGraph;
 
-use crate::calls::{ACCEPT, HELLO_BODY, PROTOCOL};
+use crate::calls::{HELLO_BODY, mcp_post};
 
 /// POSTs per test: far more than the proxies' workers, so a connection per request shows.
 const POSTS: usize = 30;
@@ -82,12 +82,7 @@ impl Upstream {
         self.rt.block_on(async {
             let client = reqwest::Client::new();
             for token in &self.sent {
-                let response = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("accept", ACCEPT)
-                    .header("mcp-protocol-version", PROTOCOL)
-                    .header("authorization", format!("Bearer {token}"))
+                let response = mcp_post(&client, url, token)
                     .body(HELLO_BODY)
                     .send()
                     .await
