@@ -2,7 +2,7 @@
 //! or the issuer stops publishing the key that verified it, so a client's repeated calls skip
 //! the signature check. Only successes are kept.
 //!
-//! Keyed by a 64-bit hash of the token under a per-process random seed, not its SHA-256:
+//! Keyed by a 64-bit hash of the token under a random seed, not its SHA-256:
 //! the key is computed on every request, and SHA-256 of a 1 KB token cost about 3% of a warm
 //! HelloTool. A key is only where to look: a hit counts only when the presented token equals
 //! the cached caller's own (compared in constant time), so a colliding token is validated in
@@ -67,7 +67,8 @@ impl moka::Expiry<u64, Arc<ValidatedToken>> for UntilExpired {
 /// [`TokenPolicy::validated`]: validated tokens by their seeded hash.
 pub(super) struct ValidatedCache {
     entries: moka::sync::Cache<u64, Arc<ValidatedToken>>,
-    /// Seeded per process, so which tokens collide cannot be worked out from outside.
+    /// Seeded at random for each cache, so which tokens collide cannot be worked out from
+    /// outside.
     seed: foldhash::quality::RandomState,
 }
 
