@@ -88,6 +88,14 @@ impl ValidatedCache {
         self.seed.hash_one(token)
     }
 
+    fn insert(&self, key: u64, entry: Arc<ValidatedToken>) {
+        self.entries.insert(key, entry);
+    }
+
+    fn invalidate(&self, key: u64) {
+        self.entries.invalidate(&key);
+    }
+
     /// The entry of `token` itself, if cached: one under its key for another token is not.
     fn get(&self, key: u64, token: &str) -> Option<Arc<ValidatedToken>> {
         self.entries.get(&key).filter(|entry| {
@@ -125,7 +133,7 @@ impl TokenPolicy {
                     .fetch_max(generation, std::sync::atomic::Ordering::Relaxed);
                 return Ok(Arc::clone(&entry.caller));
             }
-            self.validated.entries.invalidate(&key);
+            self.validated.invalidate(key);
         }
         let validated = self.validator.validate_with_kid(token).await?;
         let caller = Arc::new(validated.caller);
@@ -135,7 +143,7 @@ impl TokenPolicy {
             // Kept until the token expires; one whose `exp` plus the leeway is beyond what
             // the clock can say is not kept at all (the validator refuses such tokens).
             if let Some(until) = assertion.expires_at().checked_add(self.leeway) {
-                self.validated.entries.insert(
+                self.validated.insert(
                     key,
                     Arc::new(ValidatedToken {
                         caller: Arc::clone(&caller),
@@ -171,7 +179,7 @@ mod tests {
     }
 
     fn insert(cache: &ValidatedCache, token: &str, until: SystemTime) {
-        cache.entries.insert(cache.key(token), entry(token, until));
+        cache.insert(cache.key(token), entry(token, until));
     }
 
     fn cached(cache: &ValidatedCache, token: &str) -> bool {
@@ -199,9 +207,7 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         // As if "forged" collided with "victim": the victim's entry under the forged key.
         let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.";
-        cache
-            .entries
-            .insert(cache.key(forged), entry("victim", later));
+        cache.insert(cache.key(forged), entry("victim", later));
         assert!(cache.get(cache.key(forged), forged).is_none());
         // A token differing only in its last character, or only in length, is another token.
         insert(&cache, "victim", later);
